@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `npm test`: provisions what the suites need on a fresh machine, then runs lint, the type check
+# and every test suite (unit + integration) under c8 with the coverage floor from .c8rc.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "== installing dependencies (npm ci)"
+  npm ci --no-audit --no-fund
+fi
+
+echo "== lint and type check"
+npx --no-install eslint .
+npx --no-install prettier --check . >/dev/null || { npx --no-install prettier --check .; exit 1; }
+npx --no-install tsc --noEmit -p .
+
+echo "== build"
+node esbuild.js --production
+
+echo "== tests"
+npx --no-install c8 mocha --config .mocharc.json --reporter ./test/helpers/reporter.js \
+  'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'

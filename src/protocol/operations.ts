@@ -1,0 +1,403 @@
+import { z } from 'zod';
+
+/**
+ * One zod schema per operation: the single source from which the MCP tools, the REST routes and
+ * their validation, and the OpenAPI document are derived. A field is added here and nowhere else.
+ */
+
+const path = z.string().describe('Workspace-relative path (posix separators); "." is the workspace root.');
+const revision = z.string().describe('Content revision: the sha256 hex of the file bytes.');
+const expectedRevision = z
+  .string()
+  .optional()
+  .describe('Fail with REVISION_CONFLICT unless the file is still at this revision ("none": must not exist).');
+const encoding = z.enum(['utf8', 'base64']);
+const entryType = z.enum(['file', 'directory', 'symlink', 'other']);
+
+const capabilities = z.object({
+  tools: z.array(z.string()).describe('Operations this session may call.'),
+});
+
+const sessionInfo = z.object({
+  sessionId: z.string(),
+  capabilities: z.array(z.string()),
+  agent: z.string(),
+  role: z.enum(['owner', 'agent', 'viewer']),
+});
+
+const policy = z.object({
+  id: z.string().describe('Policy identifier.'),
+  rules: z
+    .array(z.string())
+    .describe('Rules "allow|deny ACTION(PATTERN) [@ROLE|@agent:NAME]"; deny wins; no match is denied.'),
+});
+
+const policyDecision = z.object({
+  allowed: z.boolean(),
+  rule: z.string().nullable(),
+  ruleIndex: z.number().int().nullable(),
+  reason: z.string(),
+});
+
+const auditRecord = z.object({
+  seq: z.number().int(),
+  ts: z.string(),
+  prev: z.string(),
+  hash: z.string(),
+  sessionId: z.string().nullable(),
+  agent: z.string(),
+  role: z.string(),
+  transport: z.string(),
+  op: z.string(),
+  params: z.unknown(),
+  decision: z.enum(['allow', 'deny']),
+  rule: z.string().nullable(),
+  outcome: z.record(z.string(), z.unknown()),
+  durationMs: z.number(),
+});
+
+/** MCP tool annotations (VS Code asks the user to confirm every tool not marked read-only). */
+export interface OperationAnnotations {
+  readOnlyHint: boolean;
+  destructiveHint: boolean;
+  idempotentHint: boolean;
+  openWorldHint: boolean;
+}
+
+/** Where an operation lives on the REST surface; `{path}` is a wildcard workspace path. */
+export interface RestRoute {
+  method: 'get' | 'post' | 'put' | 'delete';
+  path: string;
+}
+
+/** The static description of one operation. */
+export interface OperationDef<I extends z.ZodObject = z.ZodObject, O extends z.ZodType = z.ZodType> {
+  title: string;
+  description: string;
+  input: I;
+  output: O;
+  annotations: OperationAnnotations;
+  rest: RestRoute;
+  /** Exposed as an MCP tool (owner-only tools are listed only for the owner). */
+  mcpTool: boolean;
+  /** Only the owner token may call it (agents never change their own policy or tokens). */
+  ownerOnly: boolean;
+  /** Counted against the per-session write token bucket. */
+  rateLimited: boolean;
+}
+
+const READ: OperationAnnotations = {
+  readOnlyHint: true,
+  destructiveHint: false,
+  idempotentHint: true,
+  openWorldHint: false,
+};
+const WRITE: OperationAnnotations = {
+  readOnlyHint: false,
+  destructiveHint: true,
+  idempotentHint: true,
+  openWorldHint: false,
+};
+const ADDITIVE: OperationAnnotations = { ...WRITE, destructiveHint: false };
+
+function op<I extends z.ZodObject, O extends z.ZodType>(
+  def: Omit<OperationDef<I, O>, 'mcpTool' | 'ownerOnly' | 'rateLimited'> &
+    Partial<Pick<OperationDef<I, O>, 'mcpTool' | 'ownerOnly' | 'rateLimited'>>,
+): OperationDef<I, O> {
+  return { mcpTool: true, ownerOnly: false, rateLimited: false, ...def };
+}
+
+/** Every operation the server offers, by its snake_case name. */
+export const OPERATIONS = {
+  init_session: op({
+    title: 'Initialize session',
+    description:
+      'InitSession: declare the tools you want; the session gets those the server offers and the policy allows.',
+    input: z.object({ tools: z.array(z.string()).optional().describe('Requested tools; omit for all.') }),
+    output: sessionInfo,
+    annotations: ADDITIVE,
+    rest: { method: 'post', path: '/session/init' },
+    mcpTool: false,
+  }),
+  list_capabilities: op({
+    title: 'List capabilities',
+    description: 'ListCapabilities: the tools this session negotiated.',
+    input: z.object({}),
+    output: capabilities,
+    annotations: READ,
+    rest: { method: 'get', path: '/capabilities' },
+  }),
+  read_file: op({
+    title: 'Read file',
+    description:
+      'GetFile: read a workspace file. Text comes back as utf8, binary as base64, with its revision for later writes.',
+    input: z.object({ path, encoding: encoding.optional().describe('Force an encoding; default auto.') }),
+    output: z.object({ path, content: z.string(), encoding, revision, size: z.number().int() }),
+    annotations: READ,
+    rest: { method: 'get', path: '/files/{path}' },
+  }),
+  write_file: op({
+    title: 'Write file',
+    description:
+      'WriteFile: create or replace a file atomically. Pass expectedRevision (from read_file) to avoid overwriting concurrent changes.',
+    input: z.object({
+      path,
+      content: z.string().describe('File content, utf8 text or base64 when encoding is base64.'),
+      encoding: encoding.optional(),
+      expectedRevision,
+    }),
+    output: z.object({ path, revision, bytes: z.number().int(), created: z.boolean() }),
+    annotations: WRITE,
+    rest: { method: 'put', path: '/files/{path}' },
+    rateLimited: true,
+  }),
+  list_files: op({
+    title: 'List files',
+    description: 'ListFiles: list a directory, recursively up to depth (skips .git and node_modules contents).',
+    input: z.object({
+      path: path.default('.'),
+      depth: z.number().int().min(1).max(20).optional().describe('Levels to descend (default 1).'),
+      includeIgnored: z.boolean().optional().describe('Also descend into .git and node_modules.'),
+    }),
+    output: z.object({
+      path,
+      entries: z.array(
+        z.object({ path, name: z.string(), type: entryType, size: z.number().optional(), mtimeMs: z.number() }),
+      ),
+      truncated: z.boolean(),
+    }),
+    annotations: READ,
+    rest: { method: 'get', path: '/list/{path}' },
+  }),
+  file_info: op({
+    title: 'File info',
+    description: 'Stat a path: type, size, modification time and (for files) revision.',
+    input: z.object({ path }),
+    output: z.object({
+      path,
+      type: entryType,
+      size: z.number(),
+      mtimeMs: z.number(),
+      revision: revision.optional(),
+    }),
+    annotations: READ,
+    rest: { method: 'get', path: '/stat/{path}' },
+  }),
+  edit_file: op({
+    title: 'Edit file',
+    description:
+      'Apply exact-text replacements in order (each oldText must match once unless replaceAll). dryRun returns the diff and changes nothing.',
+    input: z.object({
+      path,
+      edits: z
+        .array(
+          z.object({
+            oldText: z.string().min(1),
+            newText: z.string(),
+            replaceAll: z.boolean().optional(),
+          }),
+        )
+        .min(1)
+        .max(100),
+      dryRun: z.boolean().optional(),
+      expectedRevision,
+    }),
+    output: z.object({
+      path,
+      revision,
+      diff: z.string(),
+      applied: z.number().int(),
+      dryRun: z.boolean(),
+    }),
+    annotations: WRITE,
+    rest: { method: 'post', path: '/edit' },
+    rateLimited: true,
+  }),
+  search_files: op({
+    title: 'Search files',
+    description: 'Search text or a regex across workspace files; results are capped.',
+    input: z.object({
+      query: z.string().min(1).max(1000),
+      path: path.optional(),
+      regex: z.boolean().optional(),
+      caseSensitive: z.boolean().optional(),
+      glob: z.string().max(500).optional().describe('Only files whose relative path matches this glob.'),
+      maxResults: z.number().int().min(1).max(1000).optional(),
+    }),
+    output: z.object({
+      matches: z.array(z.object({ path, line: z.number().int(), column: z.number().int(), text: z.string() })),
+      truncated: z.boolean(),
+      filesScanned: z.number().int(),
+    }),
+    annotations: READ,
+    rest: { method: 'post', path: '/search' },
+  }),
+  create_directory: op({
+    title: 'Create directory',
+    description: 'Create a directory (and missing parents).',
+    input: z.object({ path }),
+    output: z.object({ path, created: z.boolean() }),
+    annotations: ADDITIVE,
+    rest: { method: 'post', path: '/mkdir' },
+    rateLimited: true,
+  }),
+  delete_file: op({
+    title: 'Delete file',
+    description: 'Delete a file, a symlink, or a directory (recursive required when not empty).',
+    input: z.object({ path, recursive: z.boolean().optional(), expectedRevision }),
+    output: z.object({ path, deleted: z.literal(true) }),
+    annotations: WRITE,
+    rest: { method: 'delete', path: '/files/{path}' },
+    rateLimited: true,
+  }),
+  move_file: op({
+    title: 'Move file',
+    description: 'Move or rename a file or directory inside the workspace.',
+    input: z.object({ from: path, to: path, overwrite: z.boolean().optional(), expectedRevision }),
+    output: z.object({ from: path, to: path }),
+    annotations: { ...WRITE, idempotentHint: false },
+    rest: { method: 'post', path: '/move' },
+    rateLimited: true,
+  }),
+  get_policies: op({
+    title: 'Get policies',
+    description: 'GetPolicies: the rules in force (deny by default; deny wins over allow).',
+    input: z.object({}),
+    output: z.object({ policies: z.array(policy) }),
+    annotations: READ,
+    rest: { method: 'get', path: '/policies' },
+  }),
+  explain_policy: op({
+    title: 'Explain a policy decision',
+    description: 'Which rule decides ACTION(target) for you (or, for the owner, for a named agent).',
+    input: z.object({
+      action: z.enum(['read', 'write', 'exec', 'network', 'tool']),
+      target: z.string().max(4096),
+      agent: z.string().optional().describe('Owner only: explain for this agent token instead.'),
+    }),
+    output: policyDecision,
+    annotations: READ,
+    rest: { method: 'post', path: '/policies/explain' },
+  }),
+  set_policy: op({
+    title: 'Set policy',
+    description: 'SetPolicy (owner only): replace the policy. Agents can never change their own policy.',
+    input: policy,
+    output: z.object({ success: z.boolean(), message: z.string() }),
+    annotations: { ...WRITE, idempotentHint: true },
+    rest: { method: 'put', path: '/policies' },
+    ownerOnly: true,
+  }),
+  create_token: op({
+    title: 'Create agent token',
+    description: 'Owner only: mint a bearer token for a named agent with a role. The token is shown once.',
+    input: z.object({ name: z.string(), role: z.enum(['agent', 'viewer']) }),
+    output: z.object({ token: z.string(), name: z.string(), role: z.enum(['agent', 'viewer']) }),
+    annotations: ADDITIVE,
+    rest: { method: 'post', path: '/tokens' },
+    ownerOnly: true,
+    mcpTool: false,
+  }),
+  revoke_token: op({
+    title: 'Revoke agent token',
+    description: "Owner only: revoke an agent's token; its open sessions end at once.",
+    input: z.object({ name: z.string() }),
+    output: z.object({ success: z.boolean(), message: z.string() }),
+    annotations: WRITE,
+    rest: { method: 'delete', path: '/tokens/{name}' },
+    ownerOnly: true,
+    mcpTool: false,
+  }),
+  list_tokens: op({
+    title: 'List agent tokens',
+    description: 'Owner only: the agent tokens (names and roles, never the secrets).',
+    input: z.object({}),
+    output: z.object({
+      tokens: z.array(
+        z.object({ name: z.string(), role: z.enum(['agent', 'viewer']), createdAt: z.string() }),
+      ),
+    }),
+    annotations: READ,
+    rest: { method: 'get', path: '/tokens' },
+    ownerOnly: true,
+    mcpTool: false,
+  }),
+  list_sessions: op({
+    title: 'List sessions',
+    description: 'Owner only: open sessions with agent, role, transport and last activity.',
+    input: z.object({}),
+    output: z.object({
+      sessions: z.array(
+        z.object({
+          sessionId: z.string(),
+          agent: z.string(),
+          role: z.string(),
+          transport: z.string(),
+          clientName: z.string().optional(),
+          capabilities: z.array(z.string()),
+          createdAt: z.string(),
+          lastActivityAt: z.string(),
+        }),
+      ),
+    }),
+    annotations: READ,
+    rest: { method: 'get', path: '/sessions' },
+    ownerOnly: true,
+    mcpTool: false,
+  }),
+  query_audit: op({
+    title: 'Query audit log',
+    description:
+      'Audit records, newest first, paged with before/nextBefore. The owner sees every record; agents see their own.',
+    input: z.object({
+      sessionId: z.string().optional(),
+      agent: z.string().optional(),
+      op: z.string().optional(),
+      decision: z.enum(['allow', 'deny']).optional(),
+      since: z.string().optional().describe('ISO timestamp, inclusive.'),
+      until: z.string().optional().describe('ISO timestamp, inclusive.'),
+      text: z.string().max(200).optional(),
+      before: z.number().int().positive().optional(),
+      limit: z.number().int().min(1).max(1000).optional(),
+    }),
+    output: z.object({ records: z.array(auditRecord), nextBefore: z.number().int().nullable() }),
+    annotations: READ,
+    rest: { method: 'get', path: '/audit' },
+    mcpTool: false,
+  }),
+  verify_audit: op({
+    title: 'Verify audit log',
+    description: 'Owner only: check the hash chain; names the first bad record.',
+    input: z.object({}),
+    output: z.object({
+      ok: z.boolean(),
+      records: z.number().int(),
+      head: z.string().optional(),
+      badSeq: z.number().int().optional(),
+      reason: z.string().optional(),
+    }),
+    annotations: READ,
+    rest: { method: 'get', path: '/audit/verify' },
+    ownerOnly: true,
+    mcpTool: false,
+  }),
+} as const;
+
+/** All operation names. */
+export type OperationName = keyof typeof OPERATIONS;
+/** Parsed input of an operation. */
+export type OperationInput<N extends OperationName> = z.output<(typeof OPERATIONS)[N]['input']>;
+/** Result of an operation. */
+export type OperationOutput<N extends OperationName> = z.output<(typeof OPERATIONS)[N]['output']>;
+
+/** Operation names in declaration order. */
+export const OPERATION_NAMES = Object.keys(OPERATIONS) as OperationName[];
+
+/** Names of operations exposed as MCP tools. */
+export const MCP_TOOL_NAMES = OPERATION_NAMES.filter((n) => OPERATIONS[n].mcpTool);
+
+/** Operations that a session negotiates (everything except session bootstrap). */
+export const NEGOTIABLE_OPERATIONS = OPERATION_NAMES.filter((n) => n !== 'init_session');
+
+/** Exported schema pieces reused by transports. */
+export const schemas = { policy, auditRecord, sessionInfo, capabilities };

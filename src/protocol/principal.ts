@@ -1,0 +1,14 @@
+/** Who is acting: the workspace owner (VS Code user or CLI operator) or a named agent token. */
+export type Role = 'owner' | 'agent' | 'viewer';
+
+/** The authenticated identity behind a request, resolved from its bearer token. */
+export interface Principal {
+  /** `owner` for the owner token; `agent` for minted tokens (role agent or viewer). */
+  kind: 'owner' | 'agent';
+  /** Agent name as minted (`owner` for the owner). */
+  name: string;
+  role: Role;
+}
+
+/** The owner principal: there is exactly one per server. */
+export const OWNER: Principal = Object.freeze({ kind: 'owner', name: 'owner', role: 'owner' }) as Principal;
