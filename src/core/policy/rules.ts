@@ -1,0 +1,283 @@
+import { posix } from 'node:path';
+import { WorkspaceError } from '../../protocol/errors';
+import type { Role } from '../../protocol/principal';
+import { compileNameGlob, compilePathGlob, compileStarPattern, GlobSyntaxError } from './glob';
+
+/** The kinds of operation a policy rule can govern. */
+export type PolicyAction = 'read' | 'write' | 'exec' | 'network' | 'tool';
+
+/** A named, ordered list of rule strings such as `allow exec(npm run *)`. */
+export interface Policy {
+  id: string;
+  rules: string[];
+}
+
+/** One rule after parsing; `index` is its 0-based position in the policy, `text` its trimmed source. */
+export interface ParsedRule {
+  effect: 'allow' | 'deny';
+  action: PolicyAction;
+  pattern: string;
+  selector: { kind: 'all' } | { kind: 'role'; role: Role } | { kind: 'agent'; name: string };
+  text: string;
+  index: number;
+}
+
+/** A target prepared once per decision: `value` is what patterns match, `host` the host part (network). */
+export interface NormalizedTarget {
+  value: string;
+  host: string;
+}
+
+/** A precompiled pattern test for one action. */
+export type Matcher = (target: NormalizedTarget) => boolean;
+
+/** A parsed rule together with its precompiled matcher. */
+export interface CompiledRule {
+  rule: ParsedRule;
+  match: Matcher;
+}
+
+/** Every action name, in the order used by messages. */
+export const POLICY_ACTIONS: readonly PolicyAction[] = ['read', 'write', 'exec', 'network', 'tool'];
+
+/** Agent names as minted by the session manager. */
+export const AGENT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** The built-in policy: read/write anywhere except git internals and secrets; no exec, no network. */
+export const DEFAULT_POLICY: Policy = Object.freeze({
+  id: 'default',
+  rules: Object.freeze([
+    'allow read(**)',
+    'allow write(**)',
+    'deny write(.git/**)',
+    'deny read(**/.env*)',
+    'deny write(**/.env*)',
+    'deny read(**/*.pem)',
+    'deny write(**/*.pem)',
+    'deny read(**/*.key)',
+    'deny write(**/*.key)',
+    'deny read(**/id_*)',
+    'deny write(**/id_*)',
+    'deny write(**) @viewer',
+  ]) as string[],
+});
+
+const MAX_ID_LENGTH = 128;
+const MAX_RULES = 1000;
+const MAX_RULE_LENGTH = 1000;
+const MAX_CACHED_MATCHERS = 10_000;
+const ROLES: readonly Role[] = ['owner', 'agent', 'viewer'];
+const GRAMMAR =
+  "Expected 'allow|deny ACTION(PATTERN)' optionally followed by '@owner', '@agent', '@viewer' or " +
+  "'@agent:NAME', where ACTION is one of read, write, exec, network, tool.";
+
+const matcherCache = new Map<string, Matcher>();
+
+/** Collapses whitespace runs so that `npm  test` and `npm test` are the same command. */
+export function normalizeCommand(command: string): string {
+  return command.trim().replace(/\s+/g, ' ');
+}
+
+/** Normalizes a workspace-relative posix path; the root becomes the empty string. */
+export function normalizePath(path: string): string {
+  let p = posix.normalize(path === '' ? '.' : path);
+  while (p.startsWith('./')) p = p.slice(2);
+  if (p === '.') return '';
+  return p.length > 1 && p.endsWith('/') ? p.slice(0, -1) : p;
+}
+
+/** Splits `host`, `host:port` or `[v6]:port` and returns the host part. */
+export function hostOf(target: string): string {
+  if (target.startsWith('[')) {
+    const end = target.indexOf(']');
+    return end === -1 ? target : target.slice(0, end + 1);
+  }
+  const colon = target.indexOf(':');
+  return colon !== -1 && colon === target.lastIndexOf(':') ? target.slice(0, colon) : target;
+}
+
+/** Prepares a target for matching against rules of `action`. */
+export function normalizeTarget(action: PolicyAction, target: string): NormalizedTarget {
+  let value: string;
+  switch (action) {
+    case 'read':
+    case 'write':
+      value = normalizePath(target);
+      break;
+    case 'exec':
+      value = normalizeCommand(target);
+      break;
+    case 'network':
+      value = target.trim().toLowerCase();
+      return { value, host: hostOf(value) };
+    default:
+      value = target;
+  }
+  return { value, host: value };
+}
+
+/** Builds the matcher for `pattern` under `action`; throws GlobSyntaxError when the pattern is malformed. */
+function buildMatcher(action: PolicyAction, pattern: string): Matcher {
+  switch (action) {
+    case 'read':
+    case 'write': {
+      const re = compilePathGlob(pattern);
+      return (t) => re.test(t.value);
+    }
+    case 'exec': {
+      const command = normalizeCommand(pattern);
+      if (!command.includes('*')) {
+        const prefix = command + ' ';
+        return (t) => t.value === command || t.value.startsWith(prefix);
+      }
+      const re = compileStarPattern(command);
+      return (t) => re.test(t.value);
+    }
+    case 'network': {
+      const lowered = pattern.toLowerCase();
+      const re = compileStarPattern(lowered);
+      if (hostOf(lowered) !== lowered) return (t) => re.test(t.value);
+      return (t) => re.test(t.host) || re.test(t.value);
+    }
+    case 'tool': {
+      const re = compileNameGlob(pattern);
+      return (t) => re.test(t.value);
+    }
+  }
+}
+
+/** Returns the cached matcher for `(action, pattern)`, compiling it on first use. */
+function matcherFor(action: PolicyAction, pattern: string): Matcher {
+  const key = `${action}\u0000${pattern}`;
+  let matcher = matcherCache.get(key);
+  if (!matcher) {
+    matcher = buildMatcher(action, pattern);
+    if (matcherCache.size >= MAX_CACHED_MATCHERS) matcherCache.clear();
+    matcherCache.set(key, matcher);
+  }
+  return matcher;
+}
+
+/** Quotes a rule for an error message, shortening very long ones. */
+function quote(text: string): string {
+  return JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text);
+}
+
+/** The INVALID_POLICY error for rule `index` (shown 1-based) with a description of the problem. */
+function ruleError(index: number, text: string, problem: string): WorkspaceError {
+  return new WorkspaceError(
+    'INVALID_POLICY',
+    `Policy rule ${index + 1} ${quote(text)} is invalid: ${problem}. ${GRAMMAR}`,
+    { ruleIndex: index, rule: text },
+  );
+}
+
+/** Parses the selector written after the closing parenthesis (without the '@'). */
+function parseSelector(index: number, text: string, tail: string): ParsedRule['selector'] {
+  if (tail === '') return { kind: 'all' };
+  if (!tail.startsWith('@')) {
+    throw ruleError(index, text, `unexpected text ${quote(tail)} after ')'`);
+  }
+  const selector = tail.slice(1).trim();
+  if ((ROLES as readonly string[]).includes(selector)) return { kind: 'role', role: selector as Role };
+  if (selector.startsWith('agent:')) {
+    const name = selector.slice('agent:'.length);
+    if (!AGENT_NAME_RE.test(name)) {
+      throw ruleError(
+        index,
+        text,
+        `${quote(name)} is not a valid agent name (letters, digits, '.', '_', '-'; at most 64 characters)`,
+      );
+    }
+    return { kind: 'agent', name };
+  }
+  throw ruleError(index, text, `unknown selector ${quote('@' + selector)}`);
+}
+
+/** Parses and compiles one rule; throws INVALID_POLICY naming the rule on any syntax error. */
+export function compileRule(text: string, index: number): CompiledRule {
+  if (typeof text !== 'string') throw ruleError(index, String(text), 'a rule must be a string');
+  const trimmed = text.trim();
+  if (trimmed === '') throw ruleError(index, text, 'the rule is empty');
+
+  const effectMatch = /^(\S+)\s+/.exec(trimmed);
+  const effect = effectMatch ? effectMatch[1] : trimmed.split(/[\s(]/)[0];
+  if (effect !== 'allow' && effect !== 'deny') {
+    throw ruleError(index, trimmed, `it must start with 'allow' or 'deny', not ${quote(effect)}`);
+  }
+  if (!effectMatch) throw ruleError(index, trimmed, `'${effect}' must be followed by ACTION(PATTERN)`);
+
+  const rest = trimmed.slice(effectMatch[0].length);
+  const open = rest.indexOf('(');
+  const actionText = (open === -1 ? rest.split(/\s/)[0] : rest.slice(0, open)).trim();
+  if (!(POLICY_ACTIONS as readonly string[]).includes(actionText)) {
+    throw ruleError(index, trimmed, `unknown action ${quote(actionText)}`);
+  }
+  const action = actionText as PolicyAction;
+  if (open === -1) throw ruleError(index, trimmed, `missing '(' after '${action}'`);
+  const close = rest.lastIndexOf(')');
+  if (close < open) throw ruleError(index, trimmed, "missing ')' after the pattern");
+
+  const pattern = rest.slice(open + 1, close).trim();
+  if (pattern === '') throw ruleError(index, trimmed, 'the pattern is empty');
+  const selector = parseSelector(index, trimmed, rest.slice(close + 1).trim());
+
+  let match: Matcher;
+  try {
+    match = matcherFor(action, pattern);
+  } catch (err) {
+    if (!(err instanceof GlobSyntaxError)) throw err;
+    throw ruleError(index, trimmed, `the pattern ${quote(pattern)} is malformed: ${err.message}`);
+  }
+  const rule: ParsedRule = Object.freeze({
+    effect,
+    action,
+    pattern,
+    selector: Object.freeze(selector),
+    text: trimmed,
+    index,
+  });
+  return { rule, match };
+}
+
+/** Parses one rule string; `index` is its 0-based position. Throws INVALID_POLICY when malformed. */
+export function parseRule(text: string, index: number): ParsedRule {
+  return compileRule(text, index).rule;
+}
+
+/** Checks a policy's shape and compiles every rule; returns a detached copy of the policy. */
+export function compilePolicy(value: unknown): { policy: Policy; rules: CompiledRule[] } {
+  const invalid = (message: string) => new WorkspaceError('INVALID_POLICY', message);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalid(
+      'A policy must be a JSON object of the form {"id": "...", "rules": ["allow read(**)", ...]}.',
+    );
+  }
+  const { id, rules } = value as { id?: unknown; rules?: unknown };
+  if (typeof id !== 'string' || id.trim() === '' || id.length > MAX_ID_LENGTH) {
+    throw invalid(`The policy "id" must be a non-empty string of at most ${MAX_ID_LENGTH} characters.`);
+  }
+  if (!Array.isArray(rules)) throw invalid('The policy "rules" must be an array of rule strings.');
+  if (rules.length > MAX_RULES) {
+    throw invalid(`The policy has ${rules.length} rules; at most ${MAX_RULES} are allowed.`);
+  }
+  const compiled = rules.map((rule: unknown, index) => {
+    if (typeof rule !== 'string') {
+      throw invalid(
+        `Policy rule ${index + 1} must be a string, got ${rule === null ? 'null' : typeof rule}.`,
+      );
+    }
+    if (rule.length > MAX_RULE_LENGTH) {
+      throw invalid(
+        `Policy rule ${index + 1} is ${rule.length} characters long; at most ${MAX_RULE_LENGTH}.`,
+      );
+    }
+    return compileRule(rule, index);
+  });
+  return { policy: { id, rules: [...(rules as string[])] }, rules: compiled };
+}
+
+/** Validates an untrusted value as a Policy (shape and every rule); throws INVALID_POLICY. */
+export function validatePolicy(value: unknown): Policy {
+  return compilePolicy(value).policy;
+}

@@ -1,0 +1,398 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { WorkspaceError } from '../../protocol/errors';
+import { OWNER, type Principal } from '../../protocol/principal';
+import { errnoCode, writeFileAtomic } from './files';
+
+export { RateLimiter } from './rateLimiter';
+export type { RateLimitResult } from './rateLimiter';
+
+/** One negotiated connection of a principal over a transport. */
+export interface SessionInfo {
+  sessionId: string;
+  principal: Principal;
+  capabilities: string[];
+  transport: string;
+  clientName?: string;
+  createdAt: number;
+  lastActivityAt: number;
+}
+
+/** A minted agent token as listed to the owner (never includes the token or its hash). */
+export interface TokenInfo {
+  name: string;
+  role: 'agent' | 'viewer';
+  createdAt: string;
+}
+
+/** Construction options for SessionManager. */
+export interface SessionManagerOptions {
+  /** Directory for `owner.token` and `tokens.json` (created with mode 0700). */
+  stateDir: string;
+  /** Fixed owner token, e.g. from env MCP_WORKSPACE_TOKEN; at least 16 characters. */
+  ownerToken?: string;
+  /** Sessions idle longer than this are ended; default 30 minutes. */
+  idleTimeoutMs?: number;
+  /** Clock in milliseconds, injectable for tests; default Date.now. */
+  now?: () => number;
+}
+
+/** Why a session ended. */
+export type SessionEndReason = 'idle' | 'revoked' | 'closed';
+
+interface TokenRecord {
+  name: string;
+  role: 'agent' | 'viewer';
+  hash: string;
+  createdAt: string;
+  principal: Principal;
+}
+
+const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60 * 1000;
+const MAX_SWEEP_INTERVAL_MS = 60 * 1000;
+const MAX_TOKEN_LENGTH = 1024;
+const AGENT_TOKEN_PREFIX = 'mcpw_';
+const TOKEN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const OWNER_TOKEN_RE = /^[\x21-\x7e]{16,1024}$/;
+const HASH_RE = /^[0-9a-f]{64}$/;
+
+/** SHA-256 of a token. */
+function sha256(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/** A detached copy of a session, so callers cannot mutate the manager's state. */
+function copySession(session: SessionInfo): SessionInfo {
+  return { ...session, capabilities: [...session.capabilities] };
+}
+
+/** Builds the frozen principal for a token record. */
+function agentPrincipal(name: string, role: 'agent' | 'viewer'): Principal {
+  return Object.freeze({ kind: 'agent', name, role }) as Principal;
+}
+
+/** Wraps a filesystem failure with the file and operation it concerns. */
+function fsError(action: string, file: string, err: unknown): WorkspaceError {
+  return new WorkspaceError('INTERNAL', `Could not ${action} ${file}: ${errnoCode(err) ?? String(err)}.`);
+}
+
+/** Parses `tokens.json`; a malformed file is reported rather than silently dropped. */
+function parseTokens(text: string, file: string): TokenRecord[] {
+  const corrupt = (why: string) =>
+    new WorkspaceError(
+      'INTERNAL',
+      `${file} is corrupt (${why}); fix it or delete it and mint new agent tokens.`,
+    );
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw corrupt((err as Error).message);
+  }
+  if (!Array.isArray(value)) throw corrupt('expected an array');
+  const names = new Set<string>();
+  return value.map((entry: unknown, i) => {
+    const { name, role, hash, createdAt } = (entry ?? {}) as Record<string, unknown>;
+    if (
+      typeof name !== 'string' ||
+      !TOKEN_NAME_RE.test(name) ||
+      (role !== 'agent' && role !== 'viewer') ||
+      typeof hash !== 'string' ||
+      !HASH_RE.test(hash) ||
+      typeof createdAt !== 'string'
+    ) {
+      throw corrupt(`entry ${i + 1} is not {name, role, hash, createdAt}`);
+    }
+    if (names.has(name)) throw corrupt(`duplicate name '${name}'`);
+    names.add(name);
+    return { name, role, hash, createdAt, principal: agentPrincipal(name, role) };
+  });
+}
+
+/** Reads the persisted owner token if it is present and well-formed. */
+async function readOwnerToken(file: string): Promise<string | undefined> {
+  try {
+    const token = (await readFile(file, 'utf8')).trim();
+    return OWNER_TOKEN_RE.test(token) ? token : undefined;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return undefined;
+    throw fsError('read', file, err);
+  }
+}
+
+/** Reads `tokens.json` (empty when absent) and tightens its mode to 0600. */
+async function readTokens(file: string): Promise<TokenRecord[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+    await chmod(file, 0o600);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw fsError('read', file, err);
+  }
+  return parseTokens(text, file);
+}
+
+/**
+ * Authenticates bearer tokens (the owner token and minted agent tokens, stored only as hashes)
+ * and tracks negotiated sessions, ending them when idle or when their token is revoked.
+ */
+export class SessionManager {
+  /** The owner's bearer token. */
+  readonly ownerToken: string;
+  /** Where the owner token is stored: `<stateDir>/owner.token` (mode 0600). */
+  readonly ownerTokenFile: string;
+
+  private readonly ownerHash: Buffer;
+  private readonly tokensFile: string;
+  private readonly idleTimeoutMs: number;
+  private readonly now: () => number;
+  private readonly tokensByHash = new Map<string, TokenRecord>();
+  private readonly tokensByName = new Map<string, TokenRecord>();
+  private readonly sessions = new Map<string, SessionInfo>();
+  private readonly endListeners = new Set<(session: SessionInfo, reason: SessionEndReason) => void>();
+  private readonly timer: NodeJS.Timeout;
+  private persistQueue: Promise<void> = Promise.resolve();
+
+  private constructor(
+    stateDir: string,
+    ownerToken: string,
+    tokens: TokenRecord[],
+    idleTimeoutMs: number,
+    now: () => number,
+  ) {
+    this.ownerToken = ownerToken;
+    this.ownerTokenFile = join(stateDir, 'owner.token');
+    this.ownerHash = sha256(ownerToken);
+    this.tokensFile = join(stateDir, 'tokens.json');
+    this.idleTimeoutMs = idleTimeoutMs;
+    this.now = now;
+    for (const record of tokens) this.addRecord(record);
+    const interval = Math.max(1, Math.floor(Math.min(MAX_SWEEP_INTERVAL_MS, idleTimeoutMs / 2)));
+    this.timer = setInterval(() => this.sweep(), interval);
+    this.timer.unref();
+  }
+
+  /** Prepares the state directory, resolves and persists the owner token, and loads agent tokens. */
+  static async create(options: SessionManagerOptions): Promise<SessionManager> {
+    const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    if (!(Number.isFinite(idleTimeoutMs) && idleTimeoutMs > 0)) {
+      throw new WorkspaceError(
+        'INVALID_ARGUMENT',
+        `idleTimeoutMs must be a positive number; got ${idleTimeoutMs}.`,
+      );
+    }
+    if (options.ownerToken !== undefined && !OWNER_TOKEN_RE.test(options.ownerToken)) {
+      throw new WorkspaceError(
+        'INVALID_ARGUMENT',
+        'The owner token must be at least 16 (and at most 1024) printable ASCII characters without spaces.',
+      );
+    }
+    const { stateDir } = options;
+    try {
+      await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw fsError('create the state directory', stateDir, err);
+    }
+    const ownerFile = join(stateDir, 'owner.token');
+    const ownerToken =
+      options.ownerToken ?? (await readOwnerToken(ownerFile)) ?? randomBytes(32).toString('base64url');
+    try {
+      await writeFileAtomic(ownerFile, ownerToken, 0o600);
+    } catch (err) {
+      throw fsError('write', ownerFile, err);
+    }
+    const tokens = await readTokens(join(stateDir, 'tokens.json'));
+    return new SessionManager(stateDir, ownerToken, tokens, idleTimeoutMs, options.now ?? Date.now);
+  }
+
+  /** Resolves a bearer token to its principal, or null when it is missing, unknown or revoked. */
+  authenticate(token: string | undefined): Principal | null {
+    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return null;
+    const digest = sha256(token);
+    if (timingSafeEqual(digest, this.ownerHash)) return OWNER;
+    return this.tokensByHash.get(digest.toString('hex'))?.principal ?? null;
+  }
+
+  /** Mints a new agent token; only its hash is persisted, so the returned token is shown exactly once. */
+  async mintToken(
+    name: string,
+    role: 'agent' | 'viewer',
+  ): Promise<{ token: string; name: string; role: 'agent' | 'viewer' }> {
+    if (typeof name !== 'string' || !TOKEN_NAME_RE.test(name)) {
+      throw new WorkspaceError(
+        'INVALID_ARGUMENT',
+        `Invalid token name ${JSON.stringify(name)}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.`,
+      );
+    }
+    if (name.toLowerCase() === 'owner') {
+      throw new WorkspaceError(
+        'INVALID_ARGUMENT',
+        "The name 'owner' is reserved for the owner token; pick another.",
+      );
+    }
+    if (role !== 'agent' && role !== 'viewer') {
+      throw new WorkspaceError(
+        'INVALID_ARGUMENT',
+        `Invalid role ${JSON.stringify(role)}: use 'agent' or 'viewer'.`,
+      );
+    }
+    if (this.tokensByName.has(name)) {
+      throw new WorkspaceError(
+        'ALREADY_EXISTS',
+        `A token named '${name}' already exists; revoke it first or pick another name.`,
+      );
+    }
+    const token = AGENT_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+    const record: TokenRecord = {
+      name,
+      role,
+      hash: sha256(token).toString('hex'),
+      createdAt: new Date(this.now()).toISOString(),
+      principal: agentPrincipal(name, role),
+    };
+    this.addRecord(record);
+    try {
+      await this.persistTokens();
+    } catch (err) {
+      if (this.tokensByName.get(name) === record) this.removeRecord(record);
+      throw fsError('save', this.tokensFile, err);
+    }
+    return { token, name, role };
+  }
+
+  /** Revokes a token at once: it stops authenticating and its agent's sessions end ('revoked'). */
+  async revokeToken(name: string): Promise<void> {
+    const record = this.tokensByName.get(name);
+    if (!record) throw new WorkspaceError('NOT_FOUND', `No agent token named '${name}'.`);
+    this.removeRecord(record);
+    for (const session of [...this.sessions.values()]) {
+      if (session.principal.kind === 'agent' && session.principal.name === name) {
+        this.end(session.sessionId, 'revoked');
+      }
+    }
+    try {
+      await this.persistTokens();
+    } catch (err) {
+      throw fsError('save', this.tokensFile, err);
+    }
+  }
+
+  /** The minted agent tokens (names, roles, creation times), in minting order. */
+  listTokens(): TokenInfo[] {
+    return [...this.tokensByName.values()].map(({ name, role, createdAt }) => ({ name, role, createdAt }));
+  }
+
+  /**
+   * Starts a session with capabilities = requested ∩ offered (offered order), or all offered when
+   * nothing is requested. Fails with UNAUTHORIZED for a revoked agent, ALREADY_EXISTS for a live id.
+   */
+  initSession(
+    principal: Principal,
+    requested: string[] | undefined,
+    offered: string[],
+    meta: { transport: string; clientName?: string; sessionId?: string },
+  ): SessionInfo {
+    if (principal.kind === 'agent' && !this.tokensByName.has(principal.name)) {
+      throw new WorkspaceError('UNAUTHORIZED', `The token for agent '${principal.name}' has been revoked.`);
+    }
+    const sessionId = meta.sessionId ?? randomUUID();
+    if (this.sessions.has(sessionId)) {
+      throw new WorkspaceError('ALREADY_EXISTS', `Session '${sessionId}' is already active.`);
+    }
+    const wanted = requested === undefined ? undefined : new Set(requested);
+    const capabilities = [...new Set(offered)].filter((capability) => !wanted || wanted.has(capability));
+    const now = this.now();
+    const session: SessionInfo = {
+      sessionId,
+      principal,
+      capabilities,
+      transport: meta.transport,
+      ...(meta.clientName !== undefined ? { clientName: meta.clientName } : {}),
+      createdAt: now,
+      lastActivityAt: now,
+    };
+    this.sessions.set(sessionId, session);
+    return copySession(session);
+  }
+
+  /** A copy of the live session with this id, or undefined when unknown or ended. */
+  get(sessionId: string): SessionInfo | undefined {
+    const session = this.sessions.get(sessionId);
+    return session ? copySession(session) : undefined;
+  }
+
+  /** Records activity on a session, postponing its idle expiry; unknown ids are ignored. */
+  touch(sessionId: string): void {
+    const session = this.sessions.get(sessionId);
+    if (session) session.lastActivityAt = this.now();
+  }
+
+  /** Ends a session (default reason 'closed') and notifies listeners; unknown ids are ignored. */
+  end(sessionId: string, reason: SessionEndReason = 'closed'): void {
+    const session = this.sessions.get(sessionId);
+    if (!session) return;
+    this.sessions.delete(sessionId);
+    for (const listener of [...this.endListeners]) {
+      try {
+        listener(copySession(session), reason);
+      } catch (err) {
+        process.emitWarning(
+          `A session-ended listener threw for session ${sessionId}: ${(err as Error)?.message ?? String(err)}`,
+        );
+      }
+    }
+  }
+
+  /** Copies of all live sessions. */
+  list(): SessionInfo[] {
+    return [...this.sessions.values()].map(copySession);
+  }
+
+  /** Ends every session idle for longer than the idle timeout (reason 'idle'). */
+  sweep(): void {
+    const now = this.now();
+    for (const session of [...this.sessions.values()]) {
+      if (now - session.lastActivityAt > this.idleTimeoutMs) this.end(session.sessionId, 'idle');
+    }
+  }
+
+  /** Subscribes to session ends; returns an unsubscribe function. */
+  onSessionEnded(listener: (session: SessionInfo, reason: SessionEndReason) => void): () => void {
+    this.endListeners.add(listener);
+    return () => {
+      this.endListeners.delete(listener);
+    };
+  }
+
+  /** Stops the periodic idle sweep; sessions and tokens stay as they are. */
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  private addRecord(record: TokenRecord): void {
+    this.tokensByName.set(record.name, record);
+    this.tokensByHash.set(record.hash, record);
+  }
+
+  private removeRecord(record: TokenRecord): void {
+    this.tokensByName.delete(record.name);
+    this.tokensByHash.delete(record.hash);
+  }
+
+  /** Writes `tokens.json` (hashes only) after any write already queued; each write captures the latest state. */
+  private persistTokens(): Promise<void> {
+    const write = this.persistQueue.then(() => {
+      const entries = [...this.tokensByName.values()].map(({ name, role, hash, createdAt }) => ({
+        name,
+        role,
+        hash,
+        createdAt,
+      }));
+      return writeFileAtomic(this.tokensFile, JSON.stringify(entries, null, 2) + '\n', 0o600);
+    });
+    this.persistQueue = write.catch(() => undefined);
+    return write;
+  }
+}

@@ -1,0 +1,558 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DEFAULT_POLICY,
+  parseRule,
+  PolicyEngine,
+  PolicyStore,
+  validatePolicy,
+  type Policy,
+  type PolicyAction,
+} from '../../src/core/policy';
+import { WorkspaceError } from '../../src/protocol/errors';
+import { OWNER, type Principal } from '../../src/protocol/principal';
+
+const bob: Principal = { kind: 'agent', name: 'bob', role: 'agent' };
+const builder: Principal = { kind: 'agent', name: 'builder', role: 'agent' };
+const viewer: Principal = { kind: 'agent', name: 'vera', role: 'viewer' };
+
+/** Asserts that `fn` throws a WorkspaceError with `code` whose message matches `message`. */
+function assertCode(fn: () => unknown, code: string, message?: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof WorkspaceError, `expected WorkspaceError, got ${String(err)}`);
+    assert.equal(err.code, code);
+    if (message) assert.match(err.message, message);
+    return true;
+  });
+}
+
+/** Async variant of assertCode. */
+async function assertRejects(promise: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(err instanceof WorkspaceError, `expected WorkspaceError, got ${String(err)}`);
+    assert.equal(err.code, code);
+    if (message) assert.match(err.message, message);
+    return true;
+  });
+}
+
+/** An engine with the given rules for quick decision checks. */
+function engine(...rules: string[]): PolicyEngine {
+  return new PolicyEngine({ id: 'test', rules });
+}
+
+/** Whether `principal` may do `action` on `target` under a single `allow` rule. */
+function allows(rule: string, action: PolicyAction, target: string, principal: Principal = bob): boolean {
+  return engine(rule).decide(principal, action, target).allowed;
+}
+
+describe('policy: parseRule', () => {
+  it('parses effect, action, pattern and selectors', () => {
+    assert.deepEqual(parseRule('allow exec(npm run *)', 0), {
+      effect: 'allow',
+      action: 'exec',
+      pattern: 'npm run *',
+      selector: { kind: 'all' },
+      text: 'allow exec(npm run *)',
+      index: 0,
+    });
+    assert.deepEqual(parseRule('deny write(.git/**)', 4).selector, { kind: 'all' });
+    assert.equal(parseRule('deny write(.git/**)', 4).index, 4);
+    assert.deepEqual(parseRule('allow read(**) @viewer', 0).selector, { kind: 'role', role: 'viewer' });
+    assert.deepEqual(parseRule('allow read(**) @owner', 0).selector, { kind: 'role', role: 'owner' });
+    assert.deepEqual(parseRule('allow read(**) @agent', 0).selector, { kind: 'role', role: 'agent' });
+    assert.deepEqual(parseRule('allow network(*) @agent:builder', 0).selector, {
+      kind: 'agent',
+      name: 'builder',
+    });
+  });
+
+  it('tolerates whitespace around tokens', () => {
+    const rule = parseRule('   deny   write ( src/** )   @agent:bob  ', 2);
+    assert.equal(rule.effect, 'deny');
+    assert.equal(rule.action, 'write');
+    assert.equal(rule.pattern, 'src/**');
+    assert.deepEqual(rule.selector, { kind: 'agent', name: 'bob' });
+    assert.equal(rule.text, 'deny   write ( src/** )   @agent:bob');
+  });
+
+  it("takes the pattern up to the last ')'", () => {
+    assert.equal(parseRule('allow exec(echo (a) b)', 0).pattern, 'echo (a) b');
+    assert.equal(parseRule('allow exec(node -e f()) @agent', 0).pattern, 'node -e f()');
+  });
+
+  const malformed: Array<[string, RegExp]> = [
+    ['', /empty/],
+    ['   ', /empty/],
+    ['permit read(**)', /must start with 'allow' or 'deny'/],
+    ['allow', /must be followed by ACTION\(PATTERN\)/],
+    ['allowread(**)', /must start with 'allow' or 'deny'/],
+    ['allow delete(**)', /unknown action "delete"/],
+    ['allow read', /missing '\('/],
+    ['allow read(**', /missing '\)'/],
+    ['allow read()', /pattern is empty/],
+    ['allow read(  )', /pattern is empty/],
+    ['allow read(**) extra', /unexpected text "extra"/],
+    ['allow read(**) @admin', /unknown selector "@admin"/],
+    ['allow read(**) @agent:', /not a valid agent name/],
+    ['allow read(**) @agent:-bad', /not a valid agent name/],
+    ['allow read(**) @viewer @agent', /unknown selector/],
+    ['allow read({a,b)', /malformed: unmatched '\{'/],
+    ['allow read(a})', /malformed: unmatched '\}'/],
+    ['allow read([abc)', /malformed: unclosed '\['/],
+    ['allow read([z-a])', /malformed: it does not compile/],
+    ['allow read(/etc/**)', /leading '\/'/],
+    ['allow read(src/../secret)', /'\.\.' segments/],
+    ['allow tool(a\\)', /trailing backslash/],
+  ];
+  for (const [text, message] of malformed) {
+    it(`rejects ${JSON.stringify(text)}`, () => {
+      assertCode(() => parseRule(text, 6), 'INVALID_POLICY', message);
+      assertCode(() => parseRule(text, 6), 'INVALID_POLICY', /rule 7/);
+      assertCode(() => parseRule(text, 6), 'INVALID_POLICY', /Expected 'allow\|deny ACTION\(PATTERN\)'/);
+    });
+  }
+
+  it('puts the rule index and text in the error details', () => {
+    try {
+      parseRule('allow nope(x)', 3);
+      assert.fail('expected a throw');
+    } catch (err) {
+      assert.ok(err instanceof WorkspaceError);
+      assert.deepEqual(err.details, { ruleIndex: 3, rule: 'allow nope(x)' });
+      assert.match(err.message, /"allow nope\(x\)"/);
+    }
+  });
+});
+
+describe('policy: validatePolicy', () => {
+  it('returns a detached copy of a valid policy', () => {
+    const input = { id: 'p', rules: ['allow read(**)'], extra: true };
+    const policy = validatePolicy(input);
+    assert.deepEqual(policy, { id: 'p', rules: ['allow read(**)'] });
+    input.rules.push('allow write(**)');
+    assert.equal(policy.rules.length, 1);
+  });
+
+  const bad: Array<[string, unknown, RegExp]> = [
+    ['null', null, /JSON object/],
+    ['an array', [], /JSON object/],
+    ['a missing id', { rules: [] }, /"id"/],
+    ['an empty id', { id: ' ', rules: [] }, /"id"/],
+    ['a long id', { id: 'x'.repeat(129), rules: [] }, /128/],
+    ['missing rules', { id: 'p' }, /"rules" must be an array/],
+    ['a non-string rule', { id: 'p', rules: ['allow read(**)', 3] }, /rule 2 must be a string/],
+    ['too many rules', { id: 'p', rules: Array(1001).fill('allow read(**)') }, /at most 1000/],
+    ['a long rule', { id: 'p', rules: [`allow read(${'a'.repeat(1000)})`] }, /at most 1000/],
+    ['a malformed rule', { id: 'p', rules: ['allow read(**)', 'allow fly(x)'] }, /rule 2 .*unknown action/],
+  ];
+  for (const [name, value, message] of bad) {
+    it(`rejects ${name}`, () => assertCode(() => validatePolicy(value), 'INVALID_POLICY', message));
+  }
+
+  it('accepts an id of exactly 128 characters and 1000 rules', () => {
+    const policy = validatePolicy({ id: 'x'.repeat(128), rules: Array(1000).fill('allow read(**)') });
+    assert.equal(policy.rules.length, 1000);
+  });
+});
+
+describe('policy: path globs (read/write)', () => {
+  const table: Array<[string, string, boolean]> = [
+    ['**', '.', true],
+    ['**', 'a', true],
+    ['**', 'a/b/c.ts', true],
+    ['**', '.git/config', true],
+    ['*', 'a.ts', true],
+    ['*', 'src/a.ts', false],
+    ['*', '.', false],
+    ['*.ts', 'a.ts', true],
+    ['*.ts', 'src/a.ts', false],
+    ['src/*', 'src/a.ts', true],
+    ['src/*', 'src', false],
+    ['src/*', 'src/a/b.ts', false],
+    ['src/**', 'src', true],
+    ['src/**', 'src/a/b.ts', true],
+    ['src/**', 'srcx/a.ts', false],
+    ['src/**', 'lib/src/a.ts', false],
+    ['**/*.ts', 'a.ts', true],
+    ['**/*.ts', 'src/deep/a.ts', true],
+    ['**/*.ts', 'src/a.js', false],
+    ['src/**/test', 'src/test', true],
+    ['src/**/test', 'src/a/b/test', true],
+    ['src/**/test', 'src/atest', false],
+    ['src/**/*.ts', 'src/a/b.ts', true],
+    ['a?.ts', 'ab.ts', true],
+    ['a?.ts', 'a.ts', false],
+    ['a?.ts', 'abc.ts', false],
+    ['a?b', 'a/b', false],
+    ['*.{ts,js}', 'x.ts', true],
+    ['*.{ts,js}', 'x.js', true],
+    ['*.{ts,js}', 'x.css', false],
+    ['{src,test}/**', 'test/unit/a.ts', true],
+    ['{src,test}/**', 'lib/a.ts', false],
+    ['{a,b{c,d}}.txt', 'bd.txt', true],
+    ['file[0-9].txt', 'file7.txt', true],
+    ['file[0-9].txt', 'fileA.txt', false],
+    ['file[!0-9].txt', 'fileA.txt', true],
+    ['file[!0-9].txt', 'file1.txt', false],
+    ['a[!x]b', 'a/b', false],
+    ['[ab]*', 'b.md', true],
+    ['.', '.', true],
+    ['.', 'a', false],
+    ['./src/**', 'src/a.ts', true],
+    ['./README.md', 'README.md', true],
+    ['README.md', './README.md', true],
+    ['README.md', 'readme.md', false],
+    ['src/a\\*b', 'src/a*b', true],
+    ['src/a\\*b', 'src/axb', false],
+    ['**/.env*', '.env', true],
+    ['**/.env*', '.env.local', true],
+    ['**/.env*', 'packages/app/.env', true],
+    ['**/.env*', 'src/env.ts', false],
+    ['.git/**', '.git', true],
+    ['.git/**', '.git/config', true],
+    ['.git/**', '.git/objects/ab/cdef', true],
+    ['.git/**', '.github/workflows/ci.yml', false],
+    ['.git/**', 'sub/.git/config', false],
+    ['src/**', 'src/', true],
+    ['**', 'src/../a', true],
+  ];
+  for (const [pattern, path, expected] of table) {
+    it(`${pattern} ${expected ? 'matches' : 'does not match'} ${path}`, () => {
+      assert.equal(allows(`allow read(${pattern})`, 'read', path), expected);
+      assert.equal(allows(`allow write(${pattern})`, 'write', path), expected);
+    });
+  }
+
+  it('never matches paths outside the workspace, even with **', () => {
+    const e = engine('allow read(**)');
+    for (const path of ['/etc/passwd', '../x', '..', 'a/../../x']) {
+      const decision = e.decide(bob, 'read', path);
+      assert.equal(decision.allowed, false, path);
+      assert.match(decision.reason, /outside the workspace/);
+    }
+  });
+});
+
+describe('policy: exec, network and tool patterns', () => {
+  const exec: Array<[string, string, boolean]> = [
+    ['npm test', 'npm test', true],
+    ['npm test', 'npm test -- --grep x', true],
+    ['npm test', 'npm testx', false],
+    ['npm test', 'npm', false],
+    ['npm test', '  npm   test  ', true],
+    ['npm run *', 'npm run build', true],
+    ['npm run *', 'npm run build -- --watch /tmp/x', true],
+    ['npm run *', 'npm run', false],
+    ['npm run *', 'npx run build', false],
+    ['git * --dry-run', 'git clean -fd --dry-run', true],
+    ['git * --dry-run', 'git clean -fd', false],
+    ['*', 'rm -rf /', true],
+    ['ls ?', 'ls ?', true],
+    ['ls ?', 'ls a', false],
+  ];
+  for (const [pattern, command, expected] of exec) {
+    it(`exec(${pattern}) ${expected ? 'matches' : 'does not match'} ${JSON.stringify(command)}`, () => {
+      assert.equal(allows(`allow exec(${pattern})`, 'exec', command), expected);
+    });
+  }
+
+  const network: Array<[string, string, boolean]> = [
+    ['registry.npmjs.org', 'registry.npmjs.org', true],
+    ['registry.npmjs.org', 'registry.npmjs.org:443', true],
+    ['registry.npmjs.org', 'REGISTRY.npmjs.org', true],
+    ['registry.npmjs.org', 'evil.org', false],
+    ['*.github.com', 'api.github.com:443', true],
+    ['*.github.com', 'github.com', false],
+    ['*.github.com', 'github.com.evil.org', false],
+    ['localhost:3000', 'localhost:3000', true],
+    ['localhost:3000', 'localhost:3001', false],
+    ['localhost:3000', 'localhost', false],
+    ['localhost:*', 'localhost:8080', true],
+    ['*', 'anything.example:1', true],
+    ['[::1]:8080', '[::1]:8080', true],
+    ['[::1]', '[::1]:8080', true],
+  ];
+  for (const [pattern, target, expected] of network) {
+    it(`network(${pattern}) ${expected ? 'matches' : 'does not match'} ${target}`, () => {
+      assert.equal(allows(`allow network(${pattern})`, 'network', target), expected);
+    });
+  }
+
+  const tool: Array<[string, string, boolean]> = [
+    ['read_file', 'read_file', true],
+    ['read_file', 'read_files', false],
+    ['read_*', 'read_file', true],
+    ['read_*', 'write_file', false],
+    ['*', 'exec', true],
+    ['{read,write}_file', 'write_file', true],
+    ['?et_policy', 'set_policy', true],
+    ['Read_file', 'read_file', false],
+  ];
+  for (const [pattern, name, expected] of tool) {
+    it(`tool(${pattern}) ${expected ? 'matches' : 'does not match'} ${name}`, () => {
+      assert.equal(allows(`allow tool(${pattern})`, 'tool', name), expected);
+    });
+  }
+
+  it('only consults rules of the requested action', () => {
+    const e = engine('allow read(**)');
+    assert.equal(e.decide(bob, 'write', 'a.ts').allowed, false);
+    assert.equal(e.decide(bob, 'exec', 'a.ts').allowed, false);
+  });
+});
+
+describe('policy: decide', () => {
+  it('lets the first matching deny win over any allow, regardless of order', () => {
+    const e = engine(
+      'allow write(**)',
+      'deny write(secret/**)',
+      'deny write(secret/a)',
+      'allow write(secret/a)',
+    );
+    const decision = e.decide(bob, 'write', 'secret/a');
+    assert.deepEqual(decision, {
+      allowed: false,
+      rule: 'deny write(secret/**)',
+      ruleIndex: 1,
+      reason: 'denied by rule 2: deny write(secret/**)',
+    });
+  });
+
+  it('reports the first matching allow', () => {
+    const decision = engine('allow read(src/**)', 'allow read(**)').decide(bob, 'read', 'src/a.ts');
+    assert.deepEqual(decision, {
+      allowed: true,
+      rule: 'allow read(src/**)',
+      ruleIndex: 0,
+      reason: 'allowed by rule 1: allow read(src/**)',
+    });
+  });
+
+  it('denies by default with an explanation', () => {
+    const e = engine('allow read(**)');
+    assert.deepEqual(e.decide(bob, 'write', 'src/a.ts'), {
+      allowed: false,
+      rule: null,
+      ruleIndex: null,
+      reason: "no rule allows write(src/a.ts) for agent 'bob' (deny by default)",
+    });
+    assert.match(e.decide(OWNER, 'exec', 'make').reason, /no rule allows exec\(make\) for the owner/);
+    assert.match(e.decide(viewer, 'write', '.').reason, /write\(\.\) for agent 'vera' \(viewer\)/);
+  });
+
+  it('applies role selectors', () => {
+    const e = engine('allow read(**)', 'deny read(private/**) @viewer', 'allow exec(make) @owner');
+    assert.equal(e.decide(viewer, 'read', 'private/a').allowed, false);
+    assert.equal(e.decide(bob, 'read', 'private/a').allowed, true);
+    assert.equal(e.decide(OWNER, 'exec', 'make').allowed, true);
+    assert.equal(e.decide(bob, 'exec', 'make').allowed, false);
+  });
+
+  it('applies the @agent role selector to agents but not viewers or the owner', () => {
+    const e = engine('allow exec(make) @agent');
+    assert.equal(e.decide(bob, 'exec', 'make').allowed, true);
+    assert.equal(e.decide(viewer, 'exec', 'make').allowed, false);
+    assert.equal(e.decide(OWNER, 'exec', 'make').allowed, false);
+  });
+
+  it('applies agent-name selectors to that agent only', () => {
+    const e = engine('allow network(*) @agent:builder', 'deny network(evil.org) @agent:bob');
+    assert.equal(e.decide(builder, 'network', 'registry.npmjs.org:443').allowed, true);
+    assert.equal(e.decide(bob, 'network', 'registry.npmjs.org:443').allowed, false);
+    assert.equal(e.decide({ ...OWNER, name: 'builder' }, 'network', 'x').allowed, false);
+    assert.equal(e.decide(builder, 'network', 'evil.org').allowed, true);
+  });
+});
+
+describe('policy: DEFAULT_POLICY', () => {
+  const e = new PolicyEngine();
+
+  it('is the default and has id "default"', () => {
+    assert.equal(e.policy.id, 'default');
+    assert.deepEqual(e.policy, { id: DEFAULT_POLICY.id, rules: [...DEFAULT_POLICY.rules] });
+    assert.ok(Object.isFrozen(DEFAULT_POLICY.rules));
+  });
+
+  it('allows ordinary reads and writes', () => {
+    assert.equal(e.decide(bob, 'write', 'src/a.ts').allowed, true);
+    assert.equal(e.decide(bob, 'read', 'src/a.ts').allowed, true);
+    assert.equal(e.decide(bob, 'read', '.').allowed, true);
+    assert.equal(e.decide(OWNER, 'write', 'README.md').allowed, true);
+  });
+
+  it('protects .git against writes but not reads', () => {
+    const decision = e.decide(bob, 'write', '.git/config');
+    assert.equal(decision.allowed, false);
+    assert.equal(decision.reason, 'denied by rule 3: deny write(.git/**)');
+    assert.equal(e.decide(bob, 'write', '.git').allowed, false);
+    assert.equal(e.decide(bob, 'read', '.git/config').allowed, true);
+  });
+
+  it('protects secrets against reads and writes at any depth', () => {
+    for (const path of [
+      '.env',
+      'app/.env.production',
+      'certs/server.pem',
+      'a/b/tls.key',
+      'home/.ssh/id_rsa',
+    ]) {
+      assert.equal(e.decide(bob, 'read', path).allowed, false, `read ${path}`);
+      assert.equal(e.decide(bob, 'write', path).allowed, false, `write ${path}`);
+    }
+    assert.match(e.decide(bob, 'read', '.env').reason, /deny read\(\*\*\/\.env\*\)/);
+  });
+
+  it('denies exec, network and tool rules by default', () => {
+    assert.equal(e.decide(OWNER, 'exec', 'npm test').allowed, false);
+    assert.equal(e.decide(bob, 'network', 'example.com:443').allowed, false);
+    assert.equal(e.decide(bob, 'tool', 'read_file').rule, null);
+  });
+
+  it('makes viewers read-only', () => {
+    assert.equal(e.decide(viewer, 'read', 'src/a.ts').allowed, true);
+    const decision = e.decide(viewer, 'write', 'src/a.ts');
+    assert.equal(decision.allowed, false);
+    assert.equal(decision.rule, 'deny write(**) @viewer');
+  });
+});
+
+describe('policy: PolicyEngine.set and onChange', () => {
+  it('swaps the policy and notifies listeners with a copy', () => {
+    const e = new PolicyEngine();
+    const seen: Policy[] = [];
+    e.onChange((p) => seen.push(p));
+    e.set({ id: 'strict', rules: ['allow read(src/**)'] });
+    assert.equal(e.policy.id, 'strict');
+    assert.equal(e.rules().length, 1);
+    assert.equal(e.decide(bob, 'write', 'src/a.ts').allowed, false);
+    assert.deepEqual(seen, [{ id: 'strict', rules: ['allow read(src/**)'] }]);
+    seen[0].rules.push('allow write(**)');
+    assert.deepEqual(e.policy.rules, ['allow read(src/**)']);
+  });
+
+  it('keeps the old policy and does not notify when the new one is invalid', () => {
+    const e = engine('allow read(**)');
+    let calls = 0;
+    e.onChange(() => calls++);
+    assertCode(
+      () => e.set({ id: 'bad', rules: ['allow read(**)', 'allow write(('] }),
+      'INVALID_POLICY',
+      /rule 2/,
+    );
+    assert.equal(e.policy.id, 'test');
+    assert.equal(e.decide(bob, 'read', 'a').allowed, true);
+    assert.equal(calls, 0);
+  });
+
+  it('stops notifying after unsubscribe', () => {
+    const e = new PolicyEngine();
+    let calls = 0;
+    const off = e.onChange(() => calls++);
+    e.set({ id: 'a', rules: [] });
+    off();
+    e.set({ id: 'b', rules: [] });
+    assert.equal(calls, 1);
+  });
+
+  it('returns copies from policy and rules()', () => {
+    const e = engine('allow read(**)');
+    e.policy.rules.push('allow write(**)');
+    e.rules().pop();
+    assert.deepEqual(e.policy.rules, ['allow read(**)']);
+    assert.equal(e.rules().length, 1);
+  });
+
+  it('does not let caller mutation of the input change the active policy', () => {
+    const input = { id: 'x', rules: ['allow read(**)'] };
+    const e = new PolicyEngine(input);
+    input.rules.push('allow write(**)');
+    assert.equal(e.decide(bob, 'write', 'a').allowed, false);
+  });
+});
+
+describe('policy: PolicyStore', () => {
+  let dir: string;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mcpw-policy-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('returns null when nothing was saved', async () => {
+    assert.equal(await new PolicyStore(join(dir, 'state')).load(), null);
+  });
+
+  it('round-trips a policy with mode 0600', async () => {
+    const stateDir = join(dir, 'state');
+    const store = new PolicyStore(stateDir);
+    const policy = { id: 'p1', rules: ['allow read(**)', 'deny read(secret/**) @viewer'] };
+    await store.save(policy);
+    assert.deepEqual(await store.load(), policy);
+    await store.save({ id: 'p2', rules: [] });
+    assert.deepEqual(await new PolicyStore(stateDir).load(), { id: 'p2', rules: [] });
+    if (process.platform !== 'win32') {
+      assert.equal((await stat(join(stateDir, 'policy.json'))).mode & 0o777, 0o600);
+      assert.equal((await stat(stateDir)).mode & 0o777, 0o700);
+    }
+  });
+
+  it('refuses to save an invalid policy', async () => {
+    const store = new PolicyStore(dir);
+    await assertRejects(store.save({ id: 'p', rules: ['allow x(y)'] }), 'INVALID_POLICY');
+    assert.equal(await store.load(), null);
+  });
+
+  it('reports a corrupt or invalid saved policy', async () => {
+    await writeFile(join(dir, 'policy.json'), '{"id": "p", "rules": [');
+    await assertRejects(new PolicyStore(dir).load(), 'INVALID_POLICY', /corrupt/);
+    await writeFile(join(dir, 'policy.json'), '{"id": "p", "rules": ["allow nope(x)"]}');
+    await assertRejects(new PolicyStore(dir).load(), 'INVALID_POLICY', /policy\.json is invalid: .*rule 1/);
+  });
+
+  it('loads a JSON policy file', async () => {
+    const file = join(dir, 'team.json');
+    await writeFile(file, JSON.stringify({ id: 'team', rules: ['allow exec(npm test)'] }));
+    assert.deepEqual(await PolicyStore.loadFile(file), { id: 'team', rules: ['allow exec(npm test)'] });
+  });
+
+  it('loads a text policy file with comments and blank lines', async () => {
+    const file = join(dir, 'rules.policy');
+    await writeFile(
+      file,
+      '# team rules\n\nallow read(**)\r\n  # indented comment\n  deny read(secret/**)  \n',
+    );
+    assert.deepEqual(await PolicyStore.loadFile(file), {
+      id: 'rules.policy',
+      rules: ['allow read(**)', 'deny read(secret/**)'],
+    });
+  });
+
+  it('names the line of a bad rule in a text policy file', async () => {
+    const file = join(dir, 'rules.txt');
+    await writeFile(file, '# header\nallow read(**)\n\nallow jump(x)\n');
+    await assertRejects(PolicyStore.loadFile(file), 'INVALID_POLICY', /rules\.txt \(line 4\): Policy rule 2/);
+  });
+
+  it('reports invalid JSON and invalid JSON shapes', async () => {
+    const broken = join(dir, 'broken.json');
+    await writeFile(broken, '{"id": ');
+    await assertRejects(PolicyStore.loadFile(broken), 'INVALID_POLICY', /not valid JSON/);
+    const shape = join(dir, 'shape.json');
+    await writeFile(shape, '["allow read(**)"]');
+    await assertRejects(
+      PolicyStore.loadFile(shape),
+      'INVALID_POLICY',
+      /shape\.json: A policy must be a JSON object/,
+    );
+  });
+
+  it('reports a missing file as NOT_FOUND and a directory as INVALID_POLICY', async () => {
+    await assertRejects(PolicyStore.loadFile(join(dir, 'missing.json')), 'NOT_FOUND', /missing\.json/);
+    await assertRejects(PolicyStore.loadFile(dir), 'INVALID_POLICY', /directory/);
+  });
+});
