@@ -1,0 +1,307 @@
+import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { z } from 'zod';
+import { WorkspaceError, toWorkspaceError } from '../../protocol/errors';
+import {
+  NEGOTIABLE_OPERATIONS,
+  OPERATIONS,
+  type OperationInput,
+  type OperationName,
+  type OperationOutput,
+} from '../../protocol/operations';
+import type { Principal } from '../../protocol/principal';
+import { verifyAuditLog, type AuditLog } from '../audit';
+import { PolicyEngine, PolicyStore, type PolicyAction, type PolicyDecision } from '../policy';
+import type { ResourceManager } from '../resources';
+import { RateLimiter, type SessionInfo, type SessionManager } from '../session';
+
+/** Who is calling, over which transport, in which session. */
+export interface CallContext {
+  principal: Principal;
+  sessionId: string;
+  transport: string;
+}
+
+/** Collaborators of the runner: the seed's components. */
+export interface RunnerDeps {
+  sessions: SessionManager;
+  resources: ResourceManager;
+  policy: PolicyEngine;
+  policyStore: PolicyStore;
+  audit: AuditLog;
+  /** Token bucket for mutating operations, keyed by session. */
+  writeLimiter: RateLimiter;
+}
+
+type Authorize = (action: PolicyAction, target: string) => void;
+type Handler<N extends OperationName> = (
+  input: OperationInput<N>,
+  ctx: CallContext & { session: SessionInfo; authorize: Authorize },
+) => Promise<OperationOutput<N>>;
+
+/**
+ * The one place every operation flows through, whatever the transport: session and capability
+ * checks, schema validation, owner-only and rate limits, policy decisions, the service call, and
+ * exactly one audit record with the decision, the deciding rule and the outcome.
+ */
+export class OperationRunner {
+  private readonly handlers: { [N in OperationName]: Handler<N> };
+
+  constructor(private readonly deps: RunnerDeps) {
+    this.handlers = this.createHandlers();
+  }
+
+  /** Operations a principal may negotiate: role limits, then any `deny tool(NAME)` rule. */
+  offeredFor(principal: Principal): OperationName[] {
+    return NEGOTIABLE_OPERATIONS.filter((name) => {
+      const def = OPERATIONS[name];
+      if (def.ownerOnly && principal.kind !== 'owner') return false;
+      if (principal.role === 'viewer' && !def.annotations.readOnlyHint) return false;
+      const decision = this.deps.policy.decide(principal, 'tool', name);
+      return decision.allowed || decision.rule === null;
+    });
+  }
+
+  /** InitSession: negotiate the session's tools and open it (audited like any operation). */
+  async initSession(
+    principal: Principal,
+    requested: string[] | undefined,
+    meta: { transport: string; clientName?: string; sessionId?: string },
+  ): Promise<SessionInfo> {
+    const started = performance.now();
+    const session = this.deps.sessions.initSession(principal, requested, this.offeredFor(principal), meta);
+    await this.deps.audit.append({
+      sessionId: session.sessionId,
+      agent: principal.name,
+      role: principal.role,
+      transport: meta.transport,
+      op: 'init_session',
+      params: { tools: requested ?? null, clientName: meta.clientName ?? null },
+      decision: 'allow',
+      rule: null,
+      outcome: { ok: true, capabilities: session.capabilities.length },
+      durationMs: performance.now() - started,
+    });
+    return session;
+  }
+
+  /** Runs one operation for a caller; throws a WorkspaceError with a stable code on failure. */
+  async run<N extends OperationName>(name: N, rawInput: unknown, ctx: CallContext): Promise<OperationOutput<N>> {
+    const started = performance.now();
+    const def = OPERATIONS[name];
+    let decision: PolicyDecision | null = null;
+    let params: unknown = rawInput;
+    try {
+      const session = this.deps.sessions.get(ctx.sessionId);
+      if (!session || session.principal.name !== ctx.principal.name) {
+        throw new WorkspaceError(
+          'SESSION_NOT_FOUND',
+          'This session has ended (idle, revoked or closed). Start a new session.',
+        );
+      }
+      this.deps.sessions.touch(ctx.sessionId);
+      if (def.ownerOnly && ctx.principal.kind !== 'owner') {
+        throw new WorkspaceError(
+          'OWNER_ONLY',
+          `${name} is reserved for the workspace owner; agents cannot change policy, tokens or audit.`,
+        );
+      }
+      // Every session may ask what it negotiated; everything else must have been negotiated.
+      if (name !== 'list_capabilities' && !session.capabilities.includes(name)) {
+        throw new WorkspaceError(
+          'CAPABILITY_NOT_NEGOTIATED',
+          `${name} is not among this session's capabilities; request it at InitSession (your role or the policy may exclude it).`,
+        );
+      }
+      const parsed = def.input.safeParse(rawInput ?? {});
+      if (!parsed.success) {
+        throw new WorkspaceError('INVALID_ARGUMENT', `Invalid arguments for ${name}: ${z.prettifyError(parsed.error)}`);
+      }
+      params = parsed.data;
+      if (def.rateLimited) {
+        const bucket = this.deps.writeLimiter.take(ctx.sessionId);
+        if (!bucket.ok) {
+          throw new WorkspaceError(
+            'RATE_LIMITED',
+            `Too many writes; retry in ${bucket.retryAfterMs} ms.`,
+            { retryAfterMs: bucket.retryAfterMs },
+          );
+        }
+      }
+      const authorize: Authorize = (action, target) => {
+        decision = this.deps.policy.decide(ctx.principal, action, target);
+        if (!decision.allowed) {
+          throw new WorkspaceError('POLICY_DENIED', `Policy denies ${action}(${target}): ${decision.reason}`, {
+            rule: decision.rule,
+          });
+        }
+      };
+      const handler = this.handlers[name] as Handler<N>;
+      const result = await handler(parsed.data as OperationInput<N>, { ...ctx, session, authorize });
+      await this.record(name, ctx, params, decision, { ok: true }, started, def.annotations.readOnlyHint);
+      return result;
+    } catch (err) {
+      const error = toWorkspaceError(err);
+      const denied = ['POLICY_DENIED', 'OWNER_ONLY', 'CAPABILITY_NOT_NEGOTIATED', 'SESSION_NOT_FOUND'].includes(
+        error.code,
+      );
+      await this.record(
+        name,
+        ctx,
+        params,
+        denied ? (decision ?? { allowed: false, rule: null, ruleIndex: null, reason: error.message }) : decision,
+        { ok: false, code: error.code, message: error.message },
+        started,
+        false,
+      );
+      throw error;
+    }
+  }
+
+  private async record(
+    name: OperationName,
+    ctx: CallContext,
+    params: unknown,
+    decision: PolicyDecision | null,
+    outcome: { ok: boolean; code?: string; message?: string },
+    started: number,
+    readOnly: boolean,
+  ): Promise<void> {
+    const appended = this.deps.audit.append({
+      sessionId: ctx.sessionId,
+      agent: ctx.principal.name,
+      role: ctx.principal.role,
+      transport: ctx.transport,
+      op: name,
+      params,
+      decision: decision && !decision.allowed ? 'deny' : 'allow',
+      rule: decision?.rule ?? null,
+      outcome,
+      durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+    });
+    // Mutations and refusals are acknowledged only once their record is durable; reads are
+    // recorded in order but answered without waiting for the fsync.
+    if (readOnly) appended.catch(() => undefined);
+    else await appended;
+  }
+
+  private createHandlers(): { [N in OperationName]: Handler<N> } {
+    const { resources, policy, policyStore, sessions, audit } = this.deps;
+    const rel = (p: string): string => resources.normalize(p);
+    return {
+      init_session: async () => {
+        throw new WorkspaceError('INVALID_ARGUMENT', 'InitSession is answered by the transport, not as a call.');
+      },
+      list_capabilities: async (_input, ctx) => ({ tools: [...ctx.session.capabilities] }),
+      read_file: async (input, ctx) => {
+        ctx.authorize('read', rel(input.path));
+        return resources.readFile(input.path, input.encoding ? { encoding: input.encoding } : {});
+      },
+      write_file: async (input, ctx) => {
+        ctx.authorize('write', rel(input.path));
+        return resources.writeFile(input.path, input.content, {
+          ...(input.encoding ? { encoding: input.encoding } : {}),
+          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+        });
+      },
+      list_files: async (input, ctx) => {
+        ctx.authorize('read', rel(input.path));
+        return resources.listFiles(input.path, {
+          ...(input.depth !== undefined ? { depth: input.depth } : {}),
+          ...(input.includeIgnored !== undefined ? { includeIgnored: input.includeIgnored } : {}),
+        });
+      },
+      file_info: async (input, ctx) => {
+        ctx.authorize('read', rel(input.path));
+        return resources.stat(input.path);
+      },
+      edit_file: async (input, ctx) => {
+        const target = rel(input.path);
+        ctx.authorize('read', target);
+        ctx.authorize('write', target);
+        return resources.edit(input.path, input.edits, {
+          ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
+          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+        });
+      },
+      search_files: async (input, ctx) => {
+        ctx.authorize('read', rel(input.path ?? '.'));
+        const principal = ctx.principal;
+        return resources.search(input.query, {
+          ...(input.path !== undefined ? { path: input.path } : {}),
+          ...(input.regex !== undefined ? { regex: input.regex } : {}),
+          ...(input.caseSensitive !== undefined ? { caseSensitive: input.caseSensitive } : {}),
+          ...(input.glob !== undefined ? { glob: input.glob } : {}),
+          ...(input.maxResults !== undefined ? { maxResults: input.maxResults } : {}),
+          // Files the policy forbids reading (secrets) never show up in results.
+          filter: (file) => policy.decide(principal, 'read', file).allowed,
+        });
+      },
+      create_directory: async (input, ctx) => {
+        ctx.authorize('write', rel(input.path));
+        return resources.mkdir(input.path);
+      },
+      delete_file: async (input, ctx) => {
+        ctx.authorize('write', rel(input.path));
+        return resources.delete(input.path, {
+          ...(input.recursive !== undefined ? { recursive: input.recursive } : {}),
+          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+        });
+      },
+      move_file: async (input, ctx) => {
+        ctx.authorize('write', rel(input.from));
+        ctx.authorize('write', rel(input.to));
+        return resources.move(input.from, input.to, {
+          ...(input.overwrite !== undefined ? { overwrite: input.overwrite } : {}),
+          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+        });
+      },
+      get_policies: async () => ({ policies: [policy.policy] }),
+      explain_policy: async (input, ctx) => {
+        let principal = ctx.principal;
+        if (input.agent !== undefined && input.agent !== principal.name) {
+          if (principal.kind !== 'owner') {
+            throw new WorkspaceError('OWNER_ONLY', 'Only the owner can explain decisions for another agent.');
+          }
+          const token = sessions.listTokens().find((t) => t.name === input.agent);
+          if (!token) throw new WorkspaceError('NOT_FOUND', `No agent token named '${input.agent}'.`);
+          principal = { kind: 'agent', name: token.name, role: token.role };
+        }
+        return policy.decide(principal, input.action, input.target);
+      },
+      set_policy: async (input) => {
+        policy.set(input);
+        await policyStore.save(policy.policy);
+        return { success: true, message: `Policy '${input.id}' with ${input.rules.length} rules is in force.` };
+      },
+      create_token: async (input) => sessions.mintToken(input.name, input.role),
+      revoke_token: async (input) => {
+        await sessions.revokeToken(input.name);
+        return { success: true, message: `Token '${input.name}' revoked; its sessions have ended.` };
+      },
+      list_tokens: async () => ({ tokens: sessions.listTokens() }),
+      list_sessions: async () => ({
+        sessions: sessions.list().map((s) => ({
+          sessionId: s.sessionId,
+          agent: s.principal.name,
+          role: s.principal.role,
+          transport: s.transport,
+          ...(s.clientName !== undefined ? { clientName: s.clientName } : {}),
+          capabilities: s.capabilities,
+          createdAt: new Date(s.createdAt).toISOString(),
+          lastActivityAt: new Date(s.lastActivityAt).toISOString(),
+        })),
+      }),
+      query_audit: async (input, ctx) => {
+        // Agents and viewers see only their own records; the owner sees all.
+        const agent = ctx.principal.kind === 'owner' ? input.agent : ctx.principal.name;
+        const page = await audit.query({ ...input, ...(agent !== undefined ? { agent } : {}) });
+        return page as OperationOutput<'query_audit'>;
+      },
+      verify_audit: async () => {
+        await audit.flush();
+        return verifyAuditLog(dirname(audit.path));
+      },
+    };
+  }
+}

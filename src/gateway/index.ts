@@ -1,0 +1,247 @@
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { homedir } from 'node:os';
+import { basename, join } from 'node:path';
+import { realpath, stat } from 'node:fs/promises';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { validateHostHeader } from '@modelcontextprotocol/server';
+import { WorkspaceError } from '../protocol/errors';
+import type { Principal } from '../protocol/principal';
+import { AuditLog } from '../core/audit';
+import { createLogger, type Logger } from '../core/log';
+import { DEFAULT_POLICY, PolicyEngine, PolicyStore } from '../core/policy';
+import { ResourceManager } from '../core/resources';
+import { OperationRunner } from '../core/runner';
+import { RateLimiter, SessionManager } from '../core/session';
+import { McpGateway } from './mcp';
+import { buildOpenApi } from './openapi';
+import { createRestRouter, sendError } from './rest';
+
+/** The product version reported to clients. */
+export const SERVER_VERSION = '0.1.0';
+
+const LOOPBACK_HOSTS = ['127.0.0.1', 'localhost', '::1'];
+
+/** Options of {@link startWorkspaceServer}; everything but `workspace` has an embedded default. */
+export interface WorkspaceServerOptions {
+  /** The folder to serve. */
+  workspace: string;
+  /** Loopback address to bind (127.0.0.1, ::1 or localhost). */
+  host?: string;
+  /** TCP port; 0 or absent picks a free one. */
+  port?: number;
+  /** Where tokens, policy and the audit log live (default: per-workspace under XDG_STATE_HOME). */
+  stateDir?: string;
+  /** Owner token to use instead of the generated one (e.g. MCP_WORKSPACE_TOKEN). */
+  ownerToken?: string;
+  /** Browser origins allowed to call the server (exact match); none by default. */
+  allowedOrigins?: string[];
+  /** A policy file the owner controls; it replaces the stored policy at start. */
+  policyFile?: string;
+  /** Idle sessions end after this long (ms). */
+  idleTimeoutMs?: number;
+  /** Largest file read or written (bytes). */
+  maxFileBytes?: number;
+  /** Token bucket for mutating operations per session. */
+  writeRateLimit?: { capacity: number; refillPerSec: number };
+  /** Where structured logs go (default: stderr as JSON lines). */
+  logger?: Logger;
+}
+
+/** A running server and the handles to drive or stop it. */
+export interface RunningWorkspaceServer {
+  url: string;
+  mcpUrl: string;
+  port: number;
+  tokenFile: string;
+  ownerToken: string;
+  stateDir: string;
+  workspace: string;
+  sessions: SessionManager;
+  audit: AuditLog;
+  policy: PolicyEngine;
+  runner: OperationRunner;
+  /** Stops accepting connections, ends sessions and flushes the audit log. */
+  close(): Promise<void>;
+}
+
+/** Default state directory for a workspace: outside it, so agents can never write it. */
+export function defaultStateDir(workspaceRealPath: string): string {
+  const base = process.env['XDG_STATE_HOME'] || join(homedir(), '.local', 'state');
+  const id = createHash('sha256').update(workspaceRealPath).digest('hex').slice(0, 12);
+  return join(base, 'mcp-workspace', `${basename(workspaceRealPath) || 'root'}-${id}`);
+}
+
+/**
+ * Starts the headless server on a workspace: the core components, then MCP at `/mcp` and REST on
+ * one loopback port, each request authenticated, Host- and Origin-checked, policy-decided and audited.
+ */
+export async function startWorkspaceServer(options: WorkspaceServerOptions): Promise<RunningWorkspaceServer> {
+  const host = options.host ?? '127.0.0.1';
+  if (!LOOPBACK_HOSTS.includes(host)) {
+    throw new WorkspaceError(
+      'INVALID_ARGUMENT',
+      `Refusing to bind ${host}: MCP Workspace listens on loopback only (127.0.0.1, ::1, localhost). Use an SSH tunnel for remote access.`,
+    );
+  }
+  const workspaceStat = await stat(options.workspace).catch(() => null);
+  if (!workspaceStat?.isDirectory()) {
+    throw new WorkspaceError('NOT_FOUND', `Workspace folder not found: ${options.workspace}`);
+  }
+  const workspace = await realpath(options.workspace);
+  const stateDir = options.stateDir ?? defaultStateDir(workspace);
+  const log = options.logger ?? createLogger((line) => process.stderr.write(line + '\n'));
+  const maxFileBytes = options.maxFileBytes ?? 10 * 1024 * 1024;
+
+  const sessions = await SessionManager.create({
+    stateDir,
+    ...(options.ownerToken !== undefined ? { ownerToken: options.ownerToken } : {}),
+    ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+  });
+  const stateReal = await realpath(stateDir);
+  const policyStore = new PolicyStore(stateDir);
+  const policyFile = options.policyFile ? await realpath(options.policyFile).catch(() => options.policyFile!) : null;
+  let initialPolicy = (await policyStore.load()) ?? DEFAULT_POLICY;
+  if (policyFile) {
+    initialPolicy = await PolicyStore.loadFile(policyFile);
+    await policyStore.save(initialPolicy);
+  }
+  const policy = new PolicyEngine(initialPolicy);
+  // The state dir and the owner's policy file are never reachable through the workspace API.
+  const resources = await ResourceManager.create({
+    root: workspace,
+    maxFileBytes,
+    protectedPaths: [stateReal, ...(policyFile ? [policyFile] : [])],
+  });
+  const audit = await AuditLog.open({ dir: join(stateDir, 'audit') });
+  const writeLimiter = new RateLimiter(options.writeRateLimit ?? { capacity: 200, refillPerSec: 50 });
+  const runner = new OperationRunner({ sessions, resources, policy, policyStore, audit, writeLimiter });
+
+  const defaults = new Map<string, string>();
+  const defaultSession = async (principal: Principal, transport: string): Promise<string> => {
+    const key = `${principal.name}\u0000${transport}`;
+    const existing = defaults.get(key);
+    if (existing && sessions.get(existing)) return existing;
+    const session = await runner.initSession(principal, undefined, { transport });
+    defaults.set(key, session.sessionId);
+    return session.sessionId;
+  };
+  const stopLimiterCleanup = sessions.onSessionEnded((s) => writeLimiter.forget(s.sessionId));
+
+  const maxRequestBodySize = Math.ceil(maxFileBytes * 1.4) + 1024 * 1024;
+  const mcp = new McpGateway({
+    runner,
+    sessions,
+    serverName: 'mcp-workspace',
+    serverVersion: SERVER_VERSION,
+    defaultSession,
+    onAudit: (listener) => audit.subscribe(listener),
+    maxRequestBodySize,
+    log: (level, msg, fields) => log[level](msg, fields),
+  });
+  const openApi = buildOpenApi(SERVER_VERSION);
+  const allowedOrigins = new Set(options.allowedOrigins ?? []);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    // DNS-rebinding defence: only loopback Host names, on every endpoint.
+    if (!validateHostHeader(req.headers.host, ['127.0.0.1', 'localhost', '[::1]']).ok) {
+      sendError(res, new WorkspaceError('FORBIDDEN_HOST', 'Host header must name a loopback address.'));
+      return;
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && !allowedOrigins.has(origin)) {
+      sendError(
+        res,
+        new WorkspaceError('FORBIDDEN_ORIGIN', `Origin ${origin} is not allowed; add it to the allowed origins.`),
+      );
+      return;
+    }
+    next();
+  });
+  app.get('/health', (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const header = req.headers.authorization;
+    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    const principal = match ? sessions.authenticate(match[1]) : null;
+    if (!principal) {
+      log.warn('authentication failed', { path: req.path, method: req.method, hadToken: Boolean(match) });
+      sendError(
+        res,
+        new WorkspaceError(
+          'UNAUTHORIZED',
+          match ? 'Unknown or revoked token.' : 'Send Authorization: Bearer <token> (the owner token or an agent token).',
+        ),
+      );
+      return;
+    }
+    req.auth = {
+      token: match![1]!,
+      clientId: principal.name,
+      scopes: [],
+      expiresAt: Math.floor(Date.now() / 1000) + 3600,
+      extra: { principal },
+    };
+    next();
+  });
+  app.use(express.json({ limit: maxRequestBodySize, type: ['application/json', 'application/*+json'] }));
+  app.all('/mcp', (req, res, next) => {
+    mcp.handle(req, res).catch(next);
+  });
+  app.use(createRestRouter({ runner, sessions, audit, defaultSession, openApi: () => openApi }));
+  app.use((_req: Request, res: Response) => {
+    sendError(res, new WorkspaceError('NOT_FOUND', 'No such endpoint; see /openapi.json.'));
+  });
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const status = (err as { status?: number }).status;
+    if (status === 413) {
+      sendError(res, new WorkspaceError('FILE_TOO_LARGE', 'Request body too large.', { limit: maxRequestBodySize }));
+    } else if (status === 400 || err instanceof SyntaxError) {
+      sendError(res, new WorkspaceError('INVALID_ARGUMENT', 'The request body is not valid JSON.'));
+    } else {
+      log.error('request failed', { error: err instanceof Error ? err.message : String(err) });
+      if (!res.headersSent) sendError(res, err);
+    }
+  });
+
+  const server: Server = createServer(app);
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const urlHost = host === '::1' ? '[::1]' : host;
+  const url = `http://${urlHost}:${port}`;
+  log.info('server ready', { url, workspace, stateDir });
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    mcpUrl: `${url}/mcp`,
+    port,
+    tokenFile: sessions.ownerTokenFile,
+    ownerToken: sessions.ownerToken,
+    stateDir,
+    workspace,
+    sessions,
+    audit,
+    policy,
+    runner,
+    close: () =>
+      (closing ??= (async () => {
+        await mcp.close();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        stopLimiterCleanup();
+        sessions.close();
+        await audit.close();
+        log.info('server stopped', { url });
+      })()),
+  };
+}

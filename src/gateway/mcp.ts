@@ -1,0 +1,278 @@
+import { randomUUID } from 'node:crypto';
+import type { Request, Response } from 'express';
+import { z } from 'zod';
+import {
+  McpServer,
+  ResourceTemplate,
+  createMcpHandler,
+  fromJsonSchema,
+  isInitializeRequest,
+  isLegacyRequest,
+  type AuthInfo,
+  type CallToolResult,
+  type JsonSchemaType,
+  type JsonSchemaValidator,
+  type jsonSchemaValidator,
+  type McpRequestContext,
+  type StandardSchemaWithJSON,
+} from '@modelcontextprotocol/server';
+import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
+import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
+import { MCP_TOOL_NAMES, OPERATIONS, type OperationName } from '../protocol/operations';
+import type { Principal } from '../protocol/principal';
+import type { AuditRecord } from '../core/audit';
+import type { OperationRunner } from '../core/runner';
+import type { SessionManager } from '../core/session';
+
+/** Key under `capabilities.experimental` where a client may declare the tools it wants. */
+export const CLIENT_TOOLS_EXTENSION = 'mcp-workspace';
+
+const FILE_URI_PREFIX = 'workspace://files/';
+const AUDIT_TAIL_URI = 'audit://tail';
+
+/** Everything the MCP adapter needs from the server. */
+export interface McpGatewayDeps {
+  runner: OperationRunner;
+  sessions: SessionManager;
+  serverName: string;
+  serverVersion: string;
+  /** Session for a principal on a session-less transport (2026-07-28 MCP). */
+  defaultSession: (principal: Principal, transport: string) => Promise<string>;
+  /** Live audit feed used for resource-updated notifications of the audit tail. */
+  onAudit: (listener: (record: AuditRecord) => void) => () => void;
+  maxRequestBodySize: number;
+  log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+// Input validation happens once, in the OperationRunner, so every transport reports bad input with the
+// same stable code (INVALID_ARGUMENT). The SDK still advertises the exact JSON Schema of each tool.
+const passThrough: jsonSchemaValidator = {
+  getValidator:
+    <T>(): JsonSchemaValidator<T> =>
+    (input) => ({ valid: true, data: input as T, errorMessage: undefined }),
+};
+const toolSchemas = new Map<OperationName, { input: StandardSchemaWithJSON; output: StandardSchemaWithJSON }>();
+function schemasFor(name: OperationName): { input: StandardSchemaWithJSON; output: StandardSchemaWithJSON } {
+  let cached = toolSchemas.get(name);
+  if (!cached) {
+    const def = OPERATIONS[name];
+    const input = z.toJSONSchema(def.input, { io: 'input' }) as JsonSchemaType;
+    const output = z.toJSONSchema(def.output, { io: 'output' }) as JsonSchemaType;
+    cached = { input: fromJsonSchema(input, passThrough), output: fromJsonSchema(output, passThrough) };
+    toolSchemas.set(name, cached);
+  }
+  return cached;
+}
+
+function toolError(err: unknown): CallToolResult {
+  const error = toWorkspaceError(err);
+  return {
+    isError: true,
+    content: [{ type: 'text', text: JSON.stringify({ error: error.toJSON() }) }],
+  };
+}
+
+/** The principal the auth middleware attached to an authenticated request. */
+export function principalOf(auth: AuthInfo | undefined): Principal {
+  const principal = auth?.extra?.['principal'] as Principal | undefined;
+  if (!principal) throw new WorkspaceError('UNAUTHORIZED', 'Missing bearer token.');
+  return principal;
+}
+
+/**
+ * The MCP Streamable HTTP adapter at `/mcp`: 2025-era clients (2025-06-18, 2025-11-25) get one
+ * sessionful transport and McpServer per InitSession; 2026-07-28 clients are served statelessly by
+ * the SDK's `createMcpHandler`, keyed on the authenticated agent.
+ */
+export class McpGateway {
+  private readonly legacy = new Map<string, { transport: NodeStreamableHTTPServerTransport; principal: string }>();
+  private readonly modern;
+  private readonly modernNode;
+  private readonly unsubscribeAudit: () => void;
+  private readonly unsubscribeSessions: () => void;
+
+  constructor(private readonly deps: McpGatewayDeps) {
+    this.modern = createMcpHandler((ctx) => this.modernServer(ctx), {
+      legacy: 'reject',
+      maxRequestBodySize: deps.maxRequestBodySize,
+      onerror: (error) => deps.log('warn', 'mcp request failed', { error: error.message }),
+    });
+    this.modernNode = toNodeHandler(this.modern, { maxRequestBodySize: deps.maxRequestBodySize });
+    // 2026-07-28 clients that listen for updates of the audit tail are told when it grows.
+    this.unsubscribeAudit = deps.onAudit(() => this.modern.notify.resourceUpdated(AUDIT_TAIL_URI));
+    this.unsubscribeSessions = deps.sessions.onSessionEnded((session) => {
+      const entry = this.legacy.get(session.sessionId);
+      if (entry) {
+        this.legacy.delete(session.sessionId);
+        void entry.transport.close();
+      }
+    });
+  }
+
+  /** Number of open 2025-era MCP sessions. */
+  get openSessions(): number {
+    return this.legacy.size;
+  }
+
+  /** Express handler for every method on `/mcp` (after auth). */
+  handle = async (req: Request, res: Response): Promise<void> => {
+    const principal = principalOf(req.auth);
+    const probe = await toWebRequest(req, req.body, { maxRequestBodySize: this.deps.maxRequestBodySize });
+    if (!(await isLegacyRequest(probe, req.body, { maxRequestBodySize: this.deps.maxRequestBodySize }))) {
+      await this.modernNode(req, res, req.body);
+      return;
+    }
+    const sessionId = req.header('mcp-session-id');
+    if (sessionId) {
+      const entry = this.legacy.get(sessionId);
+      if (!entry || entry.principal !== principal.name) {
+        res.status(404).json(jsonRpcError(-32001, 'Session not found: it ended or belongs to another token.'));
+        return;
+      }
+      await entry.transport.handleRequest(req, res, req.body);
+      return;
+    }
+    if (req.method !== 'POST' || !isInitializeRequest(req.body)) {
+      res.status(400).json(jsonRpcError(-32000, 'Bad Request: send initialize first, or pass Mcp-Session-Id.'));
+      return;
+    }
+    const params = req.body.params;
+    const experimental = params.capabilities.experimental?.[CLIENT_TOOLS_EXTENSION] as
+      | { tools?: unknown }
+      | undefined;
+    const requested = Array.isArray(experimental?.tools)
+      ? experimental.tools.filter((t): t is string => typeof t === 'string')
+      : undefined;
+    const session = await this.deps.runner.initSession(principal, requested, {
+      transport: 'mcp',
+      clientName: params.clientInfo.name,
+      sessionId: randomUUID(),
+    });
+    const transport = new NodeStreamableHTTPServerTransport({
+      sessionIdGenerator: () => session.sessionId,
+      onsessionclosed: (id) => this.deps.sessions.end(id, 'closed'),
+    });
+    transport.onclose = () => {
+      if (this.legacy.delete(session.sessionId)) this.deps.sessions.end(session.sessionId, 'closed');
+    };
+    this.legacy.set(session.sessionId, { transport, principal: principal.name });
+    const server = this.buildServer(principal, () => session.sessionId, session.capabilities, 'mcp');
+    await server.connect(transport);
+    await transport.handleRequest(req, res, req.body);
+  };
+
+  /** Closes every MCP session and the stateless handler. */
+  async close(): Promise<void> {
+    this.unsubscribeAudit();
+    this.unsubscribeSessions();
+    const transports = [...this.legacy.values()].map((e) => e.transport);
+    this.legacy.clear();
+    await Promise.allSettled(transports.map((t) => t.close()));
+    await this.modern.close();
+  }
+
+  private async modernServer(ctx: McpRequestContext): Promise<McpServer> {
+    const principal = principalOf(ctx.authInfo);
+    const sessionId = await this.deps.defaultSession(principal, 'mcp-2026');
+    const capabilities = this.deps.sessions.get(sessionId)?.capabilities ?? [];
+    return this.buildServer(principal, () => sessionId, capabilities, 'mcp-2026');
+  }
+
+  private buildServer(
+    principal: Principal,
+    sessionId: () => string,
+    capabilities: string[],
+    transport: string,
+  ): McpServer {
+    const { runner } = this.deps;
+    const server = new McpServer(
+      { name: this.deps.serverName, version: this.deps.serverVersion },
+      {
+        capabilities: { tools: {}, resources: { subscribe: false, listChanged: false } },
+        instructions:
+          'Workspace files under a deny-by-default policy; every call is audited. Call list_capabilities to see your tools, get_policies for the rules; read_file returns a revision to pass as expectedRevision when writing.',
+      },
+    );
+    const call = async (name: OperationName, args: unknown): Promise<unknown> =>
+      runner.run(name, args, { principal, sessionId: sessionId(), transport });
+
+    for (const name of MCP_TOOL_NAMES) {
+      if (name !== 'list_capabilities' && !capabilities.includes(name)) continue;
+      const def = OPERATIONS[name];
+      const schemas = schemasFor(name);
+      server.registerTool(
+        name,
+        {
+          title: def.title,
+          description: def.description,
+          inputSchema: schemas.input,
+          outputSchema: schemas.output,
+          annotations: { title: def.title, ...def.annotations },
+        },
+        async (args: unknown): Promise<CallToolResult> => {
+          try {
+            const result = (await call(name, args)) as Record<string, unknown>;
+            return { content: [{ type: 'text', text: JSON.stringify(result) }], structuredContent: result };
+          } catch (err) {
+            return toolError(err);
+          }
+        },
+      );
+    }
+
+    if (capabilities.includes('read_file')) {
+      server.registerResource(
+        'workspace-file',
+        new ResourceTemplate(`${FILE_URI_PREFIX}{+path}`, {
+          list: async () => {
+            try {
+              const listing = (await call('list_files', { path: '.', depth: 3 })) as {
+                entries: { path: string; name: string; type: string }[];
+              };
+              return {
+                resources: listing.entries
+                  .filter((e) => e.type === 'file')
+                  .slice(0, 500)
+                  .map((e) => ({ uri: FILE_URI_PREFIX + encodeURI(e.path), name: e.path })),
+              };
+            } catch {
+              return { resources: [] };
+            }
+          },
+        }),
+        { title: 'Workspace file', description: 'A file of the workspace, read under the policy.' },
+        async (uri) => {
+          const path = decodeURIComponent(uri.href.slice(FILE_URI_PREFIX.length));
+          const file = (await call('read_file', { path })) as { content: string; encoding: string };
+          return {
+            contents: [
+              file.encoding === 'base64'
+                ? { uri: uri.href, blob: file.content, mimeType: 'application/octet-stream' }
+                : { uri: uri.href, text: file.content, mimeType: 'text/plain' },
+            ],
+          };
+        },
+      );
+    }
+    if (capabilities.includes('query_audit')) {
+      server.registerResource(
+        'audit-tail',
+        AUDIT_TAIL_URI,
+        {
+          title: 'Audit log tail',
+          description: 'The newest 100 audit records you may see (the owner sees all), newest first.',
+          mimeType: 'application/json',
+        },
+        async (uri) => {
+          const page = await call('query_audit', { limit: 100 });
+          return { contents: [{ uri: uri.href, text: JSON.stringify(page), mimeType: 'application/json' }] };
+        },
+      );
+    }
+    return server;
+  }
+}
+
+function jsonRpcError(code: number, message: string): unknown {
+  return { jsonrpc: '2.0', error: { code, message }, id: null };
+}

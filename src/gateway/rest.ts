@@ -1,0 +1,177 @@
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import type { z } from 'zod';
+import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
+import { OPERATIONS, OPERATION_NAMES, type OperationName } from '../protocol/operations';
+import type { AuditLog, AuditRecord } from '../core/audit';
+import type { OperationRunner } from '../core/runner';
+import type { SessionManager } from '../core/session';
+import { principalOf } from './mcp';
+
+/** Header that selects a REST session created by POST /session/init (else the agent's default one). */
+export const SESSION_HEADER = 'x-mcp-workspace-session';
+
+/** Everything the REST adapter needs from the server. */
+export interface RestGatewayDeps {
+  runner: OperationRunner;
+  sessions: SessionManager;
+  audit: AuditLog;
+  defaultSession: (principal: ReturnType<typeof principalOf>, transport: string) => Promise<string>;
+  openApi: () => unknown;
+}
+
+/** Writes a WorkspaceError as `{error: {code, message, ...}}` with its HTTP status (and Retry-After). */
+export function sendError(res: Response, err: unknown): void {
+  const error = toWorkspaceError(err);
+  if (error.code === 'RATE_LIMITED') {
+    const ms = Number(error.details?.['retryAfterMs'] ?? 1000);
+    res.setHeader('Retry-After', String(Math.max(1, Math.ceil(ms / 1000))));
+  }
+  if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer realm="mcp-workspace"');
+  res.status(error.httpStatus).json({ error: error.toJSON() });
+}
+
+/** Express route path for an operation's REST path (`{path}` is a wildcard workspace path). */
+export function expressPath(path: string): string {
+  return path.replace('/{path}', '{/*path}').replace(/\{(\w+)\}/g, ':$1');
+}
+
+// Query strings carry only strings: coerce them by the field's schema type before validation.
+function coerceQuery(schema: z.ZodObject, query: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, raw] of Object.entries(query)) {
+    const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+    const field = schema.shape[key] as z.ZodType | undefined;
+    out[key] = field && typeof value === 'string' ? coerceScalar(field, value) : value;
+  }
+  return out;
+}
+
+function coerceScalar(field: z.ZodType, value: string): unknown {
+  let def = field._zod.def as { type: string; innerType?: z.ZodType };
+  while ((def.type === 'optional' || def.type === 'default' || def.type === 'nullable') && def.innerType) {
+    def = def.innerType._zod.def as { type: string; innerType?: z.ZodType };
+  }
+  if (def.type === 'number' && value.trim() !== '' && Number.isFinite(Number(value))) return Number(value);
+  if (def.type === 'boolean' && (value === 'true' || value === 'false')) return value === 'true';
+  return value;
+}
+
+/**
+ * The REST surface: one route per operation, derived from the operation table (the PRD's paths:
+ * `/session/init`, `/files/{path}`, ...), plus `/openapi.json` and the live audit stream.
+ */
+export function createRestRouter(deps: RestGatewayDeps): Router {
+  const router = Router();
+  const { runner, sessions } = deps;
+
+  const sessionFor = async (req: Request): Promise<string> => {
+    const principal = principalOf(req.auth);
+    const requested = req.header(SESSION_HEADER);
+    if (requested) {
+      const session = sessions.get(requested);
+      if (!session || session.principal.name !== principal.name) {
+        throw new WorkspaceError('SESSION_NOT_FOUND', 'Unknown or ended session; call POST /session/init again.');
+      }
+      return requested;
+    }
+    return deps.defaultSession(principal, 'rest');
+  };
+
+  router.get('/openapi.json', (_req, res) => {
+    res.json(deps.openApi());
+  });
+
+  router.post('/session/init', async (req, res) => {
+    try {
+      const body = OPERATIONS.init_session.input.safeParse(req.body ?? {});
+      if (!body.success) throw new WorkspaceError('INVALID_ARGUMENT', 'Expected {"tools": ["read_file", ...]}.');
+      const principal = principalOf(req.auth);
+      const session = await runner.initSession(principal, body.data.tools, {
+        transport: 'rest',
+        ...(req.header('user-agent') ? { clientName: req.header('user-agent') } : {}),
+      });
+      res.json({
+        sessionId: session.sessionId,
+        capabilities: session.capabilities,
+        agent: principal.name,
+        role: principal.role,
+      });
+    } catch (err) {
+      sendError(res, err);
+    }
+  });
+
+  router.get('/audit/stream', async (req, res) => {
+    let sessionId: string;
+    try {
+      sessionId = await sessionFor(req);
+      // Opening the stream is authorised and audited like a query of the newest record.
+      await runner.run('query_audit', { limit: 1 }, { principal: principalOf(req.auth), sessionId, transport: 'rest' });
+    } catch (err) {
+      sendError(res, err);
+      return;
+    }
+    const principal = principalOf(req.auth);
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream',
+      'Cache-Control': 'no-store',
+      Connection: 'keep-alive',
+    });
+    res.write(': audit stream\n\n');
+    const send = (record: AuditRecord): void => {
+      if (principal.kind !== 'owner' && record.agent !== principal.name) return;
+      res.write(`id: ${record.seq}\nevent: audit\ndata: ${JSON.stringify(record)}\n\n`);
+    };
+    const unsubscribe = deps.audit.subscribe(send);
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    keepAlive.unref();
+    const stop = sessions.onSessionEnded((s) => {
+      if (s.sessionId === sessionId) res.end();
+    });
+    res.on('close', () => {
+      clearInterval(keepAlive);
+      unsubscribe();
+      stop();
+    });
+  });
+
+  for (const name of OPERATION_NAMES) {
+    if (name === 'init_session') continue;
+    const def = OPERATIONS[name];
+    const handler = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+      try {
+        const input = inputFrom(name, req);
+        const sessionId = await sessionFor(req);
+        const result = await runner.run(name, input, {
+          principal: principalOf(req.auth),
+          sessionId,
+          transport: 'rest',
+        });
+        res.json(result);
+      } catch (err) {
+        if (err instanceof SyntaxError) next(err);
+        else sendError(res, err);
+      }
+    };
+    router[def.rest.method](expressPath(def.rest.path), handler);
+  }
+  return router;
+}
+
+function inputFrom(name: OperationName, req: Request): Record<string, unknown> {
+  const def = OPERATIONS[name];
+  const params: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(req.params)) {
+    params[key] = Array.isArray(value) ? value.join('/') : value;
+  }
+  if (def.rest.path.includes('{path}') && params['path'] === undefined) params['path'] = '.';
+  const query = coerceQuery(def.input, req.query as Record<string, unknown>);
+  const body =
+    def.rest.method === 'get' || def.rest.method === 'delete' || req.body === undefined
+      ? {}
+      : (req.body as Record<string, unknown>);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new WorkspaceError('INVALID_ARGUMENT', 'The request body must be a JSON object.');
+  }
+  return { ...query, ...body, ...params };
+}
