@@ -1,0 +1,96 @@
+import { readFile } from 'node:fs/promises';
+import type { AuditRecord } from './types';
+
+/** File name of the JSONL log inside the state directory. */
+export const AUDIT_FILE = 'audit.jsonl';
+/** File name of the chain-head file inside the state directory. */
+export const HEAD_FILE = 'audit.head';
+/** `prev` of the first record. */
+export const GENESIS = '0'.repeat(64);
+/** Byte length of a line's trailing `,"hash":"<64 hex>"}` (newline excluded). */
+export const HASH_SUFFIX_LENGTH = 75;
+/** Fixed size of the head file, so it can be rewritten in place with a single pwrite. */
+export const HEAD_FILE_SIZE = 128;
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * The record's canonical JSON without `hash`: the exact bytes its hash covers. `params` and `outcome`
+ * must come from `redact()`, whose sorted key order makes `JSON.stringify` deterministic.
+ */
+export function serializeBody(r: Omit<AuditRecord, 'hash'>): string {
+  return (
+    '{"seq":' +
+    r.seq +
+    ',"prev":"' +
+    r.prev +
+    '","ts":"' +
+    r.ts +
+    '","sessionId":' +
+    JSON.stringify(r.sessionId) +
+    ',"agent":' +
+    JSON.stringify(r.agent) +
+    ',"role":' +
+    JSON.stringify(r.role) +
+    ',"transport":' +
+    JSON.stringify(r.transport) +
+    ',"op":' +
+    JSON.stringify(r.op) +
+    ',"decision":"' +
+    r.decision +
+    '","rule":' +
+    JSON.stringify(r.rule) +
+    ',"params":' +
+    JSON.stringify(r.params) +
+    ',"outcome":' +
+    JSON.stringify(r.outcome) +
+    ',"durationMs":' +
+    r.durationMs +
+    '}'
+  );
+}
+
+/** A full log line (with newline) from a body and its hash. */
+export function lineFromBody(body: string, hash: string): string {
+  return body.slice(0, -1) + ',"hash":"' + hash + '"}\n';
+}
+
+/** Chain head as stored in the head file. */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+/** Head file contents, space-padded to {@link HEAD_FILE_SIZE} bytes. */
+export function encodeHead(head: ChainHead): Buffer {
+  const buf = Buffer.alloc(HEAD_FILE_SIZE, 0x20);
+  buf.write(JSON.stringify({ seq: head.seq, hash: head.hash }));
+  buf[HEAD_FILE_SIZE - 1] = 0x0a;
+  return buf;
+}
+
+/** Reads the head file: the head, null when missing, or 'corrupt' when unreadable. */
+export async function readHeadFile(path: string): Promise<ChainHead | null | 'corrupt'> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    const parsed = JSON.parse(text) as Partial<ChainHead>;
+    if (
+      typeof parsed.seq === 'number' &&
+      Number.isSafeInteger(parsed.seq) &&
+      parsed.seq >= 0 &&
+      typeof parsed.hash === 'string' &&
+      HEX64.test(parsed.hash)
+    ) {
+      return { seq: parsed.seq, hash: parsed.hash };
+    }
+  } catch {
+    // fall through: unparsable counts as corrupt
+  }
+  return 'corrupt';
+}
