@@ -7,6 +7,9 @@ if (existsSync(gitDir)) {
   const hooks = join(gitDir, 'hooks');
   mkdirSync(hooks, { recursive: true });
   const hook = join(hooks, 'pre-commit');
-  writeFileSync(hook, '#!/bin/sh\n# Installed by scripts/install-hooks.js\nset -e\nnpm run --silent lint\nnpm run --silent typecheck\n');
+  writeFileSync(
+    hook,
+    '#!/bin/sh\n# Installed by scripts/install-hooks.js\nset -e\nnpm run --silent lint\nnpm run --silent typecheck\n',
+  );
   chmodSync(hook, 0o755);
 }

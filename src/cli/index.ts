@@ -64,13 +64,17 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         io.err(`--port must be an integer from 0 to 65535, got ${values.port}`);
         return 2;
       }
-      return await serve(rest[0]!, {
-        port,
-        ...(values.host !== undefined ? { host: values.host } : {}),
-        ...(values['state-dir'] !== undefined ? { stateDir: values['state-dir'] } : {}),
-        ...(values.policy !== undefined ? { policyFile: values.policy } : {}),
-        ...(values['allow-origin'] !== undefined ? { allowedOrigins: values['allow-origin'] } : {}),
-      }, io);
+      return await serve(
+        rest[0]!,
+        {
+          port,
+          ...(values.host !== undefined ? { host: values.host } : {}),
+          ...(values['state-dir'] !== undefined ? { stateDir: values['state-dir'] } : {}),
+          ...(values.policy !== undefined ? { policyFile: values.policy } : {}),
+          ...(values['allow-origin'] !== undefined ? { allowedOrigins: values['allow-origin'] } : {}),
+        },
+        io,
+      );
     }
     if (command === 'audit' && rest[0] === 'verify' && rest.length === 2) {
       const stateDir = values['state-dir'] ?? defaultStateDir(await realpath(rest[1]!));
@@ -79,7 +83,9 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         io.out(`audit log intact: ${result.records} records, head ${result.head}`);
         return 0;
       }
-      io.out(`audit log TAMPERED at record ${result.badSeq}: ${result.reason} (${result.records} records intact before it)`);
+      io.out(
+        `audit log TAMPERED at record ${result.badSeq}: ${result.reason} (${result.records} records intact before it)`,
+      );
       return 1;
     }
   } catch (err) {

@@ -1,7 +1,6 @@
 import type { AuthInfo } from '@modelcontextprotocol/server';
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
       /** Set by the bearer-token middleware; the MCP transports surface it as `authInfo`. */

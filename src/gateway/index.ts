@@ -100,7 +100,9 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   });
   const stateReal = await realpath(stateDir);
   const policyStore = new PolicyStore(stateDir);
-  const policyFile = options.policyFile ? await realpath(options.policyFile).catch(() => options.policyFile!) : null;
+  const policyFile = options.policyFile
+    ? await realpath(options.policyFile).catch(() => options.policyFile!)
+    : null;
   let initialPolicy = (await policyStore.load()) ?? DEFAULT_POLICY;
   if (policyFile) {
     initialPolicy = await PolicyStore.loadFile(policyFile);
@@ -155,7 +157,10 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     if (origin !== undefined && !allowedOrigins.has(origin)) {
       sendError(
         res,
-        new WorkspaceError('FORBIDDEN_ORIGIN', `Origin ${origin} is not allowed; add it to the allowed origins.`),
+        new WorkspaceError(
+          'FORBIDDEN_ORIGIN',
+          `Origin ${origin} is not allowed; add it to the allowed origins.`,
+        ),
       );
       return;
     }
@@ -174,7 +179,9 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
         res,
         new WorkspaceError(
           'UNAUTHORIZED',
-          match ? 'Unknown or revoked token.' : 'Send Authorization: Bearer <token> (the owner token or an agent token).',
+          match
+            ? 'Unknown or revoked token.'
+            : 'Send Authorization: Bearer <token> (the owner token or an agent token).',
         ),
       );
       return;
@@ -199,7 +206,10 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const status = (err as { status?: number }).status;
     if (status === 413) {
-      sendError(res, new WorkspaceError('FILE_TOO_LARGE', 'Request body too large.', { limit: maxRequestBodySize }));
+      sendError(
+        res,
+        new WorkspaceError('FILE_TOO_LARGE', 'Request body too large.', { limit: maxRequestBodySize }),
+      );
     } else if (status === 400 || err instanceof SyntaxError) {
       sendError(res, new WorkspaceError('INVALID_ARGUMENT', 'The request body is not valid JSON.'));
     } else {

@@ -51,7 +51,10 @@ const passThrough: jsonSchemaValidator = {
     <T>(): JsonSchemaValidator<T> =>
     (input) => ({ valid: true, data: input as T, errorMessage: undefined }),
 };
-const toolSchemas = new Map<OperationName, { input: StandardSchemaWithJSON; output: StandardSchemaWithJSON }>();
+const toolSchemas = new Map<
+  OperationName,
+  { input: StandardSchemaWithJSON; output: StandardSchemaWithJSON }
+>();
 function schemasFor(name: OperationName): { input: StandardSchemaWithJSON; output: StandardSchemaWithJSON } {
   let cached = toolSchemas.get(name);
   if (!cached) {
@@ -85,7 +88,10 @@ export function principalOf(auth: AuthInfo | undefined): Principal {
  * the SDK's `createMcpHandler`, keyed on the authenticated agent.
  */
 export class McpGateway {
-  private readonly legacy = new Map<string, { transport: NodeStreamableHTTPServerTransport; principal: string }>();
+  private readonly legacy = new Map<
+    string,
+    { transport: NodeStreamableHTTPServerTransport; principal: string }
+  >();
   private readonly modern;
   private readonly modernNode;
   private readonly unsubscribeAudit: () => void;
@@ -117,29 +123,32 @@ export class McpGateway {
   /** Express handler for every method on `/mcp` (after auth). */
   handle = async (req: Request, res: Response): Promise<void> => {
     const principal = principalOf(req.auth);
-    const probe = await toWebRequest(req, req.body, { maxRequestBodySize: this.deps.maxRequestBodySize });
-    if (!(await isLegacyRequest(probe, req.body, { maxRequestBodySize: this.deps.maxRequestBodySize }))) {
-      await this.modernNode(req, res, req.body);
-      return;
-    }
     const sessionId = req.header('mcp-session-id');
-    if (sessionId) {
-      const entry = this.legacy.get(sessionId);
-      if (!entry || entry.principal !== principal.name) {
-        res.status(404).json(jsonRpcError(-32001, 'Session not found: it ended or belongs to another token.'));
-        return;
-      }
+    // A known 2025 session id settles the era without classifying the request (the hot path).
+    const entry = sessionId ? this.legacy.get(sessionId) : undefined;
+    if (entry && entry.principal === principal.name) {
       await entry.transport.handleRequest(req, res, req.body);
       return;
     }
+    const maxRequestBodySize = this.deps.maxRequestBodySize;
+    const probe = await toWebRequest(req, req.body, { maxRequestBodySize });
+    if (!(await isLegacyRequest(probe, req.body, { maxRequestBodySize }))) {
+      await this.modernNode(req, res, req.body);
+      return;
+    }
+    if (sessionId) {
+      res.status(404).json(jsonRpcError(-32001, 'Session not found: it ended or belongs to another token.'));
+      return;
+    }
     if (req.method !== 'POST' || !isInitializeRequest(req.body)) {
-      res.status(400).json(jsonRpcError(-32000, 'Bad Request: send initialize first, or pass Mcp-Session-Id.'));
+      res
+        .status(400)
+        .json(jsonRpcError(-32000, 'Bad Request: send initialize first, or pass Mcp-Session-Id.'));
       return;
     }
     const params = req.body.params;
     const experimental = params.capabilities.experimental?.[CLIENT_TOOLS_EXTENSION] as
-      | { tools?: unknown }
-      | undefined;
+      { tools?: unknown } | undefined;
     const requested = Array.isArray(experimental?.tools)
       ? experimental.tools.filter((t): t is string => typeof t === 'string')
       : undefined;

@@ -36,7 +36,10 @@ export function buildOpenApi(version: string): JsonObject {
       description: def.description + (def.ownerOnly ? ' Requires the owner token.' : ''),
       tags: [def.ownerOnly ? 'owner' : 'workspace'],
       responses: {
-        '200': { description: 'Success', content: { 'application/json': { schema: jsonSchema(def.output, 'output') } } },
+        '200': {
+          description: 'Success',
+          content: { 'application/json': { schema: jsonSchema(def.output, 'output') } },
+        },
         '400': errorResponse,
         '401': errorResponse,
         '403': errorResponse,

@@ -70,7 +70,10 @@ export function createRestRouter(deps: RestGatewayDeps): Router {
     if (requested) {
       const session = sessions.get(requested);
       if (!session || session.principal.name !== principal.name) {
-        throw new WorkspaceError('SESSION_NOT_FOUND', 'Unknown or ended session; call POST /session/init again.');
+        throw new WorkspaceError(
+          'SESSION_NOT_FOUND',
+          'Unknown or ended session; call POST /session/init again.',
+        );
       }
       return requested;
     }
@@ -84,7 +87,8 @@ export function createRestRouter(deps: RestGatewayDeps): Router {
   router.post('/session/init', async (req, res) => {
     try {
       const body = OPERATIONS.init_session.input.safeParse(req.body ?? {});
-      if (!body.success) throw new WorkspaceError('INVALID_ARGUMENT', 'Expected {"tools": ["read_file", ...]}.');
+      if (!body.success)
+        throw new WorkspaceError('INVALID_ARGUMENT', 'Expected {"tools": ["read_file", ...]}.');
       const principal = principalOf(req.auth);
       const session = await runner.initSession(principal, body.data.tools, {
         transport: 'rest',
@@ -106,7 +110,11 @@ export function createRestRouter(deps: RestGatewayDeps): Router {
     try {
       sessionId = await sessionFor(req);
       // Opening the stream is authorised and audited like a query of the newest record.
-      await runner.run('query_audit', { limit: 1 }, { principal: principalOf(req.auth), sessionId, transport: 'rest' });
+      await runner.run(
+        'query_audit',
+        { limit: 1 },
+        { principal: principalOf(req.auth), sessionId, transport: 'rest' },
+      );
     } catch (err) {
       sendError(res, err);
       return;

@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   FILE_TOO_LARGE: 413,
   RATE_LIMITED: 429,
   INTERNAL: 500,
+  SANDBOX_UNAVAILABLE: 503,
+  EXECUTION_NOT_FOUND: 404,
 } as const;
 
 /** One of the stable error codes above. */

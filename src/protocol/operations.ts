@@ -10,7 +10,9 @@ const revision = z.string().describe('Content revision: the sha256 hex of the fi
 const expectedRevision = z
   .string()
   .optional()
-  .describe('Fail with REVISION_CONFLICT unless the file is still at this revision ("none": must not exist).');
+  .describe(
+    'Fail with REVISION_CONFLICT unless the file is still at this revision ("none": must not exist).',
+  );
 const encoding = z.enum(['utf8', 'base64']);
 const entryType = z.enum(['file', 'directory', 'symlink', 'other']);
 
@@ -153,7 +155,8 @@ export const OPERATIONS = {
   }),
   list_files: op({
     title: 'List files',
-    description: 'ListFiles: list a directory, recursively up to depth (skips .git and node_modules contents).',
+    description:
+      'ListFiles: list a directory, recursively up to depth (skips .git and node_modules contents).',
     input: z.object({
       path: path.default('.'),
       depth: z.number().int().min(1).max(20).optional().describe('Levels to descend (default 1).'),
@@ -162,7 +165,13 @@ export const OPERATIONS = {
     output: z.object({
       path,
       entries: z.array(
-        z.object({ path, name: z.string(), type: entryType, size: z.number().optional(), mtimeMs: z.number() }),
+        z.object({
+          path,
+          name: z.string(),
+          type: entryType,
+          size: z.number().optional(),
+          mtimeMs: z.number(),
+        }),
       ),
       truncated: z.boolean(),
     }),
@@ -225,7 +234,9 @@ export const OPERATIONS = {
       maxResults: z.number().int().min(1).max(1000).optional(),
     }),
     output: z.object({
-      matches: z.array(z.object({ path, line: z.number().int(), column: z.number().int(), text: z.string() })),
+      matches: z.array(
+        z.object({ path, line: z.number().int(), column: z.number().int(), text: z.string() }),
+      ),
       truncated: z.boolean(),
       filesScanned: z.number().int(),
     }),

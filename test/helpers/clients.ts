@@ -27,7 +27,11 @@ export async function connectMcp(
 }
 
 /** Calls a tool and returns its structured result, or `{error}` parsed from a tool error. */
-export async function callTool(client: Client, name: string, args: Record<string, unknown> = {}): Promise<any> {
+export async function callTool(
+  client: Client,
+  name: string,
+  args: Record<string, unknown> = {},
+): Promise<any> {
   const result = (await client.callTool({ name, arguments: args })) as {
     isError?: boolean;
     structuredContent?: unknown;
@@ -63,7 +67,11 @@ export function rawRequest(
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), headers: res.headers }),
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString('utf8'),
+            headers: res.headers,
+          }),
         );
       },
     );

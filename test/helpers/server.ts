@@ -1,7 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startWorkspaceServer, type RunningWorkspaceServer, type WorkspaceServerOptions } from '../../src/gateway';
+import {
+  startWorkspaceServer,
+  type RunningWorkspaceServer,
+  type WorkspaceServerOptions,
+} from '../../src/gateway';
 
 /** A server on a fresh temporary workspace and state dir, with a silent logger. */
 export interface TestServer {
@@ -12,7 +16,10 @@ export interface TestServer {
   stateDir: string;
   logs: string[];
   /** fetch against the server with the owner token (or `token`) and JSON handling. */
-  api: (path: string, init?: { method?: string; body?: unknown; token?: string | null; headers?: Record<string, string> }) => Promise<{ status: number; body: any; headers: Headers }>;
+  api: (
+    path: string,
+    init?: { method?: string; body?: unknown; token?: string | null; headers?: Record<string, string> },
+  ) => Promise<{ status: number; body: any; headers: Headers }>;
   close: () => Promise<void>;
 }
 
@@ -42,7 +49,9 @@ export async function startTestServer(
     const res = await fetch(server.url + path, {
       method: init.method ?? 'GET',
       headers,
-      ...(init.body !== undefined ? { body: typeof init.body === 'string' ? init.body : JSON.stringify(init.body) } : {}),
+      ...(init.body !== undefined
+        ? { body: typeof init.body === 'string' ? init.body : JSON.stringify(init.body) }
+        : {}),
     });
     const text = await res.text();
     let body: unknown = text;

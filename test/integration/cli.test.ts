@@ -14,7 +14,10 @@ interface Ready {
   tokenFile: string;
 }
 
-function serve(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; ready: Ready }> {
+function serve(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; ready: Ready }> {
   const child = spawn(process.execPath, [CLI, 'serve', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -80,7 +83,9 @@ describe('CLI: mcp-workspace serve and audit verify', function () {
 
   it('takes the owner token from MCP_WORKSPACE_TOKEN and works through bin/', async () => {
     const token = 'env-token-0123456789abcdef';
-    const { child, ready } = await serve([workspace, '--state-dir', stateDir], { MCP_WORKSPACE_TOKEN: token });
+    const { child, ready } = await serve([workspace, '--state-dir', stateDir], {
+      MCP_WORKSPACE_TOKEN: token,
+    });
     try {
       const res = await fetch(`${ready.url}/files/a.txt`, { headers: { authorization: `Bearer ${token}` } });
       assert.equal(res.status, 200);
@@ -94,7 +99,12 @@ describe('CLI: mcp-workspace serve and audit verify', function () {
   });
 
   it('rejects bad arguments with usage and a non-zero exit', () => {
-    for (const args of [['serve'], ['serve', workspace, '--port', 'abc'], ['frobnicate'], ['serve', workspace, '--bogus']]) {
+    for (const args of [
+      ['serve'],
+      ['serve', workspace, '--port', 'abc'],
+      ['frobnicate'],
+      ['serve', workspace, '--bogus'],
+    ]) {
       const res = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
       assert.equal(res.status, 2, args.join(' '));
       assert.match(res.stderr + res.stdout, /Usage|--port/);

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
+import {
+  Client as ClientV2,
+  StreamableHTTPClientTransport as TransportV2,
+} from '@modelcontextprotocol/client';
 import { callTool, connectMcp } from '../helpers/clients';
 import { startTestServer, type TestServer } from '../helpers/server';
 
@@ -77,14 +80,20 @@ describe('MCP over Streamable HTTP (official SDK clients)', () => {
       assert.equal(dry.dryRun, true);
       assert.match(dry.diff, /-export const b = 2;/);
       assert.match(dry.diff, /\+export const b = 42;/);
-      assert.equal(await readFile(join(t.workspace, 'src/a.ts'), 'utf8'), 'export const a = 1;\nexport const b = 2;\n');
+      assert.equal(
+        await readFile(join(t.workspace, 'src/a.ts'), 'utf8'),
+        'export const a = 1;\nexport const b = 2;\n',
+      );
 
       const edited = await callTool(mcp.client, 'edit_file', {
         path: 'src/a.ts',
         edits: [{ oldText: 'const b = 2', newText: 'const b = 42' }],
       });
       assert.equal(edited.applied, 1);
-      assert.equal(await readFile(join(t.workspace, 'src/a.ts'), 'utf8'), 'export const a = 1;\nexport const b = 42;\n');
+      assert.equal(
+        await readFile(join(t.workspace, 'src/a.ts'), 'utf8'),
+        'export const a = 1;\nexport const b = 42;\n',
+      );
 
       const listing = await callTool(mcp.client, 'list_files', { path: '.', depth: 3 });
       const paths = listing.entries.map((e: { path: string }) => e.path);
@@ -166,19 +175,35 @@ describe('MCP over Streamable HTTP (official SDK clients)', () => {
       assert.equal(read.error.code, 'PATH_OUTSIDE_WORKSPACE');
       const write = await callTool(mcp.client, 'write_file', { path: 'etc-link/mcpw-test', content: 'x' });
       assert.equal(write.error.code, 'PATH_OUTSIDE_WORKSPACE');
+      // A link inside the workspace cannot launder a target the policy protects.
+      await symlink('.git', join(t.workspace, 'innocent'));
+      const laundered = await callTool(mcp.client, 'write_file', { path: 'innocent/config', content: 'x' });
+      assert.equal(laundered.error.code, 'POLICY_DENIED');
+      assert.equal(await readFile(join(t.workspace, '.git/config'), 'utf8'), '[core]\n');
+      await symlink('.env', join(t.workspace, 'env-link'));
+      assert.equal(
+        (await callTool(mcp.client, 'read_file', { path: 'env-link' })).error.code,
+        'POLICY_DENIED',
+      );
     } finally {
       await mcp.close();
     }
   });
 
   it('negotiates capabilities at initialize: the session gets the intersection', async () => {
-    const mcp = await connectMcp(t.server.mcpUrl, t.token, ['read_file', 'list_capabilities', 'no_such_tool']);
+    const mcp = await connectMcp(t.server.mcpUrl, t.token, [
+      'read_file',
+      'list_capabilities',
+      'no_such_tool',
+    ]);
     try {
       const { tools } = await mcp.client.listTools();
       assert.deepEqual(tools.map((tool) => tool.name).sort(), ['list_capabilities', 'read_file']);
       const caps = await callTool(mcp.client, 'list_capabilities');
       assert.deepEqual(caps.tools, ['list_capabilities', 'read_file']);
-      await assert.rejects(mcp.client.callTool({ name: 'write_file', arguments: { path: 'x', content: 'y' } }));
+      await assert.rejects(
+        mcp.client.callTool({ name: 'write_file', arguments: { path: 'x', content: 'y' } }),
+      );
     } finally {
       await mcp.close();
     }
@@ -197,7 +222,10 @@ describe('MCP over Streamable HTTP (official SDK clients)', () => {
       const tail = await mcp.client.readResource({ uri: 'audit://tail' });
       const page = JSON.parse((tail.contents[0] as { text: string }).text);
       assert.ok(page.records.some((r: { op: string }) => r.op === 'read_file'));
-      await assert.rejects(mcp.client.readResource({ uri: 'workspace://files/.env' }), /POLICY_DENIED|denies/);
+      await assert.rejects(
+        mcp.client.readResource({ uri: 'workspace://files/.env' }),
+        /POLICY_DENIED|denies/,
+      );
     } finally {
       await mcp.close();
     }
@@ -216,7 +244,10 @@ describe('MCP over Streamable HTTP (official SDK clients)', () => {
       const viewerTools = (await view.client.listTools()).tools.map((tool) => tool.name);
       assert.ok(!viewerTools.includes('write_file'));
       assert.ok(viewerTools.includes('read_file'));
-      assert.equal((await callTool(mcp.client, 'write_file', { path: 'by-agent.txt', content: 'hi' })).created, true);
+      assert.equal(
+        (await callTool(mcp.client, 'write_file', { path: 'by-agent.txt', content: 'hi' })).created,
+        true,
+      );
 
       const revoked = await t.api('/tokens/builder', { method: 'DELETE' });
       assert.equal(revoked.status, 200);
@@ -245,7 +276,10 @@ describe('MCP over Streamable HTTP (official SDK clients)', () => {
       assert.equal(result.structuredContent.content, '# hello\nworld\n');
       await t.server.audit.flush();
       const records = await t.server.audit.query({ op: 'read_file', limit: 10 });
-      assert.ok(records.records.some((r) => r.transport === 'mcp-2026'), 'the 2026 call was audited');
+      assert.ok(
+        records.records.some((r) => r.transport === 'mcp-2026'),
+        'the 2026 call was audited',
+      );
     } finally {
       await client.close();
     }

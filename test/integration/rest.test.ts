@@ -20,7 +20,10 @@ describe('REST surface', () => {
   });
 
   it('serves the PRD paths: /session/init then GetFile, WriteFile, ListFiles', async () => {
-    const init = await t.api('/session/init', { method: 'POST', body: { tools: ['read_file', 'write_file', 'bogus'] } });
+    const init = await t.api('/session/init', {
+      method: 'POST',
+      body: { tools: ['read_file', 'write_file', 'bogus'] },
+    });
     assert.equal(init.status, 200);
     assert.deepEqual(init.body.capabilities, ['read_file', 'write_file']);
     assert.equal(init.body.agent, 'owner');
@@ -32,7 +35,11 @@ describe('REST surface', () => {
       { path: got.body.path, content: got.body.content, encoding: got.body.encoding },
       { path: 'hello.txt', content: 'hello\n', encoding: 'utf8' },
     );
-    const put = await t.api('/files/dir/new.txt', { method: 'PUT', body: { content: 'new' }, headers: session });
+    const put = await t.api('/files/dir/new.txt', {
+      method: 'PUT',
+      body: { content: 'new' },
+      headers: session,
+    });
     assert.equal(put.status, 200);
     assert.equal(put.body.created, true);
     assert.equal(await readFile(join(t.workspace, 'dir/new.txt'), 'utf8'), 'new');
@@ -61,7 +68,10 @@ describe('REST surface', () => {
     });
     assert.equal(put.status, 200);
     assert.deepEqual(await readFile(join(t.workspace, 'copy.bin')), Buffer.from([0, 1, 2, 255]));
-    const bad = await t.api('/files/bad.bin', { method: 'PUT', body: { content: '!!!', encoding: 'base64' } });
+    const bad = await t.api('/files/bad.bin', {
+      method: 'PUT',
+      body: { content: '!!!', encoding: 'base64' },
+    });
     assert.equal(bad.body.error.code, 'INVALID_ENCODING');
   });
 
@@ -85,7 +95,10 @@ describe('REST surface', () => {
     const stat = await t.api('/stat/hello.txt');
     assert.equal(stat.body.size, 8);
     assert.equal((await t.api('/mkdir', { method: 'POST', body: { path: 'a/b' } })).body.created, true);
-    assert.equal((await t.api('/move', { method: 'POST', body: { from: 'hello.txt', to: 'a/b/h.txt' } })).status, 200);
+    assert.equal(
+      (await t.api('/move', { method: 'POST', body: { from: 'hello.txt', to: 'a/b/h.txt' } })).status,
+      200,
+    );
     const del = await t.api('/files/a?recursive=true', { method: 'DELETE' });
     assert.equal(del.status, 200);
     assert.deepEqual((await readdir(t.workspace)).sort(), ['dir']);
@@ -104,7 +117,10 @@ describe('REST surface', () => {
     const unknown = await t.api('/nope');
     assert.equal(unknown.status, 404);
     assert.equal(unknown.body.error.code, 'NOT_FOUND');
-    const tooBig = await t.api('/files/big.txt', { method: 'PUT', body: { content: 'x'.repeat(11 * 1024 * 1024) } });
+    const tooBig = await t.api('/files/big.txt', {
+      method: 'PUT',
+      body: { content: 'x'.repeat(11 * 1024 * 1024) },
+    });
     assert.equal(tooBig.status, 413);
     assert.equal(tooBig.body.error.code, 'FILE_TOO_LARGE');
     await assert.rejects(readFile(join(t.workspace, 'big.txt')));
@@ -128,7 +144,11 @@ describe('REST surface', () => {
     const headers = { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' };
     for (const [path, code] of corpus) {
       const res = await rawRequest(t.url, { path, headers });
-      assert.equal(JSON.parse(res.body).error?.code, code, `${path.slice(0, 60)} -> ${res.body.slice(0, 200)}`);
+      assert.equal(
+        JSON.parse(res.body).error?.code,
+        code,
+        `${path.slice(0, 60)} -> ${res.body.slice(0, 200)}`,
+      );
       const write = await rawRequest(t.url, { path, method: 'PUT', headers, body: '{"content":"pwned"}' });
       assert.equal(JSON.parse(write.body).error?.code, code, `PUT ${path.slice(0, 60)}`);
     }
@@ -189,6 +209,44 @@ describe('REST surface', () => {
     controller.abort();
     assert.match(text, /event: audit\n/);
     assert.match(text, /"op":"read_file"/);
+  });
+
+  it('audits every action with its decision and rule, redacts secrets, and verifies while busy', async () => {
+    await t.api('/files/secret.txt', { method: 'PUT', body: { content: 'password=hunter2 top secret' } });
+    const minted = await t.api('/tokens', { method: 'POST', body: { name: 'auditee', role: 'agent' } });
+    await t.api('/files/.env', { token: minted.body.token });
+    const busy = Promise.all(Array.from({ length: 50 }, () => t.api('/files/hello.txt')));
+    const verified = await t.api('/audit/verify');
+    await busy;
+    assert.equal(verified.status, 200);
+    assert.equal(verified.body.ok, true, JSON.stringify(verified.body));
+    assert.ok(verified.body.records >= 3);
+
+    const denied = await t.api('/audit?decision=deny');
+    const envRead = denied.body.records.find((r: any) => r.op === 'read_file' && r.agent === 'auditee');
+    assert.ok(envRead, 'the denied read is audited');
+    assert.equal(envRead.rule, 'deny read(**/.env*)');
+    assert.equal(envRead.outcome.code, 'POLICY_DENIED');
+
+    const writes = await t.api('/audit?op=write_file&limit=5');
+    const write = writes.body.records.find((r: any) => r.params.path === 'secret.txt');
+    assert.deepEqual(Object.keys(write.params.content).sort(), ['bytes', 'sha256']);
+    assert.equal(write.decision, 'allow');
+    assert.equal(write.rule, 'allow write(**)');
+    const raw = await readFile(join(t.stateDir, 'audit', 'audit.jsonl'), 'utf8');
+    assert.ok(!raw.includes('hunter2'), 'file contents never reach the audit');
+    assert.ok(!raw.includes(minted.body.token), 'tokens never reach the audit');
+    assert.ok(!raw.includes(t.token), 'the owner token never reaches the audit');
+
+    const own = await t.api('/audit?limit=100', { token: minted.body.token });
+    assert.ok(own.body.records.length > 0);
+    assert.ok(
+      own.body.records.every((r: any) => r.agent === 'auditee'),
+      'agents see only their own records',
+    );
+    const page1 = await t.api('/audit?limit=2');
+    const page2 = await t.api(`/audit?limit=2&before=${page1.body.nextBefore}`);
+    assert.ok(page2.body.records[0].seq < page1.body.records[1].seq);
   });
 
   it('answers the health check without a token but nothing else', async () => {

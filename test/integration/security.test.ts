@@ -17,7 +17,14 @@ function routes(): { method: string; path: string }[] {
     method: OPERATIONS[name].rest.method.toUpperCase(),
     path: OPERATIONS[name].rest.path.replace('{path}', 'hello.txt').replace('{name}', 'someone'),
   }));
-  return [...list, { method: 'GET', path: '/openapi.json' }, { method: 'GET', path: '/audit/stream' }, { method: 'POST', path: '/mcp' }, { method: 'GET', path: '/mcp' }, { method: 'DELETE', path: '/mcp' }];
+  return [
+    ...list,
+    { method: 'GET', path: '/openapi.json' },
+    { method: 'GET', path: '/audit/stream' },
+    { method: 'POST', path: '/mcp' },
+    { method: 'GET', path: '/mcp' },
+    { method: 'DELETE', path: '/mcp' },
+  ];
 }
 
 describe('Security: tokens, Host and Origin on every endpoint', () => {
@@ -35,7 +42,12 @@ describe('Security: tokens, Host and Origin on every endpoint', () => {
   it('refuses every route without a token, with a wrong token and with a malformed header', async () => {
     for (const { method, path } of routes()) {
       const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-      for (const auth of [undefined, 'Bearer wrong-token-value', 'Basic dXNlcjpwYXNz', `Bearer ${t.token}x`]) {
+      for (const auth of [
+        undefined,
+        'Bearer wrong-token-value',
+        'Basic dXNlcjpwYXNz',
+        `Bearer ${t.token}x`,
+      ]) {
         const res = await rawRequest(t.url, {
           method,
           path,
@@ -133,7 +145,10 @@ describe('Security: tokens, Host and Origin on every endpoint', () => {
     const { mkdtemp } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const root = await mkdtemp(join(tmpdir(), 'mcpw-policy-'));
-    await writeFile(join(root, 'policy.json'), JSON.stringify({ id: 'team', rules: ['allow read(**)', 'allow write(**)'] }));
+    await writeFile(
+      join(root, 'policy.json'),
+      JSON.stringify({ id: 'team', rules: ['allow read(**)', 'allow write(**)'] }),
+    );
     const { startWorkspaceServer } = await import('../../src/gateway');
     const server = await startWorkspaceServer({
       workspace: root,
@@ -174,10 +189,17 @@ describe('Security: tokens, Host and Origin on every endpoint', () => {
     assert.equal(denied.body.error.rule, 'deny read(hello.txt) @agent:reader');
     const write = await t.api('/files/new.txt', { method: 'PUT', body: { content: 'x' } });
     assert.equal(write.body.error.code, 'POLICY_DENIED', 'no write rule any more: deny by default');
-    const invalid = await t.api('/policies', { method: 'PUT', body: { id: 'bad', rules: ['permit everything'] } });
+    const invalid = await t.api('/policies', {
+      method: 'PUT',
+      body: { id: 'bad', rules: ['permit everything'] },
+    });
     assert.equal(invalid.status, 400);
     assert.equal(invalid.body.error.code, 'INVALID_POLICY');
-    assert.equal((await t.api('/policies')).body.policies[0].id, 'strict', 'an invalid policy changes nothing');
+    assert.equal(
+      (await t.api('/policies')).body.policies[0].id,
+      'strict',
+      'an invalid policy changes nothing',
+    );
     const stored = JSON.parse(await readFile(join(t.stateDir, 'policy.json'), 'utf8'));
     assert.equal(stored.id, 'strict');
   });

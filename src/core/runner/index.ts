@@ -1,4 +1,3 @@
-import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import { WorkspaceError, toWorkspaceError } from '../../protocol/errors';
@@ -10,7 +9,7 @@ import {
   type OperationOutput,
 } from '../../protocol/operations';
 import type { Principal } from '../../protocol/principal';
-import { verifyAuditLog, type AuditLog } from '../audit';
+import type { AuditLog } from '../audit';
 import { PolicyEngine, PolicyStore, type PolicyAction, type PolicyDecision } from '../policy';
 import type { ResourceManager } from '../resources';
 import { RateLimiter, type SessionInfo, type SessionManager } from '../session';
@@ -86,7 +85,11 @@ export class OperationRunner {
   }
 
   /** Runs one operation for a caller; throws a WorkspaceError with a stable code on failure. */
-  async run<N extends OperationName>(name: N, rawInput: unknown, ctx: CallContext): Promise<OperationOutput<N>> {
+  async run<N extends OperationName>(
+    name: N,
+    rawInput: unknown,
+    ctx: CallContext,
+  ): Promise<OperationOutput<N>> {
     const started = performance.now();
     const def = OPERATIONS[name];
     let decision: PolicyDecision | null = null;
@@ -115,25 +118,30 @@ export class OperationRunner {
       }
       const parsed = def.input.safeParse(rawInput ?? {});
       if (!parsed.success) {
-        throw new WorkspaceError('INVALID_ARGUMENT', `Invalid arguments for ${name}: ${z.prettifyError(parsed.error)}`);
+        throw new WorkspaceError(
+          'INVALID_ARGUMENT',
+          `Invalid arguments for ${name}: ${z.prettifyError(parsed.error)}`,
+        );
       }
       params = parsed.data;
       if (def.rateLimited) {
         const bucket = this.deps.writeLimiter.take(ctx.sessionId);
         if (!bucket.ok) {
-          throw new WorkspaceError(
-            'RATE_LIMITED',
-            `Too many writes; retry in ${bucket.retryAfterMs} ms.`,
-            { retryAfterMs: bucket.retryAfterMs },
-          );
+          throw new WorkspaceError('RATE_LIMITED', `Too many writes; retry in ${bucket.retryAfterMs} ms.`, {
+            retryAfterMs: bucket.retryAfterMs,
+          });
         }
       }
       const authorize: Authorize = (action, target) => {
         decision = this.deps.policy.decide(ctx.principal, action, target);
         if (!decision.allowed) {
-          throw new WorkspaceError('POLICY_DENIED', `Policy denies ${action}(${target}): ${decision.reason}`, {
-            rule: decision.rule,
-          });
+          throw new WorkspaceError(
+            'POLICY_DENIED',
+            `Policy denies ${action}(${target}): ${decision.reason}`,
+            {
+              rule: decision.rule,
+            },
+          );
         }
       };
       const handler = this.handlers[name] as Handler<N>;
@@ -142,14 +150,19 @@ export class OperationRunner {
       return result;
     } catch (err) {
       const error = toWorkspaceError(err);
-      const denied = ['POLICY_DENIED', 'OWNER_ONLY', 'CAPABILITY_NOT_NEGOTIATED', 'SESSION_NOT_FOUND'].includes(
-        error.code,
-      );
+      const denied = [
+        'POLICY_DENIED',
+        'OWNER_ONLY',
+        'CAPABILITY_NOT_NEGOTIATED',
+        'SESSION_NOT_FOUND',
+      ].includes(error.code);
       await this.record(
         name,
         ctx,
         params,
-        denied ? (decision ?? { allowed: false, rule: null, ruleIndex: null, reason: error.message }) : decision,
+        denied
+          ? (decision ?? { allowed: false, rule: null, ruleIndex: null, reason: error.message })
+          : decision,
         { ok: false, code: error.code, message: error.message },
         started,
         false,
@@ -187,45 +200,53 @@ export class OperationRunner {
 
   private createHandlers(): { [N in OperationName]: Handler<N> } {
     const { resources, policy, policyStore, sessions, audit } = this.deps;
-    const rel = (p: string): string => resources.normalize(p);
+    // Decides on the path as asked and, when a symlink redirects it, on where it really lands.
+    const authorizePath = async (authorize: Authorize, action: PolicyAction, path: string): Promise<void> => {
+      const asked = resources.normalize(path);
+      authorize(action, asked);
+      const real = await resources.realRelative(path);
+      if (real !== asked) authorize(action, real);
+    };
     return {
       init_session: async () => {
-        throw new WorkspaceError('INVALID_ARGUMENT', 'InitSession is answered by the transport, not as a call.');
+        throw new WorkspaceError(
+          'INVALID_ARGUMENT',
+          'InitSession is answered by the transport, not as a call.',
+        );
       },
       list_capabilities: async (_input, ctx) => ({ tools: [...ctx.session.capabilities] }),
       read_file: async (input, ctx) => {
-        ctx.authorize('read', rel(input.path));
+        await authorizePath(ctx.authorize, 'read', input.path);
         return resources.readFile(input.path, input.encoding ? { encoding: input.encoding } : {});
       },
       write_file: async (input, ctx) => {
-        ctx.authorize('write', rel(input.path));
+        await authorizePath(ctx.authorize, 'write', input.path);
         return resources.writeFile(input.path, input.content, {
           ...(input.encoding ? { encoding: input.encoding } : {}),
           ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
         });
       },
       list_files: async (input, ctx) => {
-        ctx.authorize('read', rel(input.path));
+        await authorizePath(ctx.authorize, 'read', input.path);
         return resources.listFiles(input.path, {
           ...(input.depth !== undefined ? { depth: input.depth } : {}),
           ...(input.includeIgnored !== undefined ? { includeIgnored: input.includeIgnored } : {}),
         });
       },
       file_info: async (input, ctx) => {
-        ctx.authorize('read', rel(input.path));
+        await authorizePath(ctx.authorize, 'read', input.path);
         return resources.stat(input.path);
       },
       edit_file: async (input, ctx) => {
-        const target = rel(input.path);
-        ctx.authorize('read', target);
-        ctx.authorize('write', target);
+        await authorizePath(ctx.authorize, 'read', input.path);
+        await authorizePath(ctx.authorize, 'write', input.path);
         return resources.edit(input.path, input.edits, {
           ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
           ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
         });
       },
       search_files: async (input, ctx) => {
-        ctx.authorize('read', rel(input.path ?? '.'));
+        await authorizePath(ctx.authorize, 'read', input.path ?? '.');
         const principal = ctx.principal;
         return resources.search(input.query, {
           ...(input.path !== undefined ? { path: input.path } : {}),
@@ -238,19 +259,19 @@ export class OperationRunner {
         });
       },
       create_directory: async (input, ctx) => {
-        ctx.authorize('write', rel(input.path));
+        await authorizePath(ctx.authorize, 'write', input.path);
         return resources.mkdir(input.path);
       },
       delete_file: async (input, ctx) => {
-        ctx.authorize('write', rel(input.path));
+        await authorizePath(ctx.authorize, 'write', input.path);
         return resources.delete(input.path, {
           ...(input.recursive !== undefined ? { recursive: input.recursive } : {}),
           ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
         });
       },
       move_file: async (input, ctx) => {
-        ctx.authorize('write', rel(input.from));
-        ctx.authorize('write', rel(input.to));
+        await authorizePath(ctx.authorize, 'write', input.from);
+        await authorizePath(ctx.authorize, 'write', input.to);
         return resources.move(input.from, input.to, {
           ...(input.overwrite !== undefined ? { overwrite: input.overwrite } : {}),
           ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
@@ -272,7 +293,10 @@ export class OperationRunner {
       set_policy: async (input) => {
         policy.set(input);
         await policyStore.save(policy.policy);
-        return { success: true, message: `Policy '${input.id}' with ${input.rules.length} rules is in force.` };
+        return {
+          success: true,
+          message: `Policy '${input.id}' with ${input.rules.length} rules is in force.`,
+        };
       },
       create_token: async (input) => sessions.mintToken(input.name, input.role),
       revoke_token: async (input) => {
@@ -299,8 +323,7 @@ export class OperationRunner {
         return page as OperationOutput<'query_audit'>;
       },
       verify_audit: async () => {
-        await audit.flush();
-        return verifyAuditLog(dirname(audit.path));
+        return audit.verify();
       },
     };
   }
