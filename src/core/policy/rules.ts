@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { WorkspaceError } from '../../protocol/errors';
 import type { Role } from '../../protocol/principal';
-import { compileNameGlob, compilePathGlob, compileStarPattern, GlobSyntaxError } from './glob';
+import { compileNameGlob, compilePathGlob, compileStarPattern, GlobSyntaxError } from '../shared/glob';
 
 /** The kinds of operation a policy rule can govern. */
 export type PolicyAction = 'read' | 'write' | 'exec' | 'network' | 'tool';

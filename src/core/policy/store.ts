@@ -1,42 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { basename, dirname, extname, join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
 import { WorkspaceError } from '../../protocol/errors';
+import { errnoCode, writeFileAtomic } from '../shared/fs';
 import { validatePolicy, type Policy } from './rules';
-
-/** Writes `data` to `file` atomically: temp file in the same directory, fsync, then rename. */
-async function writeFileAtomic(file: string, data: string, mode: number): Promise<void> {
-  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx', mode);
-  try {
-    try {
-      await handle.chmod(mode);
-      await handle.writeFile(data, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
-  }
-  const dir = await open(dirname(file), 'r').catch(() => null);
-  if (dir) {
-    try {
-      await dir.sync();
-    } catch {
-      // Directory fsync is not supported on every platform; the rename itself is still atomic.
-    } finally {
-      await dir.close();
-    }
-  }
-}
-
-/** The Node error code of a failed fs call, if any. */
-function errnoCode(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | null)?.code;
-}
 
 /** Re-throws a policy error with `prefix` prepended, keeping its code and details. */
 function withContext(err: unknown, prefix: string): never {

@@ -3,7 +3,7 @@ import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkspaceError } from '../../protocol/errors';
 import { OWNER, type Principal } from '../../protocol/principal';
-import { errnoCode, writeFileAtomic } from './files';
+import { errnoCode, writeFileAtomic } from '../shared/fs';
 
 export { RateLimiter } from './rateLimiter';
 export type { RateLimitResult } from './rateLimiter';

@@ -1,3 +1,8 @@
+/**
+ * Glob engine shared by the policy rules (workspace paths, tool names, command patterns) and by
+ * resource search filters. Malformed globs throw {@link GlobSyntaxError}; callers add their own context.
+ */
+
 /** Most alternatives a single pattern may expand to through `{a,b}` groups. */
 const MAX_ALTERNATIVES = 256;
 
@@ -9,8 +14,11 @@ export class GlobSyntaxError extends Error {
   }
 }
 
-/** Escapes every RegExp metacharacter in `text`. */
-function escapeRegExp(text: string): string {
+/**
+ * Escapes every RegExp metacharacter in `text` (plus `/` and `-`) so it matches literally. The result
+ * is meant for RegExps without the `u`/`v` flag, where escaping `-` is an identity escape.
+ */
+export function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 }
 
