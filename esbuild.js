@@ -1,6 +1,8 @@
-// Bundles the headless CLI (and, later, the extension) into self-contained CommonJS files in dist/.
+// Bundles the headless CLI (and, later, the extension) into self-contained CommonJS files in dist/,
+// and compiles the in-container command runner (dist/mcpw-runner).
 // Usage: node esbuild.js [--watch] [--production]
 const esbuild = require('esbuild');
+const { buildRunner } = require('./scripts/build-runner');
 
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
@@ -26,6 +28,9 @@ async function run() {
     return;
   }
   await Promise.all(builds.map((b) => esbuild.build(b)));
+  // The in-container command runner is C, compiled statically so it runs in any Linux image.
+  const runner = buildRunner();
+  if (!runner.ok) throw new Error(runner.message);
 }
 
 run().catch((err) => {
