@@ -1,0 +1,430 @@
+/**
+ * Reading devcontainer.json (JSONC) into what the Docker runtime needs: the image or build, the
+ * in-container workspace folder, environment, user and the host-config fields the owner allowed.
+ * Private to the Docker runtime.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, posix, resolve } from 'node:path';
+import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { WorkspaceError } from '../../../protocol/errors';
+
+/** devcontainer.json fields that reach beyond the container and need the owner's permission. */
+export type DevcontainerField =
+  'privileged' | 'capAdd' | 'securityOpt' | 'mounts' | 'runArgs' | 'initializeCommand';
+
+/** Host-config fields taken from devcontainer.json (only those the owner allowed). */
+export interface ExtraHostConfig {
+  Privileged?: boolean;
+  CapAdd?: string[];
+  SecurityOpt?: string[];
+  Mounts?: object[];
+}
+
+/** A devcontainer.json file as found in the workspace. */
+export interface DevcontainerFile {
+  path: string;
+  text: string;
+}
+
+/** How to build the image of a devcontainer.json `build` section (host paths are absolute). */
+export interface BuildSpec {
+  dockerfile: string;
+  context: string;
+  args: Record<string, string>;
+  target: string | null;
+}
+
+/** The parsed, validated and permission-checked content of a devcontainer.json. */
+export interface ParsedDevcontainer {
+  image: string | null;
+  build: BuildSpec | null;
+  workspaceFolder: string;
+  containerEnv: Record<string, string>;
+  remoteEnv: Record<string, string>;
+  user: string | null;
+  extraHostConfig: ExtraHostConfig;
+  /** Fields that were ignored, for the log. */
+  warnings: string[];
+}
+
+/** Locations searched, in order, relative to the workspace root. */
+const CONFIG_LOCATIONS = [join('.devcontainer', 'devcontainer.json'), '.devcontainer.json'];
+
+/** Fields read but not acted on (they need the devcontainer CLI, a registry or the host). */
+const IGNORED_FIELDS = [
+  'features',
+  'onCreateCommand',
+  'updateContentCommand',
+  'postCreateCommand',
+  'postStartCommand',
+  'postAttachCommand',
+  'forwardPorts',
+  'appPort',
+  'workspaceMount',
+];
+
+/** Reads the first devcontainer.json of `workspace`, or null when there is none. */
+export async function findDevcontainer(workspace: string): Promise<DevcontainerFile | null> {
+  for (const location of CONFIG_LOCATIONS) {
+    const path = join(workspace, location);
+    try {
+      return { path, text: await readFile(path, 'utf8') };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
+    }
+  }
+  return null;
+}
+
+/** The default in-container workspace folder: `/workspaces/<basename of workspace>`. */
+export function defaultWorkspaceFolder(workspace: string): string {
+  return posix.join('/workspaces', basename(workspace));
+}
+
+/**
+ * Parses `file` and checks it against `allows`. Throws INVALID_ARGUMENT for malformed JSONC or
+ * fields, POLICY_DENIED for a privileged field the owner did not allow (and always for
+ * initializeCommand, which would run on the host).
+ */
+export function parseDevcontainer(
+  file: DevcontainerFile,
+  workspace: string,
+  allows: (field: DevcontainerField) => boolean,
+): ParsedDevcontainer {
+  const config = parseJsonc(file);
+  const configDir = dirname(file.path);
+  const warnings: string[] = [];
+  const local = { folder: workspace, basename: basename(workspace) };
+
+  const substituteLocal = (value: string) => substitute(value, local, null, warnings);
+  const workspaceFolder = readWorkspaceFolder(config, substituteLocal, workspace);
+  const vars = (value: string) =>
+    substitute(
+      value,
+      local,
+      { folder: workspaceFolder, basename: posix.basename(workspaceFolder) },
+      warnings,
+    );
+
+  checkPermissions(config, allows);
+
+  for (const field of IGNORED_FIELDS) {
+    if (config[field] !== undefined)
+      warnings.push(`devcontainer.json "${field}" is not supported and was ignored`);
+  }
+  if (config.dockerComposeFile !== undefined) {
+    throw invalid(
+      'devcontainer.json "dockerComposeFile" is not supported; use "image" or "build.dockerfile".',
+    );
+  }
+
+  const image = optionalString(config, 'image');
+  const build = readBuild(config, configDir, vars);
+  if (image === null && build === null) {
+    throw invalid(`${file.path} must set "image" or "build.dockerfile".`);
+  }
+
+  const containerEnv = stringMap(config, 'containerEnv', vars);
+  const remoteEnv = stringMap(config, 'remoteEnv', vars);
+  const user = optionalString(config, 'containerUser') ?? optionalString(config, 'remoteUser');
+  const extraHostConfig: ExtraHostConfig = {};
+
+  if (config.privileged !== undefined) {
+    if (typeof config.privileged !== 'boolean')
+      throw invalid('devcontainer.json "privileged" must be a boolean.');
+    if (config.privileged) extraHostConfig.Privileged = true;
+  }
+  const capAdd = stringList(config, 'capAdd', vars);
+  if (capAdd.length > 0) extraHostConfig.CapAdd = capAdd;
+  const securityOpt = stringList(config, 'securityOpt', vars);
+  if (securityOpt.length > 0) extraHostConfig.SecurityOpt = securityOpt;
+  const mounts = readMounts(config, vars);
+  if (mounts.length > 0) extraHostConfig.Mounts = mounts;
+  applyRunArgs(stringList(config, 'runArgs', vars), extraHostConfig, containerEnv, warnings);
+
+  return {
+    image: image === null ? null : vars(image),
+    build: image === null ? build : null,
+    workspaceFolder,
+    containerEnv,
+    remoteEnv,
+    user: user === null ? null : vars(user),
+    extraHostConfig,
+    warnings,
+  };
+}
+
+/**
+ * Resolves `${containerEnv:NAME}` references left in remoteEnv values against the container's
+ * environment (image Env overlaid with containerEnv); unknown names become ''.
+ */
+export function resolveRemoteEnv(
+  remoteEnv: Record<string, string>,
+  containerEnvironment: Record<string, string>,
+): Record<string, string> {
+  const resolved: Record<string, string> = {};
+  for (const [key, value] of Object.entries(remoteEnv)) {
+    resolved[key] = value.replace(
+      /\$\{containerEnv:([^}:]+)(?::([^}]*))?\}/g,
+      (_match, name: string, fallback: string | undefined) => containerEnvironment[name] ?? fallback ?? '',
+    );
+  }
+  return resolved;
+}
+
+type Config = Record<string, unknown>;
+
+function invalid(message: string, details?: Record<string, unknown>): WorkspaceError {
+  return new WorkspaceError('INVALID_ARGUMENT', message, details);
+}
+
+/** Parses JSONC (comments and trailing commas allowed); errors name the line and column. */
+function parseJsonc(file: DevcontainerFile): Config {
+  const errors: ParseError[] = [];
+  const value: unknown = parse(file.text, errors, { allowTrailingComma: true, disallowComments: false });
+  if (errors.length > 0) {
+    const first = errors[0];
+    const before = file.text.slice(0, first.offset);
+    const line = before.split('\n').length;
+    const column = first.offset - before.lastIndexOf('\n');
+    throw invalid(
+      `${file.path} is not valid JSONC: ${printParseErrorCode(first.error)} at line ${line}, column ${column} (offset ${first.offset}).`,
+      { path: file.path, line, column, offset: first.offset },
+    );
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalid(`${file.path} must contain a JSON object.`, { path: file.path });
+  }
+  return value as Config;
+}
+
+/** Refuses fields that reach the host unless the owner allowed them; initializeCommand always. */
+function checkPermissions(config: Config, allows: (field: DevcontainerField) => boolean): void {
+  if (config.initializeCommand !== undefined) {
+    throw new WorkspaceError(
+      'POLICY_DENIED',
+      'devcontainer.json sets "initializeCommand", which runs on the host; MCP Workspace never runs it. ' +
+        'Remove it from devcontainer.json (run it yourself if needed) to use this dev container.',
+      { field: 'initializeCommand' },
+    );
+  }
+  const present: Record<Exclude<DevcontainerField, 'initializeCommand'>, boolean> = {
+    privileged: config.privileged !== undefined && config.privileged !== false,
+    capAdd: nonEmpty(config.capAdd),
+    securityOpt: nonEmpty(config.securityOpt),
+    mounts: nonEmpty(config.mounts),
+    runArgs: nonEmpty(config.runArgs),
+  };
+  for (const [field, isSet] of Object.entries(present) as [DevcontainerField, boolean][]) {
+    if (!isSet || allows(field)) continue;
+    const rule = `allow tool(devcontainer.${field})`;
+    throw new WorkspaceError(
+      'POLICY_DENIED',
+      `devcontainer.json sets "${field}", which weakens the sandbox and needs the owner's permission: ` +
+        `add the policy rule \`${rule}\` to use it.`,
+      { field, rule },
+    );
+  }
+}
+
+function nonEmpty(value: unknown): boolean {
+  return value !== undefined && value !== null && !(Array.isArray(value) && value.length === 0);
+}
+
+function optionalString(config: Config, field: string): string | null {
+  const value = config[field];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string' || value === '') {
+    throw invalid(`devcontainer.json "${field}" must be a non-empty string.`, { field });
+  }
+  return value;
+}
+
+function stringList(config: Config, field: string, vars: (value: string) => string): string[] {
+  const value = config[field];
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
+    throw invalid(`devcontainer.json "${field}" must be an array of strings.`, { field });
+  }
+  return value.map(vars);
+}
+
+function stringMap(config: Config, field: string, vars: (value: string) => string): Record<string, string> {
+  const value = config[field];
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(`devcontainer.json "${field}" must be an object of strings.`, { field });
+  }
+  const result: Record<string, string> = {};
+  for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
+    if (typeof item !== 'string' || key === '' || key.includes('=')) {
+      throw invalid(`devcontainer.json "${field}.${key}" must be a string with a valid name.`, { field });
+    }
+    result[key] = vars(item);
+  }
+  return result;
+}
+
+function readWorkspaceFolder(config: Config, vars: (value: string) => string, workspace: string): string {
+  const value = optionalString(config, 'workspaceFolder');
+  if (value === null) return defaultWorkspaceFolder(workspace);
+  const folder = posix.normalize(vars(value));
+  if (!folder.startsWith('/') || folder === '/') {
+    throw invalid('devcontainer.json "workspaceFolder" must be an absolute path other than "/".', {
+      field: 'workspaceFolder',
+    });
+  }
+  return folder.replace(/\/+$/, '');
+}
+
+/** Reads `build` (or the legacy top-level `dockerFile`/`context`), resolving paths from the config dir. */
+function readBuild(config: Config, configDir: string, vars: (value: string) => string): BuildSpec | null {
+  let build: Config;
+  if (config.build !== undefined) {
+    if (typeof config.build !== 'object' || config.build === null || Array.isArray(config.build)) {
+      throw invalid('devcontainer.json "build" must be an object.', { field: 'build' });
+    }
+    build = config.build as Config;
+  } else if (config.dockerFile !== undefined) {
+    build = { dockerfile: config.dockerFile, context: config.context };
+  } else {
+    return null;
+  }
+  const dockerfile = optionalString(build, 'dockerfile');
+  if (dockerfile === null) {
+    if (config.image !== undefined) return null;
+    throw invalid('devcontainer.json "build.dockerfile" is required.', { field: 'build.dockerfile' });
+  }
+  const context = optionalString(build, 'context') ?? '.';
+  const target = optionalString(build, 'target');
+  const args = stringMap(build, 'args', vars);
+  const absolute = (value: string) => {
+    const path = vars(value);
+    return isAbsolute(path) ? resolve(path) : resolve(configDir, path);
+  };
+  return {
+    dockerfile: absolute(dockerfile),
+    context: absolute(context),
+    args,
+    target: target && vars(target),
+  };
+}
+
+/** Parses `mounts` entries (strings `type=bind,source=...,target=...[,readonly]` or objects). */
+function readMounts(config: Config, vars: (value: string) => string): object[] {
+  const value = config.mounts;
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value))
+    throw invalid('devcontainer.json "mounts" must be an array.', { field: 'mounts' });
+  return value.map((entry: unknown) => {
+    const fields: Record<string, string | boolean> = {};
+    if (typeof entry === 'string') {
+      for (const part of vars(entry).split(',')) {
+        const eq = part.indexOf('=');
+        if (eq < 0) fields[part.trim()] = true;
+        else fields[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+      }
+    } else if (typeof entry === 'object' && entry !== null && !Array.isArray(entry)) {
+      for (const [key, item] of Object.entries(entry as Record<string, unknown>)) {
+        fields[key] = typeof item === 'string' ? vars(item) : item === true;
+      }
+    } else {
+      throw invalid('devcontainer.json "mounts" entries must be strings or objects.', { field: 'mounts' });
+    }
+    const type = typeof fields.type === 'string' ? fields.type : 'volume';
+    const source = fields.source ?? fields.src;
+    const target = fields.target ?? fields.destination ?? fields.dst;
+    if (
+      !['bind', 'volume', 'tmpfs'].includes(type) ||
+      typeof target !== 'string' ||
+      !target.startsWith('/')
+    ) {
+      throw invalid(
+        `devcontainer.json mount ${JSON.stringify(entry)} needs a type (bind, volume, tmpfs) and an absolute target.`,
+        {
+          field: 'mounts',
+        },
+      );
+    }
+    const readOnly =
+      fields.readonly === true || fields.readonly === 'true' || fields.ro === true || fields.ro === 'true';
+    const mount: Record<string, unknown> = { Type: type, Target: target, ReadOnly: readOnly };
+    if (typeof source === 'string' && source !== '') mount.Source = source;
+    return mount;
+  });
+}
+
+/** Applies the supported `runArgs` flags (--privileged, --cap-add, --security-opt, -e/--env). */
+function applyRunArgs(
+  args: string[],
+  extra: ExtraHostConfig,
+  containerEnv: Record<string, string>,
+  warnings: string[],
+): void {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const eq = arg.indexOf('=');
+    const flag = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    const takeValue = (): string => {
+      if (arg.startsWith('--') && eq > 0) return arg.slice(eq + 1);
+      if (arg.startsWith('-e') && arg.length > 2 && !arg.startsWith('--')) return arg.slice(2);
+      const next = args[++i];
+      if (next === undefined)
+        throw invalid(`devcontainer.json runArgs "${arg}" needs a value.`, { field: 'runArgs' });
+      return next;
+    };
+    if (flag === '--privileged') {
+      extra.Privileged = true;
+    } else if (flag === '--cap-add') {
+      extra.CapAdd = [...(extra.CapAdd ?? []), takeValue()];
+    } else if (flag === '--security-opt') {
+      extra.SecurityOpt = [...(extra.SecurityOpt ?? []), takeValue()];
+    } else if (flag === '--env' || flag.startsWith('-e')) {
+      const pair = takeValue();
+      const sep = pair.indexOf('=');
+      if (sep > 0) containerEnv[pair.slice(0, sep)] = pair.slice(sep + 1);
+      else warnings.push(`runArgs "${arg}" would copy a host variable into the container and was ignored`);
+    } else {
+      throw invalid(
+        `devcontainer.json runArgs "${arg}" is not supported (only --privileged, --cap-add, --security-opt and -e/--env are).`,
+        { field: 'runArgs', arg },
+      );
+    }
+  }
+}
+
+/**
+ * Substitutes `${localWorkspaceFolder}`, `${localWorkspaceFolderBasename}`,
+ * `${containerWorkspaceFolder}` and `${containerWorkspaceFolderBasename}`. `${localEnv:...}` is
+ * never read from the server's environment (an agent may edit devcontainer.json): it becomes its
+ * default or ''. `${containerEnv:...}` is kept for {@link resolveRemoteEnv}.
+ */
+function substitute(
+  value: string,
+  local: { folder: string; basename: string },
+  container: { folder: string; basename: string } | null,
+  warnings: string[],
+): string {
+  return value.replace(/\$\{([^}]+)\}/g, (match, expression: string) => {
+    switch (expression) {
+      case 'localWorkspaceFolder':
+        return local.folder;
+      case 'localWorkspaceFolderBasename':
+        return local.basename;
+      case 'containerWorkspaceFolder':
+        return container ? container.folder : match;
+      case 'containerWorkspaceFolderBasename':
+        return container ? container.basename : match;
+    }
+    if (expression.startsWith('localEnv:')) {
+      const rest = expression.slice('localEnv:'.length);
+      const colon = rest.indexOf(':');
+      const name = colon < 0 ? rest : rest.slice(0, colon);
+      const fallback = colon < 0 ? undefined : rest.slice(colon + 1);
+      warnings.push(`\${localEnv:${name}} is not read from the server's environment`);
+      return fallback ?? '';
+    }
+    return match;
+  });
+}

@@ -1,0 +1,420 @@
+/**
+ * The Docker runtime: one hardened container per session, running the workspace's dev-container
+ * image (devcontainer.json `image` or `build`, else a default image) with mcpw-runner as its main
+ * process. Commands go to the runner over the container's attached stdin/stdout.
+ */
+import { createHash } from 'node:crypto';
+import { lstat, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import Docker from 'dockerode';
+import { WorkspaceError } from '../../../protocol/errors';
+import { runnerBinaryPath } from '../runner';
+import {
+  defaultWorkspaceFolder,
+  findDevcontainer,
+  parseDevcontainer,
+  resolveRemoteEnv,
+  type DevcontainerFile,
+  type ParsedDevcontainer,
+} from './devcontainer';
+import { buildImage, ensureLocalImage, planBuild, reason, statusCode } from './images';
+import { LABELS, SessionSandbox, withTimeout, type ContainerPlan } from './sandbox';
+import {
+  DEFAULT_LIMITS,
+  type DevcontainerPermissions,
+  type ProgressEvent,
+  type ResolvedEnvironment,
+  type RuntimeLog,
+  type Sandbox,
+  type SandboxLimits,
+  type SandboxSpec,
+} from './types';
+
+export { DEFAULT_LIMITS } from './types';
+export type {
+  DevcontainerPermissions,
+  ProgressEvent,
+  ResolvedEnvironment,
+  Sandbox,
+  SandboxExecSpec,
+  SandboxLimits,
+  SandboxSpec,
+} from './types';
+
+/** Options of a {@link DockerRuntime}. */
+export interface DockerRuntimeOptions {
+  /** Host realpath of the workspace. */
+  workspace: string;
+  /** Stable id of this server's state dir: labels containers so orphans can be found. */
+  stateId: string;
+  /** Used when there is no devcontainer config. */
+  defaultImage: string;
+  limits?: Partial<SandboxLimits>;
+  /** Stop a session container idle this long (default 10 min). */
+  idleTimeoutMs?: number;
+  permissions: DevcontainerPermissions;
+  /** Default runnerBinaryPath(). */
+  runnerPath?: string;
+  onProgress?: (e: ProgressEvent) => void;
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60 * 1000;
+const ENGINE_PING_TIMEOUT_MS = 5000;
+const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
+
+/** Manages the session containers of one workspace on one Docker engine. */
+export class DockerRuntime {
+  /** Raw dockerode handle (used by benchmarks to time plain exec). */
+  readonly docker: Docker;
+
+  private readonly options: DockerRuntimeOptions;
+  private readonly limits: SandboxLimits;
+  private readonly idleTimeoutMs: number;
+  private readonly log: RuntimeLog;
+  private readonly engineAddress: string;
+  private readonly timer: NodeJS.Timeout;
+  private engineReady: Promise<void> | null = null;
+  private readonly environments = new Map<string, Promise<ResolvedEnvironment>>();
+  private readonly sandboxes = new Map<string, SessionSandbox>();
+  private readonly pending = new Map<string, Promise<SessionSandbox>>();
+  private closed = false;
+
+  constructor(options: DockerRuntimeOptions) {
+    this.options = options;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.log = options.log ?? (() => undefined);
+    this.engineAddress = process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
+    this.docker = new Docker();
+    const sweepEvery = Math.min(Math.max(this.idleTimeoutMs / 4, 50), 30_000);
+    this.timer = setInterval(() => this.sweepIdle(), sweepEvery);
+    this.timer.unref();
+  }
+
+  /**
+   * Pings the engine (DOCKER_HOST or the default socket). Success is cached; a failure is
+   * re-checked on the next call.
+   * @throws WorkspaceError SANDBOX_UNAVAILABLE saying how to start an engine.
+   */
+  async ensureEngine(): Promise<void> {
+    let ready = this.engineReady;
+    if (!ready) {
+      const attempt = withTimeout(
+        this.docker.ping(),
+        ENGINE_PING_TIMEOUT_MS,
+        () => new Error(`no answer within ${ENGINE_PING_TIMEOUT_MS} ms`),
+      ).then(() => undefined);
+      this.engineReady = ready = attempt;
+      attempt.catch(() => {
+        if (this.engineReady === attempt) this.engineReady = null;
+      });
+    }
+    try {
+      await ready;
+    } catch (error) {
+      throw new WorkspaceError(
+        'SANDBOX_UNAVAILABLE',
+        `No Docker engine answers at ${this.engineAddress} (${reason(error)}). Start one (e.g. ` +
+          '`sudo systemctl start docker`), or run `bash scripts/provision-docker.sh` from the MCP Workspace ' +
+          'repository and set DOCKER_HOST to the address it prints (unix:///tmp/mcpw-docker.sock).',
+        { dockerHost: this.engineAddress },
+      );
+    }
+  }
+
+  /**
+   * Reads .devcontainer/devcontainer.json or .devcontainer.json and makes its image available
+   * locally (present, pulled, or built and cached as `mcpw-build-<hash>:latest`). Permissions are
+   * checked on every call; the image work is memoised per config (and Dockerfile) content.
+   * @throws WorkspaceError INVALID_ARGUMENT (bad config), POLICY_DENIED (field not allowed),
+   * SANDBOX_UNAVAILABLE (no engine, image missing, build failed).
+   */
+  async resolveEnvironment(): Promise<ResolvedEnvironment> {
+    await this.ensureEngine();
+    const { workspace } = this.options;
+    const file = await findDevcontainer(workspace);
+    const parsed = file
+      ? parseDevcontainer(file, workspace, (field) => this.options.permissions.allows(field))
+      : null;
+    let key = file ? `${file.path}\0${file.text}` : 'default';
+    if (parsed?.build) key += `\0${await readFile(parsed.build.dockerfile, 'utf8').catch(() => '')}`;
+    let environment = this.environments.get(key);
+    if (!environment) {
+      const loading = this.loadEnvironment(file, parsed);
+      environment = loading;
+      this.environments.set(key, loading);
+      loading.catch(() => {
+        if (this.environments.get(key) === loading) this.environments.delete(key);
+      });
+    }
+    return environment;
+  }
+
+  /**
+   * The session's container, created and started on first use (cold) or reused (warm). A
+   * container whose runner connection was lost is recreated when it stopped, and reused through
+   * `docker exec` runners when it still runs.
+   * @throws WorkspaceError SANDBOX_UNAVAILABLE, plus the errors of {@link resolveEnvironment}.
+   */
+  acquire(spec: SandboxSpec): Promise<Sandbox> {
+    if (this.closed) {
+      return Promise.reject(new WorkspaceError('SANDBOX_UNAVAILABLE', 'The Docker runtime is closed.'));
+    }
+    if (typeof spec.sessionId !== 'string' || spec.sessionId === '') {
+      return Promise.reject(new WorkspaceError('INVALID_ARGUMENT', 'sessionId must be a non-empty string.'));
+    }
+    const inFlight = this.pending.get(spec.sessionId);
+    if (inFlight) return inFlight;
+    const acquiring = this.acquireNow(spec).finally(() => this.pending.delete(spec.sessionId));
+    this.pending.set(spec.sessionId, acquiring);
+    return acquiring;
+  }
+
+  /** Stops and removes the session's container (no-op when it has none). */
+  async release(sessionId: string): Promise<void> {
+    await this.pending.get(sessionId)?.catch(() => undefined);
+    const sandbox = this.sandboxes.get(sessionId);
+    if (!sandbox) return;
+    this.sandboxes.delete(sessionId);
+    await sandbox.dispose();
+  }
+
+  /** Removes containers labelled with this stateId that this runtime does not manage. Returns how many. */
+  async cleanupOrphans(): Promise<number> {
+    await this.ensureEngine();
+    const containers = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABELS.state}=${this.options.stateId}`] },
+    });
+    const own = new Set([...this.sandboxes.values()].map((sandbox) => sandbox.containerId));
+    let removed = 0;
+    for (const container of containers) {
+      if (own.has(container.Id) || this.pending.has(container.Labels[LABELS.session] ?? '')) continue;
+      try {
+        await this.docker.getContainer(container.Id).remove({ force: true, v: true });
+        removed++;
+      } catch (error) {
+        if (statusCode(error) !== 404) {
+          this.log('warn', 'could not remove an orphaned container', {
+            containerId: container.Id,
+            error: reason(error),
+          });
+        }
+      }
+    }
+    if (removed > 0) this.log('info', 'removed orphaned session containers', { removed });
+    return removed;
+  }
+
+  /** Releases every session container and stops the idle timer; acquire() fails afterwards. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    await Promise.allSettled([...this.pending.values()]);
+    await Promise.allSettled([...this.sandboxes.keys()].map((sessionId) => this.release(sessionId)));
+  }
+
+  private progress(event: ProgressEvent): void {
+    this.options.onProgress?.(event);
+  }
+
+  private async acquireNow(spec: SandboxSpec): Promise<SessionSandbox> {
+    const existing = this.sandboxes.get(spec.sessionId);
+    if (existing) {
+      if (await this.reusable(existing, spec)) {
+        existing.lastUsed = performance.now();
+        return existing;
+      }
+      this.sandboxes.delete(spec.sessionId);
+      await existing.dispose().catch((error: unknown) =>
+        this.log('warn', 'could not remove a stale session container', {
+          containerId: existing.containerId,
+          error: reason(error),
+        }),
+      );
+    }
+    await this.ensureEngine();
+    let env = await this.resolveEnvironment();
+    let sandbox: SessionSandbox;
+    try {
+      sandbox = await this.start(spec, env);
+    } catch (error) {
+      if (statusCode(error) !== 404) throw error;
+      // The memoised image is gone (removed behind our back): resolve it again, once.
+      this.environments.clear();
+      env = await this.resolveEnvironment();
+      sandbox = await this.start(spec, env).catch((retryError: unknown) => {
+        if (statusCode(retryError) !== 404) throw retryError;
+        throw new WorkspaceError(
+          'SANDBOX_UNAVAILABLE',
+          `The image ${env.image} disappeared: ${reason(retryError)}`,
+          {
+            image: env.image,
+          },
+        );
+      });
+    }
+    if (this.closed) {
+      await sandbox.dispose();
+      throw new WorkspaceError('SANDBOX_UNAVAILABLE', 'The Docker runtime is closed.');
+    }
+    this.sandboxes.set(spec.sessionId, sandbox);
+    this.log('info', 'session container started', {
+      sessionId: spec.sessionId,
+      agent: spec.agent,
+      containerId: sandbox.containerId,
+      image: env.image,
+      ms: sandbox.timings,
+    });
+    return sandbox;
+  }
+
+  /** Whether `sandbox` can serve `spec`: same mounts and network, and still running. */
+  private async reusable(sandbox: SessionSandbox, spec: SandboxSpec): Promise<boolean> {
+    if (sandbox.spec.readOnly !== spec.readOnly || sandbox.spec.network !== spec.network) return false;
+    if (!sandbox.connectionLost) return true;
+    return sandbox.running();
+  }
+
+  /** Creates and starts the session container, handling a name already in use. */
+  private async start(spec: SandboxSpec, env: ResolvedEnvironment): Promise<SessionSandbox> {
+    this.progress({ phase: 'start', message: `Starting a container from ${env.image}` });
+    const { workspace } = this.options;
+    const gitPath = join(workspace, '.git');
+    const hasGit = await lstat(gitPath).then(
+      () => true,
+      () => false,
+    );
+    const plan: ContainerPlan = {
+      name: containerName(this.options.stateId, spec.sessionId),
+      stateId: this.options.stateId,
+      spec,
+      env,
+      workspace,
+      gitPath: hasGit ? gitPath : null,
+      runnerPath: this.options.runnerPath ?? runnerBinaryPath(),
+      limits: this.limits,
+      user: env.user ?? (await workspaceOwner(workspace)),
+    };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await SessionSandbox.start(this.docker, plan, this.log);
+      } catch (error) {
+        if (statusCode(error) === 404) throw error;
+        if (statusCode(error) !== 409 || attempt >= 2) {
+          if (error instanceof WorkspaceError) throw error;
+          throw new WorkspaceError(
+            'SANDBOX_UNAVAILABLE',
+            `Creating the session container failed: ${reason(error)}`,
+            {
+              image: env.image,
+            },
+          );
+        }
+      }
+      // The name is taken: by a leftover of this very session (remove it) or by another session.
+      const holder = await this.docker
+        .getContainer(plan.name)
+        .inspect()
+        .catch(() => null);
+      const labels = holder?.Config.Labels ?? {};
+      if (
+        holder &&
+        labels[LABELS.state] === this.options.stateId &&
+        labels[LABELS.session] === spec.sessionId
+      ) {
+        await this.docker
+          .getContainer(holder.Id)
+          .remove({ force: true, v: true })
+          .catch(() => undefined);
+      } else {
+        plan.name = `${plan.name}-${createHash('sha256').update(spec.sessionId).digest('hex').slice(0, 8)}`;
+      }
+    }
+  }
+
+  /** Loads the image of a parsed config (or the default image) and builds the environment. */
+  private async loadEnvironment(
+    file: DevcontainerFile | null,
+    parsed: ParsedDevcontainer | null,
+  ): Promise<ResolvedEnvironment> {
+    const progress = (event: ProgressEvent) => this.progress(event);
+    const { workspace, defaultImage } = this.options;
+    if (!file || !parsed) {
+      this.progress({ phase: 'resolve', message: `No devcontainer.json; using ${defaultImage}` });
+      await ensureLocalImage(this.docker, defaultImage, progress);
+      return {
+        image: defaultImage,
+        source: 'default',
+        configPath: null,
+        workspaceFolder: defaultWorkspaceFolder(workspace),
+        containerEnv: {},
+        remoteEnv: {},
+        user: null,
+        extraHostConfig: {},
+      };
+    }
+    this.progress({ phase: 'resolve', message: `Using ${file.path}` });
+    for (const warning of parsed.warnings) this.log('warn', warning, { configPath: file.path });
+    let image: string;
+    let imageEnv: string[];
+    if (parsed.build) {
+      const plan = await planBuild(parsed.build);
+      const { info, built } = await buildImage(this.docker, parsed.build, plan, progress);
+      if (built)
+        this.log('info', 'built the dev container image', { image: plan.tag, configPath: file.path });
+      image = plan.tag;
+      imageEnv = info.Config?.Env ?? [];
+    } else {
+      image = parsed.image as string;
+      imageEnv = (await ensureLocalImage(this.docker, image, progress)).Config?.Env ?? [];
+    }
+    const containerEnvironment: Record<string, string> = {};
+    for (const entry of imageEnv) {
+      const eq = entry.indexOf('=');
+      if (eq > 0) containerEnvironment[entry.slice(0, eq)] = entry.slice(eq + 1);
+    }
+    Object.assign(containerEnvironment, parsed.containerEnv);
+    return {
+      image,
+      source: parsed.build ? 'devcontainer-build' : 'devcontainer-image',
+      configPath: file.path,
+      workspaceFolder: parsed.workspaceFolder,
+      containerEnv: parsed.containerEnv,
+      remoteEnv: resolveRemoteEnv(parsed.remoteEnv, containerEnvironment),
+      user: parsed.user,
+      extraHostConfig: parsed.extraHostConfig,
+    };
+  }
+
+  /** Stops and removes containers idle longer than idleTimeoutMs (never one running a command). */
+  private sweepIdle(): void {
+    const now = performance.now();
+    for (const [sessionId, sandbox] of this.sandboxes) {
+      if (sandbox.active > 0 || this.pending.has(sessionId) || now - sandbox.lastUsed < this.idleTimeoutMs)
+        continue;
+      this.sandboxes.delete(sessionId);
+      this.log('info', 'stopping an idle session container', { sessionId, containerId: sandbox.containerId });
+      sandbox.dispose().catch((error: unknown) =>
+        this.log('warn', 'could not remove an idle session container', {
+          containerId: sandbox.containerId,
+          error: reason(error),
+        }),
+      );
+    }
+  }
+}
+
+/** `mcpw-<stateId first 8>-<sessionId first 12>`, with characters Docker refuses replaced by '-'. */
+function containerName(stateId: string, sessionId: string): string {
+  const clean = (value: string) => value.replace(/[^a-zA-Z0-9_.-]/g, '-');
+  return `mcpw-${clean(stateId).slice(0, 8)}-${clean(sessionId).slice(0, 12)}`;
+}
+
+/** `uid:gid` of the workspace owner when it is not root (so a cap-less container can write to it). */
+async function workspaceOwner(workspace: string): Promise<string | null> {
+  const info = await stat(workspace);
+  return info.uid === 0 ? null : `${info.uid}:${info.gid}`;
+}

@@ -1,0 +1,384 @@
+/**
+ * One session container: its hardened create options, the attached in-container runner and the
+ * docker-exec fallback used when the attach connection is lost. Private to the Docker runtime.
+ */
+import { PassThrough, type Duplex } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import { posix } from 'node:path';
+import type Docker from 'dockerode';
+import { WorkspaceError } from '../../../protocol/errors';
+import { RunnerClient, type RunnerProcess } from '../runner';
+import { reason, statusCode } from './images';
+import type {
+  ResolvedEnvironment,
+  RuntimeLog,
+  Sandbox,
+  SandboxExecSpec,
+  SandboxLimits,
+  SandboxSpec,
+} from './types';
+
+/** Where the runner binary is bind-mounted inside every session container. */
+export const RUNNER_TARGET = '/.mcpw/mcpw-runner';
+
+/** Container labels: the server state that owns it, the session and the agent. */
+export const LABELS = {
+  state: 'dev.mcp-workspace.state',
+  session: 'dev.mcp-workspace.session',
+  agent: 'dev.mcp-workspace.agent',
+} as const;
+
+/** How long a new container's runner has to answer its first ping. */
+const START_PING_TIMEOUT_MS = 15_000;
+
+/**
+ * Kills every process of the container except pid 1 (docker-init), runners and itself. Runs
+ * through `docker exec` with the image's /bin/sh.
+ */
+const KILL_ALL_SCRIPT =
+  'self=$$; for d in /proc/[0-9]*; do p=${d#/proc/}; ' +
+  '[ "$p" = 1 ] || [ "$p" = "$self" ] && continue; ' +
+  `[ "$(readlink "$d/exe" 2>/dev/null)" = ${RUNNER_TARGET} ] && continue; ` +
+  'kill -9 "$p" 2>/dev/null; done; exit 0';
+
+/** Everything needed to create a session container. */
+export interface ContainerPlan {
+  name: string;
+  stateId: string;
+  spec: SandboxSpec;
+  env: ResolvedEnvironment;
+  workspace: string;
+  /** Host path of `<workspace>/.git` when it exists. */
+  gitPath: string | null;
+  runnerPath: string;
+  limits: SandboxLimits;
+  /** The User to run as (env.user, else the workspace owner when not root). */
+  user: string | null;
+}
+
+/** Docker create options of a hardened session container (see the module docs of the runtime). */
+export function containerOptions(plan: ContainerPlan): Docker.ContainerCreateOptions {
+  const { env, spec, limits } = plan;
+  const mounts: Docker.MountSettings[] = [
+    { Type: 'bind', Source: plan.runnerPath, Target: RUNNER_TARGET, ReadOnly: true },
+    { Type: 'bind', Source: plan.workspace, Target: env.workspaceFolder, ReadOnly: spec.readOnly },
+  ];
+  if (plan.gitPath) {
+    mounts.push({
+      Type: 'bind',
+      Source: plan.gitPath,
+      Target: posix.join(env.workspaceFolder, '.git'),
+      ReadOnly: true,
+    });
+  }
+  const extra = env.extraHostConfig;
+  const hostConfig: Docker.HostConfig = {
+    Mounts: [...mounts, ...((extra.Mounts ?? []) as Docker.MountSettings[])],
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges', ...(extra.SecurityOpt ?? [])],
+    NetworkMode: spec.network ? 'bridge' : 'none',
+    PidsLimit: limits.pidsLimit,
+    Memory: limits.memoryBytes,
+    MemorySwap: limits.memoryBytes,
+    NanoCpus: limits.nanoCpus,
+    Init: true,
+    Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${limits.tmpfsBytes}` },
+    ReadonlyRootfs: false,
+  };
+  if (extra.Privileged) hostConfig.Privileged = true;
+  if (extra.CapAdd?.length) hostConfig.CapAdd = [...extra.CapAdd];
+  const options: Docker.ContainerCreateOptions = {
+    name: plan.name,
+    Image: env.image,
+    Entrypoint: [RUNNER_TARGET],
+    Cmd: [],
+    OpenStdin: true,
+    StdinOnce: false,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+    Env: Object.entries(env.containerEnv).map(([key, value]) => `${key}=${value}`),
+    WorkingDir: env.workspaceFolder,
+    Labels: {
+      [LABELS.state]: plan.stateId,
+      [LABELS.session]: spec.sessionId,
+      [LABELS.agent]: spec.agent,
+    },
+    HostConfig: hostConfig,
+  };
+  if (plan.user) options.User = plan.user;
+  return options;
+}
+
+/** Timings of a cold start, in milliseconds. */
+export interface StartTimings {
+  create: number;
+  start: number;
+  ping: number;
+}
+
+/** A running session container and its runner connection. */
+export class SessionSandbox implements Sandbox {
+  readonly containerId: string;
+  readonly env: ResolvedEnvironment;
+  readonly spec: SandboxSpec;
+  readonly timings: StartTimings;
+  /** performance.now() of the last exec, ping or acquire. */
+  lastUsed = performance.now();
+  /** Commands not yet exited. */
+  active = 0;
+
+  private readonly docker: Docker;
+  private readonly container: Docker.Container;
+  private readonly log: RuntimeLog;
+  private client: RunnerClient;
+  private primaryLost = false;
+  private disposed = false;
+  /** The container's own environment (image Env, containerEnv, HOME...): the base of every command's env. */
+  private baseEnv: Record<string, string> = {};
+
+  private constructor(
+    docker: Docker,
+    container: Docker.Container,
+    plan: ContainerPlan,
+    client: RunnerClient,
+    log: RuntimeLog,
+    timings: StartTimings,
+  ) {
+    this.docker = docker;
+    this.container = container;
+    this.containerId = container.id;
+    this.env = plan.env;
+    this.spec = { ...plan.spec };
+    this.client = client;
+    this.log = log;
+    this.timings = timings;
+    client.onClose(() => {
+      this.primaryLost = true;
+    });
+  }
+
+  /**
+   * Creates, attaches and starts the container, then waits for its runner to answer a ping.
+   * The container is removed again if any step fails.
+   * @throws WorkspaceError SANDBOX_UNAVAILABLE; the raw dockerode error (statusCode 404/409) from create.
+   */
+  static async start(docker: Docker, plan: ContainerPlan, log: RuntimeLog): Promise<SessionSandbox> {
+    const t0 = performance.now();
+    const container = await docker.createContainer(containerOptions(plan));
+    const t1 = performance.now();
+    try {
+      const stream = (await container.attach({
+        stream: true,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        hijack: true,
+      })) as Duplex;
+      const stdout = new PassThrough();
+      demux(docker, stream, stdout, (text) =>
+        log('warn', 'mcpw-runner stderr', { containerId: container.id, text }),
+      );
+      const client = new RunnerClient(stream, stdout);
+      await container.start();
+      const t2 = performance.now();
+      await withTimeout(
+        client.ping(),
+        START_PING_TIMEOUT_MS,
+        () =>
+          new WorkspaceError(
+            'SANDBOX_UNAVAILABLE',
+            `The runner did not answer within ${START_PING_TIMEOUT_MS} ms.`,
+          ),
+      );
+      const t3 = performance.now();
+      const sandbox = new SessionSandbox(docker, container, plan, client, log, {
+        create: t1 - t0,
+        start: t2 - t1,
+        ping: t3 - t2,
+      });
+      await sandbox.loadBaseEnv();
+      return sandbox;
+    } catch (error) {
+      await container.remove({ force: true, v: true }).catch(() => undefined);
+      if (error instanceof WorkspaceError) throw error;
+      throw new WorkspaceError(
+        'SANDBOX_UNAVAILABLE',
+        `Starting the session container failed: ${reason(error)}`,
+        {
+          image: plan.env.image,
+        },
+      );
+    }
+  }
+
+  /** Whether the attach connection to the container's main runner was lost. */
+  get connectionLost(): boolean {
+    return this.primaryLost;
+  }
+
+  /**
+   * Runs one command. Its env is the container's environment overlaid with `spec.env`. Uses the
+   * attached runner, or a runner started with `docker exec` once that connection is lost.
+   */
+  exec(spec: SandboxExecSpec): RunnerProcess {
+    this.lastUsed = performance.now();
+    const proc = this.connection().spawn({
+      argv: spec.argv,
+      cwd: spec.cwd,
+      env: { ...this.baseEnv, ...spec.env },
+      outputCapBytes: spec.outputCapBytes,
+      stdin: spec.stdin === true,
+    });
+    this.active++;
+    void proc.exited.then(() => {
+      this.active--;
+      this.lastUsed = performance.now();
+    });
+    return proc;
+  }
+
+  /** Round trip to the runner in milliseconds. */
+  ping(): Promise<number> {
+    this.lastUsed = performance.now();
+    return this.connection().ping();
+  }
+
+  /** Kills every process of the container except docker-init and the runners (via docker exec). */
+  async killAll(): Promise<void> {
+    this.lastUsed = performance.now();
+    try {
+      const exec = await this.container.exec({
+        Cmd: ['/bin/sh', '-c', KILL_ALL_SCRIPT],
+        AttachStdout: true,
+        AttachStderr: true,
+      });
+      const stream = await exec.start({});
+      await new Promise<void>((resolveDrain, rejectDrain) => {
+        stream.on('end', resolveDrain);
+        stream.on('error', rejectDrain);
+        stream.resume();
+      });
+    } catch (error) {
+      throw new WorkspaceError(
+        'SANDBOX_UNAVAILABLE',
+        `Killing the session's processes failed: ${reason(error)}`,
+      );
+    }
+  }
+
+  /** Whether the container is still running (false when it is gone). */
+  async running(): Promise<boolean> {
+    try {
+      const info = await this.container.inspect();
+      return info.State.Running === true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Ends the runner (its processes are SIGKILLed) and force-removes the container. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    this.client.close();
+    try {
+      await this.container.remove({ force: true, v: true });
+    } catch (error) {
+      // 404: already gone; 409: a removal is already in progress.
+      if (statusCode(error) !== 404 && statusCode(error) !== 409) throw error;
+    }
+  }
+
+  /** Logs what a runner wrote to its stderr. */
+  private readonly logStderr = (text: string): void => {
+    this.log('warn', 'mcpw-runner stderr', { containerId: this.containerId, text });
+  };
+
+  /** The live runner connection: the attached one, else a new `docker exec` runner. */
+  private connection(): RunnerClient {
+    if (this.disposed) throw new WorkspaceError('SANDBOX_UNAVAILABLE', 'The session container was released.');
+    if (!this.client.closed) return this.client;
+    this.log('warn', 'runner connection lost; starting a runner with docker exec', {
+      containerId: this.containerId,
+    });
+    this.client = this.execRunner();
+    return this.client;
+  }
+
+  /** Starts another runner in the container with `docker exec`; frames queue until it is attached. */
+  private execRunner(): RunnerClient {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const start = async () => {
+      const exec = await this.container.exec({
+        Cmd: [RUNNER_TARGET],
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+      });
+      const stream = (await exec.start({ hijack: true, stdin: true })) as Duplex;
+      demux(this.docker, stream, output, this.logStderr);
+      input.pipe(stream);
+    };
+    start().catch((error: unknown) => {
+      this.log('error', 'docker exec of the runner failed', {
+        containerId: this.containerId,
+        error: reason(error),
+      });
+      output.end();
+    });
+    return new RunnerClient(input, output);
+  }
+
+  /** Reads the environment docker gave the container (docker-init's), else the inspected Config.Env. */
+  private async loadBaseEnv(): Promise<void> {
+    const parse = (entries: string[]) => {
+      const env: Record<string, string> = {};
+      for (const entry of entries) {
+        const eq = entry.indexOf('=');
+        if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+      }
+      return env;
+    };
+    const proc = this.client.spawn({
+      argv: ['cat', '/proc/1/environ'],
+      cwd: '/',
+      env: {},
+      outputCapBytes: 1 << 20,
+    });
+    const chunks: Buffer[] = [];
+    proc.on('stdout', (chunk: Buffer) => chunks.push(chunk));
+    const exit = await proc.exited;
+    if (exit.exitCode === 0) {
+      this.baseEnv = parse(Buffer.concat(chunks).toString('utf8').split('\0'));
+      return;
+    }
+    const info = await this.container.inspect();
+    this.baseEnv = parse(info.Config.Env ?? []);
+  }
+}
+
+/** Demultiplexes an attach/exec stream into `stdout` (ended with the stream); stderr goes to `onStderr`. */
+function demux(docker: Docker, stream: Duplex, stdout: PassThrough, onStderr: (text: string) => void): void {
+  const stderr = new PassThrough();
+  docker.modem.demuxStream(stream, stdout, stderr);
+  stderr.on('data', (chunk: Buffer) => onStderr(chunk.toString('utf8')));
+  const finish = () => {
+    stdout.end();
+    stderr.end();
+  };
+  stream.once('end', finish);
+  stream.once('close', finish);
+  stream.once('error', finish);
+}
+
+/** Settles like `promise`, or rejects with `onTimeout()` after `ms` milliseconds. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, rejectTimeout) => {
+    timer = setTimeout(() => rejectTimeout(onTimeout()), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
