@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `npm test`: provisions what the suites need on a fresh machine, then runs lint, the type check
-# and every test suite (unit + integration) under c8 with the coverage floor from .c8rc.json.
+# `npm test`: provisions what the suites need on a fresh machine (dependencies, a C compiler for
+# the in-container runner, a Docker engine and the test image), then runs lint, the type check and
+# every test suite (unit + integration) under c8 with the coverage floor from .c8rc.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,15 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "== installing dependencies (npm ci)"
   npm ci --no-audit --no-fund
 fi
+
+echo "== provisioning: C toolchain (static libc), Docker engine, test image"
+if ! command -v gcc >/dev/null 2>&1 || [ -z "$(gcc -print-file-name=libc.a | grep /)" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev
+fi
+docker_line=$(bash scripts/provision-docker.sh | tail -n 1)
+export "${docker_line?}"
+echo "$docker_line"
 
 echo "== lint and type check"
 npx --no-install eslint .

@@ -8,12 +8,15 @@ import { defaultStateDir, startWorkspaceServer, SERVER_VERSION } from '../gatewa
 const USAGE = `mcp-workspace ${SERVER_VERSION}: a secure workspace server for AI coding agents
 
 Usage:
-  mcp-workspace serve DIR [--port N] [--host 127.0.0.1] [--state-dir D] [--policy FILE] [--allow-origin ORIGIN]...
+  mcp-workspace serve DIR [--port N] [--host 127.0.0.1] [--state-dir D] [--policy FILE]
+                          [--allow-origin ORIGIN]... [--image IMAGE]
   mcp-workspace audit verify DIR [--state-dir D]
   mcp-workspace --help | --version
 
 serve prints one JSON line when ready: {"url", "mcp", "tokenFile"}. The owner token is taken from
-MCP_WORKSPACE_TOKEN when set, else generated and kept in tokenFile (mode 0600).`;
+MCP_WORKSPACE_TOKEN when set, else generated and kept in tokenFile (mode 0600). Commands run in the
+workspace's dev container (.devcontainer/devcontainer.json), else in --image; the Docker engine is
+DOCKER_HOST or the default socket.`;
 
 /** Output streams of the CLI (injectable for tests). */
 export interface CliIo {
@@ -39,6 +42,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         'state-dir': { type: 'string' },
         policy: { type: 'string' },
         'allow-origin': { type: 'string', multiple: true },
+        image: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -72,6 +76,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
           ...(values['state-dir'] !== undefined ? { stateDir: values['state-dir'] } : {}),
           ...(values.policy !== undefined ? { policyFile: values.policy } : {}),
           ...(values['allow-origin'] !== undefined ? { allowedOrigins: values['allow-origin'] } : {}),
+          ...(values.image !== undefined ? { defaultImage: values.image } : {}),
         },
         io,
       );
@@ -99,7 +104,14 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
 
 async function serve(
   dir: string,
-  options: { port: number; host?: string; stateDir?: string; policyFile?: string; allowedOrigins?: string[] },
+  options: {
+    port: number;
+    host?: string;
+    stateDir?: string;
+    policyFile?: string;
+    allowedOrigins?: string[];
+    defaultImage?: string;
+  },
   io: CliIo,
 ): Promise<number> {
   const envToken = process.env['MCP_WORKSPACE_TOKEN'];

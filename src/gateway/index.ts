@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { realpath, stat } from 'node:fs/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { validateHostHeader } from '@modelcontextprotocol/server';
 import { WorkspaceError } from '../protocol/errors';
-import type { Principal } from '../protocol/principal';
+import { OWNER, type Principal } from '../protocol/principal';
 import { AuditLog } from '../core/audit';
+import { ExecutionManager, type ExecutionLimits } from '../core/execution';
+import { DockerRuntime, type SandboxLimits } from '../core/execution/docker';
 import { createLogger, type Logger } from '../core/log';
 import { DEFAULT_POLICY, PolicyEngine, PolicyStore } from '../core/policy';
 import { ResourceManager } from '../core/resources';
@@ -16,6 +18,7 @@ import { RateLimiter, SessionManager } from '../core/session';
 import { McpGateway } from './mcp';
 import { buildOpenApi } from './openapi';
 import { createRestRouter, sendError } from './rest';
+import { WsGateway } from './ws';
 
 /** The product version reported to clients. */
 export const SERVER_VERSION = '0.1.0';
@@ -44,6 +47,16 @@ export interface WorkspaceServerOptions {
   maxFileBytes?: number;
   /** Token bucket for mutating operations per session. */
   writeRateLimit?: { capacity: number; refillPerSec: number };
+  /** Token bucket for command executions per session. */
+  execRateLimit?: { capacity: number; refillPerSec: number };
+  /** Image used when the workspace has no devcontainer.json. */
+  defaultImage?: string;
+  /** Resource limits of each session container. */
+  sandboxLimits?: Partial<SandboxLimits>;
+  /** Session containers idle this long (ms) are stopped. */
+  sandboxIdleTimeoutMs?: number;
+  /** Time, output and concurrency limits of commands. */
+  executionLimits?: Partial<ExecutionLimits>;
   /** Where structured logs go (default: stderr as JSON lines). */
   logger?: Logger;
 }
@@ -61,9 +74,13 @@ export interface RunningWorkspaceServer {
   audit: AuditLog;
   policy: PolicyEngine;
   runner: OperationRunner;
-  /** Stops accepting connections, ends sessions and flushes the audit log. */
+  executions: ExecutionManager;
+  /** Stops accepting connections, ends sessions, removes session containers and flushes the audit log. */
   close(): Promise<void>;
 }
+
+/** Image for workspaces without a devcontainer.json: the dev containers base image. */
+export const DEFAULT_IMAGE = 'mcr.microsoft.com/devcontainers/base:bookworm';
 
 /** Default state directory for a workspace: outside it, so agents can never write it. */
 export function defaultStateDir(workspaceRealPath: string): string {
@@ -116,8 +133,38 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     protectedPaths: [stateReal, ...(policyFile ? [policyFile] : [])],
   });
   const audit = await AuditLog.open({ dir: join(stateDir, 'audit') });
-  const writeLimiter = new RateLimiter(options.writeRateLimit ?? { capacity: 200, refillPerSec: 50 });
-  const runner = new OperationRunner({ sessions, resources, policy, policyStore, audit, writeLimiter });
+  const limiters = {
+    write: new RateLimiter(options.writeRateLimit ?? { capacity: 200, refillPerSec: 50 }),
+    exec: new RateLimiter(options.execRateLimit ?? { capacity: 30, refillPerSec: 5 }),
+  };
+  const docker = new DockerRuntime({
+    workspace,
+    stateId: createHash('sha256').update(stateReal).digest('hex').slice(0, 16),
+    defaultImage: options.defaultImage ?? DEFAULT_IMAGE,
+    ...(options.sandboxLimits ? { limits: options.sandboxLimits } : {}),
+    ...(options.sandboxIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.sandboxIdleTimeoutMs } : {}),
+    // Host-side and privileged devcontainer.json fields need an owner rule such as
+    // `allow tool(devcontainer.runArgs)`; agents cannot grant it to themselves.
+    permissions: { allows: (field) => policy.decide(OWNER, 'tool', `devcontainer.${field}`).allowed },
+    onProgress: (event) => log.info('sandbox progress', { ...event }),
+    log: (level, msg, fields) => log[level](msg, fields),
+  });
+  const executions = new ExecutionManager(docker, options.executionLimits);
+  const runner = new OperationRunner({
+    sessions,
+    resources,
+    policy,
+    policyStore,
+    audit,
+    executions,
+    limiters,
+  });
+  // Containers left by a server that crashed are removed; without an engine this is a no-op.
+  void docker
+    .ensureEngine()
+    .then(() => docker.cleanupOrphans())
+    .then((removed) => removed > 0 && log.info('removed orphaned session containers', { removed }))
+    .catch((err: unknown) => log.info('docker engine not available', { error: (err as Error).message }));
 
   const defaults = new Map<string, string>();
   const defaultSession = async (principal: Principal, transport: string): Promise<string> => {
@@ -128,7 +175,18 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     defaults.set(key, session.sessionId);
     return session.sessionId;
   };
-  const stopLimiterCleanup = sessions.onSessionEnded((s) => writeLimiter.forget(s.sessionId));
+  const stopSessionCleanup = sessions.onSessionEnded((s) => {
+    limiters.write.forget(s.sessionId);
+    limiters.exec.forget(s.sessionId);
+    executions
+      .endSession(s.sessionId)
+      .catch((err: unknown) =>
+        log.warn('could not remove a session container', {
+          sessionId: s.sessionId,
+          error: (err as Error).message,
+        }),
+      );
+  });
 
   const maxRequestBodySize = Math.ceil(maxFileBytes * 1.4) + 1024 * 1024;
   const mcp = new McpGateway({
@@ -147,51 +205,58 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
-  app.use((req: Request, res: Response, next: NextFunction) => {
+  // Host, Origin and token checks, shared by HTTP requests and WebSocket upgrades.
+  const checkHostAndOrigin = (req: IncomingMessage): WorkspaceError | null => {
     // DNS-rebinding defence: only loopback Host names, on every endpoint.
     if (!validateHostHeader(req.headers.host, ['127.0.0.1', 'localhost', '[::1]']).ok) {
-      sendError(res, new WorkspaceError('FORBIDDEN_HOST', 'Host header must name a loopback address.'));
-      return;
+      return new WorkspaceError('FORBIDDEN_HOST', 'Host header must name a loopback address.');
     }
     const origin = req.headers.origin;
     if (origin !== undefined && !allowedOrigins.has(origin)) {
-      sendError(
-        res,
-        new WorkspaceError(
-          'FORBIDDEN_ORIGIN',
-          `Origin ${origin} is not allowed; add it to the allowed origins.`,
-        ),
+      return new WorkspaceError(
+        'FORBIDDEN_ORIGIN',
+        `Origin ${origin} is not allowed; add it to the allowed origins.`,
       );
-      return;
     }
-    next();
+    return null;
+  };
+  const authenticate = (req: IncomingMessage): { principal: Principal; token: string } | WorkspaceError => {
+    const header = req.headers.authorization;
+    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    const principal = match ? sessions.authenticate(match[1]) : null;
+    if (principal) return { principal, token: match![1]! };
+    log.warn('authentication failed', {
+      path: req.url?.split('?')[0],
+      method: req.method,
+      hadToken: Boolean(match),
+    });
+    return new WorkspaceError(
+      'UNAUTHORIZED',
+      match
+        ? 'Unknown or revoked token.'
+        : 'Send Authorization: Bearer <token> (the owner token or an agent token).',
+    );
+  };
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const refused = checkHostAndOrigin(req);
+    if (refused) sendError(res, refused);
+    else next();
   });
   app.get('/health', (_req, res) => {
     res.json({ ok: true });
   });
   app.use((req: Request, res: Response, next: NextFunction) => {
-    const header = req.headers.authorization;
-    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    const principal = match ? sessions.authenticate(match[1]) : null;
-    if (!principal) {
-      log.warn('authentication failed', { path: req.path, method: req.method, hadToken: Boolean(match) });
-      sendError(
-        res,
-        new WorkspaceError(
-          'UNAUTHORIZED',
-          match
-            ? 'Unknown or revoked token.'
-            : 'Send Authorization: Bearer <token> (the owner token or an agent token).',
-        ),
-      );
+    const auth = authenticate(req);
+    if (auth instanceof WorkspaceError) {
+      sendError(res, auth);
       return;
     }
     req.auth = {
-      token: match![1]!,
-      clientId: principal.name,
+      token: auth.token,
+      clientId: auth.principal.name,
       scopes: [],
       expiresAt: Math.floor(Date.now() / 1000) + 3600,
-      extra: { principal },
+      extra: { principal: auth.principal },
     };
     next();
   });
@@ -199,7 +264,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   app.all('/mcp', (req, res, next) => {
     mcp.handle(req, res).catch(next);
   });
-  app.use(createRestRouter({ runner, sessions, audit, defaultSession, openApi: () => openApi }));
+  app.use(createRestRouter({ runner, sessions, audit, executions, defaultSession, openApi: () => openApi }));
   app.use((_req: Request, res: Response) => {
     sendError(res, new WorkspaceError('NOT_FOUND', 'No such endpoint; see /openapi.json.'));
   });
@@ -220,6 +285,19 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
 
   const server: Server = createServer(app);
   server.keepAliveTimeout = 65_000;
+  const ws = new WsGateway(server, {
+    runner,
+    sessions,
+    executions,
+    defaultSession,
+    maxMessageBytes: maxRequestBodySize,
+    admit: (req) => {
+      const refused = checkHostAndOrigin(req);
+      if (refused) return refused;
+      const auth = authenticate(req);
+      return auth instanceof WorkspaceError ? auth : auth.principal;
+    },
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => resolve());
@@ -243,13 +321,16 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     audit,
     policy,
     runner,
+    executions,
     close: () =>
       (closing ??= (async () => {
         await mcp.close();
+        await ws.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
-        stopLimiterCleanup();
+        stopSessionCleanup();
         sessions.close();
+        await docker.close();
         await audit.close();
         log.info('server stopped', { url });
       })()),

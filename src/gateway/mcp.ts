@@ -14,6 +14,7 @@ import {
   type JsonSchemaValidator,
   type jsonSchemaValidator,
   type McpRequestContext,
+  type ServerContext,
   type StandardSchemaWithJSON,
 } from '@modelcontextprotocol/server';
 import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
@@ -21,6 +22,7 @@ import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
 import { MCP_TOOL_NAMES, OPERATIONS, type OperationName } from '../protocol/operations';
 import type { Principal } from '../protocol/principal';
 import type { AuditRecord } from '../core/audit';
+import type { OutputEvent } from '../core/execution';
 import type { OperationRunner } from '../core/runner';
 import type { SessionManager } from '../core/session';
 
@@ -197,13 +199,22 @@ export class McpGateway {
     const server = new McpServer(
       { name: this.deps.serverName, version: this.deps.serverVersion },
       {
-        capabilities: { tools: {}, resources: { subscribe: false, listChanged: false } },
+        capabilities: { tools: {}, logging: {}, resources: { subscribe: false, listChanged: false } },
         instructions:
           'Workspace files under a deny-by-default policy; every call is audited. Call list_capabilities to see your tools, get_policies for the rules; read_file returns a revision to pass as expectedRevision when writing.',
       },
     );
-    const call = async (name: OperationName, args: unknown): Promise<unknown> =>
-      runner.run(name, args, { principal, sessionId: sessionId(), transport });
+    const call = async (
+      name: OperationName,
+      args: unknown,
+      onOutput?: (event: OutputEvent) => void,
+    ): Promise<unknown> =>
+      runner.run(name, args, {
+        principal,
+        sessionId: sessionId(),
+        transport,
+        ...(onOutput ? { onOutput } : {}),
+      });
 
     for (const name of MCP_TOOL_NAMES) {
       if (name !== 'list_capabilities' && !capabilities.includes(name)) continue;
@@ -218,9 +229,9 @@ export class McpGateway {
           outputSchema: schemas.output,
           annotations: { title: def.title, ...def.annotations },
         },
-        async (args: unknown): Promise<CallToolResult> => {
+        async (args: unknown, ctx: ServerContext): Promise<CallToolResult> => {
           try {
-            const result = (await call(name, args)) as Record<string, unknown>;
+            const result = (await call(name, args, streamOutput(ctx))) as Record<string, unknown>;
             return { content: [{ type: 'text', text: JSON.stringify(result) }], structuredContent: result };
           } catch (err) {
             return toolError(err);
@@ -280,6 +291,27 @@ export class McpGateway {
     }
     return server;
   }
+}
+
+/**
+ * Streams a command's output to the calling client as it is produced: progress notifications
+ * (with the output in `message`) when the client sent a progress token, log notifications
+ * (`logger` "stdout" or "stderr") otherwise.
+ */
+function streamOutput(ctx: ServerContext): (event: OutputEvent) => void {
+  const progressToken = ctx.mcpReq._meta?.progressToken;
+  let bytes = 0;
+  return (event) => {
+    bytes += Buffer.byteLength(event.data);
+    const sent =
+      progressToken !== undefined
+        ? ctx.mcpReq.notify({
+            method: 'notifications/progress',
+            params: { progressToken, progress: bytes, message: event.data },
+          })
+        : ctx.mcpReq.log(event.stream === 'stderr' ? 'warning' : 'info', event.data, event.stream);
+    sent.catch(() => undefined);
+  };
 }
 
 function jsonRpcError(code: number, message: string): unknown {

@@ -45,7 +45,7 @@ export function buildOpenApi(version: string): JsonObject {
         '403': errorResponse,
         '404': errorResponse,
         '409': errorResponse,
-        ...(def.rateLimited ? { '429': errorResponse } : {}),
+        ...(def.rateLimit ? { '429': errorResponse } : {}),
       },
     };
     const rest = Object.fromEntries(Object.entries(properties).filter(([k]) => !pathParams.includes(k)));

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
 import { OPERATIONS, OPERATION_NAMES, type OperationName } from '../protocol/operations';
 import type { AuditLog, AuditRecord } from '../core/audit';
+import type { ExecutionManager, ExecutionResult, OutputEvent } from '../core/execution';
 import type { OperationRunner } from '../core/runner';
 import type { SessionManager } from '../core/session';
 import { principalOf } from './mcp';
@@ -15,6 +16,7 @@ export interface RestGatewayDeps {
   runner: OperationRunner;
   sessions: SessionManager;
   audit: AuditLog;
+  executions: ExecutionManager;
   defaultSession: (principal: ReturnType<typeof principalOf>, transport: string) => Promise<string>;
   openApi: () => unknown;
 }
@@ -143,6 +145,51 @@ export function createRestRouter(deps: RestGatewayDeps): Router {
     });
   });
 
+  // RunCommand streams its output when asked for NDJSON or server-sent events; plain JSON
+  // requests fall through to the generic route below and get the final result only.
+  router.post('/execute', async (req, res, next) => {
+    const stream = outputStream(req, res);
+    if (!stream) {
+      next();
+      return;
+    }
+    try {
+      const sessionId = await sessionFor(req);
+      const result = await runner.run(
+        'run_command',
+        { ...(req.body as Record<string, unknown>), background: false },
+        {
+          principal: principalOf(req.auth),
+          sessionId,
+          transport: 'rest',
+          onOutput: (event) => stream.output(event),
+        },
+      );
+      stream.result(result);
+    } catch (err) {
+      stream.error(err);
+    }
+  });
+
+  // Re-attach to an execution: what it printed so far, then live output, then its result.
+  router.get('/executions/:executionId/stream', async (req, res) => {
+    const stream = outputStream(req, res) ?? sseStream(res);
+    try {
+      const principal = principalOf(req.auth);
+      const sessionId = await sessionFor(req);
+      const executionId = String(req.params['executionId']);
+      await runner.run('get_execution', { executionId }, { principal, sessionId, transport: 'rest' });
+      const execution = deps.executions.get(executionId, principal);
+      const stop = execution.subscribe((event) => {
+        if (event.stream === 'exit') stream.result(event.result);
+        else stream.output(event);
+      });
+      res.on('close', stop);
+    } catch (err) {
+      stream.error(err);
+    }
+  });
+
   for (const name of OPERATION_NAMES) {
     if (name === 'init_session') continue;
     const def = OPERATIONS[name];
@@ -182,4 +229,59 @@ function inputFrom(name: OperationName, req: Request): Record<string, unknown> {
     throw new WorkspaceError('INVALID_ARGUMENT', 'The request body must be a JSON object.');
   }
   return { ...query, ...body, ...params };
+}
+
+/** Writes a command's output as it comes, then its result (or an error), in one wire format. */
+interface OutputStream {
+  output(event: OutputEvent): void;
+  result(result: ExecutionResult): void;
+  error(err: unknown): void;
+}
+
+/** The stream format the client asked for in `Accept`: NDJSON or server-sent events, else none. */
+function outputStream(req: Request, res: Response): OutputStream | null {
+  const accept = req.header('accept') ?? '';
+  if (accept.includes('application/x-ndjson')) return ndjsonStream(res);
+  if (accept.includes('text/event-stream')) return sseStream(res);
+  return null;
+}
+
+function ndjsonStream(res: Response): OutputStream {
+  const write = (line: unknown): void => {
+    if (!res.headersSent)
+      res.writeHead(200, { 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store' });
+    res.write(JSON.stringify(line) + '\n');
+  };
+  return {
+    output: (event) => write({ type: event.stream, data: event.data, seq: event.seq }),
+    result: (result) => {
+      write({ type: 'result', result });
+      res.end();
+    },
+    error: (err) => {
+      if (!res.headersSent) return sendError(res, err);
+      write({ type: 'error', error: toWorkspaceError(err).toJSON() });
+      res.end();
+    },
+  };
+}
+
+function sseStream(res: Response): OutputStream {
+  const write = (event: string, data: unknown): void => {
+    if (!res.headersSent)
+      res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  return {
+    output: (event) => write(event.stream, { data: event.data, seq: event.seq }),
+    result: (result) => {
+      write('result', result);
+      res.end();
+    },
+    error: (err) => {
+      if (!res.headersSent) return sendError(res, err);
+      write('error', toWorkspaceError(err).toJSON());
+      res.end();
+    },
+  };
 }

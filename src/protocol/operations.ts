@@ -41,6 +41,28 @@ const policyDecision = z.object({
   reason: z.string(),
 });
 
+const executionResult = z.object({
+  executionId: z.string(),
+  status: z.enum(['running', 'exited', 'killed', 'timed_out', 'cancelled', 'failed']),
+  exitCode: z
+    .number()
+    .int()
+    .nullable()
+    .describe('Exit status; null while running or when killed by a signal.'),
+  signal: z.string().nullable(),
+  timedOut: z.boolean(),
+  cancelled: z.boolean(),
+  oomKilled: z.boolean().describe('Killed by the kernel for exceeding the memory limit.'),
+  truncated: z.boolean().describe('Output beyond the cap was dropped.'),
+  durationMs: z.number(),
+  stdout: z.string(),
+  stderr: z.string(),
+  logs: z.array(z.string()).describe('Output lines of both streams in the order they were produced.'),
+  image: z.string(),
+  error: z.string().optional(),
+});
+const executionId = z.string().min(1).max(100);
+
 const auditRecord = z.object({
   seq: z.number().int(),
   ts: z.string(),
@@ -84,8 +106,8 @@ export interface OperationDef<I extends z.ZodObject = z.ZodObject, O extends z.Z
   mcpTool: boolean;
   /** Only the owner token may call it (agents never change their own policy or tokens). */
   ownerOnly: boolean;
-  /** Counted against the per-session write token bucket. */
-  rateLimited: boolean;
+  /** Which per-session token bucket the call draws from, if any. */
+  rateLimit: 'write' | 'exec' | null;
 }
 
 const READ: OperationAnnotations = {
@@ -103,10 +125,10 @@ const WRITE: OperationAnnotations = {
 const ADDITIVE: OperationAnnotations = { ...WRITE, destructiveHint: false };
 
 function op<I extends z.ZodObject, O extends z.ZodType>(
-  def: Omit<OperationDef<I, O>, 'mcpTool' | 'ownerOnly' | 'rateLimited'> &
-    Partial<Pick<OperationDef<I, O>, 'mcpTool' | 'ownerOnly' | 'rateLimited'>>,
+  def: Omit<OperationDef<I, O>, 'mcpTool' | 'ownerOnly' | 'rateLimit'> &
+    Partial<Pick<OperationDef<I, O>, 'mcpTool' | 'ownerOnly' | 'rateLimit'>>,
 ): OperationDef<I, O> {
-  return { mcpTool: true, ownerOnly: false, rateLimited: false, ...def };
+  return { mcpTool: true, ownerOnly: false, rateLimit: null, ...def };
 }
 
 /** Every operation the server offers, by its snake_case name. */
@@ -151,7 +173,7 @@ export const OPERATIONS = {
     output: z.object({ path, revision, bytes: z.number().int(), created: z.boolean() }),
     annotations: WRITE,
     rest: { method: 'put', path: '/files/{path}' },
-    rateLimited: true,
+    rateLimit: 'write',
   }),
   list_files: op({
     title: 'List files',
@@ -220,7 +242,7 @@ export const OPERATIONS = {
     }),
     annotations: WRITE,
     rest: { method: 'post', path: '/edit' },
-    rateLimited: true,
+    rateLimit: 'write',
   }),
   search_files: op({
     title: 'Search files',
@@ -250,7 +272,7 @@ export const OPERATIONS = {
     output: z.object({ path, created: z.boolean() }),
     annotations: ADDITIVE,
     rest: { method: 'post', path: '/mkdir' },
-    rateLimited: true,
+    rateLimit: 'write',
   }),
   delete_file: op({
     title: 'Delete file',
@@ -259,7 +281,7 @@ export const OPERATIONS = {
     output: z.object({ path, deleted: z.literal(true) }),
     annotations: WRITE,
     rest: { method: 'delete', path: '/files/{path}' },
-    rateLimited: true,
+    rateLimit: 'write',
   }),
   move_file: op({
     title: 'Move file',
@@ -268,7 +290,67 @@ export const OPERATIONS = {
     output: z.object({ from: path, to: path }),
     annotations: { ...WRITE, idempotentHint: false },
     rest: { method: 'post', path: '/move' },
-    rateLimited: true,
+    rateLimit: 'write',
+  }),
+  run_command: op({
+    title: 'Run command',
+    description:
+      "RunCommand: run a command in the workspace's dev container (never on the host). Without args it runs through `sh -c`. Output streams as progress notifications; background: true returns at once with the executionId.",
+    input: z.object({
+      command: z.string().min(1).max(100_000),
+      args: z
+        .array(z.string().max(100_000))
+        .max(1000)
+        .optional()
+        .describe('Run command directly with these arguments.'),
+      cwd: path.optional().describe('Working directory, workspace-relative (default the root).'),
+      env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(100_000)).optional(),
+      timeoutMs: z.number().int().min(1).max(3_600_000).optional().describe('Default 120000.'),
+      stdin: z
+        .string()
+        .max(10 * 1024 * 1024)
+        .optional(),
+      background: z.boolean().optional().describe('Return immediately; poll with get_execution.'),
+    }),
+    output: executionResult,
+    annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
+    rest: { method: 'post', path: '/execute' },
+    rateLimit: 'exec',
+  }),
+  cancel_execution: op({
+    title: 'Cancel execution',
+    description: 'CancelExecution: TERM to the whole process tree, KILL after a grace period.',
+    input: z.object({ executionId }),
+    output: z.object({ success: z.boolean(), message: z.string() }),
+    annotations: { ...WRITE, destructiveHint: false },
+    rest: { method: 'post', path: '/executions/{executionId}/cancel' },
+  }),
+  get_execution: op({
+    title: 'Get execution',
+    description: 'Status and output of an execution; wait: true blocks until it finishes.',
+    input: z.object({ executionId, wait: z.boolean().optional() }),
+    output: executionResult,
+    annotations: READ,
+    rest: { method: 'get', path: '/executions/{executionId}' },
+  }),
+  list_executions: op({
+    title: 'List executions',
+    description: 'Your executions (the owner sees all), newest first.',
+    input: z.object({}),
+    output: z.object({
+      executions: z.array(
+        z.object({
+          executionId: z.string(),
+          agent: z.string(),
+          sessionId: z.string(),
+          command: z.string(),
+          status: executionResult.shape.status,
+          startedAt: z.string(),
+        }),
+      ),
+    }),
+    annotations: READ,
+    rest: { method: 'get', path: '/executions' },
   }),
   get_policies: op({
     title: 'Get policies',
@@ -411,4 +493,4 @@ export const MCP_TOOL_NAMES = OPERATION_NAMES.filter((n) => OPERATIONS[n].mcpToo
 export const NEGOTIABLE_OPERATIONS = OPERATION_NAMES.filter((n) => n !== 'init_session');
 
 /** Exported schema pieces reused by transports. */
-export const schemas = { policy, auditRecord, sessionInfo, capabilities };
+export const schemas = { policy, auditRecord, sessionInfo, capabilities, executionResult };

@@ -10,15 +10,18 @@ import {
 } from '../../protocol/operations';
 import type { Principal } from '../../protocol/principal';
 import type { AuditLog } from '../audit';
-import { PolicyEngine, PolicyStore, type PolicyAction, type PolicyDecision } from '../policy';
+import type { PolicyAction, PolicyDecision, PolicyEngine, PolicyStore } from '../policy';
 import type { ResourceManager } from '../resources';
-import { RateLimiter, type SessionInfo, type SessionManager } from '../session';
+import type { RateLimiter, SessionInfo, SessionManager } from '../session';
+import type { Execution, ExecutionManager, ExecutionResult, OutputEvent } from '../execution';
 
 /** Who is calling, over which transport, in which session. */
 export interface CallContext {
   principal: Principal;
   sessionId: string;
   transport: string;
+  /** Receives a command's output as it is produced (run_command streaming). */
+  onOutput?: (event: OutputEvent) => void;
 }
 
 /** Collaborators of the runner: the seed's components. */
@@ -28,8 +31,9 @@ export interface RunnerDeps {
   policy: PolicyEngine;
   policyStore: PolicyStore;
   audit: AuditLog;
-  /** Token bucket for mutating operations, keyed by session. */
-  writeLimiter: RateLimiter;
+  executions: ExecutionManager;
+  /** Token buckets per session: file mutations and command executions. */
+  limiters: { write: RateLimiter; exec: RateLimiter };
 }
 
 type Authorize = (action: PolicyAction, target: string) => void;
@@ -124,10 +128,11 @@ export class OperationRunner {
         );
       }
       params = parsed.data;
-      if (def.rateLimited) {
-        const bucket = this.deps.writeLimiter.take(ctx.sessionId);
+      if (def.rateLimit) {
+        const bucket = this.deps.limiters[def.rateLimit].take(ctx.sessionId);
         if (!bucket.ok) {
-          throw new WorkspaceError('RATE_LIMITED', `Too many writes; retry in ${bucket.retryAfterMs} ms.`, {
+          const what = def.rateLimit === 'exec' ? 'commands' : 'writes';
+          throw new WorkspaceError('RATE_LIMITED', `Too many ${what}; retry in ${bucket.retryAfterMs} ms.`, {
             retryAfterMs: bucket.retryAfterMs,
           });
         }
@@ -172,11 +177,11 @@ export class OperationRunner {
   }
 
   private async record(
-    name: OperationName,
+    name: string,
     ctx: CallContext,
     params: unknown,
     decision: PolicyDecision | null,
-    outcome: { ok: boolean; code?: string; message?: string },
+    outcome: { ok: boolean; [key: string]: unknown },
     started: number,
     readOnly: boolean,
   ): Promise<void> {
@@ -198,8 +203,48 @@ export class OperationRunner {
     else await appended;
   }
 
+  /** The start and the end of an execution each get their own audit record. */
+  private auditExecution(execution: Execution, ctx: CallContext): void {
+    const started = performance.now();
+    const ids = { executionId: execution.id };
+    void this.record(
+      'execution_start',
+      ctx,
+      {
+        ...ids,
+        command: execution.command,
+        args: execution.args ?? null,
+        cwd: execution.cwd,
+        image: execution.image,
+      },
+      null,
+      { ok: true },
+      started,
+      true,
+    );
+    void execution.done.then((result: ExecutionResult) =>
+      this.record(
+        'execution_end',
+        ctx,
+        ids,
+        null,
+        {
+          ok: result.status === 'exited' && result.exitCode === 0,
+          status: result.status,
+          exitCode: result.exitCode,
+          signal: result.signal,
+          oomKilled: result.oomKilled,
+          truncated: result.truncated,
+          bytesOut: Buffer.byteLength(result.stdout) + Buffer.byteLength(result.stderr),
+        },
+        started,
+        true,
+      ),
+    );
+  }
+
   private createHandlers(): { [N in OperationName]: Handler<N> } {
-    const { resources, policy, policyStore, sessions, audit } = this.deps;
+    const { resources, policy, policyStore, sessions, audit, executions } = this.deps;
     // Decides on the path as asked and, when a symlink redirects it, on where it really lands.
     const authorizePath = async (authorize: Authorize, action: PolicyAction, path: string): Promise<void> => {
       const asked = resources.normalize(path);
@@ -277,6 +322,53 @@ export class OperationRunner {
           ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
         });
       },
+      run_command: async (input, ctx) => {
+        const cwd = input.cwd ?? '.';
+        await authorizePath(ctx.authorize, 'read', cwd);
+        const where = await resources.stat(cwd);
+        if (where.type !== 'directory') {
+          throw new WorkspaceError('NOT_A_DIRECTORY', `cwd ${cwd} is not a directory of the workspace.`);
+        }
+        authorizeCommand(ctx.authorize, input.command, input.args);
+        const execution = await executions.start(
+          {
+            sessionId: ctx.sessionId,
+            principal: ctx.principal,
+            // The container gets the network only on an explicit grant, and a writable workspace
+            // only when the policy lets this agent write.
+            network: policy.decide(ctx.principal, 'network', '*').allowed,
+            readOnly: !policy.decide(ctx.principal, 'write', '.').allowed,
+          },
+          { ...input, cwd: await resources.realRelative(cwd) },
+        );
+        this.auditExecution(execution, ctx);
+        if (ctx.onOutput) {
+          const forward = ctx.onOutput;
+          const stop = execution.subscribe((event) => {
+            if (event.stream !== 'exit') forward(event);
+          });
+          void execution.done.then(stop);
+        }
+        return input.background ? execution.snapshot() : execution.done;
+      },
+      cancel_execution: async (input, ctx) => {
+        const result = executions.cancel(input.executionId, ctx.principal);
+        return result;
+      },
+      get_execution: async (input, ctx) => {
+        const execution = executions.get(input.executionId, ctx.principal);
+        return input.wait ? execution.done : execution.snapshot();
+      },
+      list_executions: async (_input, ctx) => ({
+        executions: executions.list(ctx.principal).map((e) => ({
+          executionId: e.id,
+          agent: e.agent,
+          sessionId: e.sessionId,
+          command: e.args ? [e.command, ...e.args].join(' ') : e.command,
+          status: e.status,
+          startedAt: new Date(e.startedAt).toISOString(),
+        })),
+      }),
       get_policies: async () => ({ policies: [policy.policy] }),
       explain_policy: async (input, ctx) => {
         let principal = ctx.principal;
@@ -327,4 +419,30 @@ export class OperationRunner {
       },
     };
   }
+}
+
+// `;`, newline, `&&`, `||`, `|` and `&`, but not the `&` and `|` of redirections (`>&2`, `&>`, `>|`).
+const SHELL_SEPARATORS = /\|\||&&|[;\n]|(?<![<>&])&(?![>&])|(?<![>|])\|(?!\|)/;
+const SHELL_SUBSTITUTION = /`|\$\(|<\(|>\(/;
+
+/**
+ * Authorises a command line. Through `sh -c`, every command chained with `;`, `&&`, `||`, `|` or
+ * `&` must be allowed on its own (so `allow exec(npm test)` does not admit `npm test; rm -rf .`),
+ * and command substitution, which hides commands inside words, needs `allow exec(*)`.
+ */
+function authorizeCommand(authorize: Authorize, command: string, args: string[] | undefined): void {
+  if (args) {
+    authorize('exec', [command, ...args].map(shellWord).join(' '));
+    return;
+  }
+  const parts = command
+    .split(SHELL_SEPARATORS)
+    .map((part) => part.trim())
+    .filter(Boolean);
+  for (const part of parts.length > 0 ? parts : [command.trim()]) authorize('exec', part);
+  if (SHELL_SUBSTITUTION.test(command)) authorize('exec', '*');
+}
+
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

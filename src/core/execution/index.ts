@@ -1,0 +1,375 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { WorkspaceError } from '../../protocol/errors';
+import type { Principal } from '../../protocol/principal';
+import type { RunnerExit, RunnerProcess } from './runner';
+
+/** What a session container offers the Execution Manager (implemented by the Docker runtime). */
+export interface SandboxHandle {
+  readonly containerId: string;
+  readonly env: { image: string; workspaceFolder: string; remoteEnv: Record<string, string> };
+  exec(spec: {
+    argv: string[];
+    cwd: string;
+    env: Record<string, string>;
+    outputCapBytes: number;
+    stdin?: boolean;
+  }): RunnerProcess;
+}
+
+/** Where session containers come from (the Docker runtime, or a test double). */
+export interface SandboxProvider {
+  acquire(spec: {
+    sessionId: string;
+    agent: string;
+    readOnly: boolean;
+    network: boolean;
+  }): Promise<SandboxHandle>;
+  release(sessionId: string): Promise<void>;
+}
+
+/** RunCommand parameters, validated by the protocol schema. */
+export interface RunCommandRequest {
+  command: string;
+  args?: string[] | undefined;
+  /** Workspace-relative working directory (already confined by the caller). */
+  cwd: string;
+  env?: Record<string, string> | undefined;
+  timeoutMs?: number | undefined;
+  stdin?: string | undefined;
+  background?: boolean | undefined;
+}
+
+/** One piece of a running command's output, in order (`seq` counts events per execution). */
+export interface OutputEvent {
+  stream: 'stdout' | 'stderr';
+  data: string;
+  seq: number;
+}
+
+/** Lifecycle of an execution. */
+export type ExecutionStatus = 'running' | 'exited' | 'killed' | 'timed_out' | 'cancelled' | 'failed';
+
+/** The PRD's ExecutionResult `{executionId, exitCode, logs}` plus everything an agent needs. */
+export interface ExecutionResult {
+  executionId: string;
+  status: ExecutionStatus;
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  cancelled: boolean;
+  oomKilled: boolean;
+  truncated: boolean;
+  durationMs: number;
+  stdout: string;
+  stderr: string;
+  /** Output lines of both streams in the order they were produced (at most `maxLogLines`). */
+  logs: string[];
+  image: string;
+  error?: string;
+}
+
+/** Limits of the Execution Manager. */
+export interface ExecutionLimits {
+  defaultTimeoutMs: number;
+  maxTimeoutMs: number;
+  /** stdout+stderr bytes kept (and forwarded) per execution; the rest is dropped with a marker. */
+  outputCapBytes: number;
+  /** Grace between TERM and KILL on cancel or timeout. */
+  killGraceMs: number;
+  maxConcurrentPerSession: number;
+  maxLogLines: number;
+  /** Finished executions stay attachable this long. */
+  retainMs: number;
+}
+
+/** Defaults: 2 min timeout (1 h max), 10 MiB output, 2 s grace, 4 concurrent per session. */
+export const DEFAULT_EXECUTION_LIMITS: ExecutionLimits = {
+  defaultTimeoutMs: 120_000,
+  maxTimeoutMs: 3_600_000,
+  outputCapBytes: 10 * 1024 * 1024,
+  killGraceMs: 2_000,
+  maxConcurrentPerSession: 4,
+  maxLogLines: 1_000,
+  retainMs: 10 * 60_000,
+};
+
+const TRUNCATION_MARKER = '\n[mcp-workspace: output truncated]\n';
+
+/** A command running (or run) in a session container; output is buffered for re-attachment. */
+export class Execution {
+  readonly id = randomUUID();
+  readonly startedAt = Date.now();
+  status: ExecutionStatus = 'running';
+  /** Settles with the final result; never rejects. */
+  readonly done: Promise<ExecutionResult>;
+  private readonly events: OutputEvent[] = [];
+  private readonly listeners = new Set<
+    (event: OutputEvent | { stream: 'exit'; result: ExecutionResult }) => void
+  >();
+  private bufferedBytes = 0;
+  private dropped = false;
+  private cancelRequested = false;
+  private timedOut = false;
+  private result: ExecutionResult | null = null;
+  private readonly started = performance.now();
+  private killTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly sessionId: string,
+    readonly principal: Principal,
+    readonly command: string,
+    readonly args: string[] | undefined,
+    readonly cwd: string,
+    readonly image: string,
+    private readonly child: RunnerProcess,
+    private readonly limits: ExecutionLimits,
+    timeoutMs: number,
+  ) {
+    const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+    const onData = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+      const data = decoders[stream].decode(chunk, { stream: true });
+      if (data) this.push(stream, data);
+    };
+    child.on('stdout', onData('stdout'));
+    child.on('stderr', onData('stderr'));
+    const timeout = setTimeout(() => {
+      this.timedOut = true;
+      this.terminate();
+    }, timeoutMs);
+    timeout.unref();
+    this.done = child.exited.then((exit) => {
+      clearTimeout(timeout);
+      if (this.killTimer) clearTimeout(this.killTimer);
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const tail = decoders[stream].decode();
+        if (tail) this.push(stream, tail);
+      }
+      return this.finish(exit);
+    });
+  }
+
+  /** Name of the agent that started it. */
+  get agent(): string {
+    return this.principal.name;
+  }
+
+  /** Output so far and, once finished, the result: replayed first, then live (re-attach). */
+  subscribe(
+    listener: (event: OutputEvent | { stream: 'exit'; result: ExecutionResult }) => void,
+  ): () => void {
+    for (const event of this.events) listener(event);
+    if (this.result) {
+      listener({ stream: 'exit', result: this.result });
+      return () => undefined;
+    }
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Current state: the final result, or a running snapshot. */
+  snapshot(): ExecutionResult {
+    return this.result ?? this.build({ exitCode: null, signal: null, truncated: false, oomKilled: false });
+  }
+
+  /** Cancels: TERM to the whole process tree, KILL after the grace period. Returns at once. */
+  cancel(): boolean {
+    if (this.result) return false;
+    this.cancelRequested = true;
+    this.terminate();
+    return true;
+  }
+
+  /** Sends stdin (closed afterwards). */
+  feedStdin(data: string): void {
+    this.child.writeStdin(data);
+    this.child.endStdin();
+  }
+
+  private terminate(): void {
+    if (this.result || this.killTimer) return;
+    this.child.signal('SIGTERM');
+    this.killTimer = setTimeout(() => this.child.signal('SIGKILL'), this.limits.killGraceMs);
+    this.killTimer.unref();
+  }
+
+  private push(stream: 'stdout' | 'stderr', data: string): void {
+    if (this.dropped) return;
+    const bytes = Buffer.byteLength(data);
+    if (this.bufferedBytes + bytes > this.limits.outputCapBytes) {
+      this.dropped = true;
+      data = TRUNCATION_MARKER;
+    }
+    this.bufferedBytes += bytes;
+    const event: OutputEvent = { stream, data, seq: this.events.length + 1 };
+    this.events.push(event);
+    for (const listener of this.listeners) listener(event);
+  }
+
+  private finish(exit: RunnerExit): ExecutionResult {
+    this.result = this.build(exit);
+    this.status = this.result.status;
+    for (const listener of this.listeners) listener({ stream: 'exit', result: this.result });
+    this.listeners.clear();
+    return this.result;
+  }
+
+  private build(exit: RunnerExit): ExecutionResult {
+    let stdout = '';
+    let stderr = '';
+    const logs: string[] = [];
+    let partial = '';
+    for (const event of this.events) {
+      if (event.stream === 'stdout') stdout += event.data;
+      else stderr += event.data;
+      const lines = (partial + event.data).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) if (logs.length < this.limits.maxLogLines) logs.push(line);
+    }
+    if (partial && logs.length < this.limits.maxLogLines) logs.push(partial);
+    const finished =
+      this.result !== null || exit.exitCode !== null || exit.signal !== null || Boolean(exit.error);
+    const status: ExecutionStatus = !finished
+      ? 'running'
+      : this.cancelRequested
+        ? 'cancelled'
+        : this.timedOut
+          ? 'timed_out'
+          : exit.error && exit.exitCode === null
+            ? 'failed'
+            : exit.signal
+              ? 'killed'
+              : 'exited';
+    return {
+      executionId: this.id,
+      status,
+      exitCode: exit.exitCode,
+      signal: exit.signal,
+      timedOut: this.timedOut,
+      cancelled: this.cancelRequested,
+      oomKilled: exit.oomKilled,
+      truncated: exit.truncated || this.dropped,
+      durationMs: Math.round((performance.now() - this.started) * 1000) / 1000,
+      stdout,
+      stderr,
+      logs,
+      image: this.image,
+      ...(exit.error ? { error: exit.error } : {}),
+    };
+  }
+}
+
+/**
+ * The PRD's Execution Manager: runs commands in the session's container (never on the host), with
+ * streaming output, cancellation of the whole process tree, time and output limits, a per-session
+ * concurrency limit, and re-attachment to background executions by id.
+ */
+export class ExecutionManager {
+  private readonly executions = new Map<string, Execution>();
+  private readonly limits: ExecutionLimits;
+
+  constructor(
+    private readonly sandboxes: SandboxProvider,
+    limits: Partial<ExecutionLimits> = {},
+  ) {
+    this.limits = { ...DEFAULT_EXECUTION_LIMITS, ...limits };
+  }
+
+  /** Starts a command; resolves once it is running (use `execution.done` for the result). */
+  async start(
+    session: { sessionId: string; principal: Principal; readOnly: boolean; network: boolean },
+    request: RunCommandRequest,
+  ): Promise<Execution> {
+    const running = [...this.executions.values()].filter(
+      (e) => e.sessionId === session.sessionId && e.status === 'running',
+    ).length;
+    if (running >= this.limits.maxConcurrentPerSession) {
+      throw new WorkspaceError(
+        'RATE_LIMITED',
+        `This session already runs ${running} commands (the limit); wait for one to finish or cancel it.`,
+        { retryAfterMs: 1000 },
+      );
+    }
+    const timeoutMs = Math.min(request.timeoutMs ?? this.limits.defaultTimeoutMs, this.limits.maxTimeoutMs);
+    const sandbox = await this.sandboxes.acquire({
+      sessionId: session.sessionId,
+      agent: session.principal.name,
+      readOnly: session.readOnly,
+      network: session.network,
+    });
+    const folder = sandbox.env.workspaceFolder;
+    const cwd = request.cwd === '.' ? folder : `${folder}/${request.cwd}`;
+    const argv = request.args ? [request.command, ...request.args] : ['sh', '-c', request.command];
+    const env = {
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      HOME: '/tmp',
+      ...sandbox.env.remoteEnv,
+      ...(request.env ?? {}),
+    };
+    const child = sandbox.exec({
+      argv,
+      cwd,
+      env,
+      outputCapBytes: this.limits.outputCapBytes,
+      stdin: request.stdin !== undefined,
+    });
+    const execution = new Execution(
+      session.sessionId,
+      session.principal,
+      request.command,
+      request.args,
+      request.cwd,
+      sandbox.env.image,
+      child,
+      this.limits,
+      timeoutMs,
+    );
+    if (request.stdin !== undefined) execution.feedStdin(request.stdin);
+    this.executions.set(execution.id, execution);
+    void execution.done.then(() => {
+      const forget = setTimeout(() => this.executions.delete(execution.id), this.limits.retainMs);
+      forget.unref();
+    });
+    return execution;
+  }
+
+  /** An execution the caller may see: its own agent's, or any for the owner. */
+  get(executionId: string, principal: Principal): Execution {
+    const execution = this.executions.get(executionId);
+    if (!execution || (principal.kind !== 'owner' && execution.agent !== principal.name)) {
+      throw new WorkspaceError(
+        'EXECUTION_NOT_FOUND',
+        `No execution ${executionId} of yours (finished ones are kept ${Math.round(this.limits.retainMs / 60_000)} minutes).`,
+      );
+    }
+    return execution;
+  }
+
+  /** CancelExecution: TERM, then KILL after the grace period; returns at once. */
+  cancel(executionId: string, principal: Principal): { success: boolean; message: string } {
+    const execution = this.get(executionId, principal);
+    return execution.cancel()
+      ? { success: true, message: `Cancelling ${executionId}: TERM sent to its process tree, KILL follows.` }
+      : { success: false, message: `${executionId} has already finished (${execution.status}).` };
+  }
+
+  /** Executions of a session (or, for the owner, all), newest first. */
+  list(principal: Principal): Execution[] {
+    return [...this.executions.values()]
+      .filter((e) => principal.kind === 'owner' || e.agent === principal.name)
+      .sort((a, b) => b.startedAt - a.startedAt);
+  }
+
+  /** Number of running executions (for status displays). */
+  get running(): number {
+    return [...this.executions.values()].filter((e) => e.status === 'running').length;
+  }
+
+  /** A session ended: cancel its commands and drop its container. */
+  async endSession(sessionId: string): Promise<void> {
+    for (const execution of this.executions.values()) {
+      if (execution.sessionId === sessionId) execution.cancel();
+    }
+    await this.sandboxes.release(sessionId);
+  }
+}

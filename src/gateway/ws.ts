@@ -1,0 +1,151 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
+import { OPERATIONS, type OperationName } from '../protocol/operations';
+import type { Principal } from '../protocol/principal';
+import type { ExecutionManager } from '../core/execution';
+import type { OperationRunner } from '../core/runner';
+import type { SessionManager } from '../core/session';
+
+/** Path of the WebSocket endpoint. */
+export const WS_PATH = '/ws';
+
+/** Everything the WebSocket adapter needs from the server. */
+export interface WsGatewayDeps {
+  runner: OperationRunner;
+  sessions: SessionManager;
+  executions: ExecutionManager;
+  /** Host, Origin and bearer-token checks shared with HTTP: a principal, or the error to refuse with. */
+  admit: (req: IncomingMessage) => Principal | WorkspaceError;
+  defaultSession: (principal: Principal, transport: string) => Promise<string>;
+  maxMessageBytes: number;
+}
+
+interface ClientMessage {
+  id?: unknown;
+  op?: unknown;
+  params?: unknown;
+}
+
+/**
+ * WebSocket streams at `/ws`: each message `{id, op, params}` runs one operation (any of the REST
+ * surface's, plus `attach` to an execution); replies carry the same `id`: `output` events while a
+ * command runs, then one `result` or `error`. Authenticated and Origin/Host-checked at upgrade.
+ */
+export class WsGateway {
+  private readonly wss: WebSocketServer;
+
+  constructor(
+    server: Server,
+    private readonly deps: WsGatewayDeps,
+  ) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: deps.maxMessageBytes });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      if (path !== WS_PATH)
+        return refuse(socket, new WorkspaceError('NOT_FOUND', 'WebSocket endpoint is /ws.'));
+      const admitted = deps.admit(req);
+      if (admitted instanceof WorkspaceError) return refuse(socket, admitted);
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.serve(ws, admitted));
+    });
+  }
+
+  /** Open connections. */
+  get connections(): number {
+    return this.wss.clients.size;
+  }
+
+  /** Closes every connection. */
+  async close(): Promise<void> {
+    for (const client of this.wss.clients) client.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  private serve(ws: WebSocket, principal: Principal): void {
+    let sessionId: Promise<string> = this.deps.defaultSession(principal, 'ws');
+    let ownSession: string | null = null;
+    const cleanups = new Set<() => void>();
+    const send = (message: unknown): void => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+    };
+    const stopSessionWatch = this.deps.sessions.onSessionEnded((s) => {
+      if (s.sessionId === ownSession) ws.close(4001, 'session ended');
+    });
+    ws.on('close', () => {
+      stopSessionWatch();
+      for (const cleanup of cleanups) cleanup();
+      if (ownSession) this.deps.sessions.end(ownSession, 'closed');
+    });
+    ws.on('message', (raw, isBinary) => {
+      let message: ClientMessage;
+      try {
+        message = JSON.parse(isBinary ? '' : raw.toString()) as ClientMessage;
+        if (typeof message !== 'object' || message === null) throw new Error('not an object');
+      } catch {
+        send({
+          id: null,
+          type: 'error',
+          error: { code: 'INVALID_ARGUMENT', message: 'Send JSON text: {"id", "op", "params"}.' },
+        });
+        return;
+      }
+      const id = typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null;
+      const reply = (body: Record<string, unknown>): void => send({ id, ...body });
+      const fail = (err: unknown): void => reply({ type: 'error', error: toWorkspaceError(err).toJSON() });
+      const op = message.op;
+      const params = message.params ?? {};
+      void (async () => {
+        if (op === 'init_session') {
+          const tools = (params as { tools?: unknown }).tools;
+          const session = await this.deps.runner.initSession(
+            principal,
+            Array.isArray(tools) ? tools.filter((t): t is string => typeof t === 'string') : undefined,
+            { transport: 'ws' },
+          );
+          if (ownSession) this.deps.sessions.end(ownSession, 'closed');
+          ownSession = session.sessionId;
+          sessionId = Promise.resolve(session.sessionId);
+          reply({
+            type: 'result',
+            result: { sessionId: session.sessionId, capabilities: session.capabilities },
+          });
+          return;
+        }
+        const ctx = { principal, sessionId: await sessionId, transport: 'ws' };
+        if (op === 'attach') {
+          const executionId = String((params as { executionId?: unknown }).executionId ?? '');
+          await this.deps.runner.run('get_execution', { executionId }, ctx);
+          const stop = this.deps.executions.get(executionId, principal).subscribe((event) => {
+            if (event.stream === 'exit') reply({ type: 'result', result: event.result });
+            else reply({ type: 'output', executionId, ...event });
+          });
+          cleanups.add(stop);
+          return;
+        }
+        if (typeof op !== 'string' || !(op in OPERATIONS)) {
+          throw new WorkspaceError(
+            'INVALID_ARGUMENT',
+            `Unknown op ${JSON.stringify(op)}; see /openapi.json.`,
+          );
+        }
+        const result = await this.deps.runner.run(op as OperationName, params, {
+          ...ctx,
+          onOutput: (event) => reply({ type: 'output', ...event }),
+        });
+        reply({ type: 'result', result });
+      })().catch(fail);
+    });
+  }
+}
+
+function refuse(socket: Duplex, error: WorkspaceError): void {
+  const body = JSON.stringify({ error: error.toJSON() });
+  const reason =
+    error.httpStatus === 401 ? 'Unauthorized' : error.httpStatus === 404 ? 'Not Found' : 'Forbidden';
+  socket.end(
+    `HTTP/1.1 ${error.httpStatus} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n` +
+      (error.httpStatus === 401 ? 'WWW-Authenticate: Bearer realm="mcp-workspace"\r\n' : '') +
+      `\r\n${body}`,
+  );
+}

@@ -1,0 +1,281 @@
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import WebSocket from 'ws';
+import { callTool, connectMcp } from '../helpers/clients';
+import { TEST_IMAGE, ensureDocker } from '../helpers/docker';
+import { startTestServer, type TestServer } from '../helpers/server';
+
+const EXEC_POLICY = {
+  id: 'exec-tests',
+  rules: [
+    'allow read(**)',
+    'allow write(**)',
+    'deny write(.git/**)',
+    'allow exec(echo *)',
+    'allow exec(sh *)',
+    'allow exec(sleep *)',
+    'allow exec(cat)',
+    'allow exec(ls *)',
+    'allow exec(pwd)',
+    'allow exec(exit *)',
+    'allow exec(printf *)',
+    'allow exec(trap *)',
+    'allow exec(ps)',
+    'allow exec(wait)',
+    'deny exec(rm *)',
+  ],
+};
+
+describe('RunCommand / CancelExecution in the session container (real Docker engine)', function () {
+  this.timeout(120_000);
+  let t: TestServer;
+
+  before(function () {
+    this.timeout(600_000);
+    ensureDocker();
+  });
+
+  beforeEach(async () => {
+    t = await startTestServer(
+      { defaultImage: TEST_IMAGE, executionLimits: { killGraceMs: 500 } },
+      async (ws) => {
+        await mkdir(join(ws, 'sub'));
+        await writeFile(join(ws, 'sub', 'data.txt'), 'from the workspace\n');
+      },
+    );
+    assert.equal((await t.api('/policies', { method: 'PUT', body: EXEC_POLICY })).status, 200);
+  });
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('denies exec by default, and chained commands unless each is allowed', async () => {
+    await t.api('/policies', { method: 'PUT', body: { id: 'default-like', rules: ['allow read(**)'] } });
+    const denied = await t.api('/execute', { method: 'POST', body: { command: 'echo hi' } });
+    assert.equal(denied.status, 403);
+    assert.equal(denied.body.error.code, 'POLICY_DENIED');
+    await t.api('/policies', { method: 'PUT', body: EXEC_POLICY });
+    const chained = await t.api('/execute', { method: 'POST', body: { command: 'echo ok; rm -rf sub' } });
+    assert.equal(chained.body.error.code, 'POLICY_DENIED');
+    assert.match(chained.body.error.message, /rm -rf sub/);
+    const substituted = await t.api('/execute', { method: 'POST', body: { command: 'echo $(rm -rf sub)' } });
+    assert.equal(substituted.body.error.code, 'POLICY_DENIED');
+    assert.equal(await readFile(join(t.workspace, 'sub/data.txt'), 'utf8'), 'from the workspace\n');
+    await t.server.audit.flush();
+    const records = await t.server.audit.query({ op: 'run_command', decision: 'deny' });
+    assert.equal(records.records.length, 3, 'every denial is audited');
+  });
+
+  it('runs in the workspace folder of the container, with exit codes and separate streams', async () => {
+    const res = await t.api('/execute', {
+      method: 'POST',
+      body: { command: 'pwd; cat sub/data.txt; echo oops >&2; exit 3' },
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const name = t.workspace.split('/').pop();
+    assert.equal(res.body.exitCode, 3);
+    assert.equal(res.body.status, 'exited');
+    assert.equal(res.body.stdout, `/workspaces/${name}\nfrom the workspace\n`);
+    assert.equal(res.body.stderr, 'oops\n');
+    assert.deepEqual(res.body.logs, [`/workspaces/${name}`, 'from the workspace', 'oops']);
+    assert.equal(res.body.image, TEST_IMAGE);
+    const withArgs = await t.api('/execute', {
+      method: 'POST',
+      body: { command: 'echo', args: ['a b', '$HOME'], cwd: 'sub', env: { GREETING: 'x' } },
+    });
+    assert.equal(withArgs.body.stdout, 'a b $HOME\n', 'args are not interpreted by a shell');
+    const stdin = await t.api('/execute', { method: 'POST', body: { command: 'cat', stdin: 'piped in' } });
+    assert.equal(stdin.body.stdout, 'piped in');
+    const written = await t.api('/execute', {
+      method: 'POST',
+      body: { command: 'echo made > sub/made.txt' },
+    });
+    assert.equal(written.body.exitCode, 0);
+    assert.equal(await readFile(join(t.workspace, 'sub/made.txt'), 'utf8'), 'made\n');
+    const badCwd = await t.api('/execute', { method: 'POST', body: { command: 'pwd', cwd: '../..' } });
+    assert.equal(badCwd.body.error.code, 'PATH_OUTSIDE_WORKSPACE');
+  });
+
+  it('streams stdout and stderr in order over NDJSON and SSE', async () => {
+    const res = await fetch(`${t.url}/execute`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${t.token}`,
+        'content-type': 'application/json',
+        accept: 'application/x-ndjson',
+      },
+      body: JSON.stringify({ command: 'echo one; sleep 0.3; echo two >&2; sleep 0.3; echo three' }),
+    });
+    assert.equal(res.headers.get('content-type'), 'application/x-ndjson');
+    const lines = (await res.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const output = lines.filter((l) => l.type !== 'result');
+    assert.deepEqual(
+      output.map((l) => [l.type, l.data]),
+      [
+        ['stdout', 'one\n'],
+        ['stderr', 'two\n'],
+        ['stdout', 'three\n'],
+      ],
+    );
+    assert.equal(lines.at(-1).type, 'result');
+    assert.equal(lines.at(-1).result.exitCode, 0);
+
+    const sse = await fetch(`${t.url}/execute`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${t.token}`,
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+      },
+      body: JSON.stringify({ command: 'echo sse' }),
+    });
+    const text = await sse.text();
+    assert.match(text, /event: stdout\ndata: \{"data":"sse\\n","seq":1\}/);
+    assert.match(text, /event: result\n/);
+  });
+
+  it('streams progress over MCP and reports the final result', async () => {
+    const mcp = await connectMcp(t.server.mcpUrl, t.token);
+    try {
+      const progress: string[] = [];
+      const result = (await mcp.client.callTool(
+        { name: 'run_command', arguments: { command: 'echo a; sleep 0.2; echo b' } },
+        undefined,
+        { onprogress: (p) => progress.push(String(p.message)) },
+      )) as unknown as { structuredContent: { exitCode: number; stdout: string } };
+      assert.equal(result.structuredContent.exitCode, 0);
+      assert.equal(result.structuredContent.stdout, 'a\nb\n');
+      assert.deepEqual(progress, ['a\n', 'b\n']);
+      const denied = await callTool(mcp.client, 'run_command', { command: 'rm -rf sub' });
+      assert.equal(denied.error.code, 'POLICY_DENIED');
+    } finally {
+      await mcp.close();
+    }
+  });
+
+  it('cancels the whole process tree within a second, including a child that ignores TERM', async () => {
+    const started = await t.api('/execute', {
+      method: 'POST',
+      body: {
+        command: 'sh -c \'trap "" TERM; sleep 30\' & sleep 30 & echo started; wait',
+        background: true,
+      },
+    });
+    assert.equal(started.body.status, 'running');
+    const id = started.body.executionId;
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = performance.now();
+    const cancel = await t.api(`/executions/${id}/cancel`, { method: 'POST', body: {} });
+    assert.equal(cancel.body.success, true);
+    assert.ok(performance.now() - t0 < 1000, 'cancel returns within 1 s');
+    const done = await t.api(`/executions/${id}?wait=true`);
+    assert.equal(done.body.status, 'cancelled');
+    assert.equal(done.body.cancelled, true);
+    assert.equal(done.body.stdout, 'started\n');
+    const ps = await t.api('/execute', { method: 'POST', body: { command: 'ps' } });
+    assert.doesNotMatch(ps.body.stdout, /sleep 30/, 'no process of the cancelled tree survives');
+    const again = await t.api(`/executions/${id}/cancel`, { method: 'POST', body: {} });
+    assert.equal(again.body.success, false);
+  });
+
+  it('times out, re-attaches to background executions, and keeps agents apart', async () => {
+    const timedOut = await t.api('/execute', {
+      method: 'POST',
+      body: { command: 'sleep 20', timeoutMs: 300 },
+    });
+    assert.equal(timedOut.body.status, 'timed_out');
+    assert.equal(timedOut.body.timedOut, true);
+    assert.ok(timedOut.body.durationMs < 5000);
+
+    const bg = await t.api('/execute', {
+      method: 'POST',
+      body: { command: 'echo early; sleep 0.5; echo late', background: true },
+    });
+    const attach = await fetch(`${t.url}/executions/${bg.body.executionId}/stream`, {
+      headers: { authorization: `Bearer ${t.token}`, accept: 'application/x-ndjson' },
+    });
+    const events = (await attach.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      events.filter((e) => e.type === 'stdout').map((e) => e.data),
+      ['early\n', 'late\n'],
+    );
+    assert.equal(events.at(-1).result.status, 'exited');
+
+    const other = await t.api('/tokens', { method: 'POST', body: { name: 'other', role: 'agent' } });
+    const foreign = await t.api(`/executions/${bg.body.executionId}`, { token: other.body.token });
+    assert.equal(foreign.body.error.code, 'EXECUTION_NOT_FOUND');
+    const mine = await t.api('/executions');
+    assert.ok(mine.body.executions.length >= 2);
+
+    await t.server.audit.flush();
+    const starts = await t.server.audit.query({ op: 'execution_start' });
+    const ends = await t.server.audit.query({ op: 'execution_end' });
+    assert.ok(starts.records.some((r) => (r.params as { image: string }).image === TEST_IMAGE));
+    assert.ok(ends.records.some((r) => r.outcome['status'] === 'timed_out'));
+  });
+
+  it('runs commands over the WebSocket stream', async () => {
+    const ws = new WebSocket(`${t.url.replace('http', 'ws')}/ws`, {
+      headers: { authorization: `Bearer ${t.token}` },
+    });
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const messages: any[] = [];
+    const finished = new Promise<void>((resolve) =>
+      ws.on('message', (raw) => {
+        const message = JSON.parse(raw.toString());
+        messages.push(message);
+        if (message.id === 'run' && message.type === 'result') resolve();
+      }),
+    );
+    ws.send('not json');
+    ws.send(JSON.stringify({ id: 'bad', op: 'frobnicate' }));
+    ws.send(JSON.stringify({ id: 'run', op: 'run_command', params: { command: 'echo ws; echo err >&2' } }));
+    await finished;
+    ws.close();
+    assert.equal(messages.find((m) => m.id === null)?.error.code, 'INVALID_ARGUMENT');
+    assert.equal(messages.find((m) => m.id === 'bad')?.error.code, 'INVALID_ARGUMENT');
+    const run = messages.filter((m) => m.id === 'run');
+    assert.deepEqual(
+      run.filter((m) => m.type === 'output').map((m) => [m.stream, m.data]),
+      [
+        ['stdout', 'ws\n'],
+        ['stderr', 'err\n'],
+      ],
+    );
+    assert.equal(run.at(-1).result.exitCode, 0);
+
+    const refused = new WebSocket(`${t.url.replace('http', 'ws')}/ws`);
+    const status = await new Promise<number>((resolve) =>
+      refused.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)),
+    );
+    assert.equal(status, 401);
+  });
+
+  it('says how to start an engine when none answers, and keeps serving files', async () => {
+    await t.close();
+    const saved = process.env['DOCKER_HOST'];
+    process.env['DOCKER_HOST'] = 'unix:///tmp/mcpw-no-such-docker.sock';
+    try {
+      t = await startTestServer({ defaultImage: TEST_IMAGE });
+      await t.api('/policies', { method: 'PUT', body: EXEC_POLICY });
+      const res = await t.api('/execute', { method: 'POST', body: { command: 'echo hi' } });
+      assert.equal(res.status, 503);
+      assert.equal(res.body.error.code, 'SANDBOX_UNAVAILABLE');
+      assert.match(res.body.error.message, /provision-docker|systemctl|DOCKER_HOST/);
+      assert.equal((await t.api('/list')).status, 200, 'the rest of the server keeps working');
+    } finally {
+      process.env['DOCKER_HOST'] = saved;
+    }
+  });
+});
