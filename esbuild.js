@@ -17,6 +17,11 @@ const common = {
   minify: production,
   logLevel: 'info',
   legalComments: 'none',
+  // dockerode reaches ssh2, whose native helpers are optional (loaded in try/catch): leave them
+  // out so the bundle runs with no node_modules and no compiled addons.
+  external: ['cpu-features', '*.node'],
+  // Prefer ES module builds: jsonc-parser's UMD build hides its requires from the bundler.
+  mainFields: ['module', 'main'],
 };
 
 const builds = [{ ...common, entryPoints: ['src/cli/index.ts'], outfile: 'dist/cli.js' }];

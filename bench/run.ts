@@ -1,13 +1,19 @@
+import { cpus } from 'node:os';
+import { ensureDocker } from '../test/helpers/docker';
 import { benchAudit } from './audit';
+import { benchExecution } from './execution';
+import { benchRunner } from './runner';
 import { benchServer } from './server';
 
 /** `npm run bench`: runs every benchmark and prints one JSON object of figures. */
 async function main(): Promise<void> {
-  const figures: Record<string, unknown> = {
-    machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
-  };
+  const figures: Record<string, unknown> = { machine: { cpus: cpus().length, node: process.version } };
   Object.assign(figures, await benchServer());
   Object.assign(figures, await benchAudit());
+  Object.assign(figures, await benchRunner());
+  // Execution figures need a real engine: provision it as the tests do.
+  ensureDocker();
+  Object.assign(figures, await benchExecution());
   process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
 }
 

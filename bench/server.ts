@@ -198,8 +198,10 @@ export async function benchServer(): Promise<Record<string, number>> {
       restGetFileReqPerSecC16: restReqPerSec,
     };
   } finally {
-    server.child.kill('SIGTERM');
-    await new Promise((r) => server.child.once('exit', r));
+    if (server.child.exitCode === null && server.child.signalCode === null) {
+      server.child.kill('SIGTERM');
+      await new Promise((r) => server.child.once('exit', r));
+    }
     await rm(server.root, { recursive: true, force: true });
   }
 }

@@ -135,7 +135,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   const audit = await AuditLog.open({ dir: join(stateDir, 'audit') });
   const limiters = {
     write: new RateLimiter(options.writeRateLimit ?? { capacity: 200, refillPerSec: 50 }),
-    exec: new RateLimiter(options.execRateLimit ?? { capacity: 30, refillPerSec: 5 }),
+    exec: new RateLimiter(options.execRateLimit ?? { capacity: 60, refillPerSec: 20 }),
   };
   const docker = new DockerRuntime({
     workspace,
@@ -178,14 +178,12 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   const stopSessionCleanup = sessions.onSessionEnded((s) => {
     limiters.write.forget(s.sessionId);
     limiters.exec.forget(s.sessionId);
-    executions
-      .endSession(s.sessionId)
-      .catch((err: unknown) =>
-        log.warn('could not remove a session container', {
-          sessionId: s.sessionId,
-          error: (err as Error).message,
-        }),
-      );
+    executions.endSession(s.sessionId).catch((err: unknown) =>
+      log.warn('could not remove a session container', {
+        sessionId: s.sessionId,
+        error: (err as Error).message,
+      }),
+    );
   });
 
   const maxRequestBodySize = Math.ceil(maxFileBytes * 1.4) + 1024 * 1024;
