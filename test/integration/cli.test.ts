@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -96,6 +96,33 @@ describe('CLI: mcp-workspace serve and audit verify', function () {
     const version = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' });
     assert.equal(version.status, 0);
     assert.match(version.stdout, /^\d+\.\d+\.\d+/);
+  });
+
+  it('runs from the bundle alone, with no node_modules beside it', async () => {
+    const alone = join(root, 'alone');
+    await mkdir(alone);
+    await copyFile(CLI, join(alone, 'cli.js'));
+    const child = spawn(
+      process.execPath,
+      [join(alone, 'cli.js'), 'serve', workspace, '--state-dir', stateDir],
+      {
+        cwd: alone,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const line = await new Promise<string>((ok, fail) => {
+      createInterface({ input: child.stdout! }).once('line', ok);
+      child.once('exit', (code) => fail(new Error(`exited with ${code}`)));
+    });
+    try {
+      const ready = JSON.parse(line) as Ready;
+      const token = (await readFile(ready.tokenFile, 'utf8')).trim();
+      const res = await fetch(`${ready.url}/files/a.txt`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 200);
+    } finally {
+      child.kill('SIGTERM');
+      await exited(child);
+    }
   });
 
   it('rejects bad arguments with usage and a non-zero exit', () => {

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import Docker from 'dockerode';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -23,6 +26,7 @@ const EXEC_POLICY = {
     'allow exec(printf *)',
     'allow exec(trap *)',
     'allow exec(ps)',
+    'allow exec(head *)',
     'allow exec(wait)',
     'deny exec(rm *)',
   ],
@@ -260,6 +264,104 @@ describe('RunCommand / CancelExecution in the session container (real Docker eng
       refused.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)),
     );
     assert.equal(status, 401);
+  });
+
+  it('caps a 1 GB output flood, keeps memory bounded and stays responsive', async () => {
+    const flood = t.api('/execute', { method: 'POST', body: { command: 'head -c 1000000000 /dev/zero' } });
+    const t0 = performance.now();
+    const health = await t.api('/list');
+    assert.equal(health.status, 200);
+    assert.ok(performance.now() - t0 < 2000, 'the server answers during the flood');
+    const res = await flood;
+    assert.equal(res.status, 200);
+    assert.equal(res.body.truncated, true);
+    assert.equal(res.body.exitCode, 0);
+    assert.ok(res.body.stdout.length <= 10 * 1024 * 1024 + 100, `kept ${res.body.stdout.length} chars`);
+  });
+
+  it('builds the devcontainer.json Dockerfile and runs in it; refuses privileged runArgs', async () => {
+    await t.close();
+    t = await startTestServer({ defaultImage: TEST_IMAGE }, async (ws) => {
+      await mkdir(join(ws, '.devcontainer'));
+      await writeFile(
+        join(ws, '.devcontainer', 'Dockerfile'),
+        `FROM ${TEST_IMAGE}\nARG FLAVOUR=plain\nRUN echo "built $FLAVOUR" > /built.txt\n`,
+      );
+      await writeFile(
+        join(ws, '.devcontainer', 'devcontainer.json'),
+        '{\n  // JSONC: comments are fine\n  "build": { "dockerfile": "Dockerfile", "args": { "FLAVOUR": "custom" } },\n  "containerEnv": { "STAGE": "dev" },\n}\n',
+      );
+    });
+    await t.api('/policies', { method: 'PUT', body: EXEC_POLICY });
+    const res = await t.api('/execute', { method: 'POST', body: { command: 'cat /built.txt; echo $STAGE' } });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.stdout, 'built custom\ndev\n');
+    assert.match(res.body.image, /^mcpw-build-[0-9a-f]{16}/);
+
+    await writeFile(
+      join(t.workspace, '.devcontainer', 'devcontainer.json'),
+      JSON.stringify({ image: TEST_IMAGE, runArgs: ['--privileged'] }),
+    );
+    // A running session keeps its container (as "Rebuild Container" would be needed in VS Code);
+    // a new session resolves the changed configuration.
+    const fresh = await t.api('/session/init', { method: 'POST', body: {} });
+    const refused = await t.api('/execute', {
+      method: 'POST',
+      body: { command: 'echo hi' },
+      headers: { 'x-mcp-workspace-session': fresh.body.sessionId },
+    });
+    assert.equal(refused.body.error.code, 'POLICY_DENIED');
+    assert.match(refused.body.error.message, /runArgs/);
+    assert.match(refused.body.error.message, /allow tool\(devcontainer\.runArgs\)/);
+  });
+
+  it('removes the session containers of a server killed with -9 when it starts again', async function () {
+    const stateDir = join(t.stateDir, '..', 'cli-state');
+    const policyFile = join(t.stateDir, '..', 'policy.json');
+    await writeFile(policyFile, JSON.stringify(EXEC_POLICY));
+    const cli = join(__dirname, '../../dist/cli.js');
+    const serve = async (): Promise<{ child: ReturnType<typeof spawn>; url: string; token: string }> => {
+      const child = spawn(
+        process.execPath,
+        [cli, 'serve', t.workspace, '--state-dir', stateDir, '--policy', policyFile, '--image', TEST_IMAGE],
+        { stdio: ['ignore', 'pipe', 'ignore'] },
+      );
+      const line = await new Promise<string>((ok) =>
+        createInterface({ input: child.stdout! }).once('line', ok),
+      );
+      const ready = JSON.parse(line) as { url: string; tokenFile: string };
+      return { child, url: ready.url, token: (await readFile(ready.tokenFile, 'utf8')).trim() };
+    };
+    const docker = new Docker();
+    const ours = async (): Promise<number> =>
+      (await docker.listContainers({ all: true, filters: { label: ['dev.mcp-workspace.state'] } })).filter(
+        (c) =>
+          c.Labels['dev.mcp-workspace.session'] !== undefined &&
+          c.Mounts.some((m) => m.Source === t.workspace),
+      ).length;
+    const first = await serve();
+    const res = await fetch(`${first.url}/execute`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${first.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ command: 'echo alive' }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(await ours(), 1, 'one session container runs');
+    first.child.kill('SIGKILL');
+    await new Promise((r) => first.child.once('exit', r));
+    assert.equal(await ours(), 1, 'the container outlives the killed server');
+    const second = await serve();
+    try {
+      let left = await ours();
+      for (let i = 0; i < 50 && left > 0; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        left = await ours();
+      }
+      assert.equal(left, 0, 'the orphan was removed at start');
+    } finally {
+      second.child.kill('SIGTERM');
+      await new Promise((r) => second.child.once('exit', r));
+    }
   });
 
   it('says how to start an engine when none answers, and keeps serving files', async () => {
