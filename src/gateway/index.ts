@@ -146,6 +146,8 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     // Host-side and privileged devcontainer.json fields need an owner rule such as
     // `allow tool(devcontainer.runArgs)`; agents cannot grant it to themselves.
     permissions: { allows: (field) => policy.decide(OWNER, 'tool', `devcontainer.${field}`).allowed },
+    // Commands must not read the owner token or rewrite the owner's policy file either.
+    protectedPaths: [stateReal, ...(policyFile ? [policyFile] : [])],
     onProgress: (event) => log.info('sandbox progress', { ...event }),
     log: (level, msg, fields) => log[level](msg, fields),
   });

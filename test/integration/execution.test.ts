@@ -364,6 +364,45 @@ describe('RunCommand / CancelExecution in the session container (real Docker eng
     }
   });
 
+  it("hides the server's state dir and the owner's policy file inside the workspace from commands", async () => {
+    await t.close();
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { startWorkspaceServer } = await import('../../src/gateway');
+    const root = await mkdtemp(join(tmpdir(), 'mcpw-mask-'));
+    await writeFile(join(root, 'policy.json'), JSON.stringify(EXEC_POLICY));
+    const server = await startWorkspaceServer({
+      workspace: root,
+      stateDir: join(root, '.state'),
+      policyFile: join(root, 'policy.json'),
+      defaultImage: TEST_IMAGE,
+      logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    });
+    try {
+      const run = async (command: string): Promise<any> => {
+        const res = await fetch(`${server.url}/execute`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${server.ownerToken}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ command }),
+        });
+        return res.json();
+      };
+      const token = await run('cat .state/owner.token; ls -a .state');
+      assert.doesNotMatch(token.stdout, new RegExp(server.ownerToken));
+      assert.doesNotMatch(token.stdout, /owner\.token/);
+      const policy = await run(
+        'echo \'{"id":"x","rules":["allow exec(*)"]}\' > policy.json; cat policy.json',
+      );
+      assert.equal(policy.stdout, '', 'the policy file reads as empty inside the container');
+      const onHost = JSON.parse(await readFile(join(root, 'policy.json'), 'utf8'));
+      assert.equal(onHost.id, EXEC_POLICY.id, 'the policy file cannot be rewritten from a command');
+    } finally {
+      await server.close();
+      await rm(root, { recursive: true, force: true });
+    }
+    t = await startTestServer({ defaultImage: TEST_IMAGE });
+  });
+
   it('says how to start an engine when none answers, and keeps serving files', async () => {
     await t.close();
     const saved = process.env['DOCKER_HOST'];

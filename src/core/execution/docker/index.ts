@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { lstat, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Docker from 'dockerode';
 import { WorkspaceError } from '../../../protocol/errors';
@@ -56,6 +56,11 @@ export interface DockerRuntimeOptions {
   permissions: DevcontainerPermissions;
   /** Default runnerBinaryPath(). */
   runnerPath?: string;
+  /**
+   * Host paths that commands must not see (the server's state dir or the owner's policy file when
+   * they lie inside the workspace); masked inside every container.
+   */
+  protectedPaths?: string[];
   onProgress?: (e: ProgressEvent) => void;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -271,6 +276,19 @@ export class DockerRuntime {
     return sandbox;
   }
 
+  /** The protected paths inside the workspace, as in-container paths to mask. */
+  private async maskedPaths(workspaceFolder: string): Promise<{ target: string; directory: boolean }[]> {
+    const masked: { target: string; directory: boolean }[] = [];
+    for (const path of this.options.protectedPaths ?? []) {
+      const rel = relative(this.options.workspace, path);
+      if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) continue;
+      const stats = await lstat(path).catch(() => null);
+      if (!stats) continue;
+      masked.push({ target: posix.join(workspaceFolder, ...rel.split(sep)), directory: stats.isDirectory() });
+    }
+    return masked;
+  }
+
   /** Whether `sandbox` can serve `spec`: same mounts and network, and still running. */
   private async reusable(sandbox: SessionSandbox, spec: SandboxSpec): Promise<boolean> {
     if (sandbox.spec.readOnly !== spec.readOnly || sandbox.spec.network !== spec.network) return false;
@@ -294,6 +312,7 @@ export class DockerRuntime {
       env,
       workspace,
       gitPath: hasGit ? gitPath : null,
+      masked: await this.maskedPaths(env.workspaceFolder),
       runnerPath: this.options.runnerPath ?? runnerBinaryPath(),
       limits: this.limits,
       user: env.user ?? (await workspaceOwner(workspace)),

@@ -50,6 +50,8 @@ export interface ContainerPlan {
   workspace: string;
   /** Host path of `<workspace>/.git` when it exists. */
   gitPath: string | null;
+  /** In-container paths hidden from commands (the server's own files inside the workspace). */
+  masked: { target: string; directory: boolean }[];
   runnerPath: string;
   limits: SandboxLimits;
   /** The User to run as (env.user, else the workspace owner when not root). */
@@ -71,6 +73,12 @@ export function containerOptions(plan: ContainerPlan): Docker.ContainerCreateOpt
       ReadOnly: true,
     });
   }
+  // Files are covered by /dev/null, directories by an empty read-only tmpfs.
+  const tmpfs: Record<string, string> = { '/tmp': `rw,nosuid,nodev,size=${limits.tmpfsBytes}` };
+  for (const { target, directory } of plan.masked) {
+    if (directory) tmpfs[target] = 'ro,nosuid,nodev,noexec,size=4k';
+    else mounts.push({ Type: 'bind', Source: '/dev/null', Target: target, ReadOnly: true });
+  }
   const extra = env.extraHostConfig;
   const hostConfig: Docker.HostConfig = {
     Mounts: [...mounts, ...((extra.Mounts ?? []) as Docker.MountSettings[])],
@@ -82,7 +90,7 @@ export function containerOptions(plan: ContainerPlan): Docker.ContainerCreateOpt
     MemorySwap: limits.memoryBytes,
     NanoCpus: limits.nanoCpus,
     Init: true,
-    Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${limits.tmpfsBytes}` },
+    Tmpfs: tmpfs,
     ReadonlyRootfs: false,
   };
   if (extra.Privileged) hostConfig.Privileged = true;
