@@ -95,6 +95,8 @@ export const DEFAULT_EXECUTION_LIMITS: ExecutionLimits = {
 };
 
 const TRUNCATION_MARKER = '\n[mcp-workspace: output truncated]\n';
+/** A line longer than this is cut in `logs` (stdout and stderr keep it whole). */
+const MAX_LOG_LINE_CHARS = 4096;
 
 /** A command running (or run) in a session container; output is buffered for re-attachment. */
 export class Execution {
@@ -108,6 +110,8 @@ export class Execution {
     (event: OutputEvent | { stream: 'exit'; result: ExecutionResult }) => void
   >();
   private bufferedBytes = 0;
+  private readonly logs: string[] = [];
+  private partialLine = '';
   private dropped = false;
   private cancelRequested = false;
   private timedOut = false;
@@ -203,7 +207,26 @@ export class Execution {
     this.bufferedBytes += bytes;
     const event: OutputEvent = { stream, data, seq: this.events.length + 1 };
     this.events.push(event);
+    this.collectLines(data);
     for (const listener of this.listeners) listener(event);
+  }
+
+  // The PRD's `logs`: lines of both streams in order, kept as they arrive (linear in the output).
+  private collectLines(data: string): void {
+    if (this.logs.length >= this.limits.maxLogLines) return;
+    let start = 0;
+    for (let nl = data.indexOf('\n'); nl !== -1; nl = data.indexOf('\n', start)) {
+      this.pushLine(this.partialLine + data.slice(start, nl));
+      this.partialLine = '';
+      start = nl + 1;
+      if (this.logs.length >= this.limits.maxLogLines) return;
+    }
+    if (this.partialLine.length < MAX_LOG_LINE_CHARS)
+      this.partialLine += data.slice(start, start + MAX_LOG_LINE_CHARS);
+  }
+
+  private pushLine(line: string): void {
+    this.logs.push(line.length > MAX_LOG_LINE_CHARS ? `${line.slice(0, MAX_LOG_LINE_CHARS)}…` : line);
   }
 
   private finish(exit: RunnerExit): ExecutionResult {
@@ -215,18 +238,15 @@ export class Execution {
   }
 
   private build(exit: RunnerExit): ExecutionResult {
-    let stdout = '';
-    let stderr = '';
-    const logs: string[] = [];
-    let partial = '';
-    for (const event of this.events) {
-      if (event.stream === 'stdout') stdout += event.data;
-      else stderr += event.data;
-      const lines = (partial + event.data).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) if (logs.length < this.limits.maxLogLines) logs.push(line);
-    }
-    if (partial && logs.length < this.limits.maxLogLines) logs.push(partial);
+    const text = (stream: 'stdout' | 'stderr'): string =>
+      this.events
+        .filter((e) => e.stream === stream)
+        .map((e) => e.data)
+        .join('');
+    const logs =
+      this.partialLine && this.logs.length < this.limits.maxLogLines
+        ? [...this.logs, this.partialLine.slice(0, MAX_LOG_LINE_CHARS)]
+        : [...this.logs];
     const finished =
       this.result !== null || exit.exitCode !== null || exit.signal !== null || Boolean(exit.error);
     const status: ExecutionStatus = !finished
@@ -250,8 +270,8 @@ export class Execution {
       oomKilled: exit.oomKilled,
       truncated: exit.truncated || this.dropped,
       durationMs: Math.round((performance.now() - this.started) * 1000) / 1000,
-      stdout,
-      stderr,
+      stdout: text('stdout'),
+      stderr: text('stderr'),
       logs,
       image: this.image,
       ...(exit.error ? { error: exit.error } : {}),
