@@ -51,6 +51,13 @@ export interface WorkspaceServerOptions {
   execRateLimit?: { capacity: number; refillPerSec: number };
   /** Image used when the workspace has no devcontainer.json. */
   defaultImage?: string;
+  /** Docker engine address (default DOCKER_HOST, else the default socket). */
+  dockerHost?: string;
+  /**
+   * Called before an agent changes a file (workspace-relative path); throwing refuses the change.
+   * The VS Code extension refuses files with unsaved changes in an editor.
+   */
+  writeGuard?: (path: string) => void;
   /** Resource limits of each session container. */
   sandboxLimits?: Partial<SandboxLimits>;
   /** Session containers idle this long (ms) are stopped. */
@@ -141,6 +148,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     workspace,
     stateId: createHash('sha256').update(stateReal).digest('hex').slice(0, 16),
     defaultImage: options.defaultImage ?? DEFAULT_IMAGE,
+    ...(options.dockerHost ? { dockerHost: options.dockerHost } : {}),
     ...(options.sandboxLimits ? { limits: options.sandboxLimits } : {}),
     ...(options.sandboxIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.sandboxIdleTimeoutMs } : {}),
     // Host-side and privileged devcontainer.json fields need an owner rule such as
@@ -160,6 +168,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     audit,
     executions,
     limiters,
+    ...(options.writeGuard ? { writeGuard: options.writeGuard } : {}),
   });
   // Containers left by a server that crashed are removed; without an engine this is a no-op.
   void docker

@@ -249,6 +249,33 @@ describe('REST surface', () => {
     assert.ok(page2.body.records[0].seq < page1.body.records[1].seq);
   });
 
+  it('lets the host refuse changes to files with unsaved editor changes, losing nothing', async () => {
+    await t.close();
+    const { WorkspaceError } = await import('../../src/protocol/errors');
+    t = await startTestServer(
+      {
+        writeGuard: (path) => {
+          if (path === 'dirty.txt') {
+            throw new WorkspaceError('REVISION_CONFLICT', 'dirty.txt has unsaved changes in an editor.');
+          }
+        },
+      },
+      async (ws) => writeFile(join(ws, 'dirty.txt'), 'on disk'),
+    );
+    for (const [path, init] of [
+      ['/files/dirty.txt', { method: 'PUT', body: { content: 'agent' } }],
+      ['/edit', { method: 'POST', body: { path: 'dirty.txt', edits: [{ oldText: 'on', newText: 'off' }] } }],
+      ['/move', { method: 'POST', body: { from: 'dirty.txt', to: 'moved.txt' } }],
+      ['/files/dirty.txt', { method: 'DELETE' }],
+    ] as const) {
+      const res = await t.api(path, init);
+      assert.equal(res.status, 409, `${init.method} ${path}`);
+      assert.equal(res.body.error.code, 'REVISION_CONFLICT');
+    }
+    assert.equal(await readFile(join(t.workspace, 'dirty.txt'), 'utf8'), 'on disk');
+    assert.equal((await t.api('/files/clean.txt', { method: 'PUT', body: { content: 'ok' } })).status, 200);
+  });
+
   it('answers the health check without a token but nothing else', async () => {
     const res = await rawRequest(t.url, { path: '/health' });
     assert.equal(res.status, 200);

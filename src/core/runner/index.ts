@@ -34,6 +34,8 @@ export interface RunnerDeps {
   executions: ExecutionManager;
   /** Token buckets per session: file mutations and command executions. */
   limiters: { write: RateLimiter; exec: RateLimiter };
+  /** Refuses (by throwing) a change to a workspace-relative path, e.g. one with unsaved editor changes. */
+  writeGuard?: (path: string) => void;
 }
 
 type Authorize = (action: PolicyAction, target: string) => void;
@@ -251,6 +253,7 @@ export class OperationRunner {
       authorize(action, asked);
       const real = await resources.realRelative(path);
       if (real !== asked) authorize(action, real);
+      if (action === 'write') this.deps.writeGuard?.(real);
     };
     return {
       init_session: async () => {

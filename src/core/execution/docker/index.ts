@@ -54,6 +54,8 @@ export interface DockerRuntimeOptions {
   /** Stop a session container idle this long (default 10 min). */
   idleTimeoutMs?: number;
   permissions: DevcontainerPermissions;
+  /** Engine address (`unix:///path` or `tcp://host:port`); default DOCKER_HOST, else the default socket. */
+  dockerHost?: string;
   /** Default runnerBinaryPath(). */
   runnerPath?: string;
   /**
@@ -68,6 +70,27 @@ export interface DockerRuntimeOptions {
 const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60 * 1000;
 const ENGINE_PING_TIMEOUT_MS = 5000;
 const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
+
+/** dockerode connection options for an engine address; the workspace is bind-mounted, so it must be local. */
+function engineOptions(address: string): Docker.DockerOptions {
+  let url: URL;
+  try {
+    url = new URL(address);
+  } catch {
+    throw new WorkspaceError(
+      'INVALID_ARGUMENT',
+      `Docker host ${address} is not a URL like unix:///var/run/docker.sock.`,
+    );
+  }
+  if (url.protocol === 'unix:') return { socketPath: url.pathname };
+  if (url.protocol === 'tcp:' || url.protocol === 'http:') {
+    return { host: url.hostname, port: Number(url.port || 2375), protocol: 'http' };
+  }
+  throw new WorkspaceError(
+    'INVALID_ARGUMENT',
+    `Docker host ${address}: use unix:///path/to/docker.sock or tcp://127.0.0.1:PORT (a local engine: the workspace is bind-mounted).`,
+  );
+}
 
 /** Manages the session containers of one workspace on one Docker engine. */
 export class DockerRuntime {
@@ -91,8 +114,8 @@ export class DockerRuntime {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.log = options.log ?? (() => undefined);
-    this.engineAddress = process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
-    this.docker = new Docker();
+    this.engineAddress = options.dockerHost || process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
+    this.docker = options.dockerHost ? new Docker(engineOptions(options.dockerHost)) : new Docker();
     const sweepEvery = Math.min(Math.max(this.idleTimeoutMs / 4, 50), 30_000);
     this.timer = setInterval(() => this.sweepIdle(), sweepEvery);
     this.timer.unref();
