@@ -1,14 +1,16 @@
-// Bundles the headless CLI (and, later, the extension) into self-contained CommonJS files in dist/,
-// and compiles the in-container command runner (dist/mcpw-runner).
-// Usage: node esbuild.js [--watch] [--production]
+// Builds everything that runs: the headless CLI (dist/cli.js) and the VS Code extension
+// (dist/extension.js) as self-contained CommonJS bundles, the audit webview script
+// (media/audit.js), the marketplace icon (media/icon.png) and the in-container command runner
+// (dist/mcpw-runner, C). Usage: node esbuild.js [--watch] [--production]
 const esbuild = require('esbuild');
 const { buildRunner } = require('./scripts/build-runner');
+const { makeIcon } = require('./scripts/make-icon');
 
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
 
 /** @type {import('esbuild').BuildOptions} */
-const common = {
+const node = {
   bundle: true,
   format: 'cjs',
   platform: 'node',
@@ -24,9 +26,29 @@ const common = {
   mainFields: ['module', 'main'],
 };
 
-const builds = [{ ...common, entryPoints: ['src/cli/index.ts'], outfile: 'dist/cli.js' }];
+const builds = [
+  { ...node, entryPoints: ['src/cli/index.ts'], outfile: 'dist/cli.js' },
+  {
+    ...node,
+    entryPoints: ['src/extension/index.ts'],
+    outfile: 'dist/extension.js',
+    external: [...node.external, 'vscode'],
+  },
+  {
+    entryPoints: ['media/audit/main.ts'],
+    outfile: 'media/audit.js',
+    bundle: true,
+    format: 'iife',
+    platform: 'browser',
+    target: 'es2022',
+    sourcemap: false,
+    minify: production,
+    logLevel: 'info',
+  },
+];
 
 async function run() {
+  makeIcon();
   if (watch) {
     const contexts = await Promise.all(builds.map((b) => esbuild.context(b)));
     await Promise.all(contexts.map((c) => c.watch()));

@@ -1,0 +1,363 @@
+import { performance } from 'node:perf_hooks';
+import * as vscode from 'vscode';
+import { OWNER } from '../protocol/principal';
+import { WorkspaceError } from '../protocol/errors';
+import { AuditLogPanel, AuditLogViewProvider, type AuditSource } from './auditPanel';
+import { RESTART_SETTINGS } from './settings';
+import { ServerHost, type FolderServer } from './servers';
+import { SessionsView, type SessionsNode } from './sessionsView';
+
+/** Command ids, as contributed in package.json. */
+export const COMMANDS = {
+  start: 'mcpWorkspace.start',
+  stop: 'mcpWorkspace.stop',
+  restart: 'mcpWorkspace.restart',
+  copyConnectionInfo: 'mcpWorkspace.copyConnectionInfo',
+  createToken: 'mcpWorkspace.createToken',
+  revokeToken: 'mcpWorkspace.revokeToken',
+  showAuditLog: 'mcpWorkspace.showAuditLog',
+  verifyAuditLog: 'mcpWorkspace.verifyAuditLog',
+  editPolicy: 'mcpWorkspace.editPolicy',
+  showMenu: 'mcpWorkspace.showMenu',
+  cancelExecution: 'mcpWorkspace.cancelExecution',
+  revokeSession: 'mcpWorkspace.revokeSession',
+  refreshSessions: 'mcpWorkspace.refreshSessions',
+} as const;
+
+let host: ServerHost | null = null;
+
+/** Activates on startup: starts the embedded server(s) for the open folder(s) and wires the UI. */
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const activatedAt = performance.now();
+  const log = vscode.window.createOutputChannel('MCP Workspace', { log: true });
+  const servers = new ServerHost(context, log);
+  host = servers;
+  context.subscriptions.push(log, servers);
+
+  const auditSource = (): AuditSource | null => servers.list()[0]?.server.audit ?? null;
+  const auditView = AuditLogViewProvider.register(context, null);
+  const sessionsView = new SessionsView(servers);
+  const statusBar = vscode.window.createStatusBarItem(
+    'mcpWorkspace.status',
+    vscode.StatusBarAlignment.Left,
+    100,
+  );
+  statusBar.name = 'MCP Workspace';
+  statusBar.command = COMMANDS.showMenu;
+  statusBar.show();
+  const mcpChanged = new vscode.EventEmitter<void>();
+  context.subscriptions.push(
+    auditView,
+    statusBar,
+    mcpChanged,
+    vscode.window.registerTreeDataProvider('mcpWorkspace.sessions', sessionsView),
+    vscode.lm.registerMcpServerDefinitionProvider('mcpWorkspace.servers', {
+      onDidChangeMcpServerDefinitions: mcpChanged.event,
+      provideMcpServerDefinitions: () =>
+        servers
+          .list()
+          .map(
+            (s) =>
+              new vscode.McpHttpServerDefinition(
+                `MCP Workspace (${s.folder.name})`,
+                vscode.Uri.parse(s.server.mcpUrl),
+                { Authorization: `Bearer ${s.agentToken}` },
+                context.extension.packageJSON.version as string,
+              ),
+          ),
+    }),
+  );
+
+  let lastServers = '';
+  const render = (): void => {
+    renderStatusBar(statusBar, servers);
+    const current = servers
+      .list()
+      .map((s) => s.server.mcpUrl)
+      .join(',');
+    if (current !== lastServers) {
+      lastServers = current;
+      mcpChanged.fire();
+      const source = auditSource();
+      auditView.setSource(source);
+      AuditLogPanel.setSource(source);
+    }
+  };
+  servers.onDidChange(render, undefined, context.subscriptions);
+  render();
+
+  const run = (id: string, fn: (...args: never[]) => unknown): void => {
+    context.subscriptions.push(
+      vscode.commands.registerCommand(id, async (...args: never[]) => {
+        try {
+          await fn(...args);
+        } catch (err) {
+          const message = err instanceof WorkspaceError ? err.message : (err as Error).message;
+          void vscode.window.showErrorMessage(`MCP Workspace: ${message}`);
+        }
+      }),
+    );
+  };
+  run(COMMANDS.start, () => servers.start());
+  run(COMMANDS.stop, () => servers.stop());
+  run(COMMANDS.restart, () => servers.restart());
+  run(COMMANDS.copyConnectionInfo, () => copyConnectionInfo(servers));
+  run(COMMANDS.createToken, () => createToken(servers));
+  run(COMMANDS.revokeToken, () => revokeToken(servers));
+  run(COMMANDS.showAuditLog, () => AuditLogPanel.show(context, auditSource()));
+  run(COMMANDS.verifyAuditLog, () => verifyAuditLog(servers));
+  run(COMMANDS.editPolicy, () => editPolicy(context, servers));
+  run(COMMANDS.showMenu, () => showMenu(servers));
+  run(COMMANDS.refreshSessions, () => sessionsView.refresh());
+  run(COMMANDS.cancelExecution, (node: SessionsNode) => {
+    if (node?.kind !== 'execution') return;
+    node.server.server.executions.cancel(node.executionId, OWNER);
+  });
+  run(COMMANDS.revokeSession, async (node: SessionsNode) => {
+    if (node?.kind !== 'session') return;
+    const { sessions } = node.server.server;
+    if (node.role !== 'owner' && sessions.listTokens().some((t) => t.name === node.agent)) {
+      const answer = await vscode.window.showWarningMessage(
+        `Revoke the token of '${node.agent}'? All its sessions end now and it cannot reconnect.`,
+        { modal: true },
+        'Revoke',
+      );
+      if (answer === 'Revoke') await sessions.revokeToken(node.agent);
+    } else {
+      sessions.end(node.sessionId, 'revoked');
+    }
+    sessionsView.refresh();
+  });
+
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration(async (e) => {
+      if (!e.affectsConfiguration('mcpWorkspace')) return;
+      const enabled = servers.settings().enabled;
+      if (!enabled) return servers.stop();
+      const needsRestart = RESTART_SETTINGS.some((key) => e.affectsConfiguration(`mcpWorkspace.${key}`));
+      return needsRestart && servers.list().length > 0 ? servers.restart() : servers.start();
+    }),
+    vscode.workspace.onDidChangeWorkspaceFolders(() =>
+      servers.settings().enabled ? servers.restart() : undefined,
+    ),
+  );
+
+  if (servers.settings().enabled) {
+    servers.start(activatedAt).catch(() => undefined);
+  }
+}
+
+/** Deactivation stops the servers (sessions end, containers go, the audit log is flushed). */
+export async function deactivate(): Promise<void> {
+  await host?.stop();
+  host = null;
+}
+
+function renderStatusBar(item: vscode.StatusBarItem, servers: ServerHost): void {
+  const running = servers.list();
+  item.backgroundColor = undefined;
+  if (servers.state === 'starting') {
+    item.text = '$(loading~spin) MCP starting';
+    item.tooltip = 'MCP Workspace is starting';
+    return;
+  }
+  if (servers.state === 'error') {
+    item.text = '$(error) MCP error';
+    item.tooltip = `MCP Workspace could not start: ${servers.lastError ?? 'unknown error'}\nClick for actions.`;
+    item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
+    return;
+  }
+  if (running.length === 0) {
+    item.text = '$(circle-slash) MCP stopped';
+    item.tooltip = 'MCP Workspace is stopped. Click for actions.';
+    return;
+  }
+  const sessions = running.reduce((n, s) => n + s.server.sessions.list().length, 0);
+  const executions = running.reduce((n, s) => n + s.server.executions.running, 0);
+  const ports = running.map((s) => `:${s.server.port}`).join(' ');
+  item.text = `$(radio-tower) MCP ${ports} · ${sessions} session${sessions === 1 ? '' : 's'}${executions ? ` · ${executions} running` : ''}`;
+  item.tooltip = running
+    .map(
+      (s) =>
+        `${s.folder.name}: ${s.server.mcpUrl}\n${s.server.sessions.list().length} sessions, ${s.server.executions.running} running commands`,
+    )
+    .join('\n\n');
+}
+
+async function pickServer(servers: ServerHost): Promise<FolderServer | undefined> {
+  const running = servers.list();
+  if (running.length === 0) {
+    throw new WorkspaceError(
+      'NOT_FOUND',
+      'The server is not running; start it with "MCP Workspace: Start Server".',
+    );
+  }
+  if (running.length === 1) return running[0];
+  const picked = await vscode.window.showQuickPick(
+    running.map((s) => ({ label: s.folder.name, description: s.server.url, server: s })),
+    { placeHolder: 'Which workspace folder?' },
+  );
+  return picked?.server;
+}
+
+async function showMenu(servers: ServerHost): Promise<void> {
+  const running = servers.list().length > 0;
+  const items: { label: string; command: string }[] = [
+    ...(running
+      ? [
+          { label: '$(copy) Copy Connection Info', command: COMMANDS.copyConnectionInfo },
+          { label: '$(key) Create Agent Token', command: COMMANDS.createToken },
+          { label: '$(circle-slash) Revoke Agent Token', command: COMMANDS.revokeToken },
+          { label: '$(list-flat) Show Audit Log', command: COMMANDS.showAuditLog },
+          { label: '$(verified) Verify Audit Log', command: COMMANDS.verifyAuditLog },
+          { label: '$(shield) Edit Policy', command: COMMANDS.editPolicy },
+          { label: '$(debug-restart) Restart Server', command: COMMANDS.restart },
+          { label: '$(debug-stop) Stop Server', command: COMMANDS.stop },
+        ]
+      : [{ label: '$(play) Start Server', command: COMMANDS.start }]),
+  ];
+  const picked = await vscode.window.showQuickPick(items, { placeHolder: 'MCP Workspace' });
+  if (picked) await vscode.commands.executeCommand(picked.command);
+}
+
+const CLIENTS = [
+  { label: 'Claude Code', token: 'claude-code' },
+  { label: 'Cursor', token: 'cursor' },
+  { label: 'VS Code (mcp.json)', token: 'vscode-mcp-json' },
+  { label: 'Other MCP client (JSON)', token: 'mcp-client' },
+] as const;
+
+/** Connection snippets for a client; a fresh agent token is minted for it (the old one is revoked). */
+async function copyConnectionInfo(servers: ServerHost): Promise<void> {
+  const target = await pickServer(servers);
+  if (!target) return;
+  const client = await vscode.window.showQuickPick(
+    CLIENTS.map((c) => ({ label: c.label, description: `agent token '${c.token}'`, client: c })),
+    { placeHolder: 'Connection info for which client? A new agent token is created for it.' },
+  );
+  if (!client) return;
+  const { sessions, mcpUrl } = target.server;
+  const name = client.client.token;
+  if (sessions.listTokens().some((t) => t.name === name)) await sessions.revokeToken(name);
+  const { token } = await sessions.mintToken(name, 'agent');
+  const serverName = `mcp-workspace-${target.folder.name}`;
+  const json = (key: string): string =>
+    JSON.stringify(
+      {
+        [key]: { [serverName]: { type: 'http', url: mcpUrl, headers: { Authorization: `Bearer ${token}` } } },
+      },
+      null,
+      2,
+    );
+  const text =
+    client.client.token === 'claude-code'
+      ? `claude mcp add --transport http ${serverName} ${mcpUrl} --header "Authorization: Bearer ${token}"`
+      : client.client.token === 'cursor'
+        ? json('mcpServers')
+        : client.client.token === 'vscode-mcp-json'
+          ? json('servers')
+          : JSON.stringify({ url: mcpUrl, headers: { Authorization: `Bearer ${token}` } }, null, 2);
+  await vscode.env.clipboard.writeText(text);
+  void vscode.window.showInformationMessage(
+    `Copied ${client.label} connection info for ${mcpUrl} with a new agent token '${name}' (revoke it with "MCP Workspace: Revoke Agent Token").`,
+  );
+}
+
+async function createToken(servers: ServerHost): Promise<void> {
+  const target = await pickServer(servers);
+  if (!target) return;
+  const name = await vscode.window.showInputBox({
+    prompt: 'Agent name (shown in the audit log)',
+    placeHolder: 'e.g. claude, builder',
+    validateInput: (v) =>
+      /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(v) ? null : 'Letters, digits, . _ - (up to 64)',
+  });
+  if (!name) return;
+  const role = await vscode.window.showQuickPick(
+    [
+      { label: 'agent', description: 'reads, writes and runs commands as the policy allows' },
+      { label: 'viewer', description: 'reads only' },
+    ],
+    { placeHolder: 'Role' },
+  );
+  if (!role) return;
+  const { token } = await target.server.sessions.mintToken(name, role.label as 'agent' | 'viewer');
+  const copy = await vscode.window.showInformationMessage(
+    `Token for '${name}' (${role.label}) created. It is shown only once.`,
+    { modal: true, detail: token },
+    'Copy Token',
+  );
+  if (copy === 'Copy Token') await vscode.env.clipboard.writeText(token);
+}
+
+async function revokeToken(servers: ServerHost): Promise<void> {
+  const target = await pickServer(servers);
+  if (!target) return;
+  const tokens = target.server.sessions.listTokens();
+  if (tokens.length === 0) {
+    void vscode.window.showInformationMessage('There are no agent tokens to revoke.');
+    return;
+  }
+  const picked = await vscode.window.showQuickPick(
+    tokens.map((t) => ({ label: t.name, description: `${t.role}, created ${t.createdAt}` })),
+    { placeHolder: 'Revoke which agent token? Its sessions end at once.' },
+  );
+  if (!picked) return;
+  await target.server.sessions.revokeToken(picked.label);
+  void vscode.window.showInformationMessage(`Revoked '${picked.label}'; its sessions have ended.`);
+}
+
+async function verifyAuditLog(servers: ServerHost): Promise<void> {
+  const target = await pickServer(servers);
+  if (!target) return;
+  const result = await target.server.audit.verify();
+  if (result.ok) {
+    void vscode.window.showInformationMessage(
+      `Audit log intact: ${result.records} records, head ${result.head.slice(0, 12)}…`,
+    );
+  } else {
+    void vscode.window.showErrorMessage(
+      `Audit log TAMPERED at record ${result.badSeq}: ${result.reason} (${result.records} records intact before it).`,
+    );
+  }
+}
+
+/**
+ * Opens the policy as JSON; saving the document applies it through SetPolicy as the owner
+ * (validated, persisted and audited). Invalid policies are refused with the reason.
+ */
+async function editPolicy(context: vscode.ExtensionContext, servers: ServerHost): Promise<void> {
+  const target = await pickServer(servers);
+  if (!target) return;
+  const { server } = target;
+  const file = vscode.Uri.joinPath(context.globalStorageUri, `policy-${target.folder.name}.json`);
+  const policy = server.policy.policy;
+  await vscode.workspace.fs.writeFile(file, Buffer.from(JSON.stringify(policy, null, 2) + '\n'));
+  const document = await vscode.workspace.openTextDocument(file);
+  await vscode.window.showTextDocument(document);
+  const watcher = vscode.workspace.onDidSaveTextDocument(async (saved) => {
+    if (saved.uri.toString() !== file.toString()) return;
+    try {
+      const session = await server.runner.initSession(OWNER, ['set_policy'], { transport: 'vscode' });
+      try {
+        const result = await server.runner.run('set_policy', JSON.parse(saved.getText()), {
+          principal: OWNER,
+          sessionId: session.sessionId,
+          transport: 'vscode',
+        });
+        void vscode.window.showInformationMessage(result.message);
+      } finally {
+        server.sessions.end(session.sessionId, 'closed');
+      }
+    } catch (err) {
+      const message = err instanceof SyntaxError ? `not valid JSON (${err.message})` : (err as Error).message;
+      void vscode.window.showErrorMessage(`Policy not applied: ${message}`);
+    }
+  });
+  context.subscriptions.push(
+    watcher,
+    vscode.workspace.onDidCloseTextDocument((closed) => {
+      if (closed.uri.toString() === file.toString()) watcher.dispose();
+    }),
+  );
+}

@@ -1,0 +1,217 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as vscode from 'vscode';
+import { startWorkspaceServer, type RunningWorkspaceServer } from '../gateway';
+import { WorkspaceError } from '../protocol/errors';
+import { redact } from '../core/audit';
+import type { Logger } from '../core/log';
+import { cleanStaleDiscoveryFiles, discoveryDir, removeDiscoveryFile, writeDiscoveryFile } from './discovery';
+import { readSettings, toServerOptions, type ExtensionSettings } from './settings';
+
+/** The agent token VS Code's own MCP client (Copilot agent mode) uses: never the owner token. */
+export const VSCODE_AGENT = 'vscode-agent';
+const OWNER_TOKEN_SECRET = 'mcpWorkspace.ownerToken';
+
+/** A server bound to one workspace folder. */
+export interface FolderServer {
+  folder: vscode.WorkspaceFolder;
+  server: RunningWorkspaceServer;
+  /** Token of the VS Code agent, for the MCP server definition. */
+  agentToken: string;
+  /** Activation (or start command) to ready, in ms. */
+  readyMs: number;
+}
+
+/** What the status bar and the views show. */
+export type HostState = 'stopped' | 'starting' | 'running' | 'error';
+
+/**
+ * Starts, stops and restarts one embedded server per workspace folder (each confined to its
+ * folder), keeps the owner token in SecretStorage, publishes the servers to VS Code's MCP support
+ * and to a discovery file, and tells listeners when anything changes.
+ */
+export class ServerHost implements vscode.Disposable {
+  private readonly servers: FolderServer[] = [];
+  private readonly changed = new vscode.EventEmitter<void>();
+  private readonly cleanups: (() => void)[] = [];
+  private debounce: NodeJS.Timeout | null = null;
+  private busy: Promise<void> = Promise.resolve();
+  state: HostState = 'stopped';
+  lastError: string | null = null;
+  /** Fires (debounced) on start, stop, and session, execution or audit activity. */
+  readonly onDidChange = this.changed.event;
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
+
+  /** Running servers, one per folder. */
+  list(): readonly FolderServer[] {
+    return this.servers;
+  }
+
+  /** The settings in force. */
+  settings(): ExtensionSettings {
+    const config = vscode.workspace.getConfiguration('mcpWorkspace');
+    return readSettings((key) => config.get(key));
+  }
+
+  /** Starts a server for every local workspace folder (no-op when running). */
+  start(startedAt = performance.now()): Promise<void> {
+    return this.serialize(async () => {
+      if (this.servers.length > 0) return;
+      const folders = (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file');
+      if (folders.length === 0) {
+        this.setState('stopped', null);
+        return;
+      }
+      this.setState('starting', null);
+      try {
+        const ownerToken = await this.ownerToken();
+        const settings = this.settings();
+        for (const folder of folders)
+          this.servers.push(await this.startOne(folder, settings, ownerToken, startedAt));
+        await this.publish();
+        this.setState('running', null);
+      } catch (err) {
+        const message =
+          err instanceof WorkspaceError ? `${err.code}: ${err.message}` : (err as Error).message;
+        this.log.error(`could not start: ${message}`);
+        await this.stopAll();
+        this.setState('error', message);
+        throw err;
+      }
+    });
+  }
+
+  /** Stops every server (sessions end, containers are removed, the audit log is flushed). */
+  stop(): Promise<void> {
+    return this.serialize(async () => {
+      await this.stopAll();
+      this.setState('stopped', null);
+    });
+  }
+
+  /** Stop, then start. */
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  /** Disposes: stops the servers and removes the discovery file. */
+  dispose(): void {
+    void this.stop();
+    this.changed.dispose();
+  }
+
+  private serialize(task: () => Promise<void>): Promise<void> {
+    const next = this.busy.then(task, task);
+    this.busy = next.catch(() => undefined);
+    return next;
+  }
+
+  private async startOne(
+    folder: vscode.WorkspaceFolder,
+    settings: ExtensionSettings,
+    ownerToken: string,
+    startedAt: number,
+  ): Promise<FolderServer> {
+    const path = folder.uri.fsPath;
+    const id = createHash('sha256').update(path).digest('hex').slice(0, 12);
+    const stateDir = join(this.context.globalStorageUri.fsPath, 'state', `${folder.name}-${id}`);
+    const server = await startWorkspaceServer({
+      ...toServerOptions(settings, { path, index: folder.index }, stateDir, ownerToken),
+      logger: this.serverLogger(folder.name),
+      writeGuard: (rel) => this.refuseDirty(folder, rel),
+    });
+    const readyMs = Math.round(performance.now() - startedAt);
+    this.log.info(`${folder.name}: serving ${server.mcpUrl} (ready ${readyMs} ms after activation)`);
+    const agentToken = await this.agentToken(server, id);
+    const notify = (): void => this.fireChanged();
+    this.cleanups.push(server.audit.subscribe(notify), server.sessions.onSessionEnded(notify));
+    return { folder, server, agentToken, readyMs };
+  }
+
+  private async stopAll(): Promise<void> {
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
+    const running = this.servers.splice(0);
+    await Promise.allSettled(running.map((s) => s.server.close()));
+    await removeDiscoveryFile(discoveryDir(), process.pid).catch(() => undefined);
+    if (running.length > 0) this.log.info('stopped');
+  }
+
+  /** The owner token: kept in SecretStorage, generated (256-bit) on first use. */
+  private async ownerToken(): Promise<string> {
+    const stored = await this.context.secrets.get(OWNER_TOKEN_SECRET);
+    if (stored) return stored;
+    const token = randomBytes(32).toString('base64url');
+    await this.context.secrets.store(OWNER_TOKEN_SECRET, token);
+    return token;
+  }
+
+  /** VS Code's agent token for this folder: reused from SecretStorage while valid, else minted anew. */
+  private async agentToken(server: RunningWorkspaceServer, id: string): Promise<string> {
+    const key = `mcpWorkspace.agentToken.${id}`;
+    const stored = await this.context.secrets.get(key);
+    if (stored && server.sessions.authenticate(stored)?.name === VSCODE_AGENT) return stored;
+    if (server.sessions.listTokens().some((t) => t.name === VSCODE_AGENT)) {
+      await server.sessions.revokeToken(VSCODE_AGENT);
+    }
+    const { token } = await server.sessions.mintToken(VSCODE_AGENT, 'agent');
+    await this.context.secrets.store(key, token);
+    return token;
+  }
+
+  /** Agents must not silently overwrite what the user is still editing. */
+  private refuseDirty(folder: vscode.WorkspaceFolder, rel: string): void {
+    const target = vscode.Uri.joinPath(folder.uri, rel).toString();
+    const dirty = vscode.workspace.textDocuments.some((d) => d.isDirty && d.uri.toString() === target);
+    if (dirty) {
+      throw new WorkspaceError(
+        'REVISION_CONFLICT',
+        `${rel} has unsaved changes in the user's editor; try again after they save it.`,
+      );
+    }
+  }
+
+  private async publish(): Promise<void> {
+    const dir = discoveryDir();
+    await cleanStaleDiscoveryFiles(dir);
+    await writeDiscoveryFile(
+      dir,
+      process.pid,
+      this.servers.map((s) => ({
+        folder: s.folder.uri.fsPath,
+        url: s.server.url,
+        mcp: s.server.mcpUrl,
+        tokenFile: s.server.tokenFile,
+      })),
+    );
+  }
+
+  private serverLogger(name: string): Logger {
+    const line = (msg: string, fields?: Record<string, unknown>): string =>
+      `${name}: ${msg}${fields && Object.keys(fields).length ? ' ' + JSON.stringify(redact(fields)) : ''}`;
+    return {
+      info: (msg, fields) => this.log.info(line(msg, fields)),
+      warn: (msg, fields) => this.log.warn(line(msg, fields)),
+      error: (msg, fields) => this.log.error(line(msg, fields)),
+    };
+  }
+
+  private setState(state: HostState, error: string | null): void {
+    this.state = state;
+    this.lastError = error;
+    this.changed.fire();
+  }
+
+  private fireChanged(): void {
+    if (this.debounce) return;
+    this.debounce = setTimeout(() => {
+      this.debounce = null;
+      this.changed.fire();
+    }, 250);
+  }
+}
