@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm test`: provisions what the suites need on a fresh machine (dependencies, a C compiler for
-# the in-container runner, a Docker engine and the test image), then runs lint, the type check and
-# every test suite (unit + integration) under c8 with the coverage floor from .c8rc.json.
+# the in-container runner, a Docker engine and the test image, code-server and Chromium), then
+# runs lint, the type check and every suite (unit, integration, and end to end in a real VS Code)
+# under c8 with the coverage floor from .c8rc.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,9 @@ docker_line=$(bash scripts/provision-docker.sh | tail -n 1)
 export "${docker_line?}"
 echo "$docker_line"
 
+echo "== provisioning: code-server (real VS Code) on a private Node 22, Chromium"
+bash scripts/provision-e2e.sh >/dev/null
+
 echo "== lint and type check"
 npx --no-install eslint .
 npx --no-install prettier --check . >/dev/null || { npx --no-install prettier --check .; exit 1; }
@@ -29,4 +33,4 @@ node esbuild.js --production
 
 echo "== tests"
 npx --no-install c8 mocha --config .mocharc.json --reporter ./test/helpers/reporter.js \
-  'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts'
+  'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.e2e.test.ts'
