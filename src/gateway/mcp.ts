@@ -61,12 +61,22 @@ function schemasFor(name: OperationName): { input: StandardSchemaWithJSON; outpu
   let cached = toolSchemas.get(name);
   if (!cached) {
     const def = OPERATIONS[name];
-    const input = z.toJSONSchema(def.input, { io: 'input' }) as JsonSchemaType;
-    const output = z.toJSONSchema(def.output, { io: 'output' }) as JsonSchemaType;
+    const input = toolSchema(def.input, 'input');
+    const output = toolSchema(def.output, 'output');
     cached = { input: fromJsonSchema(input, passThrough), output: fromJsonSchema(output, passThrough) };
     toolSchemas.set(name, cached);
   }
   return cached;
+}
+
+/**
+ * A tool's JSON Schema as clients validate it: draft-07 and no `$schema` URL (VS Code drops every
+ * tool whose schema names a meta-schema it cannot load, such as draft 2020-12 offline).
+ */
+function toolSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchemaType {
+  const json = z.toJSONSchema(schema, { io, target: 'draft-7' }) as Record<string, unknown>;
+  delete json['$schema'];
+  return json as JsonSchemaType;
 }
 
 function toolError(err: unknown): CallToolResult {

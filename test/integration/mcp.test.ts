@@ -47,6 +47,11 @@ describe('MCP over Streamable HTTP (official SDK clients)', () => {
       assert.equal(read.annotations?.readOnlyHint, true);
       assert.deepEqual(read.inputSchema.required, ['path']);
       assert.ok(read.outputSchema, 'read_file declares an output schema');
+      for (const tool of tools) {
+        // VS Code drops tools whose schema names a meta-schema it cannot load (draft 2020-12 offline).
+        assert.equal((tool.inputSchema as Record<string, unknown>)['$schema'], undefined, tool.name);
+        assert.equal((tool.outputSchema as Record<string, unknown>)['$schema'], undefined, tool.name);
+      }
       const write = tools.find((tool) => tool.name === 'write_file')!;
       assert.equal(write.annotations?.readOnlyHint, false);
       assert.equal(write.annotations?.destructiveHint, true);
