@@ -115,7 +115,9 @@ describe('Docker runtime (real engine)', function () {
     await docker.cleanupOrphans();
     await docker.close();
     for (const image of images.splice(0)) {
-      await docker.docker
+      await (
+        await docker.client()
+      )
         .getImage(image)
         .remove({ force: true })
         .catch(() => undefined);
@@ -141,7 +143,7 @@ describe('Docker runtime (real engine)', function () {
   }
 
   async function inspect(rt: DockerRuntime, id: string) {
-    return rt.docker.getContainer(id).inspect();
+    return (await rt.client()).getContainer(id).inspect();
   }
 
   async function gone(rt: DockerRuntime, id: string): Promise<boolean> {
@@ -250,13 +252,13 @@ describe('Docker runtime (real engine)', function () {
       assert.equal(env.source, 'devcontainer-build');
       assert.match(env.image, /^mcpw-build-[0-9a-f]{16}:latest$/);
       assert.ok(first.some((e) => e.phase === 'build' && /Step \d+\/\d+/.test(e.message)));
-      const imageId = (await runtimes[0].docker.getImage(env.image).inspect()).Id;
+      const imageId = (await (await runtimes[0].client()).getImage(env.image).inspect()).Id;
 
       const second: ProgressEvent[] = [];
       const again = runtime({ onProgress: (e) => second.push(e) });
       const env2 = await again.resolveEnvironment();
       assert.equal(env2.image, env.image);
-      assert.equal((await again.docker.getImage(env2.image).inspect()).Id, imageId);
+      assert.equal((await (await again.client()).getImage(env2.image).inspect()).Id, imageId);
       assert.equal(second.filter((e) => e.phase === 'build').length, 0, 'no rebuild');
 
       const sandbox = await again.acquire(session('build'));
@@ -378,7 +380,7 @@ describe('Docker runtime (real engine)', function () {
 
       it('has no network unless the session asks for one', async () => {
         const rt = runtime();
-        const bridge = await rt.docker.getNetwork('bridge').inspect();
+        const bridge = await (await rt.client()).getNetwork('bridge').inspect();
         const gateway = bridge.IPAM?.Config?.[0]?.Gateway;
         assert.ok(gateway, 'the bridge network has a gateway');
         const onGateway = await serve(gateway);
@@ -539,7 +541,7 @@ describe('Docker runtime (real engine)', function () {
       const rt = runtime();
       const sandbox = await rt.acquire(session('killed'));
       const running = sandbox.exec({ argv: ['sleep', '600'], cwd: '/', env: {}, outputCapBytes: MiB });
-      await rt.docker.getContainer(sandbox.containerId).kill();
+      await (await rt.client()).getContainer(sandbox.containerId).kill();
       const exit = await running.exited;
       assert.equal(exit.error, 'runner connection lost');
       const fresh = await rt.acquire(session('killed'));

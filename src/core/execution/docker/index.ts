@@ -7,9 +7,10 @@ import { createHash } from 'node:crypto';
 import { lstat, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { WorkspaceError } from '../../../protocol/errors';
 import { runnerBinaryPath } from '../runner';
+import { engineRequest, parseEngineAddress, type EngineAddress } from './engine';
 import {
   defaultWorkspaceFolder,
   findDevcontainer,
@@ -71,31 +72,10 @@ const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60 * 1000;
 const ENGINE_PING_TIMEOUT_MS = 5000;
 const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 
-/** dockerode connection options for an engine address; the workspace is bind-mounted, so it must be local. */
-function engineOptions(address: string): Docker.DockerOptions {
-  let url: URL;
-  try {
-    url = new URL(address);
-  } catch {
-    throw new WorkspaceError(
-      'INVALID_ARGUMENT',
-      `Docker host ${address} is not a URL like unix:///var/run/docker.sock.`,
-    );
-  }
-  if (url.protocol === 'unix:') return { socketPath: url.pathname };
-  if (url.protocol === 'tcp:' || url.protocol === 'http:') {
-    return { host: url.hostname, port: Number(url.port || 2375), protocol: 'http' };
-  }
-  throw new WorkspaceError(
-    'INVALID_ARGUMENT',
-    `Docker host ${address}: use unix:///path/to/docker.sock or tcp://127.0.0.1:PORT (a local engine: the workspace is bind-mounted).`,
-  );
-}
-
 /** Manages the session containers of one workspace on one Docker engine. */
 export class DockerRuntime {
-  /** Raw dockerode handle (used by benchmarks to time plain exec). */
-  readonly docker: Docker;
+  private readonly address: EngineAddress;
+  private clientPromise: Promise<Docker> | null = null;
 
   private readonly options: DockerRuntimeOptions;
   private readonly limits: SandboxLimits;
@@ -115,10 +95,17 @@ export class DockerRuntime {
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.log = options.log ?? (() => undefined);
     this.engineAddress = options.dockerHost || process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
-    this.docker = options.dockerHost ? new Docker(engineOptions(options.dockerHost)) : new Docker();
+    this.address = parseEngineAddress(this.engineAddress);
     const sweepEvery = Math.min(Math.max(this.idleTimeoutMs / 4, 50), 30_000);
     this.timer = setInterval(() => this.sweepIdle(), sweepEvery);
     this.timer.unref();
+  }
+
+  /** The dockerode client, loaded on first use (an idle server never needs it). */
+  client(): Promise<Docker> {
+    return (this.clientPromise ??= import('dockerode').then(
+      ({ default: DockerClient }) => new DockerClient(this.address),
+    ));
   }
 
   /**
@@ -130,10 +117,12 @@ export class DockerRuntime {
     let ready = this.engineReady;
     if (!ready) {
       const attempt = withTimeout(
-        this.docker.ping(),
+        engineRequest(this.address, 'GET', '/_ping', ENGINE_PING_TIMEOUT_MS),
         ENGINE_PING_TIMEOUT_MS,
         () => new Error(`no answer within ${ENGINE_PING_TIMEOUT_MS} ms`),
-      ).then(() => undefined);
+      ).then(({ status }) => {
+        if (status !== 200) throw new Error(`the engine answered ${status} to a ping`);
+      });
       this.engineReady = ready = attempt;
       attempt.catch(() => {
         if (this.engineReady === attempt) this.engineReady = null;
@@ -212,16 +201,31 @@ export class DockerRuntime {
   /** Removes containers labelled with this stateId that this runtime does not manage. Returns how many. */
   async cleanupOrphans(): Promise<number> {
     await this.ensureEngine();
-    const containers = await this.docker.listContainers({
-      all: true,
-      filters: { label: [`${LABELS.state}=${this.options.stateId}`] },
-    });
+    const filters = encodeURIComponent(
+      JSON.stringify({ label: [`${LABELS.state}=${this.options.stateId}`] }),
+    );
+    const listed = await engineRequest(
+      this.address,
+      'GET',
+      `/containers/json?all=1&filters=${filters}`,
+      30_000,
+    );
+    if (listed.status !== 200)
+      throw new WorkspaceError('SANDBOX_UNAVAILABLE', `Listing containers failed: ${listed.body}`);
+    const containers = JSON.parse(listed.body) as { Id: string; Labels: Record<string, string> }[];
     const own = new Set([...this.sandboxes.values()].map((sandbox) => sandbox.containerId));
     let removed = 0;
     for (const container of containers) {
       if (own.has(container.Id) || this.pending.has(container.Labels[LABELS.session] ?? '')) continue;
       try {
-        await this.docker.getContainer(container.Id).remove({ force: true, v: true });
+        const { status, body } = await engineRequest(
+          this.address,
+          'DELETE',
+          `/containers/${container.Id}?force=1&v=1`,
+          30_000,
+        );
+        if (status === 404) continue;
+        if (status >= 300) throw Object.assign(new Error(body), { statusCode: status });
         removed++;
       } catch (error) {
         if (statusCode(error) !== 404) {
@@ -342,7 +346,7 @@ export class DockerRuntime {
     };
     for (let attempt = 0; ; attempt++) {
       try {
-        return await SessionSandbox.start(this.docker, plan, this.log);
+        return await SessionSandbox.start(await this.client(), plan, this.log);
       } catch (error) {
         if (statusCode(error) === 404) throw error;
         if (statusCode(error) !== 409 || attempt >= 2) {
@@ -357,7 +361,9 @@ export class DockerRuntime {
         }
       }
       // The name is taken: by a leftover of this very session (remove it) or by another session.
-      const holder = await this.docker
+      const holder = await (
+        await this.client()
+      )
         .getContainer(plan.name)
         .inspect()
         .catch(() => null);
@@ -367,7 +373,9 @@ export class DockerRuntime {
         labels[LABELS.state] === this.options.stateId &&
         labels[LABELS.session] === spec.sessionId
       ) {
-        await this.docker
+        await (
+          await this.client()
+        )
           .getContainer(holder.Id)
           .remove({ force: true, v: true })
           .catch(() => undefined);
@@ -386,7 +394,7 @@ export class DockerRuntime {
     const { workspace, defaultImage } = this.options;
     if (!file || !parsed) {
       this.progress({ phase: 'resolve', message: `No devcontainer.json; using ${defaultImage}` });
-      await ensureLocalImage(this.docker, defaultImage, progress);
+      await ensureLocalImage(await this.client(), defaultImage, progress);
       return {
         image: defaultImage,
         source: 'default',
@@ -404,14 +412,14 @@ export class DockerRuntime {
     let imageEnv: string[];
     if (parsed.build) {
       const plan = await planBuild(parsed.build);
-      const { info, built } = await buildImage(this.docker, parsed.build, plan, progress);
+      const { info, built } = await buildImage(await this.client(), parsed.build, plan, progress);
       if (built)
         this.log('info', 'built the dev container image', { image: plan.tag, configPath: file.path });
       image = plan.tag;
       imageEnv = info.Config?.Env ?? [];
     } else {
       image = parsed.image as string;
-      imageEnv = (await ensureLocalImage(this.docker, image, progress)).Config?.Env ?? [];
+      imageEnv = (await ensureLocalImage(await this.client(), image, progress)).Config?.Env ?? [];
     }
     const containerEnvironment: Record<string, string> = {};
     for (const entry of imageEnv) {
