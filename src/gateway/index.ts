@@ -208,7 +208,8 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     maxRequestBodySize,
     log: (level, msg, fields) => log[level](msg, fields),
   });
-  const openApi = buildOpenApi(SERVER_VERSION);
+  // Built on first request: most servers are never asked for it.
+  let openApi: ReturnType<typeof buildOpenApi> | null = null;
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
 
   const app = express();
@@ -273,7 +274,16 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   app.all('/mcp', (req, res, next) => {
     mcp.handle(req, res).catch(next);
   });
-  app.use(createRestRouter({ runner, sessions, audit, executions, defaultSession, openApi: () => openApi }));
+  app.use(
+    createRestRouter({
+      runner,
+      sessions,
+      audit,
+      executions,
+      defaultSession,
+      openApi: () => (openApi ??= buildOpenApi(SERVER_VERSION)),
+    }),
+  );
   app.use((_req: Request, res: Response) => {
     sendError(res, new WorkspaceError('NOT_FOUND', 'No such endpoint; see /openapi.json.'));
   });

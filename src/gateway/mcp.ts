@@ -17,7 +17,7 @@ import {
   type ServerContext,
   type StandardSchemaWithJSON,
 } from '@modelcontextprotocol/server';
-import { NodeStreamableHTTPServerTransport, toNodeHandler, toWebRequest } from '@modelcontextprotocol/node';
+import type { NodeMcpRequestHandler, NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
 import { MCP_TOOL_NAMES, OPERATIONS, type OperationName } from '../protocol/operations';
 import type { Principal } from '../protocol/principal';
@@ -105,7 +105,12 @@ export class McpGateway {
     { transport: NodeStreamableHTTPServerTransport; principal: string }
   >();
   private readonly modern;
-  private readonly modernNode;
+  // The Node adapters pull in undici (and compile its WASM parser) when loaded: an idle server
+  // without MCP clients never pays for them.
+  private node: Promise<{
+    adapters: typeof import('@modelcontextprotocol/node');
+    modern: NodeMcpRequestHandler;
+  }> | null = null;
   private readonly unsubscribeAudit: () => void;
   private readonly unsubscribeSessions: () => void;
 
@@ -115,7 +120,6 @@ export class McpGateway {
       maxRequestBodySize: deps.maxRequestBodySize,
       onerror: (error) => deps.log('warn', 'mcp request failed', { error: error.message }),
     });
-    this.modernNode = toNodeHandler(this.modern, { maxRequestBodySize: deps.maxRequestBodySize });
     // 2026-07-28 clients that listen for updates of the audit tail are told when it grows.
     this.unsubscribeAudit = deps.onAudit(() => this.modern.notify.resourceUpdated(AUDIT_TAIL_URI));
     this.unsubscribeSessions = deps.sessions.onSessionEnded((session) => {
@@ -143,9 +147,10 @@ export class McpGateway {
       return;
     }
     const maxRequestBodySize = this.deps.maxRequestBodySize;
-    const probe = await toWebRequest(req, req.body, { maxRequestBodySize });
+    const node = await this.adapters();
+    const probe = await node.adapters.toWebRequest(req, req.body, { maxRequestBodySize });
     if (!(await isLegacyRequest(probe, req.body, { maxRequestBodySize }))) {
-      await this.modernNode(req, res, req.body);
+      await node.modern(req, res, req.body);
       return;
     }
     if (sessionId) {
@@ -169,7 +174,7 @@ export class McpGateway {
       clientName: params.clientInfo.name,
       sessionId: randomUUID(),
     });
-    const transport = new NodeStreamableHTTPServerTransport({
+    const transport = new node.adapters.NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => session.sessionId,
       onsessionclosed: (id) => this.deps.sessions.end(id, 'closed'),
     });
@@ -181,6 +186,16 @@ export class McpGateway {
     await server.connect(transport);
     await transport.handleRequest(req, res, req.body);
   };
+
+  private adapters(): Promise<{
+    adapters: typeof import('@modelcontextprotocol/node');
+    modern: NodeMcpRequestHandler;
+  }> {
+    return (this.node ??= import('@modelcontextprotocol/node').then((adapters) => ({
+      adapters,
+      modern: adapters.toNodeHandler(this.modern, { maxRequestBodySize: this.deps.maxRequestBodySize }),
+    })));
+  }
 
   /** Closes every MCP session and the stateless handler. */
   async close(): Promise<void> {
