@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'coverage/**', '.test-artifacts/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'coverage/**', '.test-artifacts/**', 'media/audit.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -32,7 +32,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/extension/**'],
+    files: ['src/extension/**', 'test/electron/suite/**'],
     rules: { 'no-restricted-imports': 'off' },
   },
   {

@@ -27,6 +27,7 @@ echo "== lint and type check"
 npx --no-install eslint .
 npx --no-install prettier --check . >/dev/null || { npx --no-install prettier --check .; exit 1; }
 npx --no-install tsc --noEmit -p .
+npx --no-install tsc --noEmit -p media
 
 echo "== build"
 node esbuild.js --production
