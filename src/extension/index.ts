@@ -34,7 +34,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   host = servers;
   context.subscriptions.push(log, servers);
 
-  const auditSource = (): AuditSource | null => servers.list()[0]?.server.audit ?? null;
+  // The panel area view follows the first folder; the editor panel shows the folder last picked.
+  let panelFolder: string | null = null;
+  const auditSource = (folder: string | null = null): AuditSource | null =>
+    (servers.list().find((s) => s.folder.name === folder) ?? servers.list()[0])?.server.audit ?? null;
   const auditView = AuditLogViewProvider.register(context, null);
   const sessionsView = new SessionsView(servers);
   const statusBar = vscode.window.createStatusBarItem(
@@ -78,9 +81,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     if (current !== lastServers) {
       lastServers = current;
       mcpChanged.fire();
-      const source = auditSource();
-      auditView.setSource(source);
-      AuditLogPanel.setSource(source);
+      auditView.setSource(auditSource());
+      AuditLogPanel.setSource(auditSource(panelFolder));
     }
   };
   servers.onDidChange(render, undefined, context.subscriptions);
@@ -104,7 +106,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   run(COMMANDS.copyConnectionInfo, () => copyConnectionInfo(servers));
   run(COMMANDS.createToken, () => createToken(servers));
   run(COMMANDS.revokeToken, () => revokeToken(servers));
-  run(COMMANDS.showAuditLog, () => AuditLogPanel.show(context, auditSource()));
+  run(COMMANDS.showAuditLog, async () => {
+    const target = servers.list().length > 1 ? await pickServer(servers) : servers.list()[0];
+    panelFolder = target?.folder.name ?? null;
+    AuditLogPanel.show(context, target?.server.audit ?? null);
+  });
   run(COMMANDS.verifyAuditLog, () => verifyAuditLog(servers));
   run(COMMANDS.editPolicy, () => editPolicy(context, servers));
   run(COMMANDS.showMenu, () => showMenu(servers));
