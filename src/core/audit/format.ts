@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { AuditRecord } from './types';
+export { lineFromBody, serializeBody } from './canonical';
 
 /** File name of the JSONL log inside the state directory. */
 export const AUDIT_FILE = 'audit.jsonl';
@@ -13,47 +13,6 @@ export const HASH_SUFFIX_LENGTH = 75;
 export const HEAD_FILE_SIZE = 128;
 
 const HEX64 = /^[0-9a-f]{64}$/;
-
-/**
- * The record's canonical JSON without `hash`: the exact bytes its hash covers. `params` and `outcome`
- * must come from `redact()`, whose sorted key order makes `JSON.stringify` deterministic.
- */
-export function serializeBody(r: Omit<AuditRecord, 'hash'>): string {
-  return (
-    '{"seq":' +
-    r.seq +
-    ',"prev":"' +
-    r.prev +
-    '","ts":"' +
-    r.ts +
-    '","sessionId":' +
-    JSON.stringify(r.sessionId) +
-    ',"agent":' +
-    JSON.stringify(r.agent) +
-    ',"role":' +
-    JSON.stringify(r.role) +
-    ',"transport":' +
-    JSON.stringify(r.transport) +
-    ',"op":' +
-    JSON.stringify(r.op) +
-    ',"decision":"' +
-    r.decision +
-    '","rule":' +
-    JSON.stringify(r.rule) +
-    ',"params":' +
-    JSON.stringify(r.params) +
-    ',"outcome":' +
-    JSON.stringify(r.outcome) +
-    ',"durationMs":' +
-    r.durationMs +
-    '}'
-  );
-}
-
-/** A full log line (with newline) from a body and its hash. */
-export function lineFromBody(body: string, hash: string): string {
-  return body.slice(0, -1) + ',"hash":"' + hash + '"}\n';
-}
 
 /** Chain head as stored in the head file. */
 export interface ChainHead {

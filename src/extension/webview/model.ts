@@ -2,6 +2,7 @@
  * Pure helpers of the audit-log webview: filtering live records, formatting cells, the row store
  * behind the virtualised table. No DOM and no `vscode`, so they run and are tested under plain Node.
  */
+import { lineFromBody, serializeBody } from '../../core/audit/canonical';
 import {
   parseWebviewMessage,
   toAuditQuery,
@@ -19,42 +20,9 @@ export function hasFilters(filters: AuditFilters): boolean {
   return Boolean(filters.agent || filters.op || filters.decision || filters.sessionId || filters.text);
 }
 
-/**
- * The record as the audit log stores it (same field order as `serializeBody` in src/core/audit/format.ts,
- * which this browser-side code cannot import), so a live record matches `text` the way a query does.
- */
+/** The record as the audit log stores it, so a live record matches `text` the way a query does. */
 export function recordLine(r: AuditRecord): string {
-  return (
-    '{"seq":' +
-    r.seq +
-    ',"prev":' +
-    JSON.stringify(r.prev) +
-    ',"ts":' +
-    JSON.stringify(r.ts) +
-    ',"sessionId":' +
-    JSON.stringify(r.sessionId) +
-    ',"agent":' +
-    JSON.stringify(r.agent) +
-    ',"role":' +
-    JSON.stringify(r.role) +
-    ',"transport":' +
-    JSON.stringify(r.transport) +
-    ',"op":' +
-    JSON.stringify(r.op) +
-    ',"decision":' +
-    JSON.stringify(r.decision) +
-    ',"rule":' +
-    JSON.stringify(r.rule) +
-    ',"params":' +
-    JSON.stringify(r.params) +
-    ',"outcome":' +
-    JSON.stringify(r.outcome) +
-    ',"durationMs":' +
-    r.durationMs +
-    ',"hash":' +
-    JSON.stringify(r.hash) +
-    '}'
-  );
+  return lineFromBody(serializeBody(r), r.hash).trimEnd();
 }
 
 /** Whether a (live) record matches the filters, with the same semantics as `AuditLog.query`. */
