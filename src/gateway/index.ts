@@ -4,7 +4,6 @@ import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { realpath, stat } from 'node:fs/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { validateHostHeader } from '@modelcontextprotocol/server';
 import { WorkspaceError } from '../protocol/errors';
 import { OWNER, type Principal } from '../protocol/principal';
 import { AuditLog } from '../core/audit';
@@ -15,7 +14,8 @@ import { DEFAULT_POLICY, PolicyEngine, PolicyStore } from '../core/policy';
 import { ResourceManager } from '../core/resources';
 import { OperationRunner } from '../core/runner';
 import { RateLimiter, SessionManager } from '../core/session';
-import { McpGateway } from './mcp';
+import { isLoopbackHost } from './auth';
+import type { McpGateway, McpGatewayDeps } from './mcp';
 import { buildOpenApi } from './openapi';
 import { createRestRouter, sendError } from './rest';
 import { WsGateway } from './ws';
@@ -198,7 +198,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   });
 
   const maxRequestBodySize = Math.ceil(maxFileBytes * 1.4) + 1024 * 1024;
-  const mcp = new McpGateway({
+  const mcpDeps: McpGatewayDeps = {
     runner,
     sessions,
     serverName: 'mcp-workspace',
@@ -207,7 +207,11 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     onAudit: (listener) => audit.subscribe(listener),
     maxRequestBodySize,
     log: (level, msg, fields) => log[level](msg, fields),
-  });
+  };
+  // The MCP SDK is loaded with the first MCP request: a server no MCP client uses stays lean.
+  let mcp: Promise<McpGateway> | null = null;
+  const mcpGateway = (): Promise<McpGateway> =>
+    (mcp ??= import('./mcp').then(({ McpGateway: Gateway }) => new Gateway(mcpDeps)));
   // Built on first request: most servers are never asked for it.
   let openApi: ReturnType<typeof buildOpenApi> | null = null;
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
@@ -218,7 +222,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   // Host, Origin and token checks, shared by HTTP requests and WebSocket upgrades.
   const checkHostAndOrigin = (req: IncomingMessage): WorkspaceError | null => {
     // DNS-rebinding defence: only loopback Host names, on every endpoint.
-    if (!validateHostHeader(req.headers.host, ['127.0.0.1', 'localhost', '[::1]']).ok) {
+    if (!isLoopbackHost(req.headers.host)) {
       return new WorkspaceError('FORBIDDEN_HOST', 'Host header must name a loopback address.');
     }
     const origin = req.headers.origin;
@@ -272,7 +276,9 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   });
   app.use(express.json({ limit: maxRequestBodySize, type: ['application/json', 'application/*+json'] }));
   app.all('/mcp', (req, res, next) => {
-    mcp.handle(req, res).catch(next);
+    mcpGateway()
+      .then((gateway) => gateway.handle(req, res))
+      .catch(next);
   });
   app.use(
     createRestRouter({
@@ -343,7 +349,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     executions,
     close: () =>
       (closing ??= (async () => {
-        await mcp.close();
+        if (mcp) await (await mcp).close();
         await ws.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -8,7 +8,6 @@ import {
   fromJsonSchema,
   isInitializeRequest,
   isLegacyRequest,
-  type AuthInfo,
   type CallToolResult,
   type JsonSchemaType,
   type JsonSchemaValidator,
@@ -18,9 +17,10 @@ import {
   type StandardSchemaWithJSON,
 } from '@modelcontextprotocol/server';
 import type { NodeMcpRequestHandler, NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
-import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
+import { toWorkspaceError } from '../protocol/errors';
 import { MCP_TOOL_NAMES, OPERATIONS, type OperationName } from '../protocol/operations';
 import type { Principal } from '../protocol/principal';
+import { principalOf } from './auth';
 import type { AuditRecord } from '../core/audit';
 import type { OutputEvent } from '../core/execution';
 import type { OperationRunner } from '../core/runner';
@@ -85,13 +85,6 @@ function toolError(err: unknown): CallToolResult {
     isError: true,
     content: [{ type: 'text', text: JSON.stringify({ error: error.toJSON() }) }],
   };
-}
-
-/** The principal the auth middleware attached to an authenticated request. */
-export function principalOf(auth: AuthInfo | undefined): Principal {
-  const principal = auth?.extra?.['principal'] as Principal | undefined;
-  if (!principal) throw new WorkspaceError('UNAUTHORIZED', 'Missing bearer token.');
-  return principal;
 }
 
 /**

@@ -6,7 +6,7 @@ import type { AuditLog, AuditRecord } from '../core/audit';
 import type { ExecutionManager, ExecutionResult, OutputEvent } from '../core/execution';
 import type { OperationRunner } from '../core/runner';
 import type { SessionManager } from '../core/session';
-import { principalOf } from './mcp';
+import { principalOf } from './auth';
 
 /** Header that selects a REST session created by POST /session/init (else the agent's default one). */
 export const SESSION_HEADER = 'x-mcp-workspace-session';
