@@ -37,6 +37,7 @@ export class ServerHost implements vscode.Disposable {
   private readonly cleanups: (() => void)[] = [];
   private debounce: NodeJS.Timeout | null = null;
   private busy: Promise<void> = Promise.resolve();
+  private readonly progress = new Map<string, { report: (text: string) => void }>();
   state: HostState = 'stopped';
   lastError: string | null = null;
   /** Fires (debounced) on start, stop, and session, execution or audit activity. */
@@ -125,6 +126,9 @@ export class ServerHost implements vscode.Disposable {
       ...toServerOptions(settings, { path, index: folder.index }, stateDir, ownerToken),
       logger: this.serverLogger(folder.name),
       writeGuard: (rel) => this.refuseDirty(folder, rel),
+      onSandboxProgress: (event) => {
+        if (event.phase === 'build' || event.phase === 'pull') this.showProgress(folder.name, event.message);
+      },
     });
     const readyMs = Math.round(performance.now() - startedAt);
     this.log.info(`${folder.name}: serving ${server.mcpUrl} (ready ${readyMs} ms after activation)`);
@@ -162,6 +166,40 @@ export class ServerHost implements vscode.Disposable {
     const { token } = await server.sessions.mintToken(VSCODE_AGENT, 'agent');
     await this.context.secrets.store(key, token);
     return token;
+  }
+
+  /**
+   * Long sandbox work (an image build or pull for an agent's first command) shows as one progress
+   * notification per folder, closed a few seconds after the last step.
+   */
+  private showProgress(folder: string, message: string): void {
+    const open = this.progress.get(folder);
+    if (open) {
+      open.report(message);
+      return;
+    }
+    void vscode.window.withProgress(
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: `MCP Workspace (${folder}): preparing the dev container`,
+      },
+      (progress) =>
+        new Promise<void>((resolve) => {
+          let timer: NodeJS.Timeout;
+          const entry = {
+            report: (text: string): void => {
+              progress.report({ message: text.slice(0, 200) });
+              clearTimeout(timer);
+              timer = setTimeout(() => {
+                this.progress.delete(folder);
+                resolve();
+              }, 3000);
+            },
+          };
+          this.progress.set(folder, entry);
+          entry.report(message);
+        }),
+    );
   }
 
   /** Agents must not silently overwrite what the user is still editing. */

@@ -8,7 +8,7 @@ import { WorkspaceError } from '../protocol/errors';
 import { OWNER, type Principal } from '../protocol/principal';
 import { AuditLog } from '../core/audit';
 import { ExecutionManager, type ExecutionLimits } from '../core/execution';
-import { DockerRuntime, type SandboxLimits } from '../core/execution/docker';
+import { DockerRuntime, type ProgressEvent, type SandboxLimits } from '../core/execution/docker';
 import { createLogger, type Logger } from '../core/log';
 import { DEFAULT_POLICY, PolicyEngine, PolicyStore } from '../core/policy';
 import { ResourceManager } from '../core/resources';
@@ -64,6 +64,8 @@ export interface WorkspaceServerOptions {
   sandboxIdleTimeoutMs?: number;
   /** Time, output and concurrency limits of commands. */
   executionLimits?: Partial<ExecutionLimits>;
+  /** Progress of long sandbox work (image pulls and builds, container starts), e.g. for a UI. */
+  onSandboxProgress?: (event: ProgressEvent) => void;
   /** Where structured logs go (default: stderr as JSON lines). */
   logger?: Logger;
 }
@@ -144,6 +146,8 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     write: new RateLimiter(options.writeRateLimit ?? { capacity: 200, refillPerSec: 50 }),
     exec: new RateLimiter(options.execRateLimit ?? { capacity: 60, refillPerSec: 20 }),
   };
+  // Commands that wait for an image build or a container start see its progress as they wait.
+  const progressListeners = new Set<(event: ProgressEvent) => void>();
   const docker = new DockerRuntime({
     workspace,
     stateId: createHash('sha256').update(stateReal).digest('hex').slice(0, 16),
@@ -156,7 +160,11 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     permissions: { allows: (field) => policy.decide(OWNER, 'tool', `devcontainer.${field}`).allowed },
     // Commands must not read the owner token or rewrite the owner's policy file either.
     protectedPaths: [stateReal, ...(policyFile ? [policyFile] : [])],
-    onProgress: (event) => log.info('sandbox progress', { ...event }),
+    onProgress: (event) => {
+      log.info('sandbox progress', { ...event });
+      options.onSandboxProgress?.(event);
+      for (const listener of progressListeners) listener(event);
+    },
     log: (level, msg, fields) => log[level](msg, fields),
   });
   const executions = new ExecutionManager(docker, options.executionLimits);
@@ -168,6 +176,10 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     audit,
     executions,
     limiters,
+    onSandboxProgress: (listener) => {
+      progressListeners.add(listener);
+      return () => progressListeners.delete(listener);
+    },
     ...(options.writeGuard ? { writeGuard: options.writeGuard } : {}),
   });
   // Containers left by a server that crashed are removed; without an engine this is a no-op.

@@ -117,7 +117,12 @@ describe('RunCommand / CancelExecution in the session container (real Docker eng
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l));
-    const output = lines.filter((l) => l.type !== 'result');
+    const progress = lines.filter((l) => l.type !== 'result' && l.seq === 0);
+    assert.ok(
+      progress.some((l) => /^\[mcp-workspace\] start: Starting a container from /.test(l.data)),
+      'a cold start reports its progress first',
+    );
+    const output = lines.filter((l) => l.type !== 'result' && l.seq > 0);
     assert.deepEqual(
       output.map((l) => [l.type, l.data]),
       [
@@ -154,7 +159,10 @@ describe('RunCommand / CancelExecution in the session container (real Docker eng
       )) as unknown as { structuredContent: { exitCode: number; stdout: string } };
       assert.equal(result.structuredContent.exitCode, 0);
       assert.equal(result.structuredContent.stdout, 'a\nb\n');
-      assert.deepEqual(progress, ['a\n', 'b\n']);
+      assert.deepEqual(
+        progress.filter((p) => !p.startsWith('[mcp-workspace]')),
+        ['a\n', 'b\n'],
+      );
       const denied = await callTool(mcp.client, 'run_command', { command: 'rm -rf sub' });
       assert.equal(denied.error.code, 'POLICY_DENIED');
     } finally {
@@ -251,7 +259,7 @@ describe('RunCommand / CancelExecution in the session container (real Docker eng
     assert.equal(messages.find((m) => m.id === 'bad')?.error.code, 'INVALID_ARGUMENT');
     const run = messages.filter((m) => m.id === 'run');
     assert.deepEqual(
-      run.filter((m) => m.type === 'output').map((m) => [m.stream, m.data]),
+      run.filter((m) => m.type === 'output' && m.seq > 0).map((m) => [m.stream, m.data]),
       [
         ['stdout', 'ws\n'],
         ['stderr', 'err\n'],

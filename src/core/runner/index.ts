@@ -36,6 +36,8 @@ export interface RunnerDeps {
   limiters: { write: RateLimiter; exec: RateLimiter };
   /** Refuses (by throwing) a change to a workspace-relative path, e.g. one with unsaved editor changes. */
   writeGuard?: (path: string) => void;
+  /** Subscribes to sandbox progress (image builds, container starts); returns the unsubscribe. */
+  onSandboxProgress?: (listener: (event: { phase: string; message: string }) => void) => () => void;
 }
 
 type Authorize = (action: PolicyAction, target: string) => void;
@@ -333,17 +335,27 @@ export class OperationRunner {
           throw new WorkspaceError('NOT_A_DIRECTORY', `cwd ${cwd} is not a directory of the workspace.`);
         }
         authorizeCommand(ctx.authorize, input.command, input.args);
-        const execution = await executions.start(
-          {
-            sessionId: ctx.sessionId,
-            principal: ctx.principal,
-            // The container gets the network only on an explicit grant, and a writable workspace
-            // only when the policy lets this agent write.
-            network: policy.decide(ctx.principal, 'network', '*').allowed,
-            readOnly: !policy.decide(ctx.principal, 'write', '.').allowed,
-          },
-          { ...input, cwd: await resources.realRelative(cwd) },
-        );
+        // While the sandbox gets ready (a first build can take minutes), the caller sees progress
+        // as stderr lines marked `[mcp-workspace]`, numbered 0 (they precede the command's output).
+        const forward = ctx.onOutput;
+        const stopProgress = forward
+          ? this.deps.onSandboxProgress?.((e) =>
+              forward({ stream: 'stderr', data: `[mcp-workspace] ${e.phase}: ${e.message}\n`, seq: 0 }),
+            )
+          : undefined;
+        const execution = await executions
+          .start(
+            {
+              sessionId: ctx.sessionId,
+              principal: ctx.principal,
+              // The container gets the network only on an explicit grant, and a writable workspace
+              // only when the policy lets this agent write.
+              network: policy.decide(ctx.principal, 'network', '*').allowed,
+              readOnly: !policy.decide(ctx.principal, 'write', '.').allowed,
+            },
+            { ...input, cwd: await resources.realRelative(cwd) },
+          )
+          .finally(() => stopProgress?.());
         this.auditExecution(execution, ctx);
         if (ctx.onOutput) {
           const forward = ctx.onOutput;
