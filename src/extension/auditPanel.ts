@@ -114,6 +114,23 @@ export class AuditLogPanel {
     AuditLogPanel.current = new AuditLogPanel(panel, context.extensionUri, source);
   }
 
+  /**
+   * Restores the panel VS Code kept across a window reload, once the servers are known: the
+   * webview is re-rendered (fresh nonce) and re-queries the log.
+   */
+  static registerSerializer(
+    context: vscode.ExtensionContext,
+    source: () => AuditSource | null,
+  ): vscode.Disposable {
+    return vscode.window.registerWebviewPanelSerializer(AuditLogPanel.viewType, {
+      deserializeWebviewPanel: async (panel) => {
+        panel.webview.options = webviewOptions(context.extensionUri);
+        AuditLogPanel.current?.panel.dispose();
+        AuditLogPanel.current = new AuditLogPanel(panel, context.extensionUri, source());
+      },
+    });
+  }
+
   /** Points the open panel, if any, at a new source (a restarted server) or at none (stopped). */
   static setSource(source: AuditSource | null): void {
     AuditLogPanel.current?.session.setSource(source);

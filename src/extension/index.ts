@@ -39,6 +39,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const auditSource = (folder: string | null = null): AuditSource | null =>
     (servers.list().find((s) => s.folder.name === folder) ?? servers.list()[0])?.server.audit ?? null;
   const auditView = AuditLogViewProvider.register(context, null);
+  context.subscriptions.push(AuditLogPanel.registerSerializer(context, () => auditSource(panelFolder)));
   const sessionsView = new SessionsView(servers);
   const statusBar = vscode.window.createStatusBarItem(
     'mcpWorkspace.status',
