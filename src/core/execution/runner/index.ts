@@ -400,6 +400,9 @@ export function runnerBinaryPath(): string {
   ];
   const found = candidates.find((candidate) => existsSync(candidate));
   if (!found)
-    throw new WorkspaceError('SANDBOX_UNAVAILABLE', 'mcpw-runner binary not found; run npm run build');
+    throw new WorkspaceError(
+      'SANDBOX_UNAVAILABLE',
+      'mcpw-runner (the in-container command runner) was not built: install a C compiler (apt-get install -y gcc libc6-dev), then run npm run build.',
+    );
   return found;
 }
