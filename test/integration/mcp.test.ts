@@ -263,6 +263,62 @@ describe('MCP over Streamable HTTP (official SDK clients)', () => {
     }
   });
 
+  it('negotiates protocol 2025-06-18 with a client that asks for it', async () => {
+    const res = await fetch(t.server.mcpUrl, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${t.token}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2025-06-18',
+          capabilities: {},
+          clientInfo: { name: 'old', version: '1' },
+        },
+      }),
+    });
+    assert.equal(res.status, 200);
+    const session = res.headers.get('mcp-session-id');
+    assert.match(String(session), /^[0-9a-f-]{36}$/);
+    const text = await res.text();
+    const message = JSON.parse(/data: (.*)/.exec(text)?.[1] ?? text) as {
+      result: { protocolVersion: string };
+    };
+    assert.equal(message.result.protocolVersion, '2025-06-18');
+    const list = await fetch(t.server.mcpUrl, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${t.token}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': session!,
+        'mcp-protocol-version': '2025-06-18',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+    });
+    assert.match(await list.text(), /"read_file"/);
+
+    // Another token cannot ride on this session.
+    const other = await t.api('/tokens', { method: 'POST', body: { name: 'hijacker', role: 'agent' } });
+    const hijack = await fetch(t.server.mcpUrl, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${other.body.token}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': session!,
+        'mcp-protocol-version': '2025-06-18',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/list' }),
+    });
+    assert.equal(hijack.status, 404);
+  });
+
   it('answers a 2026-07-28 client (SDK v2) statelessly, keyed on the agent', async () => {
     const client = new ClientV2(
       { name: 'v2-test', version: '1.0.0' },
