@@ -36,10 +36,12 @@ const START_PING_TIMEOUT_MS = 15_000;
  * through `docker exec` with the image's /bin/sh.
  */
 const KILL_ALL_SCRIPT =
-  'self=$$; for d in /proc/[0-9]*; do p=${d#/proc/}; ' +
+  'self=$$; victims=; for d in /proc/[0-9]*; do p=${d#/proc/}; ' +
   '[ "$p" = 1 ] || [ "$p" = "$self" ] && continue; ' +
   `[ "$(readlink "$d/exe" 2>/dev/null)" = ${RUNNER_TARGET} ] && continue; ` +
-  'kill -9 "$p" 2>/dev/null; done; exit 0';
+  // Freeze everything first, so no parent sees a child die (and exits 0) before its own KILL.
+  'kill -STOP "$p" 2>/dev/null; victims="$victims $p"; done; ' +
+  'for p in $victims; do kill -9 "$p" 2>/dev/null; done; exit 0';
 
 /** Everything needed to create a session container. */
 export interface ContainerPlan {
