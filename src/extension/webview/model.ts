@@ -305,6 +305,7 @@ export interface AuditSource {
   verify(): Promise<VerifyResult>;
 }
 
+/** Tuning of an {@link AuditBridge}: how live records are batched before they are posted. */
 export interface AuditBridgeOptions {
   /** Operation names offered in the filter. */
   operations: readonly string[];

@@ -52,6 +52,7 @@ export interface VerifyCommand {
   type: 'verify';
 }
 
+/** Every message the webview may post to the host (untrusted: check with parseWebviewMessage). */
 export type WebviewMessage = ReadyCommand | QueryCommand | VerifyCommand;
 
 // ---------------------------------------------------------------------------------------------
@@ -96,6 +97,7 @@ export interface ErrorNotification {
   requestId?: number;
 }
 
+/** Every message the host posts to the webview. */
 export type HostMessage =
   StatusNotification | RecordsNotification | AppendedNotification | VerifiedNotification | ErrorNotification;
 
