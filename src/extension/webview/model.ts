@@ -305,7 +305,7 @@ export interface AuditSource {
   verify(): Promise<VerifyResult>;
 }
 
-/** Tuning of an {@link AuditBridge}: how live records are batched before they are posted. */
+/** Options of an {@link AuditBridge}: the operations offered in the filter and how live records are batched. */
 export interface AuditBridgeOptions {
   /** Operation names offered in the filter. */
   operations: readonly string[];
