@@ -250,12 +250,18 @@ export class OperationRunner {
   private createHandlers(): { [N in OperationName]: Handler<N> } {
     const { resources, policy, policyStore, sessions, audit, executions } = this.deps;
     // Decides on the path as asked and, when a symlink redirects it, on where it really lands.
-    const authorizePath = async (authorize: Authorize, action: PolicyAction, path: string): Promise<void> => {
+    // Returns the real path, for callers that need it (run_command's cwd).
+    const authorizePath = async (
+      authorize: Authorize,
+      action: PolicyAction,
+      path: string,
+    ): Promise<string> => {
       const asked = resources.normalize(path);
       authorize(action, asked);
       const real = await resources.realRelative(path);
       if (real !== asked) authorize(action, real);
       if (action === 'write') this.deps.writeGuard?.(real);
+      return real;
     };
     return {
       init_session: async () => {
@@ -329,7 +335,7 @@ export class OperationRunner {
       },
       run_command: async (input, ctx) => {
         const cwd = input.cwd ?? '.';
-        await authorizePath(ctx.authorize, 'read', cwd);
+        const realCwd = await authorizePath(ctx.authorize, 'read', cwd);
         const where = await resources.stat(cwd);
         if (where.type !== 'directory') {
           throw new WorkspaceError('NOT_A_DIRECTORY', `cwd ${cwd} is not a directory of the workspace.`);
@@ -353,7 +359,7 @@ export class OperationRunner {
               network: policy.decide(ctx.principal, 'network', '*').allowed,
               readOnly: !policy.decide(ctx.principal, 'write', '.').allowed,
             },
-            { ...input, cwd: await resources.realRelative(cwd) },
+            { ...input, cwd: realCwd },
           )
           .finally(() => stopProgress?.());
         this.auditExecution(execution, ctx);
@@ -366,10 +372,7 @@ export class OperationRunner {
         }
         return input.background ? execution.snapshot() : execution.done;
       },
-      cancel_execution: async (input, ctx) => {
-        const result = executions.cancel(input.executionId, ctx.principal);
-        return result;
-      },
+      cancel_execution: async (input, ctx) => executions.cancel(input.executionId, ctx.principal),
       get_execution: async (input, ctx) => {
         const execution = executions.get(input.executionId, ctx.principal);
         return input.wait ? execution.done : execution.snapshot();
