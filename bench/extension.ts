@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import {
   REPO_ROOT,
   launchBrowser,
   openWorkbench,
+  packageVsix,
   provisionE2E,
   startCodeServer,
   waitFor,
@@ -39,15 +40,7 @@ export async function benchExtension(): Promise<Record<string, number>> {
   await provisionE2E();
   const root = await mkdtemp(join(tmpdir(), 'mcpw-bench-ext-'));
   try {
-    const vsix = join(root, 'mcp-workspace.vsix');
-    execFileSync(
-      join(REPO_ROOT, 'node_modules', '.bin', 'vsce'),
-      ['package', '--no-dependencies', '-o', vsix],
-      {
-        cwd: REPO_ROOT,
-        stdio: 'ignore',
-      },
-    );
+    const vsix = packageVsix(join(root, 'mcp-workspace.vsix'), true);
     const vsixMb = Math.round(((await stat(vsix)).size / 1024 / 1024) * 100) / 100;
 
     const workspace = join(root, 'project');

@@ -5,15 +5,15 @@
  * protected, the status bar tells the truth, and Stop stops the server.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
+import { discoveryDir, readDiscoveryFiles, type DiscoveredServer } from '../../src/extension/discovery';
 import { callTool, connectMcp } from '../helpers/clients';
 import {
-  REPO_ROOT,
   launchBrowser,
+  packageVsix,
   openWorkbench,
   provisionE2E,
   runCommand,
@@ -28,13 +28,6 @@ import {
 
 const EXTENSION_ID = 'mcp-workspace.mcp-workspace';
 
-interface Discovered {
-  url: string;
-  mcp: string;
-  tokenFile: string;
-  folder: string;
-}
-
 describe('VS Code extension end to end (code-server + Chromium)', function () {
   this.timeout(180_000);
   let root: string;
@@ -43,17 +36,11 @@ describe('VS Code extension end to end (code-server + Chromium)', function () {
   let codeServer: RunningCodeServer;
   let browser: BrowserSession;
   let page: Page;
-  let server: Discovered;
+  let server: DiscoveredServer;
   let token: string;
 
-  const discovered = async (): Promise<Discovered | null> => {
-    const dir = join(stateHome, 'mcp-workspace', 'windows');
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
-      const file = JSON.parse(await readFile(join(dir, name), 'utf8')) as { servers: Discovered[] };
-      if (file.servers[0]) return file.servers[0];
-    }
-    return null;
-  };
+  const discovered = async (): Promise<DiscoveredServer | null> =>
+    (await readDiscoveryFiles(discoveryDir({ XDG_STATE_HOME: stateHome })))[0]?.servers[0] ?? null;
   const statusText = async (): Promise<string> =>
     (await page.locator('.statusbar-item').filter({ hasText: /MCP/ }).allInnerTexts()).join(' | ');
   // "MCP: List Servers" answers with a quick pick of its own: run it without waiting for a close.
@@ -79,17 +66,7 @@ describe('VS Code extension end to end (code-server + Chromium)', function () {
     await mkdir(stateHome);
     await writeFile(join(workspace, 'hello.txt'), 'hello from disk\n');
     await writeFile(join(workspace, 'notes.md'), '# notes\n');
-    execFileSync('node', ['esbuild.js', '--production'], { cwd: REPO_ROOT, stdio: 'inherit' });
-    const vsix = join(root, 'mcp-workspace.vsix');
-    execFileSync(
-      join(REPO_ROOT, 'node_modules', '.bin', 'vsce'),
-      ['package', '--no-dependencies', '-o', vsix],
-      {
-        cwd: REPO_ROOT,
-        stdio: 'inherit',
-        env: { ...process.env, npm_config_yes: 'true' },
-      },
-    );
+    const vsix = packageVsix(join(root, 'mcp-workspace.vsix'));
     codeServer = await startCodeServer({
       vsix,
       workspace,
@@ -104,7 +81,7 @@ describe('VS Code extension end to end (code-server + Chromium)', function () {
     server = (await waitFor(discovered, 60_000, {
       what: 'the discovery file of the window',
       page,
-    })) as Discovered;
+    })) as DiscoveredServer;
     token = (await readFile(server.tokenFile, 'utf8')).trim();
   });
 

@@ -15,7 +15,7 @@
  * Nothing here talks to anything but 127.0.0.1: code-server gets no extension gallery and no
  * telemetry, Chromium gets flags that keep it quiet, and non-local requests are recorded.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import {
   closeSync,
   cpSync,
@@ -623,6 +623,18 @@ export async function describeScreen(page: Page): Promise<string> {
     lines.push(`code-server ${server.url} log tail:\n${server.logTail(25)}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * Packages this repository's extension into `out` with the repository's own vsce (its
+ * `vscode:prepublish` script makes the production build first) and returns the path.
+ */
+export function packageVsix(out: string, quiet = false): string {
+  execFileSync(join(REPO_ROOT, 'node_modules', '.bin', 'vsce'), ['package', '--no-dependencies', '-o', out], {
+    cwd: REPO_ROOT,
+    stdio: quiet ? 'ignore' : 'inherit',
+  });
+  return out;
 }
 
 /** Options of {@link waitFor}. */
