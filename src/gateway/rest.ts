@@ -108,29 +108,21 @@ export function createRestRouter(deps: RestGatewayDeps): Router {
   });
 
   router.get('/audit/stream', async (req, res) => {
+    const principal = principalOf(req.auth);
     let sessionId: string;
     try {
       sessionId = await sessionFor(req);
       // Opening the stream is authorised and audited like a query of the newest record.
-      await runner.run(
-        'query_audit',
-        { limit: 1 },
-        { principal: principalOf(req.auth), sessionId, transport: 'rest' },
-      );
+      await runner.run('query_audit', { limit: 1 }, { principal, sessionId, transport: 'rest' });
     } catch (err) {
       sendError(res, err);
       return;
     }
-    const principal = principalOf(req.auth);
-    res.writeHead(200, {
-      'Content-Type': 'text/event-stream',
-      'Cache-Control': 'no-store',
-      Connection: 'keep-alive',
-    });
+    writeSseHead(res);
     res.write(': audit stream\n\n');
     const send = (record: AuditRecord): void => {
       if (principal.kind !== 'owner' && record.agent !== principal.name) return;
-      res.write(`id: ${record.seq}\nevent: audit\ndata: ${JSON.stringify(record)}\n\n`);
+      writeSseEvent(res, 'audit', record, record.seq);
     };
     const unsubscribe = deps.audit.subscribe(send);
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
@@ -266,12 +258,20 @@ function ndjsonStream(res: Response): OutputStream {
   };
 }
 
+/** Starts a server-sent events response (once). */
+function writeSseHead(res: Response): void {
+  if (!res.headersSent)
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
+}
+
+/** Writes one server-sent event, starting the response if needed. */
+function writeSseEvent(res: Response, event: string, data: unknown, id?: number): void {
+  writeSseHead(res);
+  res.write(`${id !== undefined ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
 function sseStream(res: Response): OutputStream {
-  const write = (event: string, data: unknown): void => {
-    if (!res.headersSent)
-      res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' });
-    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-  };
+  const write = (event: string, data: unknown): void => writeSseEvent(res, event, data);
   return {
     output: (event) => write(event.stream, { data: event.data, seq: event.seq }),
     result: (result) => {
