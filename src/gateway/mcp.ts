@@ -32,6 +32,12 @@ export const CLIENT_TOOLS_EXTENSION = 'mcp-workspace';
 const FILE_URI_PREFIX = 'workspace://files/';
 const AUDIT_TAIL_URI = 'audit://tail';
 
+/** The SDK's Node adapters and the 2026-07-28 handler wrapped by them, loaded together. */
+interface NodeAdapters {
+  adapters: typeof import('@modelcontextprotocol/node');
+  modern: NodeMcpRequestHandler;
+}
+
 /** Everything the MCP adapter needs from the server. */
 export interface McpGatewayDeps {
   runner: OperationRunner;
@@ -100,10 +106,7 @@ export class McpGateway {
   private readonly modern;
   // The Node adapters pull in undici (and compile its WASM parser) when loaded: an idle server
   // without MCP clients never pays for them.
-  private node: Promise<{
-    adapters: typeof import('@modelcontextprotocol/node');
-    modern: NodeMcpRequestHandler;
-  }> | null = null;
+  private node: Promise<NodeAdapters> | null = null;
   private readonly unsubscribeAudit: () => void;
   private readonly unsubscribeSessions: () => void;
 
@@ -180,10 +183,7 @@ export class McpGateway {
     await transport.handleRequest(req, res, req.body);
   };
 
-  private adapters(): Promise<{
-    adapters: typeof import('@modelcontextprotocol/node');
-    modern: NodeMcpRequestHandler;
-  }> {
+  private adapters(): Promise<NodeAdapters> {
     return (this.node ??= import('@modelcontextprotocol/node').then((adapters) => ({
       adapters,
       modern: adapters.toNodeHandler(this.modern, { maxRequestBodySize: this.deps.maxRequestBodySize }),
