@@ -127,6 +127,8 @@ export interface ConfinedPath {
   readonly rel: string;
   /** Where it really lands, after following in-workspace links ('.' for the root). */
   readonly realRel: string;
+  /** Whether a final link was followed ({@link ResolveOptions.followFinal}). */
+  readonly followFinal: boolean;
   /** The deepest existing directory on the way, held open; the parent of `name` when `missingDirs` is empty. */
   parentFd: number;
   /** Missing intermediate directories below `parentFd` (created by {@link ConfinedPath.makeParents}). */
@@ -347,7 +349,7 @@ export function resolveConfined(
           continue;
         }
         assertNotProtected(root, stats, rel);
-        return makePath(root, rel, realRelOf([name]), dirFd, [], name, stats, owned);
+        return makePath(root, rel, options, realRelOf([name]), dirFd, [], name, stats, owned);
       }
       let fd: number;
       try {
@@ -358,7 +360,17 @@ export function resolveConfined(
           // `missing/..` cannot be resolved (the kernel says ENOENT too).
           if (rest.includes('..')) throw err;
           const last = rest.pop()!;
-          return makePath(root, rel, realRelOf([...rest, last]), dirFd, rest, last, undefined, owned);
+          return makePath(
+            root,
+            rel,
+            options,
+            realRelOf([...rest, last]),
+            dirFd,
+            rest,
+            last,
+            undefined,
+            owned,
+          );
         }
         if (!isCode(err, 'ELOOP', 'ENOTDIR')) throw err;
         const stats = lstatAt(dirFd, name);
@@ -371,7 +383,7 @@ export function resolveConfined(
       stack.push({ name, fd });
     }
     // The path is the root itself (possibly through links).
-    return makePath(root, rel, realRelOf([]), current(), [], '', fstatSync(current()), owned);
+    return makePath(root, rel, options, realRelOf([]), current(), [], '', fstatSync(current()), owned);
   } catch (err) {
     return fail(err);
   }
@@ -380,6 +392,7 @@ export function resolveConfined(
 function makePath(
   root: ConfinedRootHandle,
   rel: string,
+  options: ResolveOptions,
   realRel: string,
   parentFd: number,
   missingDirs: string[],
@@ -391,6 +404,7 @@ function makePath(
   const path: ConfinedPath = {
     rel,
     realRel,
+    followFinal: options.followFinal,
     parentFd,
     missingDirs,
     name,
