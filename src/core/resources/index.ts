@@ -29,6 +29,7 @@ import { KeyedMutex } from './mutex';
 import { isErrno, isWithin, normalizeWorkspacePath, quote, realpathLoose, toFsError } from './paths';
 
 export type { ConfinedPath, ConfinedRootHandle } from './confined';
+export { assertOutsideWorkspace } from './paths';
 export { walkConfined, walkHeldDirectory, openFileAt, type WalkEntry, type WalkOptions } from './confined';
 
 const readAsync = promisify(read);
