@@ -23,6 +23,7 @@ import {
   type ConfinedPath,
   type ConfinedRootHandle,
 } from './confined';
+import { foldPathName } from '../shared/fold';
 import { unifiedDiff } from './diff';
 import { compileGlob, escapeRegExp } from './glob';
 import { KeyedMutex } from './mutex';
@@ -319,7 +320,7 @@ export class ResourceManager {
       const abs = nodePath.resolve(confined.path, entry);
       for (const spelling of new Set([abs, (await realpathLoose(abs)).real])) {
         const root = [confined.path, given].find((r) => isWithin(spelling, r) && spelling !== r);
-        if (root !== undefined) protectedRels.add(spelling.slice(root.length + 1));
+        if (root !== undefined) protectedRels.add(foldPathName(spelling.slice(root.length + 1)));
       }
     }
     return new ResourceManager(
@@ -469,7 +470,11 @@ export class ResourceManager {
             ...(type === 'file' ? { size: entry.size } : {}),
             mtimeMs: entry.stats.mtimeMs,
           });
-          if (type === 'directory' && opts.includeIgnored !== true && IGNORED_DIRS.has(entry.name))
+          if (
+            type === 'directory' &&
+            opts.includeIgnored !== true &&
+            IGNORED_DIRS.has(foldPathName(entry.name))
+          )
             return 'skip';
           return undefined;
         },
@@ -735,7 +740,8 @@ export class ResourceManager {
       onEntry: (entry) => {
         if (state.truncated) return 'stop';
         if (entry.type === 'symlink' || this.isProtectedRel(entry.rel)) return 'skip';
-        if (entry.type === 'directory') return IGNORED_DIRS.has(entry.name) ? 'skip' : undefined;
+        if (entry.type === 'directory')
+          return IGNORED_DIRS.has(foldPathName(entry.name)) ? 'skip' : undefined;
         const rel = joinRel(base, relativeTo(entry.rel, target.realRel));
         if (entry.type === 'file' && accept(rel)) {
           this.searchFile(entry.dirFd, entry.name, rel, matcher, cap, state);
@@ -826,8 +832,11 @@ export class ResourceManager {
     });
   }
 
+  /** Protected by name (folded, so `.STATE` is `.state` on a case-insensitive file system). */
   private isProtectedRel(realRel: string): boolean {
-    return this.protectedRels.some((p) => realRel === p || realRel.startsWith(`${p}/`));
+    if (this.protectedRels.length === 0) return false;
+    const folded = foldPathName(realRel);
+    return this.protectedRels.some((p) => folded === p || folded.startsWith(`${p}/`));
   }
 
   /** Refuses deleting or moving the root, or a directory that contains a protected entry. */
@@ -835,7 +844,8 @@ export class ResourceManager {
     if (loc.name === '' || loc.realRel === '.') {
       throw new WorkspaceError('INVALID_PATH', `Cannot ${verb} the workspace root.`);
     }
-    if (this.protectedRels.some((p) => p === loc.realRel || p.startsWith(`${loc.realRel}/`))) {
+    const folded = foldPathName(loc.realRel);
+    if (this.protectedRels.some((p) => p === folded || p.startsWith(`${folded}/`))) {
       throw new WorkspaceError(
         'PROTECTED_PATH',
         `${quote(loc.rel)} contains a protected path and cannot be changed.`,
