@@ -372,6 +372,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
         sessions.close();
         await docker.close();
         await audit.close();
+        resources.close();
         log.info('server stopped', { url });
       })()),
   };

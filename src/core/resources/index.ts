@@ -271,6 +271,9 @@ export class ResourceManager {
   /** Real workspace-relative paths of protected entries inside the workspace ('.' never). */
   private readonly protectedRels: readonly string[];
   private readonly locks = new KeyedMutex();
+  /** Operations running now; the root descriptor is closed only when none is left. */
+  private active = 0;
+  private closed = false;
 
   private constructor(
     confined: ConfinedRootHandle,
@@ -352,6 +355,9 @@ export class ResourceManager {
    * is protected. The caller must `close()` it; operations given a resolution never close it.
    */
   resolve(path: string, opts: { followFinal: boolean }): ConfinedPath {
+    if (this.closed) {
+      throw new WorkspaceError('INVALID_ARGUMENT', 'The workspace has been closed; start the server again.');
+    }
     try {
       const rel = this.normalize(path);
       const resolved = resolveConfined(this.confined, rel, { followFinal: opts.followFinal });
@@ -813,6 +819,38 @@ export class ResourceManager {
     followFinal: boolean,
     fn: (resolved: ConfinedPath) => Promise<T>,
   ): Promise<T> {
+    this.active++;
+    try {
+      return await this.runWithPath(path, followFinal, fn);
+    } finally {
+      if (--this.active === 0 && this.closed) this.releaseRoot();
+    }
+  }
+
+  /**
+   * Closes the root descriptor once no operation is running (a descriptor number closed under a
+   * running operation could be reused by another open file). Walks in worker threads must have
+   * ended. Later operations fail.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.active === 0) this.releaseRoot();
+  }
+
+  private releaseRoot(): void {
+    try {
+      closeSync(this.confined.fd);
+    } catch {
+      // already closed
+    }
+  }
+
+  private async runWithPath<T>(
+    path: PathArg,
+    followFinal: boolean,
+    fn: (resolved: ConfinedPath) => Promise<T>,
+  ): Promise<T> {
     if (typeof path !== 'string') {
       if (path.followFinal !== followFinal) {
         throw new WorkspaceError(
@@ -868,7 +906,8 @@ export class ResourceManager {
     } catch {
       actual = '';
     }
-    if (actual !== expected) {
+    // A case-insensitive file system may spell the folder as it was created, not as asked.
+    if (actual !== expected && foldPathName(actual) !== foldPathName(expected)) {
       throw new WorkspaceError(
         isWithin(actual, this.root) ? 'INVALID_PATH' : 'PATH_OUTSIDE_WORKSPACE',
         `The folder of ${quote(target.rel)} was moved or replaced during the operation; nothing was changed. Retry.`,
