@@ -553,22 +553,28 @@ describe('Docker runtime (real engine)', function () {
       assert.ok(await gone(rt, sandbox.containerId));
     });
 
-    it('falls back to docker exec when the runner connection is lost but the container runs', async () => {
+    it('ends and removes the container when the attach connection is lost; the next acquire starts anew', async () => {
       const rt = runtime();
-      const sandbox = await rt.acquire(session('fallback'));
-      await sh(sandbox, 'echo kept > /tmp/state');
-      // Cut the attach connection only (the container and its runner keep running).
+      const sandbox = await rt.acquire(session('lifeline'));
+      const sleeper = sandbox.exec({ argv: ['sleep', '600'], cwd: '/', env: {}, outputCapBytes: MiB });
+      // Cut the attach connection only, as the death of the server process would.
       const attached = (sandbox as unknown as { client: { input: Duplex } }).client.input;
       attached.destroy();
-      await new Promise((resolveWait) => setTimeout(resolveWait, 100));
-      const same = await rt.acquire(session('fallback'));
-      assert.equal(same.containerId, sandbox.containerId);
-      const out = await run(same, ['cat', '/tmp/state']);
-      assert.equal(out.stdout, 'kept\n');
-      assert.ok((await same.ping()) >= 0);
-      const sleeper = same.exec({ argv: ['sleep', '600'], cwd: '/', env: {}, outputCapBytes: MiB });
-      sleeper.signal('SIGTERM');
-      assert.equal((await sleeper.exited).signal, 'SIGTERM');
+      assert.equal((await sleeper.exited).error, 'runner connection lost');
+      await expectError(
+        Promise.resolve().then(() => sandbox.ping()),
+        'SANDBOX_UNAVAILABLE',
+        /lost/,
+      );
+      let removed = await gone(rt, sandbox.containerId);
+      for (let i = 0; i < 100 && !removed; i++) {
+        await new Promise((resolveWait) => setTimeout(resolveWait, 100));
+        removed = await gone(rt, sandbox.containerId);
+      }
+      assert.ok(removed, 'the engine removed the container by itself');
+      const fresh = await rt.acquire(session('lifeline'));
+      assert.notEqual(fresh.containerId, sandbox.containerId);
+      assert.equal((await run(fresh, ['echo', 'again'])).stdout, 'again\n');
     });
 
     it('refuses acquire after close', async () => {
