@@ -11,10 +11,18 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-echo "== provisioning: C toolchain (static libc), Docker engine, test image"
+echo "== provisioning: C toolchain (static libc), exFAT tools, Docker engine, test image"
+# gcc and libc6-dev build the static in-container runner; exfatprogs and exfat-fuse make the
+# case-insensitive mount of the confinement tests.
+missing=()
 if ! command -v gcc >/dev/null 2>&1 || [ -z "$(gcc -print-file-name=libc.a | grep /)" ]; then
+  missing+=(gcc libc6-dev)
+fi
+command -v mkfs.exfat >/dev/null 2>&1 || missing+=(exfatprogs)
+command -v mount.exfat-fuse >/dev/null 2>&1 || missing+=(exfat-fuse)
+if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev
+  apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 docker_line=$(bash scripts/provision-docker.sh | tail -n 1)
 export "${docker_line?}"

@@ -9,8 +9,8 @@ import { callTool, connectMcp } from '../helpers/clients';
 /**
  * Issue 9, "Case and Unicode": on a case-insensitive file system `.GIT/config` IS `.git/config`.
  * The workspace lives on a real case-insensitive mount (an exFAT image through FUSE, as on a USB
- * stick or a Windows-formatted disk); the test is skipped where such a mount cannot be made
- * (it needs root, losetup, mkfs.exfat and mount.exfat-fuse: Debian's exfatprogs and exfat-fuse).
+ * stick or a Windows-formatted disk). It needs root, losetup, mkfs.exfat and mount.exfat-fuse
+ * (Debian's exfatprogs and exfat-fuse, which `npm test` installs).
  */
 
 function has(command: string): boolean {
@@ -26,23 +26,19 @@ describe('case-insensitive workspace (exFAT mount): protection holds for every s
   let server: RunningWorkspaceServer | undefined;
 
   before(async function () {
+    // `npm test` provisions the tools (Debian's exfatprogs and exfat-fuse) and runs as root.
     const missing = ['losetup', 'mkfs.exfat', 'mount.exfat-fuse'].filter((c) => !has(c));
-    if (process.getuid?.() !== 0 || missing.length > 0) {
-      this.skip(); // no way to make a case-insensitive mount here (needs root and the tools)
-    }
+    assert.deepEqual(missing, [], 'the tools for an exFAT mount are installed (scripts/test.sh does it)');
+    assert.equal(process.getuid?.(), 0, 'mounting a case-insensitive file system needs root');
     base = await mkdtemp(join(tmpdir(), 'mcpw-ci-'));
     mountPoint = join(base, 'mnt');
     await mkdir(mountPoint);
     const image = join(base, 'fs.img');
     execFileSync('truncate', ['-s', '32M', image]);
     execFileSync('mkfs.exfat', [image], { stdio: 'ignore' });
-    try {
-      loop = execFileSync('losetup', ['-f', '--show', image], { encoding: 'utf8' }).trim();
-      execFileSync('mount.exfat-fuse', [loop, mountPoint], { stdio: 'ignore' });
-      mounted = true;
-    } catch {
-      this.skip(); // no loop device or no FUSE here
-    }
+    loop = execFileSync('losetup', ['-f', '--show', image], { encoding: 'utf8' }).trim();
+    execFileSync('mount.exfat-fuse', [loop, mountPoint], { stdio: 'ignore' });
+    mounted = true;
     await mkdir(join(mountPoint, 'Probe'));
     const insensitive = await stat(join(mountPoint, 'PROBE')).then(
       () => true,
