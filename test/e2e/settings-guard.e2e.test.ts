@@ -159,16 +159,23 @@ describe('VS Code: workspace settings cannot widen an agent; UI owner actions ar
         await writeFile(join(workspace, '.vscode', 'settings.json'), JSON.stringify(hostile, null, 2) + '\n');
       }
 
-      // The user is told, naming the settings and the file.
-      const toast = await waitFor(
+      // Whichever comes first: the warning, or a (wrong) restart of the server.
+      const seen = await waitFor(
         async () => {
           const text = await toasts();
-          return /mcpWorkspace\.policyFile/.test(text) ? text : null;
+          if (/mcpWorkspace\.policyFile/.test(text)) return { toast: text };
+          if ((await discovered())?.url !== server.url) return { restarted: true };
+          return (await audit('server_start')).length > startsBefore ? { restarted: true } : null;
         },
         30_000,
         { what: 'a warning about the ignored workspace settings', page },
       );
       await screenshot(page, 'settings-guard-warning');
+      assert.equal((await discovered())?.url, server.url, 'the server did not restart on another port');
+      assert.equal((await audit('server_start')).length, startsBefore, 'the server did not restart');
+      // The user is told, naming the settings and the file.
+      const toast = seen.toast ?? '';
+      assert.match(toast, /mcpWorkspace\.policyFile/);
       assert.match(toast, /mcpWorkspace\.allowedOrigins/);
       assert.match(toast, /mcpWorkspace\.dockerHost/);
       assert.match(toast, /\.vscode\/settings\.json/);
