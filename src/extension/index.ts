@@ -179,7 +179,7 @@ async function revokeSession(node: SessionsNode): Promise<void> {
 
 /** Deactivation stops the servers (sessions end, containers go, the audit log is flushed). */
 export async function deactivate(): Promise<void> {
-  await host?.stop();
+  await host?.stop('extension deactivated');
   host = null;
 }
 

@@ -11,8 +11,8 @@ import { runOwnerOperation, VSCODE_TRANSPORT } from './ownerActions';
 import {
   changedSettings,
   readUserSettings,
-  RESTART_SETTINGS,
   SETTINGS_SECTION,
+  settingsAction,
   toServerOptions,
   type ExtensionSettings,
 } from './settings';
@@ -72,27 +72,23 @@ export class ServerHost implements vscode.Disposable {
     return readUserSettings((key) => config.inspect(key));
   }
 
-  /**
-   * Acts on a settings change: stops when disabled, starts when enabled or after a failed start,
-   * restarts only when a setting in force changed. A change that leaves the settings in force as
-   * they were (such as a workspace-level value, which is ignored) changes nothing.
-   */
+  /** Acts on a settings change (see {@link settingsAction}); an ignored workspace value changes nothing. */
   async applySettings(): Promise<void> {
     const next = this.settings();
     const before = this.current;
     this.current = next;
-    if (!next.enabled) {
-      if (this.servers.length > 0) await this.stop('disabled in settings');
-      return;
+    const action = settingsAction(before, next, {
+      running: this.servers.length > 0,
+      failed: this.state === 'error',
+    });
+    if (action === 'none') return;
+    if (before) {
+      const changed = changedSettings(before, next).map((k) => `${SETTINGS_SECTION}.${k}`);
+      this.log.info(`settings changed (${changed.join(', ')}): ${action}`);
     }
-    const changed = before ? changedSettings(before, next) : RESTART_SETTINGS;
-    if (changed.length === 0) return;
-    this.log.info(`settings changed: ${changed.map((k) => `${SETTINGS_SECTION}.${k}`).join(', ')}`);
-    if (this.servers.length > 0) {
-      if (changed.some((key) => RESTART_SETTINGS.includes(key))) await this.restart('settings changed');
-    } else if (changed.includes('enabled') || this.state === 'error') {
-      await this.start();
-    }
+    if (action === 'stop') await this.stop('disabled in settings');
+    else if (action === 'restart') await this.restart('settings changed');
+    else await this.start();
   }
 
   /** Starts a server for every local workspace folder (no-op when running). */

@@ -183,6 +183,27 @@ export function changedSettings(
   );
 }
 
+/** What a settings change calls for. */
+export type SettingsAction = 'none' | 'start' | 'stop' | 'restart';
+
+/**
+ * What to do when settings change, from the settings acted on before (null: none yet) and the
+ * settings in force now: stop when disabled; restart running servers only when a setting they were
+ * started with changed; start stopped ones when turned on, or after a failed start. A change that
+ * leaves the settings in force as they were (an ignored workspace value) calls for nothing.
+ */
+export function settingsAction(
+  before: ExtensionSettings | null,
+  next: ExtensionSettings,
+  host: { running: boolean; failed: boolean },
+): SettingsAction {
+  if (!next.enabled) return host.running ? 'stop' : 'none';
+  const changed = before ? changedSettings(before, next) : RESTART_SETTINGS;
+  if (changed.length === 0) return 'none';
+  if (host.running) return changed.some((key) => RESTART_SETTINGS.includes(key)) ? 'restart' : 'none';
+  return changed.includes('enabled') || host.failed ? 'start' : 'none';
+}
+
 /**
  * The policy file as an absolute path (`~/` is the home directory), or undefined when none is set.
  * A relative path is refused: it would resolve inside every workspace opened, where agents write.

@@ -21,6 +21,7 @@ import {
   readSettings,
   readUserSettings,
   resolvePolicyFile,
+  settingsAction,
   toServerOptions,
   type ExtensionSettings,
   type SettingLevels,
@@ -220,6 +221,32 @@ describe("extension glue: security settings are the user's", () => {
       }),
       ['port', 'allowedOrigins'],
     );
+  });
+
+  it('acts on a settings change only when the settings in force changed', () => {
+    const running = { running: true, failed: false };
+    const stopped = { running: false, failed: false };
+    const failed = { running: false, failed: true };
+    const d = DEFAULT_SETTINGS;
+    // A workspace value is ignored: what readUserSettings returns is the same, so nothing happens.
+    const ignored = readUserSettings((key) => ({
+      defaultValue: defaults(key),
+      workspaceValue: hostile[key],
+    }));
+    for (const host of [running, stopped, failed]) assert.equal(settingsAction(d, ignored, host), 'none');
+    assert.equal(settingsAction(d, { ...d, policyFile: '/p' }, running), 'restart');
+    assert.equal(settingsAction(d, { ...d, allowedOrigins: ['http://localhost:1'] }, running), 'restart');
+    assert.equal(
+      settingsAction(d, { ...d, policyFile: '/p' }, stopped),
+      'none',
+      'a stopped server stays stopped',
+    );
+    assert.equal(settingsAction(d, { ...d, policyFile: '/p' }, failed), 'start', 'a failed start is retried');
+    assert.equal(settingsAction(d, { ...d, enabled: false }, running), 'stop');
+    assert.equal(settingsAction(d, { ...d, enabled: false }, stopped), 'none');
+    assert.equal(settingsAction({ ...d, enabled: false }, d, stopped), 'start');
+    assert.equal(settingsAction(null, d, stopped), 'none');
+    assert.equal(settingsAction(null, d, failed), 'start');
   });
 
   it('refuses a relative policy file, which would resolve inside every workspace', () => {
