@@ -37,8 +37,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   // The panel area view follows the first folder; the editor panel shows the folder last picked.
   let panelFolder: string | null = null;
-  const auditSource = (folder: string | null = null): AuditSource | null =>
-    (servers.list().find((s) => s.folder.name === folder) ?? servers.list()[0])?.server.audit ?? null;
+  const auditSource = (folder: string | null = null): AuditSource | null => {
+    const target = servers.list().find((s) => s.folder.name === folder) ?? servers.list()[0];
+    return target ? auditSourceOf(target) : null;
+  };
   const auditView = AuditLogViewProvider.register(context, null);
   context.subscriptions.push(AuditLogPanel.registerSerializer(context, () => auditSource(panelFolder)));
   const sessionsView = new SessionsView(servers);
@@ -111,7 +113,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   run(COMMANDS.showAuditLog, async () => {
     const target = servers.list().length > 1 ? await pickServer(servers) : servers.list()[0];
     panelFolder = target?.folder.name ?? null;
-    AuditLogPanel.show(context, target?.server.audit ?? null);
+    AuditLogPanel.show(context, target ? auditSourceOf(target) : null);
   });
   run(COMMANDS.verifyAuditLog, () => verifyAuditLog(servers));
   run(COMMANDS.editPolicy, () => editPolicy(context, servers));
@@ -175,6 +177,36 @@ async function revokeSession(node: SessionsNode): Promise<void> {
   } else if (answer === revokeAgentToken) {
     await runOwnerOperation(server, 'revoke_token', { name: node.agent });
   }
+}
+
+const auditSources = new WeakMap<FolderServer, AuditSource>();
+
+/**
+ * The audit webview's view of a server: it reads the log directly, and its Verify button is an
+ * owner action run through the operation runner (audited), like the Verify command.
+ */
+function auditSourceOf(target: FolderServer): AuditSource {
+  let source = auditSources.get(target);
+  if (!source) {
+    const { audit } = target.server;
+    source = {
+      query: (q) => audit.query(q),
+      subscribe: (listener) => audit.subscribe(listener),
+      verify: async () => {
+        const result = await runOwnerOperation(target.server, 'verify_audit', {});
+        return result.ok
+          ? { ok: true, records: result.records, head: result.head ?? '' }
+          : {
+              ok: false,
+              records: result.records,
+              badSeq: result.badSeq ?? 0,
+              reason: result.reason ?? 'unknown',
+            };
+      },
+    };
+    auditSources.set(target, source);
+  }
+  return source;
 }
 
 /** Deactivation stops the servers (sessions end, containers go, the audit log is flushed). */

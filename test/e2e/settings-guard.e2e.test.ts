@@ -25,6 +25,7 @@ import {
   waitFor,
   waitForActivation,
   waitVisible,
+  webviewFrame,
   type BrowserSession,
   type RunningCodeServer,
 } from './harness';
@@ -217,7 +218,7 @@ describe('VS Code: workspace settings cannot widen an agent; UI owner actions ar
     }
   });
 
-  it('audits a token created with "Create Agent Token" and a session ended from the Sessions view', async () => {
+  it('audits a token created with "Create Agent Token", a session ended from the Sessions view and a webview Verify', async () => {
     await runCommand(page, 'MCP Workspace: Create Agent Token');
     const input = page.locator('.quick-input-widget input');
     await waitVisible(page, input, 'the agent name input');
@@ -277,6 +278,28 @@ describe('VS Code: workspace settings cannot widen an agent; UI owner actions ar
       await assert.rejects(callTool(agent.client, 'list_capabilities'), 'the session has ended');
       const sessions = (await owner('/sessions')) as { sessions: { sessionId: string }[] };
       assert.ok(!sessions.sessions.some((s) => s.sessionId === sessionId));
+      // The audit webview's Verify button is an owner action too.
+      await runCommand(page, 'MCP Workspace: Show Audit Log');
+      const frame = webviewFrame(page);
+      await waitVisible(
+        page,
+        frame.locator('button.verify:enabled'),
+        'the Verify button of the audit webview',
+      );
+      await frame.locator('button.verify').click();
+      await waitFor(
+        async () =>
+          /Intact/.test(
+            (await frame
+              .locator('.verify-status')
+              .innerText()
+              .catch(() => '')) ?? '',
+          ),
+        30_000,
+        { what: 'the webview to report the log intact', page },
+      );
+      const verify = (await audit('verify_audit')).find((r) => r.transport === 'vscode');
+      assert.equal(verify?.agent, 'owner', 'the webview verification is in the audit log');
       const verified = (await owner('/audit/verify')) as { ok: boolean };
       assert.equal(verified.ok, true, 'the audit log verifies');
     } finally {
