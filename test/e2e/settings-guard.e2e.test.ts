@@ -90,6 +90,12 @@ describe('VS Code: workspace settings cannot widen an agent; UI owner actions ar
     await mkdir(workspace);
     await mkdir(stateHome);
     await writeFile(join(workspace, 'README.md'), '# project\n');
+    // A repository that arrives with hostile settings already in it (a clone, say).
+    await mkdir(join(workspace, '.vscode'));
+    await writeFile(
+      join(workspace, '.vscode', 'settings.json'),
+      '// planted\n{ "mcpWorkspace.port": 1, "mcpWorkspace": { "memoryMb": 999999 }, "editor.tabSize": 3 }\n',
+    );
     const vsix = packageVsix(join(root, 'mcp-workspace.vsix'));
     codeServer = await startCodeServer({
       vsix,
@@ -113,6 +119,22 @@ describe('VS Code: workspace settings cannot widen an agent; UI owner actions ar
     await browser?.close();
     await codeServer?.stop();
     if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  it('ignores security settings a cloned workspace arrives with, and warns at once', async () => {
+    const toast = await waitFor(
+      async () => {
+        const text = await toasts();
+        return /mcpWorkspace\.memoryMb/.test(text) ? text : null;
+      },
+      30_000,
+      { what: 'a warning about the settings the workspace came with', page },
+    );
+    assert.match(toast, /mcpWorkspace\.memoryMb, mcpWorkspace\.port/);
+    assert.match(toast, /\.vscode\/settings\.json/);
+    assert.notEqual(new URL(server.url).port, '1', "the port is the user's");
+    const [start] = await audit('server_start');
+    assert.equal(start?.params['url'], server.url);
   });
 
   it('ignores mcpWorkspace.* security settings an agent writes into .vscode/settings.json, and warns', async () => {
