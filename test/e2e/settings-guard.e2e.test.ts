@@ -320,8 +320,13 @@ describe('VS Code: workspace settings cannot widen an agent; UI owner actions ar
         30_000,
         { what: 'the webview to report the log intact', page },
       );
-      const verify = (await audit('verify_audit')).find((r) => r.transport === 'vscode');
-      assert.equal(verify?.agent, 'owner', 'the webview verification is in the audit log');
+      // A read's record is committed right after its answer: poll for it.
+      const verify = await waitFor(
+        async () => (await audit('verify_audit')).find((r) => r.transport === 'vscode'),
+        10_000,
+        { what: 'the webview verification in the audit log', page },
+      );
+      assert.equal(verify.agent, 'owner');
       const verified = (await owner('/audit/verify')) as { ok: boolean };
       assert.equal(verified.ok, true, 'the audit log verifies');
     } finally {
