@@ -130,13 +130,14 @@ async function serve(
     workspace: dir,
     ...options,
     ...(envToken ? { ownerToken: envToken } : {}),
+    startedFrom: 'cli',
   });
   io.out(JSON.stringify({ url: server.url, mcp: server.mcpUrl, tokenFile: server.tokenFile }));
   return new Promise<number>((resolve) => {
-    const stop = (): void => {
+    const stop = (signal: NodeJS.Signals): void => {
       process.off('SIGTERM', stop);
       process.off('SIGINT', stop);
-      server.close().then(
+      server.close(signal).then(
         () => resolve(0),
         (err: unknown) => {
           io.err(`mcp-workspace: shutdown failed: ${(err as Error).message}`);

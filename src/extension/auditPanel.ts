@@ -6,8 +6,14 @@ import type { HostMessage } from './webview/protocol';
 
 export type { AuditSource };
 
-/** Operation names offered in the filter: the protocol's, plus the records the runner writes for executions. */
-const FILTER_OPERATIONS = [...OPERATION_NAMES, 'execution_start', 'execution_end'];
+/** Operation names offered in the filter: the protocol's, plus the runner's execution and server lifecycle records. */
+const FILTER_OPERATIONS = [
+  ...OPERATION_NAMES,
+  'execution_start',
+  'execution_end',
+  'server_start',
+  'server_stop',
+];
 
 /** The webview's HTML: strict CSP, one nonce'd script, assets only from `media/`. */
 function renderHtml(webview: vscode.Webview, extensionUri: vscode.Uri, kind: 'view' | 'editor'): string {

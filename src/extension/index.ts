@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
-import { OWNER } from '../protocol/principal';
 import { WorkspaceError } from '../protocol/errors';
 import { AuditLogPanel, AuditLogViewProvider, type AuditSource } from './auditPanel';
-import { RESTART_SETTINGS } from './settings';
+import { runOwnerOperation } from './ownerActions';
+import { SETTINGS_SECTION } from './settings';
+import { WorkspaceSettingsGuard } from './settingsGuard';
 import { ServerHost, type FolderServer } from './servers';
 import { SessionsView, type SessionsNode } from './sessionsView';
 
@@ -36,8 +37,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   // The panel area view follows the first folder; the editor panel shows the folder last picked.
   let panelFolder: string | null = null;
-  const auditSource = (folder: string | null = null): AuditSource | null =>
-    (servers.list().find((s) => s.folder.name === folder) ?? servers.list()[0])?.server.audit ?? null;
+  const auditSource = (folder: string | null = null): AuditSource | null => {
+    const target = servers.list().find((s) => s.folder.name === folder) ?? servers.list()[0];
+    return target ? auditSourceOf(target) : null;
+  };
   const auditView = AuditLogViewProvider.register(context, null);
   context.subscriptions.push(AuditLogPanel.registerSerializer(context, () => auditSource(panelFolder)));
   const sessionsView = new SessionsView(servers);
@@ -102,61 +105,113 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     );
   };
   run(COMMANDS.start, () => servers.start());
-  run(COMMANDS.stop, () => servers.stop());
-  run(COMMANDS.restart, () => servers.restart());
+  run(COMMANDS.stop, () => servers.stop('stop command'));
+  run(COMMANDS.restart, () => servers.restart('restart command'));
   run(COMMANDS.copyConnectionInfo, () => copyConnectionInfo(servers));
   run(COMMANDS.createToken, () => createToken(servers));
   run(COMMANDS.revokeToken, () => revokeToken(servers));
   run(COMMANDS.showAuditLog, async () => {
     const target = servers.list().length > 1 ? await pickServer(servers) : servers.list()[0];
     panelFolder = target?.folder.name ?? null;
-    AuditLogPanel.show(context, target?.server.audit ?? null);
+    AuditLogPanel.show(context, target ? auditSourceOf(target) : null);
   });
   run(COMMANDS.verifyAuditLog, () => verifyAuditLog(servers));
   run(COMMANDS.editPolicy, () => editPolicy(context, servers));
   run(COMMANDS.showMenu, () => showMenu(servers));
   run(COMMANDS.refreshSessions, () => sessionsView.refresh());
-  run(COMMANDS.cancelExecution, (node: SessionsNode) => {
+  run(COMMANDS.cancelExecution, async (node: SessionsNode) => {
     if (node?.kind !== 'execution') return;
-    node.server.server.executions.cancel(node.executionId, OWNER);
-  });
-  run(COMMANDS.revokeSession, async (node: SessionsNode) => {
-    if (node?.kind !== 'session') return;
-    const { sessions } = node.server.server;
-    if (node.role !== 'owner' && sessions.listTokens().some((t) => t.name === node.agent)) {
-      const answer = await vscode.window.showWarningMessage(
-        `Revoke the token of '${node.agent}'? All its sessions end now and it cannot reconnect.`,
-        { modal: true },
-        'Revoke',
-      );
-      if (answer === 'Revoke') await sessions.revokeToken(node.agent);
-    } else {
-      sessions.end(node.sessionId, 'revoked');
-    }
+    await runOwnerOperation(node.server.server, 'cancel_execution', { executionId: node.executionId });
     sessionsView.refresh();
   });
-
-  context.subscriptions.push(
-    vscode.workspace.onDidChangeConfiguration(async (e) => {
-      if (!e.affectsConfiguration('mcpWorkspace')) return;
-      const enabled = servers.settings().enabled;
-      if (!enabled) return servers.stop();
-      const needsRestart = RESTART_SETTINGS.some((key) => e.affectsConfiguration(`mcpWorkspace.${key}`));
-      return needsRestart && servers.list().length > 0 ? servers.restart() : servers.start();
-    }),
-    vscode.workspace.onDidChangeWorkspaceFolders(() =>
-      servers.settings().enabled ? servers.restart() : undefined,
-    ),
+  run(COMMANDS.revokeSession, (node: SessionsNode) =>
+    revokeSession(node).finally(() => sessionsView.refresh()),
   );
 
+  // A start that fails (a refused setting, a port in use) is shown, not only logged.
+  const showStartError = (err: unknown): void => {
+    const message = err instanceof WorkspaceError ? err.message : (err as Error).message;
+    void vscode.window.showErrorMessage(`MCP Workspace could not start: ${message}`);
+  };
+  // Workspace-level values of user-only settings are never applied: the user is warned instead.
+  const settingsGuard = new WorkspaceSettingsGuard(log, () => servers.settings().enabled);
+  context.subscriptions.push(
+    settingsGuard,
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (!e.affectsConfiguration(SETTINGS_SECTION)) return;
+      settingsGuard.schedule();
+      servers.applySettings().catch(showStartError);
+    }),
+    vscode.workspace.onDidChangeWorkspaceFolders(() =>
+      servers.settings().enabled
+        ? servers.restart('workspace folders changed').catch(showStartError)
+        : undefined,
+    ),
+  );
+  settingsGuard.schedule();
+
   if (servers.settings().enabled) {
-    servers.start(activatedAt).catch(() => undefined);
+    servers.start(activatedAt).catch(showStartError);
   }
+}
+
+/**
+ * Revoke from the Sessions view: end this one session, or revoke the agent's token (every session
+ * ends and it cannot reconnect). Either goes through the runner and is audited.
+ */
+async function revokeSession(node: SessionsNode): Promise<void> {
+  if (node?.kind !== 'session') return;
+  const { server } = node.server;
+  const hasToken = node.role !== 'owner' && server.sessions.listTokens().some((t) => t.name === node.agent);
+  const endSession = 'End This Session';
+  const revokeAgentToken = 'Revoke Token';
+  const answer = await vscode.window.showWarningMessage(
+    hasToken
+      ? `End this session of '${node.agent}', or revoke its token? Revoking ends all its sessions and it cannot reconnect.`
+      : `End this session of '${node.agent}'?`,
+    { modal: true },
+    ...(hasToken ? [endSession, revokeAgentToken] : [endSession]),
+  );
+  if (answer === endSession) {
+    await runOwnerOperation(server, 'revoke_session', { sessionId: node.sessionId });
+  } else if (answer === revokeAgentToken) {
+    await runOwnerOperation(server, 'revoke_token', { name: node.agent });
+  }
+}
+
+const auditSources = new WeakMap<FolderServer, AuditSource>();
+
+/**
+ * The audit webview's view of a server: it reads the log directly, and its Verify button is an
+ * owner action run through the operation runner (audited), like the Verify command.
+ */
+function auditSourceOf(target: FolderServer): AuditSource {
+  let source = auditSources.get(target);
+  if (!source) {
+    const { audit } = target.server;
+    source = {
+      query: (q) => audit.query(q),
+      subscribe: (listener) => audit.subscribe(listener),
+      verify: async () => {
+        const result = await runOwnerOperation(target.server, 'verify_audit', {});
+        return result.ok
+          ? { ok: true, records: result.records, head: result.head ?? '' }
+          : {
+              ok: false,
+              records: result.records,
+              badSeq: result.badSeq ?? 0,
+              reason: result.reason ?? 'unknown',
+            };
+      },
+    };
+    auditSources.set(target, source);
+  }
+  return source;
 }
 
 /** Deactivation stops the servers (sessions end, containers go, the audit log is flushed). */
 export async function deactivate(): Promise<void> {
-  await host?.stop();
+  await host?.stop('extension deactivated');
   host = null;
 }
 
@@ -245,8 +300,10 @@ async function copyConnectionInfo(servers: ServerHost): Promise<void> {
   if (!client) return;
   const { sessions, mcpUrl } = target.server;
   const name = client.client.token;
-  if (sessions.listTokens().some((t) => t.name === name)) await sessions.revokeToken(name);
-  const { token } = await sessions.mintToken(name, 'agent');
+  if (sessions.listTokens().some((t) => t.name === name)) {
+    await runOwnerOperation(target.server, 'revoke_token', { name });
+  }
+  const { token } = await runOwnerOperation(target.server, 'create_token', { name, role: 'agent' });
   const serverName = `mcp-workspace-${target.folder.name}`;
   const json = (key: string): string =>
     JSON.stringify(
@@ -288,7 +345,10 @@ async function createToken(servers: ServerHost): Promise<void> {
     { placeHolder: 'Role' },
   );
   if (!role) return;
-  const { token } = await target.server.sessions.mintToken(name, role.label as 'agent' | 'viewer');
+  const { token } = await runOwnerOperation(target.server, 'create_token', {
+    name,
+    role: role.label as 'agent' | 'viewer',
+  });
   const copy = await vscode.window.showInformationMessage(
     `Token for '${name}' (${role.label}) created. It is shown only once.`,
     { modal: true, detail: token },
@@ -310,17 +370,17 @@ async function revokeToken(servers: ServerHost): Promise<void> {
     { placeHolder: 'Revoke which agent token? Its sessions end at once.' },
   );
   if (!picked) return;
-  await target.server.sessions.revokeToken(picked.label);
+  await runOwnerOperation(target.server, 'revoke_token', { name: picked.label });
   void vscode.window.showInformationMessage(`Revoked '${picked.label}'; its sessions have ended.`);
 }
 
 async function verifyAuditLog(servers: ServerHost): Promise<void> {
   const target = await pickServer(servers);
   if (!target) return;
-  const result = await target.server.audit.verify();
+  const result = await runOwnerOperation(target.server, 'verify_audit', {});
   if (result.ok) {
     void vscode.window.showInformationMessage(
-      `Audit log intact: ${result.records} records, head ${result.head.slice(0, 12)}…`,
+      `Audit log intact: ${result.records} records, head ${(result.head ?? '').slice(0, 12)}…`,
     );
   } else {
     void vscode.window.showErrorMessage(
@@ -345,17 +405,8 @@ async function editPolicy(context: vscode.ExtensionContext, servers: ServerHost)
   const watcher = vscode.workspace.onDidSaveTextDocument(async (saved) => {
     if (saved.uri.toString() !== file.toString()) return;
     try {
-      const session = await server.runner.initSession(OWNER, ['set_policy'], { transport: 'vscode' });
-      try {
-        const result = await server.runner.run('set_policy', JSON.parse(saved.getText()), {
-          principal: OWNER,
-          sessionId: session.sessionId,
-          transport: 'vscode',
-        });
-        void vscode.window.showInformationMessage(result.message);
-      } finally {
-        server.sessions.end(session.sessionId, 'closed');
-      }
+      const result = await runOwnerOperation(server, 'set_policy', JSON.parse(saved.getText()));
+      void vscode.window.showInformationMessage(result.message);
     } catch (err) {
       const message = err instanceof SyntaxError ? `not valid JSON (${err.message})` : (err as Error).message;
       void vscode.window.showErrorMessage(`Policy not applied: ${message}`);

@@ -7,7 +7,15 @@ import { WorkspaceError } from '../protocol/errors';
 import { redact } from '../core/audit';
 import type { Logger } from '../core/log';
 import { cleanStaleDiscoveryFiles, discoveryDir, removeDiscoveryFile, writeDiscoveryFile } from './discovery';
-import { readSettings, toServerOptions, type ExtensionSettings } from './settings';
+import { runOwnerOperation, VSCODE_TRANSPORT } from './ownerActions';
+import {
+  changedSettings,
+  readUserSettings,
+  SETTINGS_SECTION,
+  settingsAction,
+  toServerOptions,
+  type ExtensionSettings,
+} from './settings';
 
 /** The agent token VS Code's own MCP client (Copilot agent mode) uses: never the owner token. */
 export const VSCODE_AGENT = 'vscode-agent';
@@ -38,6 +46,8 @@ export class ServerHost implements vscode.Disposable {
   private debounce: NodeJS.Timeout | null = null;
   private busy: Promise<void> = Promise.resolve();
   private readonly progress = new Map<string, { report: (text: string) => void }>();
+  /** The settings last acted on (started with, or found while stopped). */
+  private current: ExtensionSettings | null = null;
   state: HostState = 'stopped';
   lastError: string | null = null;
   /** Fires (debounced) on start, stop, and session, execution or audit activity. */
@@ -53,10 +63,32 @@ export class ServerHost implements vscode.Disposable {
     return this.servers;
   }
 
-  /** The settings in force. */
+  /**
+   * The settings in force: from user settings only (user value, else default), never from the
+   * workspace or a folder, which agents can write.
+   */
   settings(): ExtensionSettings {
-    const config = vscode.workspace.getConfiguration('mcpWorkspace');
-    return readSettings((key) => config.get(key));
+    const config = vscode.workspace.getConfiguration(SETTINGS_SECTION);
+    return readUserSettings((key) => config.inspect(key));
+  }
+
+  /** Acts on a settings change (see {@link settingsAction}); an ignored workspace value changes nothing. */
+  async applySettings(): Promise<void> {
+    const next = this.settings();
+    const before = this.current;
+    this.current = next;
+    const action = settingsAction(before, next, {
+      running: this.servers.length > 0,
+      failed: this.state === 'error',
+    });
+    if (action === 'none') return;
+    if (before) {
+      const changed = changedSettings(before, next).map((k) => `${SETTINGS_SECTION}.${k}`);
+      this.log.info(`settings changed (${changed.join(', ')}): ${action}`);
+    }
+    if (action === 'stop') await this.stop('disabled in settings');
+    else if (action === 'restart') await this.restart('settings changed');
+    else await this.start();
   }
 
   /** Starts a server for every local workspace folder (no-op when running). */
@@ -72,6 +104,7 @@ export class ServerHost implements vscode.Disposable {
       try {
         const ownerToken = await this.ownerToken();
         const settings = this.settings();
+        this.current = settings;
         for (const folder of folders)
           this.servers.push(await this.startOne(folder, settings, ownerToken, startedAt));
         await this.publish();
@@ -80,30 +113,33 @@ export class ServerHost implements vscode.Disposable {
         const message =
           err instanceof WorkspaceError ? `${err.code}: ${err.message}` : (err as Error).message;
         this.log.error(`could not start: ${message}`);
-        await this.stopAll();
+        await this.stopAll('start failed');
         this.setState('error', message);
         throw err;
       }
     });
   }
 
-  /** Stops every server (sessions end, containers are removed, the audit log is flushed). */
-  stop(): Promise<void> {
+  /**
+   * Stops every server (sessions end, containers are removed, the audit log is flushed); `reason`
+   * goes into each server's server_stop audit record.
+   */
+  stop(reason = 'stop command'): Promise<void> {
     return this.serialize(async () => {
-      await this.stopAll();
+      await this.stopAll(reason);
       this.setState('stopped', null);
     });
   }
 
   /** Stop, then start. */
-  async restart(): Promise<void> {
-    await this.stop();
+  async restart(reason = 'restart command'): Promise<void> {
+    await this.stop(reason);
     await this.start();
   }
 
   /** Disposes: stops the servers and removes the discovery file. */
   dispose(): void {
-    void this.stop();
+    void this.stop('extension deactivated');
     this.changed.dispose();
   }
 
@@ -125,6 +161,7 @@ export class ServerHost implements vscode.Disposable {
     const server = await startWorkspaceServer({
       ...toServerOptions(settings, { path, index: folder.index }, stateDir, ownerToken),
       logger: this.serverLogger(folder.name),
+      startedFrom: VSCODE_TRANSPORT,
       writeGuard: (rel) => this.refuseDirty(folder, rel),
       onSandboxProgress: (event) => {
         if (event.phase === 'build' || event.phase === 'pull') this.showProgress(folder.name, event.message);
@@ -138,10 +175,10 @@ export class ServerHost implements vscode.Disposable {
     return { folder, server, agentToken, readyMs };
   }
 
-  private async stopAll(): Promise<void> {
+  private async stopAll(reason: string): Promise<void> {
     for (const cleanup of this.cleanups.splice(0)) cleanup();
     const running = this.servers.splice(0);
-    await Promise.allSettled(running.map((s) => s.server.close()));
+    await Promise.allSettled(running.map((s) => s.server.close(reason)));
     await removeDiscoveryFile(discoveryDir(), process.pid).catch(() => undefined);
     if (running.length > 0) this.log.info('stopped');
   }
@@ -155,15 +192,18 @@ export class ServerHost implements vscode.Disposable {
     return token;
   }
 
-  /** VS Code's agent token for this folder: reused from SecretStorage while valid, else minted anew. */
+  /**
+   * VS Code's agent token for this folder: reused from SecretStorage while valid, else minted anew
+   * (revoking and minting are owner actions, audited through the runner).
+   */
   private async agentToken(server: RunningWorkspaceServer, id: string): Promise<string> {
     const key = `mcpWorkspace.agentToken.${id}`;
     const stored = await this.context.secrets.get(key);
     if (stored && server.sessions.authenticate(stored)?.name === VSCODE_AGENT) return stored;
     if (server.sessions.listTokens().some((t) => t.name === VSCODE_AGENT)) {
-      await server.sessions.revokeToken(VSCODE_AGENT);
+      await runOwnerOperation(server, 'revoke_token', { name: VSCODE_AGENT });
     }
-    const { token } = await server.sessions.mintToken(VSCODE_AGENT, 'agent');
+    const { token } = await runOwnerOperation(server, 'create_token', { name: VSCODE_AGENT, role: 'agent' });
     await this.context.secrets.store(key, token);
     return token;
   }

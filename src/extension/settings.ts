@@ -1,5 +1,7 @@
+import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { WorkspaceServerOptions } from '../gateway';
+import { WorkspaceError } from '../protocol/errors';
 
 /** The extension's settings (`mcpWorkspace.*`), validated. */
 export interface ExtensionSettings {
@@ -29,8 +31,39 @@ export const DEFAULT_SETTINGS: ExtensionSettings = {
   allowedOrigins: [],
 };
 
+/** The section of every setting of this extension. */
+export const SETTINGS_SECTION = 'mcpWorkspace';
+
+/**
+ * Settings that widen what an agent can do (its policy, who may call the server, which engine and
+ * image run its commands, how much they may use, where the server listens). They have `"scope":
+ * "machine"` in package.json and are read from user settings only: a workspace is hostile input,
+ * and an agent can write its `.vscode/settings.json`.
+ */
+export const USER_ONLY_SETTINGS = [
+  'port',
+  'dockerHost',
+  'defaultImage',
+  'memoryMb',
+  'cpus',
+  'pidsLimit',
+  'commandTimeoutSeconds',
+  'policyFile',
+  'allowedOrigins',
+] as const satisfies readonly (keyof ExtensionSettings)[];
+
 /** Settings whose change needs the servers restarted (everything but `enabled`). */
-export const RESTART_SETTINGS = Object.keys(DEFAULT_SETTINGS).filter((k) => k !== 'enabled');
+export const RESTART_SETTINGS = Object.keys(DEFAULT_SETTINGS).filter(
+  (k) => k !== 'enabled',
+) as (keyof ExtensionSettings)[];
+
+/** What `WorkspaceConfiguration.inspect(key)` reports for one setting, level by level. */
+export interface SettingLevels {
+  defaultValue?: unknown;
+  globalValue?: unknown;
+  workspaceValue?: unknown;
+  workspaceFolderValue?: unknown;
+}
 
 function int(value: unknown, fallback: number, min: number, max: number): number {
   return typeof value === 'number' && Number.isFinite(value)
@@ -63,9 +96,134 @@ export function readSettings(get: (key: keyof ExtensionSettings) => unknown): Ex
   };
 }
 
+function isUserOnly(key: string): key is (typeof USER_ONLY_SETTINGS)[number] {
+  return (USER_ONLY_SETTINGS as readonly string[]).includes(key);
+}
+
+/**
+ * The settings in force, from the levels `inspect` reports: a user-only setting takes the user
+ * value, else the default, and never a workspace or folder value. `enabled` is the user's, and a
+ * workspace may only turn it off (that narrows what agents can do).
+ */
+export function readUserSettings(
+  inspect: (key: keyof ExtensionSettings) => SettingLevels | undefined,
+): ExtensionSettings {
+  return readSettings((key) => {
+    const levels = inspect(key) ?? {};
+    const user = levels.globalValue !== undefined ? levels.globalValue : levels.defaultValue;
+    if (key === 'enabled') {
+      const enabled = typeof user === 'boolean' ? user : DEFAULT_SETTINGS.enabled;
+      return enabled && levels.workspaceValue !== false && levels.workspaceFolderValue !== false;
+    }
+    return user;
+  });
+}
+
+/** A workspace-level setting this extension ignores, and the file that holds it. */
+export interface IgnoredSetting {
+  /** Full key, e.g. `mcpWorkspace.policyFile`. */
+  key: string;
+  /** The settings file (`.vscode/settings.json` or a `.code-workspace` file). */
+  file: string;
+  /** The value found there. */
+  value: unknown;
+}
+
+/**
+ * The settings of this extension that a workspace-level settings object (a parsed
+ * `.vscode/settings.json`, or the `settings` of a `.code-workspace` file) sets but that are ignored:
+ * every user-only setting, and `enabled: true` while the user has it off. Accepts both dotted keys
+ * and a nested `mcpWorkspace` object.
+ */
+export function ignoredWorkspaceSettings(
+  settings: unknown,
+  file: string,
+  userEnabled: boolean,
+): IgnoredSetting[] {
+  if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) return [];
+  const found = new Map<string, unknown>();
+  for (const [key, value] of Object.entries(settings as Record<string, unknown>)) {
+    if (key === SETTINGS_SECTION && typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      for (const [inner, innerValue] of Object.entries(value as Record<string, unknown>)) {
+        found.set(inner, innerValue);
+      }
+    } else if (key.startsWith(`${SETTINGS_SECTION}.`)) {
+      found.set(key.slice(SETTINGS_SECTION.length + 1), value);
+    }
+  }
+  const ignored: IgnoredSetting[] = [];
+  for (const [name, value] of found) {
+    if (value === undefined) continue;
+    if (isUserOnly(name) || (name === 'enabled' && value === true && !userEnabled)) {
+      ignored.push({ key: `${SETTINGS_SECTION}.${name}`, file, value });
+    }
+  }
+  return ignored.sort((a, b) => a.key.localeCompare(b.key));
+}
+
+/** The warning shown (and logged) when a workspace settings file sets settings that are ignored. */
+export function ignoredSettingsMessage(file: string, keys: readonly string[]): string {
+  const names = keys.join(', ');
+  const they = keys.length === 1 ? 'It' : 'They';
+  return (
+    `MCP Workspace ignored ${names} in ${file}. ${they} can widen what agents may do, so MCP Workspace ` +
+    `reads ${keys.length === 1 ? 'it' : 'them'} from your user settings only: a workspace, or an agent ` +
+    `writing into it, cannot change ${keys.length === 1 ? 'it' : 'them'}. Set ${keys.length === 1 ? 'it' : 'them'} ` +
+    `in your user settings if you meant to.`
+  );
+}
+
+/** The settings whose value differs between `before` and `after` (arrays compared by content). */
+export function changedSettings(
+  before: ExtensionSettings,
+  after: ExtensionSettings,
+): (keyof ExtensionSettings)[] {
+  return (Object.keys(DEFAULT_SETTINGS) as (keyof ExtensionSettings)[]).filter(
+    (key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]),
+  );
+}
+
+/** What a settings change calls for. */
+export type SettingsAction = 'none' | 'start' | 'stop' | 'restart';
+
+/**
+ * What to do when settings change, from the settings acted on before (null: none yet) and the
+ * settings in force now: stop when disabled; restart running servers only when a setting they were
+ * started with changed; start stopped ones when turned on, or after a failed start. A change that
+ * leaves the settings in force as they were (an ignored workspace value) calls for nothing.
+ */
+export function settingsAction(
+  before: ExtensionSettings | null,
+  next: ExtensionSettings,
+  host: { running: boolean; failed: boolean },
+): SettingsAction {
+  if (!next.enabled) return host.running ? 'stop' : 'none';
+  const changed = before ? changedSettings(before, next) : RESTART_SETTINGS;
+  if (changed.length === 0) return 'none';
+  if (host.running) return changed.some((key) => RESTART_SETTINGS.includes(key)) ? 'restart' : 'none';
+  return changed.includes('enabled') || host.failed ? 'start' : 'none';
+}
+
+/**
+ * The policy file as an absolute path (`~/` is the home directory), or undefined when none is set.
+ * A relative path is refused: it would resolve inside every workspace opened, where agents write.
+ */
+export function resolvePolicyFile(policyFile: string, home = homedir()): string | undefined {
+  if (!policyFile) return undefined;
+  if (policyFile === '~' || policyFile.startsWith('~/')) return join(home, policyFile.slice(1));
+  if (isAbsolute(policyFile)) return policyFile;
+  throw new WorkspaceError(
+    'INVALID_ARGUMENT',
+    `The setting mcpWorkspace.policyFile is the relative path '${policyFile}', which would resolve inside ` +
+      'every workspace you open, where agents can write. Set an absolute path (or one starting with ~/) ' +
+      'to a file outside your workspaces in your user settings.',
+  );
+}
+
 /**
  * The server options for one workspace folder. With several folders, only the first gets the
- * configured port (the others pick free ports: one port serves one folder).
+ * configured port (the others pick free ports: one port serves one folder). Throws a WorkspaceError
+ * for a relative policy file.
  */
 export function toServerOptions(
   settings: ExtensionSettings,
@@ -73,11 +231,7 @@ export function toServerOptions(
   stateDir: string,
   ownerToken: string,
 ): WorkspaceServerOptions {
-  const policyFile = settings.policyFile
-    ? isAbsolute(settings.policyFile)
-      ? settings.policyFile
-      : join(folder.path, settings.policyFile)
-    : undefined;
+  const policyFile = resolvePolicyFile(settings.policyFile);
   return {
     workspace: folder.path,
     host: '127.0.0.1',

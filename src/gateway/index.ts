@@ -68,6 +68,8 @@ export interface WorkspaceServerOptions {
   onSandboxProgress?: (event: ProgressEvent) => void;
   /** Where structured logs go (default: stderr as JSON lines). */
   logger?: Logger;
+  /** Where the owner started the server from (`vscode`, `cli`): the transport of its server_start/stop audit records. */
+  startedFrom?: string;
 }
 
 /** A running server and the handles to drive or stop it. */
@@ -84,8 +86,11 @@ export interface RunningWorkspaceServer {
   policy: PolicyEngine;
   runner: OperationRunner;
   executions: ExecutionManager;
-  /** Stops accepting connections, ends sessions, removes session containers and flushes the audit log. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting connections, ends sessions, removes session containers, records `server_stop`
+   * (with `reason`) and flushes the audit log.
+   */
+  close(reason?: string): Promise<void>;
 }
 
 /** Image for workspaces without a devcontainer.json: the dev containers base image. */
@@ -347,6 +352,21 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   const urlHost = host === '::1' ? '[::1]' : host;
   const url = `http://${urlHost}:${port}`;
   log.info('server ready', { url, workspace, stateDir });
+  const startedFrom = options.startedFrom ?? 'embedded';
+  // What an agent may do depends on these: the audit log keeps what was in force from each start.
+  await runner.recordServerEvent(
+    'server_start',
+    {
+      url,
+      workspace,
+      policyId: policy.policy.id,
+      policyFile,
+      allowedOrigins: [...allowedOrigins],
+      dockerHost: options.dockerHost ?? null,
+      defaultImage: options.defaultImage ?? null,
+    },
+    startedFrom,
+  );
 
   let closing: Promise<void> | null = null;
   return {
@@ -362,7 +382,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     policy,
     runner,
     executions,
-    close: () =>
+    close: (reason?: string) =>
       (closing ??= (async () => {
         if (mcp) await (await mcp).close();
         await ws.close();
@@ -371,6 +391,11 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
         stopSessionCleanup();
         sessions.close();
         await docker.close();
+        await runner
+          .recordServerEvent('server_stop', { url, reason: reason ?? null }, startedFrom)
+          .catch((err: unknown) =>
+            log.error('could not record server_stop', { error: (err as Error).message }),
+          );
         await audit.close();
         resources.close();
         log.info('server stopped', { url });

@@ -438,6 +438,17 @@ export const OPERATIONS = {
     ownerOnly: true,
     mcpTool: false,
   }),
+  revoke_session: op({
+    title: 'Revoke session',
+    description:
+      'Owner only: end one session at once (its token stays valid; revoke the token to keep the agent out).',
+    input: z.object({ sessionId: z.string() }),
+    output: z.object({ success: z.boolean(), message: z.string() }),
+    annotations: WRITE,
+    rest: { method: 'delete', path: '/sessions/{sessionId}' },
+    ownerOnly: true,
+    mcpTool: false,
+  }),
   query_audit: op({
     title: 'Query audit log',
     description:

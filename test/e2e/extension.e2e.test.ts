@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Page } from 'playwright-core';
+import { AUDIT_FILE, verifyAuditLog, type AuditRecord } from '../../src/core/audit';
 import { discoveryDir, readDiscoveryFiles, type DiscoveredServer } from '../../src/extension/discovery';
 import { callTool, connectMcp } from '../helpers/clients';
 import {
@@ -230,6 +231,20 @@ describe('VS Code extension end to end (code-server + Chromium)', function () {
     });
     await assert.rejects(fetch(`${server.url}/health`));
     assert.equal(await discovered(), null, 'the discovery file is removed');
+    // Start and stop are owner actions on the record: first and last lines of the audit log.
+    const records = (await readFile(join(dirname(server.tokenFile), 'audit', AUDIT_FILE), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as AuditRecord);
+    const [first, last] = [records[0]!, records[records.length - 1]!];
+    assert.equal(first.op, 'server_start');
+    assert.equal(last.op, 'server_stop');
+    for (const record of [first, last]) {
+      assert.equal(record.agent, 'owner');
+      assert.equal(record.transport, 'vscode');
+    }
+    assert.equal((last.params as { reason: string }).reason, 'stop command');
+    assert.equal((await verifyAuditLog(join(dirname(server.tokenFile), 'audit'))).ok, true);
     await screenshot(page, 'extension-stopped');
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,9 +14,19 @@ import {
 import {
   DEFAULT_SETTINGS,
   RESTART_SETTINGS,
+  USER_ONLY_SETTINGS,
+  changedSettings,
+  ignoredSettingsMessage,
+  ignoredWorkspaceSettings,
   readSettings,
+  readUserSettings,
+  resolvePolicyFile,
+  settingsAction,
   toServerOptions,
+  type ExtensionSettings,
+  type SettingLevels,
 } from '../../src/extension/settings';
+import { WorkspaceError } from '../../src/protocol/errors';
 
 describe('extension glue: settings mapping', () => {
   it('falls back to defaults for missing or mistyped values and clamps numbers', () => {
@@ -52,13 +63,13 @@ describe('extension glue: settings mapping', () => {
       port: 8931,
       memoryMb: 512,
       cpus: 1.5,
-      policyFile: 'team/policy.json',
+      policyFile: '/home/me/policy.json',
       defaultImage: 'img:1',
     };
     const first = toServerOptions(settings, { path: '/w/a', index: 0 }, '/state/a', 'tok');
     assert.equal(first.port, 8931);
     assert.equal(first.host, '127.0.0.1');
-    assert.equal(first.policyFile, '/w/a/team/policy.json');
+    assert.equal(first.policyFile, '/home/me/policy.json');
     assert.equal(first.defaultImage, 'img:1');
     assert.equal(first.ownerToken, 'tok');
     assert.deepEqual(first.sandboxLimits, {
@@ -77,6 +88,192 @@ describe('extension glue: settings mapping', () => {
     assert.equal(second.port, 0);
     assert.equal(second.policyFile, '/etc/p.json');
     assert.equal(second.workspace, '/w/b');
+  });
+});
+
+describe("extension glue: security settings are the user's", () => {
+  const manifest = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+    contributes: { configuration: { properties: Record<string, { scope?: string; default?: unknown }> } };
+  };
+  const properties = manifest.contributes.configuration.properties;
+  // What a hostile workspace (or an agent writing .vscode/settings.json) would set.
+  const hostile: Record<string, unknown> = {
+    enabled: true,
+    port: 1,
+    dockerHost: 'tcp://evil.example:2375',
+    defaultImage: 'evil/image:latest',
+    memoryMb: 999_999,
+    cpus: 64,
+    pidsLimit: 999_999,
+    commandTimeoutSeconds: 3600,
+    policyFile: '/tmp/planted-policy.txt',
+    allowedOrigins: ['https://evil.example'],
+  };
+  const defaults = (key: string): unknown => properties[`mcpWorkspace.${key}`]?.default;
+
+  it('gives every setting that widens what an agent can do a machine scope in package.json', () => {
+    assert.deepEqual(
+      Object.keys(properties).sort(),
+      Object.keys(DEFAULT_SETTINGS)
+        .map((k) => `mcpWorkspace.${k}`)
+        .sort(),
+    );
+    for (const key of USER_ONLY_SETTINGS) {
+      assert.ok(
+        ['machine', 'application'].includes(properties[`mcpWorkspace.${key}`]?.scope ?? ''),
+        `mcpWorkspace.${key} must not be settable by a workspace`,
+      );
+      assert.deepEqual(defaults(key), DEFAULT_SETTINGS[key], `default of ${key} matches package.json`);
+    }
+    // Only `enabled` may come from a workspace, and only to turn the server off.
+    assert.deepEqual(
+      Object.keys(DEFAULT_SETTINGS).filter((k) => !(USER_ONLY_SETTINGS as readonly string[]).includes(k)),
+      ['enabled'],
+    );
+  });
+
+  it('reads user-only settings from user settings, never from the workspace or a folder', () => {
+    for (const level of ['workspaceValue', 'workspaceFolderValue'] as const) {
+      const onlyWorkspace = readUserSettings((key) => ({
+        defaultValue: defaults(key),
+        [level]: hostile[key],
+      }));
+      assert.deepEqual(onlyWorkspace, DEFAULT_SETTINGS, `${level} is ignored`);
+      const user: Partial<ExtensionSettings> = {
+        port: 8931,
+        policyFile: '/home/me/policy.json',
+        allowedOrigins: ['http://localhost:6274'],
+        memoryMb: 512,
+      };
+      const both = readUserSettings((key): SettingLevels => ({
+        defaultValue: defaults(key),
+        globalValue: user[key],
+        [level]: hostile[key],
+      }));
+      assert.deepEqual(both, { ...DEFAULT_SETTINGS, ...user }, `the user value wins over ${level}`);
+    }
+  });
+
+  it('lets a workspace turn the server off, never on', () => {
+    const enabled = (levels: SettingLevels): boolean =>
+      readUserSettings((key) => (key === 'enabled' ? { defaultValue: true, ...levels } : undefined)).enabled;
+    assert.equal(enabled({}), true);
+    assert.equal(enabled({ workspaceValue: false }), false);
+    assert.equal(enabled({ workspaceFolderValue: false }), false);
+    assert.equal(enabled({ globalValue: false, workspaceValue: true }), false);
+    assert.equal(enabled({ globalValue: false, workspaceFolderValue: true }), false);
+    assert.equal(
+      enabled({ globalValue: 'yes', workspaceValue: true }),
+      true,
+      'a mistyped user value is the default',
+    );
+  });
+
+  it('finds the ignored settings in a workspace settings file, dotted or nested', () => {
+    const file = '/w/a/.vscode/settings.json';
+    const dotted = Object.fromEntries(Object.entries(hostile).map(([k, v]) => [`mcpWorkspace.${k}`, v]));
+    const all = ignoredWorkspaceSettings({ ...dotted, 'editor.fontSize': 20 }, file, true);
+    assert.deepEqual(
+      all.map((i) => i.key),
+      USER_ONLY_SETTINGS.map((k) => `mcpWorkspace.${k}`).sort(),
+      'enabled: true is no change while the user has it on',
+    );
+    assert.ok(all.every((i) => i.file === file));
+    assert.deepEqual(all.find((i) => i.key === 'mcpWorkspace.policyFile')?.value, hostile['policyFile']);
+    const nested = ignoredWorkspaceSettings(
+      { mcpWorkspace: { policyFile: '/p', enabled: true } },
+      file,
+      false,
+    );
+    assert.deepEqual(
+      nested.map((i) => i.key),
+      ['mcpWorkspace.enabled', 'mcpWorkspace.policyFile'],
+    );
+    assert.deepEqual(ignoredWorkspaceSettings({ 'mcpWorkspace.enabled': false }, file, true), []);
+    assert.deepEqual(ignoredWorkspaceSettings({ 'mcpWorkspaceX.port': 1, 'other.port': 2 }, file, true), []);
+    for (const junk of [undefined, null, 'x', 42, ['mcpWorkspace.port']]) {
+      assert.deepEqual(ignoredWorkspaceSettings(junk, file, true), []);
+    }
+  });
+
+  it('names the settings and the file in the warning', () => {
+    const message = ignoredSettingsMessage('/w/a/.vscode/settings.json', [
+      'mcpWorkspace.allowedOrigins',
+      'mcpWorkspace.policyFile',
+    ]);
+    assert.match(message, /mcpWorkspace\.allowedOrigins, mcpWorkspace\.policyFile/);
+    assert.match(message, /\/w\/a\/\.vscode\/settings\.json/);
+    assert.match(message, /user settings/);
+  });
+
+  it('restarts only for settings whose value in force changed', () => {
+    assert.deepEqual(changedSettings(DEFAULT_SETTINGS, { ...DEFAULT_SETTINGS }), []);
+    assert.deepEqual(
+      changedSettings(DEFAULT_SETTINGS, { ...DEFAULT_SETTINGS, allowedOrigins: [] }),
+      [],
+      'arrays by content',
+    );
+    assert.deepEqual(
+      changedSettings(DEFAULT_SETTINGS, {
+        ...DEFAULT_SETTINGS,
+        allowedOrigins: ['http://localhost:1'],
+        port: 5,
+      }),
+      ['port', 'allowedOrigins'],
+    );
+  });
+
+  it('acts on a settings change only when the settings in force changed', () => {
+    const running = { running: true, failed: false };
+    const stopped = { running: false, failed: false };
+    const failed = { running: false, failed: true };
+    const d = DEFAULT_SETTINGS;
+    // A workspace value is ignored: what readUserSettings returns is the same, so nothing happens.
+    const ignored = readUserSettings((key) => ({
+      defaultValue: defaults(key),
+      workspaceValue: hostile[key],
+    }));
+    for (const host of [running, stopped, failed]) assert.equal(settingsAction(d, ignored, host), 'none');
+    assert.equal(settingsAction(d, { ...d, policyFile: '/p' }, running), 'restart');
+    assert.equal(settingsAction(d, { ...d, allowedOrigins: ['http://localhost:1'] }, running), 'restart');
+    assert.equal(
+      settingsAction(d, { ...d, policyFile: '/p' }, stopped),
+      'none',
+      'a stopped server stays stopped',
+    );
+    assert.equal(settingsAction(d, { ...d, policyFile: '/p' }, failed), 'start', 'a failed start is retried');
+    assert.equal(settingsAction(d, { ...d, enabled: false }, running), 'stop');
+    assert.equal(settingsAction(d, { ...d, enabled: false }, stopped), 'none');
+    assert.equal(settingsAction({ ...d, enabled: false }, d, stopped), 'start');
+    assert.equal(settingsAction(null, d, stopped), 'none');
+    assert.equal(settingsAction(null, d, failed), 'start');
+  });
+
+  it('refuses a relative policy file, which would resolve inside every workspace', () => {
+    assert.equal(resolvePolicyFile(''), undefined);
+    assert.equal(resolvePolicyFile('/etc/mcp/policy.json'), '/etc/mcp/policy.json');
+    assert.equal(resolvePolicyFile('~/policy.json', '/home/me'), '/home/me/policy.json');
+    for (const relative of ['policy.json', '.vscode/policy.json', './p.json', '../p.json', '~other/p.json']) {
+      assert.throws(
+        () => resolvePolicyFile(relative),
+        (err: unknown) =>
+          err instanceof WorkspaceError &&
+          err.code === 'INVALID_ARGUMENT' &&
+          err.message.includes('mcpWorkspace.policyFile') &&
+          err.message.includes(relative) &&
+          /absolute path/.test(err.message),
+      );
+      assert.throws(
+        () =>
+          toServerOptions(
+            { ...DEFAULT_SETTINGS, policyFile: relative },
+            { path: '/w/a', index: 0 },
+            '/s',
+            't',
+          ),
+        WorkspaceError,
+      );
+    }
   });
 });
 

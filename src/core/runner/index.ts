@@ -8,7 +8,7 @@ import {
   type OperationName,
   type OperationOutput,
 } from '../../protocol/operations';
-import type { Principal } from '../../protocol/principal';
+import { OWNER, type Principal } from '../../protocol/principal';
 import type { AuditLog } from '../audit';
 import type { PolicyAction, PolicyDecision, PolicyEngine, PolicyStore } from '../policy';
 import type { ConfinedPath, ResourceManager } from '../resources';
@@ -23,6 +23,9 @@ export interface CallContext {
   /** Receives a command's output as it is produced (run_command streaming). */
   onOutput?: (event: OutputEvent) => void;
 }
+
+/** Audit operations of the server's own lifecycle, recorded with the owner as actor. */
+export type ServerEvent = 'server_start' | 'server_stop';
 
 /** Collaborators of the runner: the seed's components. */
 export interface RunnerDeps {
@@ -90,6 +93,29 @@ export class OperationRunner {
       durationMs: performance.now() - started,
     });
     return session;
+  }
+
+  /**
+   * Records a server lifecycle event (`server_start`, `server_stop`) as an owner action outside any
+   * session, durably, so the log shows who started or stopped the server, from where and with what.
+   */
+  async recordServerEvent(
+    op: ServerEvent,
+    params: Record<string, unknown>,
+    transport: string,
+  ): Promise<void> {
+    await this.deps.audit.append({
+      sessionId: null,
+      agent: OWNER.name,
+      role: OWNER.role,
+      transport,
+      op,
+      params,
+      decision: 'allow',
+      rule: null,
+      outcome: { ok: true },
+      durationMs: 0,
+    });
   }
 
   /** Runs one operation for a caller; throws a WorkspaceError with a stable code on failure. */
@@ -448,6 +474,20 @@ export class OperationRunner {
         return { success: true, message: `Token '${input.name}' revoked; its sessions have ended.` };
       },
       list_tokens: async () => ({ tokens: sessions.listTokens() }),
+      revoke_session: async (input) => {
+        const target = sessions.get(input.sessionId);
+        if (!target) {
+          throw new WorkspaceError(
+            'SESSION_NOT_FOUND',
+            `No open session ${input.sessionId}; it may have ended already (list_sessions shows the open ones).`,
+          );
+        }
+        sessions.end(input.sessionId, 'revoked');
+        return {
+          success: true,
+          message: `Session ${input.sessionId} of '${target.principal.name}' ended; its token stays valid.`,
+        };
+      },
       list_sessions: async () => ({
         sessions: sessions.list().map((s) => ({
           sessionId: s.sessionId,
