@@ -364,7 +364,7 @@ export const OPERATIONS = {
     title: 'Explain a policy decision',
     description: 'Which rule decides ACTION(target) for you (or, for the owner, for a named agent).',
     input: z.object({
-      action: z.enum(['read', 'write', 'exec', 'network', 'tool']),
+      action: z.enum(['read', 'write', 'exec', 'network', 'tool', 'env']),
       target: z.string().max(4096),
       agent: z.string().optional().describe('Owner only: explain for this agent token instead.'),
     }),

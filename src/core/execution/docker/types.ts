@@ -26,6 +26,11 @@ export interface DevcontainerPermissions {
   allows(
     field: 'privileged' | 'capAdd' | 'securityOpt' | 'mounts' | 'runArgs' | 'initializeCommand',
   ): boolean;
+  /**
+   * Whether containerEnv/remoteEnv may set a key that changes how programs are found or loaded
+   * (policy rule `allow env(KEY)`); absent means never.
+   */
+  allowsEnv?(key: string): boolean;
 }
 
 /** The environment session containers run in, resolved from devcontainer.json or the default image. */
@@ -44,6 +49,19 @@ export interface ResolvedEnvironment {
   user: string | null;
   /** Only the fields the owner allowed. */
   extraHostConfig: ExtraHostConfig;
+  /**
+   * Workspace-relative paths the image was built from (Dockerfile and shipped context), or null
+   * when it was not built from the workspace. Whoever may write one of them controls the image.
+   */
+  buildInputs: readonly string[] | null;
+}
+
+/** Whose view of the workspace an image build uses, and whether its RUN steps get the network. */
+export interface BuildView {
+  /** Give RUN steps the network (only when the policy allows the requesting agent the network). */
+  network: boolean;
+  /** Whether the requesting agent may read a workspace-relative path; what it may not never ships. */
+  mayRead: (path: string) => boolean;
 }
 
 /** Progress of a slow step (image pull or build, container start). */
@@ -62,6 +80,11 @@ export interface SandboxSpec {
   readOnly: boolean;
   /** Give the container a bridge network (otherwise none). */
   network: boolean;
+  /**
+   * Whether the session's agent may read a workspace-relative path (filters an image build's
+   * context); absent means every path the confined layer reaches.
+   */
+  mayRead?: (path: string) => boolean;
 }
 
 /** One command to run in a session container. */
