@@ -167,11 +167,12 @@ function readHeldFile(root: ConfinedRootHandle, dirFd: number, name: string, rel
 
 /**
  * Lists the build context as the agent may read it and computes the cache tag of `build` (the tag
- * covers the Dockerfile, every shipped entry's name, size, time and mode, the args and the target).
+ * covers the Dockerfile, every shipped entry's name, size, time and mode, the args, the target and
+ * whether RUN steps get the network).
  * @throws WorkspaceError INVALID_ARGUMENT when the Dockerfile is not a regular file of the context
  * that the agent may read; PATH_OUTSIDE_WORKSPACE when the context leads out.
  */
-export function planBuild(build: BuildSpec, source: BuildSource): BuildPlan {
+export function planBuild(build: BuildSpec, source: BuildSource, network: boolean): BuildPlan {
   const dockerfile =
     build.context === '.' ? build.dockerfile : posix.relative(build.context, build.dockerfile);
   if (dockerfile.startsWith('../') || dockerfile === '..' || dockerfile === '') {
@@ -214,7 +215,8 @@ export function planBuild(build: BuildSpec, source: BuildSource): BuildPlan {
   hash
     .update(JSON.stringify(args))
     .update('\0')
-    .update(build.target ?? '');
+    .update(build.target ?? '')
+    .update(network ? '\0network' : '\0offline');
   const fingerprint = hash.digest('hex').slice(0, 16);
   return { tag: `mcpw-build-${fingerprint}:latest`, inputs: inputs.sort(), dockerfile };
 }

@@ -4,8 +4,9 @@
  * process. Commands go to the runner over the container's attached stdin/stdout.
  */
 import { createHash } from 'node:crypto';
-import { lstat, stat } from 'node:fs/promises';
-import { isAbsolute, posix, relative, sep } from 'node:path';
+import { lstat, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, posix, relative, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type Docker from 'dockerode';
 import { WorkspaceError } from '../../../protocol/errors';
@@ -94,6 +95,7 @@ export class DockerRuntime {
   private closed = false;
   private confinedRoot: ConfinedRootHandle | null = null;
   private readonly placeholders = new Placeholders();
+  private emptyFilePath: Promise<string> | null = null;
   private unverifiedLogged = false;
 
   constructor(options: DockerRuntimeOptions) {
@@ -175,8 +177,8 @@ export class DockerRuntime {
     let key = file ? `${file.path}\0${file.text}` : 'default';
     let plan: BuildPlan | null = null;
     if (parsed?.build) {
-      plan = planBuild(parsed.build, { root: this.root(), mayRead: view.mayRead });
-      key += `\0${plan.tag}\0${view.network}`;
+      plan = planBuild(parsed.build, { root: this.root(), mayRead: view.mayRead }, view.network);
+      key += `\0${plan.tag}`;
     }
     let environment = this.environments.get(key);
     if (!environment) {
@@ -277,6 +279,8 @@ export class DockerRuntime {
     await Promise.allSettled([...this.pending.values()]);
     await Promise.allSettled([...this.sandboxes.keys()].map((sessionId) => this.release(sessionId)));
     await this.placeholders.removeAll();
+    const empty = await this.emptyFilePath?.catch(() => null);
+    if (empty) await rm(dirname(empty), { recursive: true, force: true });
   }
 
   private progress(event: ProgressEvent): void {
@@ -359,7 +363,8 @@ export class DockerRuntime {
   private async start(spec: SandboxSpec, env: ResolvedEnvironment): Promise<SessionSandbox> {
     this.progress({ phase: 'start', message: `Starting a container from ${env.image}` });
     const { workspace } = this.options;
-    const protection = await planProtection(workspace, env.workspaceFolder, this.root());
+    // A read-only workspace mount protects everything already (and placeholders could not be made).
+    const protection = spec.readOnly ? [] : await planProtection(workspace, env.workspaceFolder, this.root());
     this.placeholders.note(workspace, protection);
     const plan: ContainerPlan = {
       name: containerName(this.options.stateId, spec.sessionId),
@@ -370,6 +375,7 @@ export class DockerRuntime {
       protectedMounts: protection.map((entry) => entry.mount),
       masked: await this.maskedPaths(env.workspaceFolder),
       runnerPath: this.options.runnerPath ?? runnerBinaryPath(),
+      emptyFile: await this.emptyFile(),
       limits: this.limits,
       user: env.user ?? (await workspaceOwner(workspace)),
     };
@@ -414,6 +420,16 @@ export class DockerRuntime {
         plan.name = `${plan.name}-${createHash('sha256').update(spec.sessionId).digest('hex').slice(0, 8)}`;
       }
     }
+  }
+
+  /** An empty, read-only file in a private temporary folder (created once, removed on close). */
+  private emptyFile(): Promise<string> {
+    return (this.emptyFilePath ??= (async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'mcpw-empty-'));
+      const file = join(dir, 'empty');
+      await writeFile(file, '', { mode: 0o444 });
+      return file;
+    })());
   }
 
   /** Checks the started container's protected mounts; removes the container when one is wrong. */

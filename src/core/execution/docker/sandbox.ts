@@ -58,6 +58,8 @@ export interface ContainerPlan {
   /** In-container paths hidden from commands (the server's own files inside the workspace). */
   masked: { target: string; directory: boolean }[];
   runnerPath: string;
+  /** Host path of an empty read-only file: what a masked or missing protected file shows. */
+  emptyFile: string;
   limits: SandboxLimits;
   /** The User to run as (env.user, else the workspace owner when not root). */
   user: string | null;
@@ -96,11 +98,12 @@ export function containerOptions(plan: ContainerPlan): Docker.ContainerCreateOpt
       BindOptions: { Propagation: 'rprivate' },
     },
   ];
-  // Files are covered by /dev/null, directories by an empty read-only tmpfs.
+  // Files are covered by an empty read-only file (writes fail: /dev/null would swallow them
+  // silently), directories by an empty read-only tmpfs.
   const tmpfs: Record<string, string> = { '/tmp': `rw,nosuid,nodev,size=${limits.tmpfsBytes}` };
   const placeholder = (target: string, directory: boolean) => {
     if (directory) tmpfs[target] = 'ro,nosuid,nodev,noexec,size=4k';
-    else mounts.push(readOnlyBind('/dev/null', target));
+    else mounts.push(readOnlyBind(plan.emptyFile, target));
   };
   // Parents before children, so a nested protected path is mounted inside its parent's mount.
   const byDepth = [...plan.protectedMounts].sort((a, b) => a.target.length - b.target.length);
