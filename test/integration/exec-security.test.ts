@@ -432,7 +432,8 @@ describe('Security: exec check, devcontainer builds, protected paths in the cont
         command:
           'for p in .git .vscode .devcontainer .devcontainer.json .mcp.json .envrc .claude .cursor .husky .githooks ' +
           '.mcp-workspace team.code-workspace nested/repo/.git tools/hooks; do rm -rf "$p"; mv "$p" "$p.moved"; ' +
-          'ln -sfn / "$p"; done 2>/dev/null; mkdir .vscode/x; touch .vscode/settings.json; ls -a',
+          'ln -sfn / "$p"; done 2>/dev/null; mkdir .vscode/x; touch .vscode/settings.json; ' +
+          'mv tools tools.moved && mkdir -p tools/hooks && echo pwned > tools/hooks/pre-commit; ls -a',
       });
       assert.equal(destroy.exitCode, 0, JSON.stringify(destroy));
       for (const path of writes) {
@@ -440,6 +441,8 @@ describe('Security: exec check, devcontainer builds, protected paths in the cont
         // A missing root file shows as its empty read-only placeholder while containers run.
         assert.equal(now ?? '', before.get(path) ?? '', `${path} unchanged on the host`);
       }
+      assert.equal(await readFile(join(t.workspace, 'tools/hooks/pre-commit'), 'utf8'), '#!/bin/sh\n');
+      assert.ok(!existsSync(join(t.workspace, 'tools.moved')), 'the hooks folder cannot be renamed away');
       for (const name of ['.git', 'tools/hooks', '.devcontainer', 'nested/repo/.git']) {
         assert.ok((await lstat(join(t.workspace, name))).isDirectory(), `${name} is still the real folder`);
       }
@@ -461,6 +464,49 @@ describe('Security: exec check, devcontainer builds, protected paths in the cont
         assert.ok(!existsSync(join(workspace, name)), `no ${name} left behind`);
       }
       await rm(dirname(workspace), { recursive: true, force: true });
+    });
+
+    it('holds while a command keeps swapping protected folders for links as new containers start (30 attempts)', async () => {
+      await start(['allow read(**)', 'allow write(**)', 'allow exec(*)'], async (ws) => {
+        await mkdir(join(ws, '.git'));
+        await writeFile(join(ws, '.git', 'config'), '[core]\n\thooksPath = tools/hooks\n');
+        await mkdir(join(ws, 'tools', 'hooks'), { recursive: true });
+        await writeFile(join(ws, 'tools', 'hooks', 'pre-commit'), '#!/bin/sh\n');
+      });
+      const outside = dirname(t.stateDir);
+      // Session A tries, in a loop, every swap a command could make of a protected path.
+      const swapper = await run({
+        command:
+          'end=$(( $(date +%s 2>/dev/null || echo 0) + 60 )); i=0; while [ $i -lt 100000 ]; do i=$((i+1)); ' +
+          `for p in .git .vscode tools/hooks tools; do mv "$p" "$p.x"; ln -sfn ${outside} "$p"; rm -f "$p"; ` +
+          'mv "$p.x" "$p"; done 2>/dev/null; [ -e stop ] && break; done',
+        background: true,
+      });
+      assert.equal(swapper.status, 'running', JSON.stringify(swapper));
+      let started = 0;
+      try {
+        for (let attempt = 0; attempt < 30; attempt++) {
+          const res = await run(
+            { command: 'ls -a .vscode .git tools/hooks; cat .git/config tools/hooks/pre-commit' },
+            await newSession(),
+          );
+          const text = JSON.stringify(res);
+          assert.doesNotMatch(text, new RegExp(t.token), `attempt ${attempt}: the owner token leaked`);
+          assert.doesNotMatch(text, /owner\.token/, `attempt ${attempt}: a view outside the workspace`);
+          if (res.error) assert.equal(res.error.code, 'SANDBOX_UNAVAILABLE', text);
+          else started++;
+        }
+      } finally {
+        await writeFile(join(t.workspace, 'stop'), '');
+      }
+      assert.ok(started > 0, 'containers do start while the swapper runs');
+      assert.equal(
+        await readFile(join(t.workspace, '.git', 'config'), 'utf8'),
+        '[core]\n\thooksPath = tools/hooks\n',
+      );
+      assert.equal(await readFile(join(t.workspace, 'tools', 'hooks', 'pre-commit'), 'utf8'), '#!/bin/sh\n');
+      assert.ok((await lstat(join(t.workspace, 'tools'))).isDirectory());
+      await auditIntact();
     });
   });
 });

@@ -632,6 +632,11 @@ describe('policy: protected paths, owner-dangerous tools and env keys need namin
     );
     assert.equal(e.decide(bob, 'write', 'tools/hooks/pre-commit').allowed, false);
     assert.equal(e.decide(bob, 'write', 'tools/other').allowed, true);
+    assert.equal(
+      e.decide(bob, 'write', 'tools').allowed,
+      false,
+      'renaming a parent would move the hooks away',
+    );
     assert.equal(e.protectedClass('tools/hooks/x'), 'tools/hooks/**');
     e.setProtectedFolders([]);
     assert.equal(e.decide(bob, 'write', 'tools/hooks/pre-commit').allowed, true);

@@ -138,7 +138,9 @@ export class ProtectedPaths {
       )
       .map((folder): ProtectedClass => ({
         shown: `${folder}/**`,
-        covers: (path) => path === folder || path.startsWith(folder + '/'),
+        // Its parent folders too: renaming `tools` would let anything become `tools/hooks`.
+        covers: (path) =>
+          path === folder || path.startsWith(folder + '/') || (path !== '' && folder.startsWith(path + '/')),
         named: (pattern) => pattern === folder || pattern.startsWith(folder + '/'),
         example: `allow write(${folder}/**)`,
       }));

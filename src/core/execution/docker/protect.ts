@@ -41,10 +41,19 @@ function identity(stats: { dev: number; ino: number }): string {
 async function protectedCandidates(
   workspace: string,
   root: ConfinedRootHandle,
-): Promise<{ rel: string; directory: boolean }[]> {
-  const candidates: { rel: string; directory: boolean }[] = [{ rel: '.git', directory: true }];
+): Promise<{ rel: string; directory: boolean; pinOnly?: boolean }[]> {
+  const candidates: { rel: string; directory: boolean; pinOnly?: boolean }[] = [
+    { rel: '.git', directory: true },
+  ];
   for (const folder of PROTECTED_ROOT_FOLDERS) candidates.push({ rel: folder, directory: true });
-  for (const folder of await gitHooksFolders(workspace)) candidates.push({ rel: folder, directory: true });
+  for (const folder of await gitHooksFolders(workspace)) {
+    // Pin its parents (renaming `tools` would let a command make a new `tools/hooks`).
+    const parts = folder.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      candidates.push({ rel: parts.slice(0, i).join('/'), directory: true, pinOnly: true });
+    }
+    candidates.push({ rel: folder, directory: true });
+  }
   for (const file of PROTECTED_ROOT_FILES) candidates.push({ rel: file, directory: false });
   for (const name of await readdir(workspace).catch(() => [] as string[])) {
     if (name.endsWith(CODE_WORKSPACE_SUFFIX)) candidates.push({ rel: name, directory: false });
@@ -80,7 +89,7 @@ export async function planProtection(
   root: ConfinedRootHandle,
 ): Promise<PlannedProtection[]> {
   const planned: PlannedProtection[] = [];
-  for (const { rel, directory } of await protectedCandidates(workspace, root)) {
+  for (const { rel, directory, pinOnly } of await protectedCandidates(workspace, root)) {
     const parts = rel.split('/');
     let host = workspace;
     let missing = false;
@@ -103,13 +112,13 @@ export async function planProtection(
     }
     // A missing nested path is protected by its nearest protected ancestor or not at all: only
     // top-level entries get placeholders (creating folders deep in the tree would change it).
-    if (missing && parts.length > 1) continue;
+    if (missing && (parts.length > 1 || pinOnly)) continue;
     const target = posix.join(workspaceFolder, ...parts);
     if (missing || !found) {
       planned.push({ mount: { target, source: null, directory }, rel, identity: null });
     } else {
       planned.push({
-        mount: { target, source: host, directory: found.isDirectory() },
+        mount: { target, source: host, directory: found.isDirectory(), ...(pinOnly ? { pinOnly } : {}) },
         rel,
         identity: identity(found),
       });

@@ -72,6 +72,11 @@ export interface ProtectedMount {
   /** Host path to bind read-only onto itself, or null for a placeholder of a missing path. */
   source: string | null;
   directory: boolean;
+  /**
+   * Bind it writable: a parent folder of a protected folder becomes a mount point only so that it
+   * cannot be renamed away (rename fails on a mount point), while its content stays writable.
+   */
+  pinOnly?: boolean;
 }
 
 /** A read-only bind mount that never propagates mounts in either direction. */
@@ -107,8 +112,9 @@ export function containerOptions(plan: ContainerPlan): Docker.ContainerCreateOpt
   };
   // Parents before children, so a nested protected path is mounted inside its parent's mount.
   const byDepth = [...plan.protectedMounts].sort((a, b) => a.target.length - b.target.length);
-  for (const { target, source, directory } of byDepth) {
+  for (const { target, source, directory, pinOnly } of byDepth) {
     if (source === null) placeholder(target, directory);
+    else if (pinOnly) mounts.push({ ...readOnlyBind(source, target), ReadOnly: false });
     else mounts.push(readOnlyBind(source, target));
   }
   for (const { target, directory } of plan.masked) placeholder(target, directory);
