@@ -44,7 +44,9 @@ export interface RunnerDeps {
   /** Refuses (by throwing) a change to a workspace-relative path, e.g. one with unsaved editor changes. */
   writeGuard?: (path: string) => void;
   /** Subscribes to sandbox progress (image builds, container starts); returns the unsubscribe. */
-  onSandboxProgress?: (listener: (event: { phase: string; message: string }) => void) => () => void;
+  onSandboxProgress?: (
+    listener: (event: { phase: string; message: string; sessionId?: string }) => void,
+  ) => () => void;
 }
 
 type Authorize = (action: PolicyAction, target: string) => void;
@@ -375,11 +377,13 @@ export class OperationRunner {
         };
         // While the sandbox gets ready (a first build can take minutes), the caller sees progress
         // as stderr lines marked `[mcp-workspace]`, numbered 0 (they precede the command's output).
+        // Progress addressed to another session (its build log) is not this caller's to see.
         const forward = ctx.onOutput;
         const stopProgress = forward
-          ? this.deps.onSandboxProgress?.((e) =>
-              forward({ stream: 'stderr', data: `[mcp-workspace] ${e.phase}: ${e.message}\n`, seq: 0 }),
-            )
+          ? this.deps.onSandboxProgress?.((e) => {
+              if (e.sessionId !== undefined && e.sessionId !== ctx.sessionId) return;
+              forward({ stream: 'stderr', data: `[mcp-workspace] ${e.phase}: ${e.message}\n`, seq: 0 });
+            })
           : undefined;
         const execution = await executions
           .start(

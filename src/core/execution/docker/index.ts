@@ -303,7 +303,11 @@ export class DockerRuntime {
       );
     }
     await this.ensureEngine();
-    const view: BuildView = { network: spec.network, mayRead: spec.mayRead ?? (() => true) };
+    const view: BuildView = {
+      network: spec.network,
+      mayRead: spec.mayRead ?? (() => true),
+      sessionId: spec.sessionId,
+    };
     let env = await this.resolveEnvironment(view);
     let sandbox: SessionSandbox;
     try {
@@ -361,7 +365,11 @@ export class DockerRuntime {
 
   /** Creates and starts the session container, handling a name already in use. */
   private async start(spec: SandboxSpec, env: ResolvedEnvironment): Promise<SessionSandbox> {
-    this.progress({ phase: 'start', message: `Starting a container from ${env.image}` });
+    this.progress({
+      phase: 'start',
+      message: `Starting a container from ${env.image}`,
+      sessionId: spec.sessionId,
+    });
     const { workspace } = this.options;
     // A read-only workspace mount protects everything already (and placeholders could not be made).
     const protection = spec.readOnly ? [] : await planProtection(workspace, env.workspaceFolder, this.root());
@@ -469,10 +477,11 @@ export class DockerRuntime {
     plan: BuildPlan | null,
     view: BuildView,
   ): Promise<ResolvedEnvironment> {
-    const progress = (event: ProgressEvent) => this.progress(event);
+    const progress = (event: ProgressEvent) =>
+      this.progress(view.sessionId === undefined ? event : { ...event, sessionId: view.sessionId });
     const { workspace, defaultImage } = this.options;
     if (!file || !parsed) {
-      this.progress({ phase: 'resolve', message: `No devcontainer.json; using ${defaultImage}` });
+      progress({ phase: 'resolve', message: `No devcontainer.json; using ${defaultImage}` });
       await ensureLocalImage(await this.client(), defaultImage, progress);
       return {
         image: defaultImage,
@@ -486,7 +495,7 @@ export class DockerRuntime {
         buildInputs: null,
       };
     }
-    this.progress({ phase: 'resolve', message: `Using ${file.path}` });
+    progress({ phase: 'resolve', message: `Using ${file.path}` });
     for (const warning of parsed.warnings) this.log('warn', warning, { configPath: file.path });
     let image: string;
     let imageEnv: string[];

@@ -62,12 +62,16 @@ export interface BuildView {
   network: boolean;
   /** Whether the requesting agent may read a workspace-relative path; what it may not never ships. */
   mayRead: (path: string) => boolean;
+  /** The requesting session: progress (the build log included) is addressed to it alone. */
+  sessionId?: string;
 }
 
 /** Progress of a slow step (image pull or build, container start). */
 export interface ProgressEvent {
   phase: 'resolve' | 'pull' | 'build' | 'start';
   message: string;
+  /** The session whose command caused it: a build log goes only to that session's command. */
+  sessionId?: string;
   current?: number;
   total?: number;
 }
