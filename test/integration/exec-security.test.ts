@@ -178,6 +178,13 @@ describe('Security: exec check, devcontainer builds, protected paths in the cont
       assert.equal(quoted.stdout, 'a  b c d e\n');
       const literal = await run({ command: 'echo', args: ['$(id)', '&>', 'x'] });
       assert.equal(literal.stdout, '$(id) &> x\n', 'args are never read by a shell');
+      await t.server.audit.flush();
+      const starts = await t.server.audit.query({ op: 'execution_start', agent: 'mallory' });
+      assert.ok(starts.records.length >= 2);
+      assert.ok(
+        starts.records.every((r) => (r.params as { shell: boolean }).shell === false),
+        'audited as argv runs',
+      );
       // Control: under `allow exec(*)` dash really runs the hidden command, so the refusal mattered.
       await policy(['allow read(**)', 'allow write(**)', 'allow exec(*)']);
       // (dash backgrounds `echo ok` and runs the rest; busybox ash reads `&>` as bash does.)
@@ -320,6 +327,41 @@ describe('Security: exec check, devcontainer builds, protected paths in the cont
         'replaced\n',
         'the agent-built image indeed chose what `cat` is, PATH or not',
       );
+    });
+
+    it('sends a build log only to the session whose command caused it', async () => {
+      const secret = 'ONLY-A-' + Math.random().toString(36).slice(2);
+      await start(['allow read(**)', 'allow exec(*)', 'deny read(only-a.txt) @agent:bob'], async (ws) => {
+        await writeFile(join(ws, 'only-a.txt'), `${secret}\n`);
+        await devcontainer(
+          ws,
+          { dockerfile: 'Dockerfile', context: '..' },
+          `FROM ${TEST_IMAGE}\nCOPY . /ctx/\nRUN cat /ctx/only-a.txt 2>/dev/null; sleep 2\n`,
+        );
+      });
+      const bob = (await t.api('/tokens', { method: 'POST', body: { name: 'bob', role: 'agent' } })).body
+        .token;
+      const stream = async (token: string): Promise<string> =>
+        (
+          await fetch(`${t.url}/execute`, {
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${token}`,
+              'content-type': 'application/json',
+              accept: 'application/x-ndjson',
+            },
+            body: JSON.stringify({ command: 'echo done' }),
+          })
+        ).text();
+      const [mine, bobs] = await Promise.all([stream(agent), stream(bob)]);
+      assert.match(
+        mine,
+        new RegExp(secret),
+        "control: the agent's own build log carries the file it may read",
+      );
+      assert.match(bobs, /done/);
+      assert.doesNotMatch(bobs, new RegExp(secret), "another agent's build log never reaches bob");
+      await auditIntact();
     });
 
     it('tool(*) never grants devcontainer.privileged; the exact rule does', async () => {

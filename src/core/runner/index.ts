@@ -217,7 +217,7 @@ export class OperationRunner {
   }
 
   /** The start and the end of an execution each get their own audit record. */
-  private auditExecution(execution: Execution, ctx: CallContext): void {
+  private auditExecution(execution: Execution, ctx: CallContext, shell: boolean): void {
     const started = performance.now();
     const ids = { executionId: execution.id };
     void this.record(
@@ -227,6 +227,8 @@ export class OperationRunner {
         ...ids,
         command: execution.command,
         args: execution.args ?? null,
+        // Whether it ran through `/bin/sh -c` (allow exec(*)) or as an argv with no shell.
+        shell,
         cwd: execution.cwd,
         image: execution.image,
       },
@@ -400,7 +402,7 @@ export class OperationRunner {
             { ...input, cwd: realCwd, argv: plan.argv, checkEnvironment },
           )
           .finally(() => stopProgress?.());
-        this.auditExecution(execution, ctx);
+        this.auditExecution(execution, ctx, plan.shell);
         if (ctx.onOutput) {
           const forward = ctx.onOutput;
           const stop = execution.subscribe((event) => {
