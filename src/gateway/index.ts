@@ -163,6 +163,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     },
     // Commands must not read the owner token or rewrite the owner's policy file either.
     protectedPaths: [stateReal, ...(policyFile ? [policyFile] : [])],
+    stateDir: stateReal,
     onProgress: (event) => {
       log.info('sandbox progress', { ...event });
       options.onSandboxProgress?.(event);

@@ -69,6 +69,8 @@ export interface DockerRuntimeOptions {
    * they lie inside the workspace); masked inside every container.
    */
   protectedPaths?: string[];
+  /** The server's state dir: holds the empty placeholder file (else a temporary folder is used). */
+  stateDir?: string;
   onProgress?: (e: ProgressEvent) => void;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -280,7 +282,7 @@ export class DockerRuntime {
     await Promise.allSettled([...this.sandboxes.keys()].map((sessionId) => this.release(sessionId)));
     await this.placeholders.removeAll();
     const empty = await this.emptyFilePath?.catch(() => null);
-    if (empty) await rm(dirname(empty), { recursive: true, force: true });
+    if (empty && !this.options.stateDir) await rm(dirname(empty), { recursive: true, force: true });
   }
 
   private progress(event: ProgressEvent): void {
@@ -429,12 +431,25 @@ export class DockerRuntime {
     }
   }
 
-  /** An empty, read-only file in a private temporary folder (created once, removed on close). */
+  /**
+   * An empty, read-only file to bind over masked and missing protected files: in the state dir
+   * when one is given (re-created if anything changed it), else in a private temporary folder
+   * removed on close.
+   */
   private emptyFile(): Promise<string> {
     return (this.emptyFilePath ??= (async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'mcpw-empty-'));
-      const file = join(dir, 'empty');
-      await writeFile(file, '', { mode: 0o444 });
+      const { stateDir } = this.options;
+      if (!stateDir) {
+        const file = join(await mkdtemp(join(tmpdir(), 'mcpw-empty-')), 'empty');
+        await writeFile(file, '', { mode: 0o444 });
+        return file;
+      }
+      const file = join(stateDir, 'empty-placeholder');
+      const found = await lstat(file).catch(() => null);
+      if (!found || !found.isFile() || found.size !== 0 || (found.mode & 0o222) !== 0) {
+        await rm(file, { recursive: true, force: true });
+        await writeFile(file, '', { mode: 0o444, flag: 'wx' });
+      }
       return file;
     })());
   }
