@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import fsModule, { promises as fs } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ResourceManager } from '../../src/core/resources';
@@ -191,30 +192,45 @@ describe('ResourceManager', () => {
 
     it('cleans up the temp file when the rename fails', async () => {
       await fs.mkdir(abs('d'));
-      const realRename = fs.rename;
-      fs.rename = async () => {
+      // The rename goes through the held directory descriptor with node:fs renameSync.
+      const realRename = fsModule.renameSync;
+      fsModule.renameSync = () => {
         throw Object.assign(new Error('boom'), { code: 'EIO' });
       };
+      syncBuiltinESMExports();
       try {
         await assert.rejects(rm.writeFile('d/f.txt', 'data'));
       } finally {
-        fs.rename = realRename;
+        fsModule.renameSync = realRename;
+        syncBuiltinESMExports();
       }
       assert.deepEqual(await fs.readdir(abs('d')), []);
     });
 
     it('aborts if the directory is swapped outside while the temp file is written', async () => {
       await fs.mkdir(abs('d'));
-      const realRealpath = fs.realpath;
-      fs.realpath = (async (p: string) => {
-        const swapped = p === abs('d') && (await fs.readdir(abs('d'))).some((n) => n.endsWith('.tmp'));
-        return swapped ? outside : realRealpath(p);
-      }) as typeof fs.realpath;
+      // Just before the temp file is put in place, the directory really moves outside the workspace
+      // (the server checks where its held descriptor now is through /proc/self/fd).
+      const realReadlink = fsModule.readlinkSync;
+      let swapped = false;
+      fsModule.readlinkSync = ((p: string, ...rest: []) => {
+        if (!swapped && /^\/proc\/self\/fd\/\d+$/.test(p)) {
+          if (fsModule.readdirSync(abs('d')).some((n) => n.endsWith('.tmp'))) {
+            fsModule.renameSync(abs('d'), path.join(outside, 'd'));
+            swapped = true;
+          }
+        }
+        return realReadlink(p, ...rest);
+      }) as typeof fsModule.readlinkSync;
+      syncBuiltinESMExports();
       try {
         await rejectsWith(rm.writeFile('d/f.txt', 'data'), 'PATH_OUTSIDE_WORKSPACE');
       } finally {
-        fs.realpath = realRealpath;
+        fsModule.readlinkSync = realReadlink;
+        syncBuiltinESMExports();
+        if (swapped) await fs.rename(path.join(outside, 'd'), abs('d'));
       }
+      assert.equal(swapped, true);
       assert.deepEqual(await fs.readdir(abs('d')), []);
     });
 
@@ -393,6 +409,34 @@ describe('ResourceManager', () => {
         list.entries.map((e) => e.path),
         ['alias/later.txt', 'alias/target.txt'],
       );
+    });
+
+    it('does the I/O on the resolution policy saw, even after its folder is swapped for a link', async () => {
+      await put('d/f.txt', 'inside');
+      await put('d/g.txt', 'gone soon');
+      const early = rm.resolve('d/f.txt', { followFinal: true });
+      assert.equal((await rm.readFile(early)).content, 'inside', 'the I/O uses the resolution');
+      early.close();
+      const read = rm.resolve('d/f.txt', { followFinal: true });
+      const write = rm.resolve('d/new.txt', { followFinal: true });
+      const del = rm.resolve('d/g.txt', { followFinal: false });
+      try {
+        assert.equal(read.realRel, 'd/f.txt');
+        // The agent swaps the folder for a link to outside after the decision.
+        await fs.rename(abs('d'), abs('d-held'));
+        await fs.symlink(outside, abs('d'));
+        // The held folder is no longer where the policy saw it: every operation refuses.
+        await rejectsWith(rm.readFile(read), 'INVALID_PATH');
+        await rejectsWith(rm.writeFile(write, 'x'), 'INVALID_PATH');
+        await rejectsWith(rm.delete(del), 'INVALID_PATH');
+      } finally {
+        read.close();
+        write.close();
+        del.close();
+      }
+      assert.deepEqual((await fs.readdir(outside)).sort(), ['secret.txt']);
+      assert.deepEqual((await fs.readdir(abs('d-held'))).sort(), ['f.txt', 'g.txt']);
+      await rejectsWith(rm.readFile('d/secret.txt'), 'PATH_OUTSIDE_WORKSPACE');
     });
 
     it('refuses protected paths and hides them from listings and searches', async () => {

@@ -4,6 +4,7 @@
  * Each needs an owner rule that names it; `allow write(**)`, `allow tool(*)` or `allow env(*)` is
  * never enough. Private to the policy engine (its index re-exports what others need).
  */
+import { foldPathName } from '../shared/fold';
 
 /** A protected path class: which workspace-relative paths it covers and which patterns name it. */
 interface ProtectedClass {
@@ -86,39 +87,12 @@ const BUILT_IN_CLASSES: readonly ProtectedClass[] = Object.freeze([
   },
 ]);
 
-/** Code points that render as nothing (soft hyphen, joiners, bidi marks, variation selectors, BOM...). */
-const IGNORABLE: ReadonlySet<number> = new Set([
-  0xad,
-  0x34f,
-  0x61c,
-  0x115f,
-  0x1160,
-  0x17b4,
-  0x17b5,
-  0x180b,
-  0x180c,
-  0x180d,
-  0x180e,
-  0x180f,
-  ...Array.from({ length: 0x10 }, (_, i) => 0x2060 + i),
-  ...Array.from({ length: 0x5 }, (_, i) => 0x200b + i),
-  ...Array.from({ length: 0x5 }, (_, i) => 0x202a + i),
-  ...Array.from({ length: 0x10 }, (_, i) => 0xfe00 + i),
-  0x3164,
-  0xfeff,
-  0xffa0,
-]);
-
 /**
- * Folds a path or pattern for protected-path checks: NFC, lower case, without code points that
- * render as nothing, so `.GIT/config` or `.vs\u200bcode` on a folding filesystem is still caught.
+ * Folds a path or pattern for protected-path checks (see {@link foldPathName}): `.GIT/config` or
+ * `.vs\u200bcode` on a folding file system is still caught.
  */
 export function foldForProtection(value: string): string {
-  let folded = '';
-  for (const char of value.normalize('NFC')) {
-    if (!IGNORABLE.has(char.codePointAt(0) ?? 0)) folded += char;
-  }
-  return folded.toLowerCase();
+  return foldPathName(value);
 }
 
 /** The protected-path classes in force: the built-in ones plus owner-configured folders (e.g. core.hooksPath). */

@@ -65,26 +65,36 @@ let cachedFlags: Flags | undefined;
  * never silently weakens confinement (a missing flag constant would otherwise read as 0).
  */
 export function assertConfinementSupported(): Flags {
-  if (cachedFlags) return cachedFlags;
+  cachedFlags ??= confinementFlags(process.platform, fsConstants, existsSync('/proc/self/fd'));
+  return cachedFlags;
+}
+
+/**
+ * The pure check behind {@link assertConfinementSupported}, for a given platform name, `fs.constants`
+ * and whether `/proc/self/fd` exists.
+ */
+export function confinementFlags(
+  platform: string,
+  constants: Readonly<Record<string, number | undefined>>,
+  hasProcFd: boolean,
+): Flags {
   const unsupported = (why: string): WorkspaceError =>
     new WorkspaceError(
       'UNSUPPORTED_PLATFORM',
       `MCP Workspace cannot confine file operations on this host (${why}). The supported host ` +
         'platform is Linux; on Windows run it through Remote-WSL. macOS is not supported yet.',
     );
-  if (process.platform !== 'linux') throw unsupported(`platform ${process.platform}`);
-  const c = fsConstants as Record<string, number | undefined>;
+  if (platform !== 'linux') throw unsupported(`platform ${platform}`);
   const flags: Partial<Flags> = {};
   for (const name of ['O_WRONLY', 'O_CREAT', 'O_EXCL', 'O_NOFOLLOW', 'O_DIRECTORY', 'O_NONBLOCK'] as const) {
-    const value = c[name];
+    const value = constants[name];
     if (typeof value !== 'number' || value === 0) throw unsupported(`the ${name} flag is missing`);
     flags[name] = value;
   }
-  if (c['O_RDONLY'] !== 0) throw unsupported('O_RDONLY is not 0');
+  if (constants['O_RDONLY'] !== 0) throw unsupported('O_RDONLY is not 0');
   flags.O_RDONLY = 0;
-  if (!existsSync('/proc/self/fd')) throw unsupported('/proc/self/fd is not mounted');
-  cachedFlags = flags as Flags;
-  return cachedFlags;
+  if (!hasProcFd) throw unsupported('/proc/self/fd is not mounted');
+  return flags as Flags;
 }
 
 /** The path that names entry `name` of the directory held open as `dirFd` (or the directory itself). */
@@ -127,6 +137,8 @@ export interface ConfinedPath {
   readonly rel: string;
   /** Where it really lands, after following in-workspace links ('.' for the root). */
   readonly realRel: string;
+  /** Whether a final link was followed ({@link ResolveOptions.followFinal}). */
+  readonly followFinal: boolean;
   /** The deepest existing directory on the way, held open; the parent of `name` when `missingDirs` is empty. */
   parentFd: number;
   /** Missing intermediate directories below `parentFd` (created by {@link ConfinedPath.makeParents}). */
@@ -347,7 +359,7 @@ export function resolveConfined(
           continue;
         }
         assertNotProtected(root, stats, rel);
-        return makePath(root, rel, realRelOf([name]), dirFd, [], name, stats, owned);
+        return makePath(root, rel, options, realRelOf([name]), dirFd, [], name, stats, owned);
       }
       let fd: number;
       try {
@@ -358,7 +370,17 @@ export function resolveConfined(
           // `missing/..` cannot be resolved (the kernel says ENOENT too).
           if (rest.includes('..')) throw err;
           const last = rest.pop()!;
-          return makePath(root, rel, realRelOf([...rest, last]), dirFd, rest, last, undefined, owned);
+          return makePath(
+            root,
+            rel,
+            options,
+            realRelOf([...rest, last]),
+            dirFd,
+            rest,
+            last,
+            undefined,
+            owned,
+          );
         }
         if (!isCode(err, 'ELOOP', 'ENOTDIR')) throw err;
         const stats = lstatAt(dirFd, name);
@@ -371,7 +393,7 @@ export function resolveConfined(
       stack.push({ name, fd });
     }
     // The path is the root itself (possibly through links).
-    return makePath(root, rel, realRelOf([]), current(), [], '', fstatSync(current()), owned);
+    return makePath(root, rel, options, realRelOf([]), current(), [], '', fstatSync(current()), owned);
   } catch (err) {
     return fail(err);
   }
@@ -380,6 +402,7 @@ export function resolveConfined(
 function makePath(
   root: ConfinedRootHandle,
   rel: string,
+  options: ResolveOptions,
   realRel: string,
   parentFd: number,
   missingDirs: string[],
@@ -391,6 +414,7 @@ function makePath(
   const path: ConfinedPath = {
     rel,
     realRel,
+    followFinal: options.followFinal,
     parentFd,
     missingDirs,
     name,
