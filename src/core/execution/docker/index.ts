@@ -4,9 +4,9 @@
  * process. Commands go to the runner over the container's attached stdin/stdout.
  */
 import { createHash } from 'node:crypto';
-import { lstat, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, posix, relative, sep } from 'node:path';
+import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type Docker from 'dockerode';
 import { WorkspaceError } from '../../../protocol/errors';
@@ -281,8 +281,6 @@ export class DockerRuntime {
     await Promise.allSettled([...this.pending.values()]);
     await Promise.allSettled([...this.sandboxes.keys()].map((sessionId) => this.release(sessionId)));
     await this.placeholders.removeAll();
-    const empty = await this.emptyFilePath?.catch(() => null);
-    if (empty && !this.options.stateDir) await rm(dirname(empty), { recursive: true, force: true });
   }
 
   private progress(event: ProgressEvent): void {
@@ -433,22 +431,28 @@ export class DockerRuntime {
 
   /**
    * An empty, read-only file to bind over masked and missing protected files: in the state dir
-   * when one is given (re-created if anything changed it), else in a private temporary folder
-   * removed on close.
+   * when one is given, else in a folder of this user under the temporary directory (re-created if
+   * anything changed it, never trusted when someone else owns it).
    */
   private emptyFile(): Promise<string> {
     return (this.emptyFilePath ??= (async () => {
-      const { stateDir } = this.options;
-      if (!stateDir) {
-        const file = join(await mkdtemp(join(tmpdir(), 'mcpw-empty-')), 'empty');
-        await writeFile(file, '', { mode: 0o444 });
-        return file;
+      let dir = this.options.stateDir;
+      if (!dir) {
+        dir = join(tmpdir(), `mcpw-empty-${process.getuid?.() ?? 'user'}`);
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        const owner = await lstat(dir);
+        if (!owner.isDirectory() || owner.uid !== process.getuid?.() || (owner.mode & 0o022) !== 0) {
+          dir = await mkdtemp(join(tmpdir(), 'mcpw-empty-'));
+        }
       }
-      const file = join(stateDir, 'empty-placeholder');
+      const file = join(dir, 'empty-placeholder');
       const found = await lstat(file).catch(() => null);
       if (!found || !found.isFile() || found.size !== 0 || (found.mode & 0o222) !== 0) {
         await rm(file, { recursive: true, force: true });
-        await writeFile(file, '', { mode: 0o444, flag: 'wx' });
+        // EEXIST: another runtime of this user made it in between (the folder is private).
+        await writeFile(file, '', { mode: 0o444, flag: 'wx' }).catch((error: unknown) => {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        });
       }
       return file;
     })());
