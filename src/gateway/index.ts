@@ -10,7 +10,7 @@ import { AuditLog } from '../core/audit';
 import { ExecutionManager, type ExecutionLimits } from '../core/execution';
 import { DockerRuntime, type ProgressEvent, type SandboxLimits } from '../core/execution/docker';
 import { createLogger, type Logger } from '../core/log';
-import { DEFAULT_POLICY, PolicyEngine, PolicyStore } from '../core/policy';
+import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../core/policy';
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { OperationRunner } from '../core/runner';
 import { RateLimiter, SessionManager } from '../core/session';
@@ -142,7 +142,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     initialPolicy = await PolicyStore.loadFile(policyFile);
     await policyStore.save(initialPolicy);
   }
-  const policy = new PolicyEngine(initialPolicy);
+  const policy = new PolicyEngine(initialPolicy, { protectedFolders: await gitHooksFolders(workspace) });
   // The state dir and the owner's policy file are never reachable through the workspace API.
   const resources = await ResourceManager.create({
     root: workspace,
@@ -165,9 +165,13 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     ...(options.sandboxIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.sandboxIdleTimeoutMs } : {}),
     // Host-side and privileged devcontainer.json fields need an owner rule such as
     // `allow tool(devcontainer.runArgs)`; agents cannot grant it to themselves.
-    permissions: { allows: (field) => policy.decide(OWNER, 'tool', `devcontainer.${field}`).allowed },
+    permissions: {
+      allows: (field) => policy.decide(OWNER, 'tool', `devcontainer.${field}`).allowed,
+      allowsEnv: (key) => policy.decide(OWNER, 'env', key).allowed,
+    },
     // Commands must not read the owner token or rewrite the owner's policy file either.
     protectedPaths: [stateReal, ...(policyFile ? [policyFile] : [])],
+    stateDir: stateReal,
     onProgress: (event) => {
       log.info('sandbox progress', { ...event });
       options.onSandboxProgress?.(event);

@@ -295,7 +295,7 @@ export const OPERATIONS = {
   run_command: op({
     title: 'Run command',
     description:
-      "RunCommand: run a command in the workspace's dev container (never on the host). Without args it runs through `sh -c`. Output streams as progress notifications; background: true returns at once with the executionId.",
+      "RunCommand: run a command in the workspace's dev container (never on the host). Under a narrow exec rule the command is split into words and run with no shell (shell syntax needs allow exec(*), which runs it through sh -c); with args it always runs directly. Output streams as progress notifications; background: true returns at once with the executionId.",
     input: z.object({
       command: z.string().min(1).max(100_000),
       args: z
@@ -364,7 +364,7 @@ export const OPERATIONS = {
     title: 'Explain a policy decision',
     description: 'Which rule decides ACTION(target) for you (or, for the owner, for a named agent).',
     input: z.object({
-      action: z.enum(['read', 'write', 'exec', 'network', 'tool']),
+      action: z.enum(['read', 'write', 'exec', 'network', 'tool', 'env']),
       target: z.string().max(4096),
       agent: z.string().optional().describe('Owner only: explain for this agent token instead.'),
     }),

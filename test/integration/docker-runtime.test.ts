@@ -196,6 +196,7 @@ describe('Docker runtime (real engine)', function () {
         remoteEnv: {},
         user: null,
         extraHostConfig: {},
+        buildInputs: null,
       });
     });
 
@@ -213,7 +214,11 @@ describe('Docker runtime (real engine)', function () {
           "features": {},
         }`,
       );
-      const env = await runtime().resolveEnvironment();
+      const denied = await expectError(runtime().resolveEnvironment(), 'POLICY_DENIED', /allow env\(PATH\)/);
+      assert.equal(denied.details?.key, 'PATH', 'remoteEnv may not choose PATH without the owner naming it');
+      const env = await runtime({
+        permissions: { allows: () => false, allowsEnv: (key) => key === 'PATH' },
+      }).resolveEnvironment();
       assert.equal(env.source, 'devcontainer-image');
       assert.equal(env.image, IMAGE);
       assert.equal(env.configPath, join(workspace, '.devcontainer.json'));
@@ -446,7 +451,26 @@ describe('Docker runtime (real engine)', function () {
       assert.equal(info.HostConfig.NetworkMode, 'none');
       assert.equal(info.HostConfig.Init, true);
       assert.equal(info.HostConfig.Privileged, false);
-      assert.deepEqual(info.HostConfig.Tmpfs, { '/tmp': `rw,nosuid,nodev,size=${16 * MiB}` });
+      const folder = `/workspaces/${basename(workspace)}`;
+      const placeholder = 'ro,nosuid,nodev,noexec,size=4k';
+      assert.deepEqual(info.HostConfig.Tmpfs, {
+        '/tmp': `rw,nosuid,nodev,size=${16 * MiB}`,
+        ...Object.fromEntries(
+          [
+            '.git',
+            '.vscode',
+            '.devcontainer',
+            '.cursor',
+            '.claude',
+            '.husky',
+            '.githooks',
+            '.mcp-workspace',
+          ].map((name) => [`${folder}/${name}`, placeholder]),
+        ),
+      });
+      for (const mount of info.HostConfig.Mounts ?? []) {
+        if (mount.Type === 'bind') assert.equal(mount.BindOptions?.Propagation, 'rprivate', mount.Target);
+      }
       assert.deepEqual(info.Config.Entrypoint, ['/.mcpw/mcpw-runner']);
       assert.equal(info.Config.Labels['dev.mcp-workspace.state'], stateId);
       assert.equal(info.Config.Labels['dev.mcp-workspace.session'], 'hardened-session-with-long-id');

@@ -10,26 +10,17 @@ import { callTool, connectMcp } from '../helpers/clients';
 import { TEST_IMAGE, ensureDocker } from '../helpers/docker';
 import { startTestServer, type TestServer } from '../helpers/server';
 
+// Most tests here use shell syntax, which needs `allow exec(*)`; narrow rules are tested in
+// exec-security.test.ts.
 const EXEC_POLICY = {
   id: 'exec-tests',
-  rules: [
-    'allow read(**)',
-    'allow write(**)',
-    'deny write(.git/**)',
-    'allow exec(echo *)',
-    'allow exec(sh *)',
-    'allow exec(sleep *)',
-    'allow exec(cat)',
-    'allow exec(ls *)',
-    'allow exec(pwd)',
-    'allow exec(exit *)',
-    'allow exec(printf *)',
-    'allow exec(trap *)',
-    'allow exec(ps)',
-    'allow exec(head *)',
-    'allow exec(wait)',
-    'deny exec(rm *)',
-  ],
+  rules: ['allow read(**)', 'allow write(**)', 'deny write(.git/**)', 'allow exec(*)', 'deny exec(rm *)'],
+};
+
+/** A policy of narrow exec rules only: commands run as an argv with no shell. */
+const NARROW_POLICY = {
+  id: 'narrow',
+  rules: ['allow read(**)', 'allow write(**)', 'allow exec(echo *)', 'allow exec(cat)'],
 };
 
 describe('RunCommand / CancelExecution in the session container (real Docker engine)', function () {
@@ -60,16 +51,20 @@ describe('RunCommand / CancelExecution in the session container (real Docker eng
     const denied = await t.api('/execute', { method: 'POST', body: { command: 'echo hi' } });
     assert.equal(denied.status, 403);
     assert.equal(denied.body.error.code, 'POLICY_DENIED');
-    await t.api('/policies', { method: 'PUT', body: EXEC_POLICY });
+    await t.api('/policies', { method: 'PUT', body: NARROW_POLICY });
     const chained = await t.api('/execute', { method: 'POST', body: { command: 'echo ok; rm -rf sub' } });
     assert.equal(chained.body.error.code, 'POLICY_DENIED');
     assert.match(chained.body.error.message, /rm -rf sub/);
     const substituted = await t.api('/execute', { method: 'POST', body: { command: 'echo $(rm -rf sub)' } });
     assert.equal(substituted.body.error.code, 'POLICY_DENIED');
+    assert.match(substituted.body.error.message, /shell syntax/);
+    await t.api('/policies', { method: 'PUT', body: EXEC_POLICY });
+    const under = await t.api('/execute', { method: 'POST', body: { command: 'echo ok; rm -rf sub' } });
+    assert.equal(under.body.error.code, 'POLICY_DENIED', 'deny rules still see each chained part');
     assert.equal(await readFile(join(t.workspace, 'sub/data.txt'), 'utf8'), 'from the workspace\n');
     await t.server.audit.flush();
     const records = await t.server.audit.query({ op: 'run_command', decision: 'deny' });
-    assert.equal(records.records.length, 3, 'every denial is audited');
+    assert.equal(records.records.length, 4, 'every denial is audited');
   });
 
   it('runs in the workspace folder of the container, with exit codes and separate streams', async () => {

@@ -222,7 +222,8 @@ describe('policy: path globs (read/write)', () => {
   for (const [pattern, path, expected] of table) {
     it(`${pattern} ${expected ? 'matches' : 'does not match'} ${path}`, () => {
       assert.equal(allows(`allow read(${pattern})`, 'read', path), expected);
-      assert.equal(allows(`allow write(${pattern})`, 'write', path), expected);
+      // The owner: agents' writes to protected paths need a naming rule (tested below).
+      assert.equal(allows(`allow write(${pattern})`, 'write', path, OWNER), expected);
     });
   }
 
@@ -554,5 +555,151 @@ describe('policy: PolicyStore', () => {
   it('reports a missing file as NOT_FOUND and a directory as INVALID_POLICY', async () => {
     await assertRejects(PolicyStore.loadFile(join(dir, 'missing.json')), 'NOT_FOUND', /missing\.json/);
     await assertRejects(PolicyStore.loadFile(dir), 'INVALID_POLICY', /directory/);
+  });
+});
+
+describe('policy: protected paths, owner-dangerous tools and env keys need naming rules', () => {
+  const protectedPaths = [
+    '.git/config',
+    '.git',
+    'sub/.git/hooks/pre-commit',
+    'a/b/.git/config',
+    '.GIT/config',
+    '.vscode/settings.json',
+    '.VSCode/tasks.json',
+    '.devcontainer/devcontainer.json',
+    '.devcontainer/Dockerfile',
+    '.devcontainer.json',
+    'team.code-workspace',
+    '.cursor/mcp.json',
+    '.claude/settings.json',
+    '.mcp.json',
+    '.husky/pre-commit',
+    '.githooks/pre-push',
+    '.envrc',
+    '.mcp-workspace/tools/x.json',
+    '.vs\u200bcode/settings.json',
+  ];
+
+  it('refuses agents every protected path under allow write(**), with a message naming the rule to add', () => {
+    const e = engine('allow write(**)');
+    for (const path of protectedPaths) {
+      const decision = e.decide(bob, 'write', path);
+      assert.equal(decision.allowed, false, path);
+      assert.match(decision.reason, /protected path .*allow write\(/, path);
+      assert.equal(e.decide(OWNER, 'write', path).allowed, true, `the owner is not restricted: ${path}`);
+    }
+    for (const path of [
+      'src/a.ts',
+      '.github/workflows/ci.yml',
+      'docs/.vscode-notes.md',
+      'sub/.vscode/x',
+      'x.code-workspace.bak',
+    ]) {
+      assert.equal(e.decide(bob, 'write', path).allowed, true, path);
+    }
+  });
+
+  it('allows a protected path under a rule that names it, and deny still wins', () => {
+    assert.equal(
+      engine('allow write(.vscode/**)').decide(bob, 'write', '.vscode/settings.json').allowed,
+      true,
+    );
+    assert.equal(
+      engine('allow write(.vscode/settings.json)').decide(bob, 'write', '.vscode/settings.json').allowed,
+      true,
+    );
+    assert.equal(
+      engine('allow write(.vscode/settings.json)').decide(bob, 'write', '.vscode/tasks.json').allowed,
+      false,
+    );
+    assert.equal(engine('allow write(**/.git/**)').decide(bob, 'write', 'sub/.git/config').allowed, true);
+    assert.equal(
+      engine('allow write(*.code-workspace)').decide(bob, 'write', 'a.code-workspace').allowed,
+      true,
+    );
+    assert.equal(engine('allow write(*)').decide(bob, 'write', '.envrc').allowed, false);
+    assert.equal(
+      engine('allow write(.envrc)', 'deny write(.envrc)').decide(bob, 'write', '.envrc').allowed,
+      false,
+    );
+  });
+
+  it('protects the core.hooksPath folder given to the engine', () => {
+    const e = new PolicyEngine(
+      { id: 't', rules: ['allow write(**)'] },
+      { protectedFolders: ['tools/hooks', '../out', ''] },
+    );
+    assert.equal(e.decide(bob, 'write', 'tools/hooks/pre-commit').allowed, false);
+    assert.equal(e.decide(bob, 'write', 'tools/other').allowed, true);
+    assert.equal(
+      e.decide(bob, 'write', 'tools').allowed,
+      false,
+      'renaming a parent would move the hooks away',
+    );
+    assert.equal(e.protectedClass('tools/hooks/x'), 'tools/hooks/**');
+    e.setProtectedFolders([]);
+    assert.equal(e.decide(bob, 'write', 'tools/hooks/pre-commit').allowed, true);
+  });
+
+  it('never grants devcontainer.* through tool(*) or any other wildcard', () => {
+    for (const rule of [
+      'allow tool(*)',
+      'allow tool(devcontainer.*)',
+      'allow tool(devcontainer.privilege?)',
+    ]) {
+      for (const principal of [OWNER, bob]) {
+        const decision = engine(rule).decide(principal, 'tool', 'devcontainer.privileged');
+        assert.equal(decision.allowed, false, rule);
+        assert.match(decision.reason, /exact rule `allow tool\(devcontainer\.privileged\)`/);
+      }
+    }
+    assert.equal(
+      engine('allow tool(devcontainer.privileged)').decide(OWNER, 'tool', 'devcontainer.privileged').allowed,
+      true,
+    );
+    assert.equal(engine('allow tool(*)').decide(bob, 'tool', 'read_file').allowed, true);
+    assert.equal(
+      engine('allow tool(devcontainer.privileged)', 'deny tool(*)').decide(
+        OWNER,
+        'tool',
+        'devcontainer.privileged',
+      ).allowed,
+      false,
+    );
+  });
+
+  it('allows ordinary env keys unless denied, and program-loading ones only by exact name', () => {
+    const e = engine('allow env(*)', 'allow env(LD_PRELOAD)', 'deny env(SECRET_*)');
+    assert.equal(e.decide(bob, 'env', 'GREETING').allowed, true);
+    assert.equal(engine().decide(bob, 'env', 'GREETING').allowed, true);
+    assert.equal(e.decide(bob, 'env', 'SECRET_X').allowed, false);
+    assert.equal(e.decide(bob, 'env', 'LD_PRELOAD').allowed, true);
+    for (const key of [
+      'PATH',
+      'LD_LIBRARY_PATH',
+      'BASH_ENV',
+      'ENV',
+      'IFS',
+      'NODE_OPTIONS',
+      'GIT_SSH_COMMAND',
+      'npm_config_script_shell',
+      'HOME',
+      'PYTHONPATH',
+      'PERL5OPT',
+      'RUBYOPT',
+      'Path',
+    ]) {
+      const decision = e.decide(bob, 'env', key);
+      assert.equal(decision.allowed, false, key);
+      assert.match(decision.reason, /exact rule `allow env\(/);
+    }
+    assert.equal(engine('allow env(PATH)').decide(bob, 'env', 'PATH').allowed, true);
+  });
+
+  it('keeps exec patterns on ASCII whitespace only', () => {
+    assert.equal(allows('allow exec(echo *)', 'exec', 'echo  hi'), true);
+    assert.equal(allows('allow exec(echo *)', 'exec', 'echo\u00a0hi'), false);
+    assert.equal(allows('allow exec(echo)', 'exec', 'echo\u00a0; id'), false);
   });
 });

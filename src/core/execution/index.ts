@@ -7,7 +7,16 @@ import type { RunnerExit, RunnerProcess } from './runner';
 /** What a session container offers the Execution Manager (implemented by the Docker runtime). */
 export interface SandboxHandle {
   readonly containerId: string;
-  readonly env: { image: string; workspaceFolder: string; remoteEnv: Record<string, string> };
+  readonly env: {
+    image: string;
+    workspaceFolder: string;
+    remoteEnv: Record<string, string>;
+    /**
+     * Workspace-relative files the image was built from (the Dockerfile and the build context), or
+     * null when the image was not built from the workspace.
+     */
+    buildInputs: readonly string[] | null;
+  };
   exec(spec: {
     argv: string[];
     cwd: string;
@@ -24,14 +33,21 @@ export interface SandboxProvider {
     agent: string;
     readOnly: boolean;
     network: boolean;
+    /** Whether the agent may read a workspace-relative path (what an image build may ship). */
+    mayRead?: (path: string) => boolean;
   }): Promise<SandboxHandle>;
   release(sessionId: string): Promise<void>;
 }
 
-/** RunCommand parameters, validated by the protocol schema. */
+/** RunCommand parameters, validated by the protocol schema and authorised by the operation runner. */
 export interface RunCommandRequest {
+  /** The command as the caller wrote it (for display and the audit). */
   command: string;
   args?: string[] | undefined;
+  /** What runs: the argv the policy judged (no shell), or `/bin/sh -c COMMAND` for `allow exec(*)`. */
+  argv: string[];
+  /** Refuses (by throwing) to run in the environment the sandbox resolved, e.g. an agent-built image. */
+  checkEnvironment?: (env: SandboxHandle['env']) => void;
   /** Workspace-relative working directory (already confined by the caller). */
   cwd: string;
   env?: Record<string, string> | undefined;
@@ -93,6 +109,9 @@ export const DEFAULT_EXECUTION_LIMITS: ExecutionLimits = {
   maxLogLines: 1_000,
   retainMs: 10 * 60_000,
 };
+
+/** The PATH every command starts with (programs are looked up in it, never in one the image chose). */
+export const SERVER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 const TRUNCATION_MARKER = '\n[mcp-workspace: output truncated]\n';
 /** A line longer than this is cut in `logs` (stdout and stderr keep it whole). */
@@ -297,7 +316,13 @@ export class ExecutionManager {
 
   /** Starts a command; resolves once it is running (use `execution.done` for the result). */
   async start(
-    session: { sessionId: string; principal: Principal; readOnly: boolean; network: boolean },
+    session: {
+      sessionId: string;
+      principal: Principal;
+      readOnly: boolean;
+      network: boolean;
+      mayRead?: (path: string) => boolean;
+    },
     request: RunCommandRequest,
   ): Promise<Execution> {
     const running = [...this.executions.values()].filter(
@@ -316,12 +341,16 @@ export class ExecutionManager {
       agent: session.principal.name,
       readOnly: session.readOnly,
       network: session.network,
+      ...(session.mayRead ? { mayRead: session.mayRead } : {}),
     });
+    request.checkEnvironment?.(sandbox.env);
     const folder = sandbox.env.workspaceFolder;
     const cwd = request.cwd === '.' ? folder : `${folder}/${request.cwd}`;
-    const argv = request.args ? [request.command, ...request.args] : ['sh', '-c', request.command];
+    const argv = request.argv;
+    // The server's PATH, whatever the image set: only an owner rule `allow env(PATH)` lets
+    // devcontainer.json remoteEnv or the request change it.
     const env = {
-      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      PATH: SERVER_PATH,
       HOME: '/tmp',
       ...sandbox.env.remoteEnv,
       ...(request.env ?? {}),

@@ -9,8 +9,17 @@ import {
   type Policy,
   type PolicyAction,
 } from './rules';
+import { isDangerousEnv, isDangerousTool, ProtectedPaths } from './protected';
 
 export { DEFAULT_POLICY, parseRule, validatePolicy } from './rules';
+export { gitHooksFolders } from './hooks';
+export {
+  CODE_WORKSPACE_SUFFIX,
+  isDangerousEnv,
+  isDangerousTool,
+  PROTECTED_ROOT_FILES,
+  PROTECTED_ROOT_FOLDERS,
+} from './protected';
 export type { ParsedRule, Policy, PolicyAction } from './rules';
 export { PolicyStore } from './store';
 
@@ -56,13 +65,46 @@ function describe(principal: Principal): string {
   return principal.role === 'viewer' ? `agent '${principal.name}' (viewer)` : `agent '${principal.name}'`;
 }
 
-/** Evaluates a deny-by-default policy: any matching deny wins, else any matching allow, else denied. */
+/** Options of a {@link PolicyEngine}. */
+export interface PolicyEngineOptions {
+  /**
+   * Workspace-relative folders protected like `.githooks/**` on top of the built-in list (the
+   * `core.hooksPath` target of the workspace's repository).
+   */
+  protectedFolders?: readonly string[];
+}
+
+/** An allow rule only counts when it names its target: what narrows `decide()` for one target. */
+interface ExplicitOnly {
+  /** Whether an allow rule names the target. */
+  names: (rule: ParsedRule) => boolean;
+  /** Why a broader allow rule was not enough, and what to add. */
+  why: string;
+}
+
+/**
+ * Evaluates a deny-by-default policy: any matching deny wins, else any matching allow, else denied.
+ * Protected paths (for agents), `devcontainer.*` grants and program-loading env keys need an allow
+ * rule that names them; a wildcard allow is not enough. Other env keys are allowed unless denied.
+ */
 export class PolicyEngine {
   private compiled: CompiledPolicy;
   private readonly listeners = new Set<(policy: Policy) => void>();
+  private protectedPaths: ProtectedPaths;
 
-  constructor(policy: Policy = DEFAULT_POLICY) {
+  constructor(policy: Policy = DEFAULT_POLICY, options: PolicyEngineOptions = {}) {
     this.compiled = compile(policy);
+    this.protectedPaths = new ProtectedPaths(options.protectedFolders);
+  }
+
+  /** Replaces the extra protected folders (e.g. after `core.hooksPath` changed). */
+  setProtectedFolders(folders: readonly string[]): void {
+    this.protectedPaths = new ProtectedPaths(folders);
+  }
+
+  /** The protected-path class of a workspace-relative path (e.g. `.vscode/**`), or null. */
+  protectedClass(path: string): string | null {
+    return this.protectedPaths.classify(normalizeTarget('write', path).value)?.shown ?? null;
   }
 
   /** A copy of the active policy. */
@@ -107,9 +149,11 @@ export class PolicyEngine {
     if ((action === 'read' || action === 'write') && /^(?:\/|\.\.(?:\/|$))/.test(normalized.value)) {
       return { allowed: false, rule: null, ruleIndex: null, reason: `${shown} is outside the workspace` };
     }
+    const explicit = this.explicitOnly(principal, action, normalized.value);
     let allow: ParsedRule | undefined;
     for (const { rule, match } of rules) {
       if ((rule.effect === 'allow' && allow) || !applies(rule, principal) || !match(normalized)) continue;
+      if (rule.effect === 'allow' && explicit && !explicit.names(rule)) continue;
       if (rule.effect === 'deny') {
         return {
           allowed: false,
@@ -128,12 +172,51 @@ export class PolicyEngine {
         reason: `allowed by rule ${allow.index + 1}: ${allow.text}`,
       };
     }
+    if (action === 'env' && !isDangerousEnv(normalized.value)) {
+      return {
+        allowed: true,
+        rule: null,
+        ruleIndex: null,
+        reason: `${shown} does not change how programs are found or loaded (allowed unless denied)`,
+      };
+    }
     return {
       allowed: false,
       rule: null,
       ruleIndex: null,
-      reason: `no rule allows ${shown} for ${describe(principal)} (deny by default)`,
+      reason: explicit
+        ? `${explicit.why} (no such rule for ${describe(principal)})`
+        : `no rule allows ${shown} for ${describe(principal)} (deny by default)`,
     };
+  }
+
+  /** For targets that only a naming rule may allow: how to recognise such a rule. */
+  private explicitOnly(principal: Principal, action: PolicyAction, target: string): ExplicitOnly | null {
+    if (action === 'write' && principal.kind !== 'owner') {
+      const cls = this.protectedPaths.classify(target);
+      if (!cls) return null;
+      return {
+        names: (rule) => cls.named(rule.pattern),
+        why:
+          `${target} is a protected path (${cls.shown}): agents may write it only under a rule that ` +
+          `names it, such as \`${cls.example}\`; \`allow write(**)\` is not enough`,
+      };
+    }
+    if (action === 'tool' && isDangerousTool(target)) {
+      return {
+        names: (rule) => rule.pattern === target,
+        why: `tool(${target}) weakens the sandbox: it needs the exact rule \`allow tool(${target})\`; a wildcard is not enough`,
+      };
+    }
+    if (action === 'env' && isDangerousEnv(target)) {
+      return {
+        names: (rule) => rule.pattern === target,
+        why:
+          `env(${target}) changes how programs are found or loaded: it needs the exact rule ` +
+          `\`allow env(${target})\`; a wildcard is not enough`,
+      };
+    }
+    return null;
   }
 
   /** Subscribes to policy changes; returns an unsubscribe function. */

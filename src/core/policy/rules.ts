@@ -5,7 +5,7 @@ import { foldPathName } from '../shared/fold';
 import { compileNameGlob, compilePathGlob, compileStarPattern, GlobSyntaxError } from '../shared/glob';
 
 /** The kinds of operation a policy rule can govern. */
-export type PolicyAction = 'read' | 'write' | 'exec' | 'network' | 'tool';
+export type PolicyAction = 'read' | 'write' | 'exec' | 'network' | 'tool' | 'env';
 
 /** A named, ordered list of rule strings such as `allow exec(npm run *)`. */
 export interface Policy {
@@ -43,7 +43,7 @@ export interface CompiledRule {
 }
 
 /** Every action name, in the order used by messages. */
-export const POLICY_ACTIONS: readonly PolicyAction[] = ['read', 'write', 'exec', 'network', 'tool'];
+export const POLICY_ACTIONS: readonly PolicyAction[] = ['read', 'write', 'exec', 'network', 'tool', 'env'];
 
 /** Agent names as minted by the session manager. */
 export const AGENT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -74,13 +74,17 @@ const MAX_CACHED_MATCHERS = 10_000;
 const ROLES: readonly Role[] = ['owner', 'agent', 'viewer'];
 const GRAMMAR =
   "Expected 'allow|deny ACTION(PATTERN)' optionally followed by '@owner', '@agent', '@viewer' or " +
-  "'@agent:NAME', where ACTION is one of read, write, exec, network, tool.";
+  "'@agent:NAME', where ACTION is one of read, write, exec, network, tool, env.";
 
 const matcherCache = new Map<string, Matcher>();
 
-/** Collapses whitespace runs so that `npm  test` and `npm test` are the same command. */
+/**
+ * Collapses runs of ASCII spaces and tabs so that `npm  test` and `npm test` are the same command.
+ * Other whitespace is left alone on purpose: the exec check refuses it instead (a shell would not
+ * read U+00A0 as a separator, so treating it as one here would judge a different command).
+ */
 export function normalizeCommand(command: string): string {
-  return command.trim().replace(/\s+/g, ' ');
+  return command.replace(/^[ \t]+|[ \t]+$/g, '').replace(/[ \t]+/g, ' ');
 }
 
 /** Normalizes a workspace-relative posix path; the root becomes the empty string. */
@@ -144,7 +148,8 @@ function buildMatcher(action: PolicyAction, pattern: string): Matcher {
       if (hostOf(lowered) !== lowered) return (t) => re.test(t.value);
       return (t) => re.test(t.host) || re.test(t.value);
     }
-    case 'tool': {
+    case 'tool':
+    case 'env': {
       const re = compileNameGlob(pattern);
       return (t) => re.test(t.value);
     }

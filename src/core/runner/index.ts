@@ -13,7 +13,14 @@ import type { AuditLog } from '../audit';
 import type { PolicyAction, PolicyDecision, PolicyEngine, PolicyStore } from '../policy';
 import type { ConfinedPath, ResourceManager } from '../resources';
 import type { RateLimiter, SessionInfo, SessionManager } from '../session';
-import type { Execution, ExecutionManager, ExecutionResult, OutputEvent } from '../execution';
+import type { Execution, ExecutionManager, ExecutionResult, OutputEvent, SandboxHandle } from '../execution';
+import {
+  argvTarget,
+  refuseAmbiguousCharacters,
+  shellParts,
+  tokenizeCommand,
+  type CommandPlan,
+} from './command';
 
 /** Who is calling, over which transport, in which session. */
 export interface CallContext {
@@ -40,7 +47,9 @@ export interface RunnerDeps {
   /** Refuses (by throwing) a change to a workspace-relative path, e.g. one with unsaved editor changes. */
   writeGuard?: (path: string) => void;
   /** Subscribes to sandbox progress (image builds, container starts); returns the unsubscribe. */
-  onSandboxProgress?: (listener: (event: { phase: string; message: string }) => void) => () => void;
+  onSandboxProgress?: (
+    listener: (event: { phase: string; message: string; sessionId?: string }) => void,
+  ) => () => void;
 }
 
 type Authorize = (action: PolicyAction, target: string) => void;
@@ -234,7 +243,7 @@ export class OperationRunner {
   }
 
   /** The start and the end of an execution each get their own audit record. */
-  private auditExecution(execution: Execution, ctx: CallContext): void {
+  private auditExecution(execution: Execution, ctx: CallContext, shell: boolean): void {
     const started = performance.now();
     const ids = { executionId: execution.id };
     void this.record(
@@ -244,6 +253,8 @@ export class OperationRunner {
         ...ids,
         command: execution.command,
         args: execution.args ?? null,
+        // Whether it ran through `/bin/sh -c` (allow exec(*)) or as an argv with no shell.
+        shell,
         cwd: execution.cwd,
         image: execution.image,
       },
@@ -394,20 +405,47 @@ export class OperationRunner {
       },
       run_command: async (input, ctx) => {
         const cwd = input.cwd ?? '.';
+        refuseAmbiguousCharacters('cwd', cwd, false);
         const cwdPath = authorizePath(ctx.authorize, 'read', cwd);
         const realCwd = cwdPath.realRel;
         const where = await closing([cwdPath], () => resources.stat(cwdPath));
         if (where.type !== 'directory') {
           throw new WorkspaceError('NOT_A_DIRECTORY', `cwd ${cwd} is not a directory of the workspace.`);
         }
-        authorizeCommand(ctx.authorize, input.command, input.args);
+        const plan = planCommand(ctx.authorize, input);
+        for (const [key, value] of Object.entries(input.env ?? {})) {
+          refuseAmbiguousCharacters(`env.${key}`, value, true);
+          ctx.authorize('env', key);
+        }
+        const principal = ctx.principal;
+        // An image built from files this agent may write runs whatever the agent put in it (its own
+        // /bin/sh, /usr/bin/echo...): a narrow exec rule then guarantees nothing, so it needs exec(*).
+        const checkEnvironment = (env: SandboxHandle['env']): void => {
+          if (plan.shell || !env.buildInputs) return;
+          const writable = env.buildInputs.find((path) => policy.decide(principal, 'write', path).allowed);
+          if (writable === undefined) return;
+          try {
+            ctx.authorize('exec', '*');
+            return;
+          } catch (err) {
+            if (!(err instanceof WorkspaceError) || err.code !== 'POLICY_DENIED') throw err;
+          }
+          throw new WorkspaceError(
+            'POLICY_DENIED',
+            `The dev container image is built from files you may write (${writable}), so it can run anything ` +
+              'in place of the allowed program; commands in it need `allow exec(*)`.',
+            { buildInput: writable, rule: 'allow exec(*)' },
+          );
+        };
         // While the sandbox gets ready (a first build can take minutes), the caller sees progress
         // as stderr lines marked `[mcp-workspace]`, numbered 0 (they precede the command's output).
+        // Progress addressed to another session (its build log) is not this caller's to see.
         const forward = ctx.onOutput;
         const stopProgress = forward
-          ? this.deps.onSandboxProgress?.((e) =>
-              forward({ stream: 'stderr', data: `[mcp-workspace] ${e.phase}: ${e.message}\n`, seq: 0 }),
-            )
+          ? this.deps.onSandboxProgress?.((e) => {
+              if (e.sessionId !== undefined && e.sessionId !== ctx.sessionId) return;
+              forward({ stream: 'stderr', data: `[mcp-workspace] ${e.phase}: ${e.message}\n`, seq: 0 });
+            })
           : undefined;
         const execution = await executions
           .start(
@@ -418,11 +456,13 @@ export class OperationRunner {
               // only when the policy lets this agent write.
               network: policy.decide(ctx.principal, 'network', '*').allowed,
               readOnly: !policy.decide(ctx.principal, 'write', '.').allowed,
+              // An image build ships only what this agent may read.
+              mayRead: (path) => policy.decide(principal, 'read', path).allowed,
             },
-            { ...input, cwd: realCwd },
+            { ...input, cwd: realCwd, argv: plan.argv, checkEnvironment },
           )
           .finally(() => stopProgress?.());
-        this.auditExecution(execution, ctx);
+        this.auditExecution(execution, ctx, plan.shell);
         if (ctx.onOutput) {
           const forward = ctx.onOutput;
           const stop = execution.subscribe((event) => {
@@ -516,28 +556,47 @@ export class OperationRunner {
   }
 }
 
-// `;`, newline, `&&`, `||`, `|` and `&`, but not the `&` and `|` of redirections (`>&2`, `&>`, `>|`).
-const SHELL_SEPARATORS = /\|\||&&|[;\n]|(?<![<>&])&(?![>&])|(?<![>|])\|(?!\|)/;
-const SHELL_SUBSTITUTION = /`|\$\(|<\(|>\(/;
-
 /**
- * Authorises a command line. Through `sh -c`, every command chained with `;`, `&&`, `||`, `|` or
- * `&` must be allowed on its own (so `allow exec(npm test)` does not admit `npm test; rm -rf .`),
- * and command substitution, which hides commands inside words, needs `allow exec(*)`.
+ * Authorises a command and decides how it runs. With `args`, or when the command is plain words,
+ * the argv is judged (quoted words joined by spaces) and run with no shell. Anything a shell would
+ * interpret (pipes, redirections such as `&>`, `;`, `&&`, `$(...)`, backquotes, globs, assignments)
+ * needs `allow exec(*)`, and then every chained part must pass the `deny exec(...)` rules too.
+ * A caller granted `allow exec(*)` runs through `/bin/sh -c`, so shell builtins work for it.
  */
-function authorizeCommand(authorize: Authorize, command: string, args: string[] | undefined): void {
+function planCommand(
+  authorize: Authorize,
+  input: { command: string; args?: string[] | undefined },
+): CommandPlan {
+  const { command, args } = input;
+  refuseAmbiguousCharacters('command', command, args === undefined);
   if (args) {
-    authorize('exec', [command, ...args].map(shellWord).join(' '));
-    return;
+    args.forEach((arg, i) => refuseAmbiguousCharacters(`args[${i}]`, arg, true));
+    const argv = [command, ...args];
+    authorize('exec', argvTarget(argv));
+    return { argv, shell: false };
   }
-  const parts = command
-    .split(SHELL_SEPARATORS)
-    .map((part) => part.trim())
-    .filter(Boolean);
-  for (const part of parts.length > 0 ? parts : [command.trim()]) authorize('exec', part);
-  if (SHELL_SUBSTITUTION.test(command)) authorize('exec', '*');
-}
-
-function shellWord(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+  const words = tokenizeCommand(command);
+  let wildcard: WorkspaceError | null = null;
+  try {
+    authorize('exec', '*');
+  } catch (err) {
+    if (!(err instanceof WorkspaceError) || err.code !== 'POLICY_DENIED') throw err;
+    wildcard = err;
+  }
+  if (wildcard === null) {
+    for (const part of shellParts(command)) authorize('exec', part);
+    return { argv: ['/bin/sh', '-c', command], shell: true };
+  }
+  if (words === null) {
+    throw new WorkspaceError(
+      'POLICY_DENIED',
+      `Policy denies exec(${command.length > 200 ? command.slice(0, 200) + '...' : command}): it uses shell ` +
+        'syntax (pipes, redirections, lists, expansions, globs or quoting beyond plain words), which only ' +
+        '`allow exec(*)` grants; commands allowed by a narrower rule run as plain words with no shell. ' +
+        'Pass the program and its arguments, or ask the owner for `allow exec(*)`.',
+      { rule: null },
+    );
+  }
+  authorize('exec', argvTarget(words));
+  return { argv: words, shell: false };
 }

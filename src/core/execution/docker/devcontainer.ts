@@ -4,9 +4,10 @@
  * Private to the Docker runtime.
  */
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, posix, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { WorkspaceError } from '../../../protocol/errors';
+import { isDangerousEnv } from '../../policy';
 
 /** devcontainer.json fields that reach beyond the container and need the owner's permission. */
 export type DevcontainerField =
@@ -26,7 +27,10 @@ export interface DevcontainerFile {
   text: string;
 }
 
-/** How to build the image of a devcontainer.json `build` section (host paths are absolute). */
+/**
+ * How to build the image of a devcontainer.json `build` section. Paths are workspace-relative posix
+ * paths ('.' for the root): a build never reads anything outside the workspace.
+ */
 export interface BuildSpec {
   dockerfile: string;
   context: string;
@@ -63,12 +67,15 @@ const IGNORED_FIELDS = [
   'workspaceMount',
 ];
 
-/** Reads the first devcontainer.json of `workspace`, or null when there is none. */
+/** Reads the first non-empty devcontainer.json of `workspace`, or null when there is none. */
 export async function findDevcontainer(workspace: string): Promise<DevcontainerFile | null> {
   for (const location of CONFIG_LOCATIONS) {
     const path = join(workspace, location);
     try {
-      return { path, text: await readFile(path, 'utf8') };
+      const text = await readFile(path, 'utf8');
+      // An empty file is the read-only placeholder session containers get while it is missing.
+      if (text.trim() === '') continue;
+      return { path, text };
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
@@ -84,13 +91,16 @@ export function defaultWorkspaceFolder(workspace: string): string {
 
 /**
  * Parses `file` and checks it against `allows`. Throws INVALID_ARGUMENT for malformed JSONC or
- * fields, POLICY_DENIED for a privileged field the owner did not allow (and always for
- * initializeCommand, which would run on the host).
+ * fields, PATH_OUTSIDE_WORKSPACE for a build context or Dockerfile outside the workspace,
+ * POLICY_DENIED for a privileged field the owner did not allow (and always for initializeCommand,
+ * which would run on the host) and for a containerEnv/remoteEnv key that changes how programs are
+ * found or loaded (PATH, LD_*, NODE_OPTIONS...) unless `allowsEnv` grants that key.
  */
 export function parseDevcontainer(
   file: DevcontainerFile,
   workspace: string,
   allows: (field: DevcontainerField) => boolean,
+  allowsEnv: (key: string) => boolean = () => false,
 ): ParsedDevcontainer {
   const config = parseJsonc(file);
   const configDir = dirname(file.path);
@@ -120,7 +130,7 @@ export function parseDevcontainer(
   }
 
   const image = optionalString(config, 'image');
-  const build = readBuild(config, configDir, vars);
+  const build = readBuild(config, configDir, workspace, vars);
   if (image === null && build === null) {
     throw invalid(`${file.path} must set "image" or "build.dockerfile".`);
   }
@@ -142,6 +152,8 @@ export function parseDevcontainer(
   const mounts = readMounts(config, vars);
   if (mounts.length > 0) extraHostConfig.Mounts = mounts;
   applyRunArgs(stringList(config, 'runArgs', vars), extraHostConfig, containerEnv, warnings);
+  checkEnvKeys('containerEnv', containerEnv, allowsEnv);
+  checkEnvKeys('remoteEnv', remoteEnv, allowsEnv);
 
   return {
     image: image === null ? null : vars(image),
@@ -228,6 +240,20 @@ function checkPermissions(config: Config, allows: (field: DevcontainerField) => 
   }
 }
 
+/** Refuses keys that change how programs are found or loaded unless the owner named them. */
+function checkEnvKeys(field: string, env: Record<string, string>, allowsEnv: (key: string) => boolean): void {
+  for (const key of Object.keys(env)) {
+    if (!isDangerousEnv(key) || allowsEnv(key)) continue;
+    const rule = `allow env(${key})`;
+    throw new WorkspaceError(
+      'POLICY_DENIED',
+      `devcontainer.json "${field}" sets ${key}, which changes how programs are found or loaded in every ` +
+        `command: add the policy rule \`${rule}\` to use it, or remove it.`,
+      { field, key, rule },
+    );
+  }
+}
+
 function nonEmpty(value: unknown): boolean {
   return value !== undefined && value !== null && !(Array.isArray(value) && value.length === 0);
 }
@@ -278,8 +304,16 @@ function readWorkspaceFolder(config: Config, vars: (value: string) => string, wo
   return folder.replace(/\/+$/, '');
 }
 
-/** Reads `build` (or the legacy top-level `dockerFile`/`context`), resolving paths from the config dir. */
-function readBuild(config: Config, configDir: string, vars: (value: string) => string): BuildSpec | null {
+/**
+ * Reads `build` (or the legacy top-level `dockerFile`/`context`), resolving paths from the config
+ * dir. A path written as absolute, or one that resolves outside the workspace, is refused.
+ */
+function readBuild(
+  config: Config,
+  configDir: string,
+  workspace: string,
+  vars: (value: string) => string,
+): BuildSpec | null {
   let build: Config;
   if (config.build !== undefined) {
     if (typeof config.build !== 'object' || config.build === null || Array.isArray(config.build)) {
@@ -299,13 +333,30 @@ function readBuild(config: Config, configDir: string, vars: (value: string) => s
   const context = optionalString(build, 'context') ?? '.';
   const target = optionalString(build, 'target');
   const args = stringMap(build, 'args', vars);
-  const absolute = (value: string) => {
+  const inWorkspace = (field: string, value: string): string => {
+    if (isAbsolute(value) || /^[A-Za-z]:[\\/]/.test(value)) {
+      throw new WorkspaceError(
+        'PATH_OUTSIDE_WORKSPACE',
+        `devcontainer.json "build.${field}" is the absolute path ${JSON.stringify(value)}; write it relative ` +
+          'to the devcontainer.json, inside the workspace.',
+        { field: `build.${field}` },
+      );
+    }
     const path = vars(value);
-    return isAbsolute(path) ? resolve(path) : resolve(configDir, path);
+    const rel = relative(workspace, isAbsolute(path) ? resolve(path) : resolve(configDir, path));
+    if (rel === '..' || rel.startsWith('..' + sep) || isAbsolute(rel)) {
+      throw new WorkspaceError(
+        'PATH_OUTSIDE_WORKSPACE',
+        `devcontainer.json "build.${field}" ${JSON.stringify(value)} resolves outside the workspace; a build ` +
+          'may only read files inside the workspace.',
+        { field: `build.${field}` },
+      );
+    }
+    return rel === '' ? '.' : rel.split(sep).join('/');
   };
   return {
-    dockerfile: absolute(dockerfile),
-    context: absolute(context),
+    dockerfile: inWorkspace('dockerfile', dockerfile),
+    context: inWorkspace('context', context),
     args,
     target: target && vars(target),
   };

@@ -4,7 +4,8 @@
  * process. Commands go to the runner over the container's attached stdin/stdout.
  */
 import { createHash } from 'node:crypto';
-import { lstat, readFile, stat } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type Docker from 'dockerode';
@@ -19,10 +20,13 @@ import {
   type DevcontainerFile,
   type ParsedDevcontainer,
 } from './devcontainer';
-import { buildImage, ensureLocalImage, planBuild, reason, statusCode } from './images';
+import { openConfinedRoot, type ConfinedRootHandle } from '../../resources/confined';
+import { buildImage, ensureLocalImage, planBuild, reason, statusCode, type BuildPlan } from './images';
+import { Placeholders, planProtection, verifyProtection, type PlannedProtection } from './protect';
 import { LABELS, SessionSandbox, withTimeout, type ContainerPlan } from './sandbox';
 import {
   DEFAULT_LIMITS,
+  type BuildView,
   type DevcontainerPermissions,
   type ProgressEvent,
   type ResolvedEnvironment,
@@ -34,6 +38,7 @@ import {
 
 export { DEFAULT_LIMITS } from './types';
 export type {
+  BuildView,
   DevcontainerPermissions,
   ProgressEvent,
   ResolvedEnvironment,
@@ -64,6 +69,8 @@ export interface DockerRuntimeOptions {
    * they lie inside the workspace); masked inside every container.
    */
   protectedPaths?: string[];
+  /** The server's state dir: holds the empty placeholder file (else a temporary folder is used). */
+  stateDir?: string;
   onProgress?: (e: ProgressEvent) => void;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -88,6 +95,10 @@ export class DockerRuntime {
   private readonly sandboxes = new Map<string, SessionSandbox>();
   private readonly pending = new Map<string, Promise<SessionSandbox>>();
   private closed = false;
+  private confinedRoot: ConfinedRootHandle | null = null;
+  private readonly placeholders = new Placeholders();
+  private emptyFilePath: Promise<string> | null = null;
+  private unverifiedLogged = false;
 
   constructor(options: DockerRuntimeOptions) {
     this.options = options;
@@ -144,22 +155,36 @@ export class DockerRuntime {
   /**
    * Reads .devcontainer/devcontainer.json or .devcontainer.json and makes its image available
    * locally (present, pulled, or built and cached as `mcpw-build-<hash>:latest`). Permissions are
-   * checked on every call; the image work is memoised per config (and Dockerfile) content.
-   * @throws WorkspaceError INVALID_ARGUMENT (bad config), POLICY_DENIED (field not allowed),
-   * SANDBOX_UNAVAILABLE (no engine, image missing, build failed).
+   * checked on every call; the image work is memoised per config, build inputs and network. A build
+   * reads its context through the confined layer, ships only what `view.mayRead` allows, and runs
+   * without network unless `view.network`.
+   * @throws WorkspaceError INVALID_ARGUMENT (bad config), PATH_OUTSIDE_WORKSPACE (build paths),
+   * POLICY_DENIED (field or env key not allowed), SANDBOX_UNAVAILABLE (no engine, image missing,
+   * build failed).
    */
-  async resolveEnvironment(): Promise<ResolvedEnvironment> {
+  async resolveEnvironment(
+    view: BuildView = { network: false, mayRead: () => true },
+  ): Promise<ResolvedEnvironment> {
     await this.ensureEngine();
-    const { workspace } = this.options;
+    const { workspace, permissions } = this.options;
     const file = await findDevcontainer(workspace);
     const parsed = file
-      ? parseDevcontainer(file, workspace, (field) => this.options.permissions.allows(field))
+      ? parseDevcontainer(
+          file,
+          workspace,
+          (field) => permissions.allows(field),
+          (key) => permissions.allowsEnv?.(key) ?? false,
+        )
       : null;
     let key = file ? `${file.path}\0${file.text}` : 'default';
-    if (parsed?.build) key += `\0${await readFile(parsed.build.dockerfile, 'utf8').catch(() => '')}`;
+    let plan: BuildPlan | null = null;
+    if (parsed?.build) {
+      plan = planBuild(parsed.build, { root: this.root(), mayRead: view.mayRead }, view.network);
+      key += `\0${plan.tag}`;
+    }
     let environment = this.environments.get(key);
     if (!environment) {
-      const loading = this.loadEnvironment(file, parsed);
+      const loading = this.loadEnvironment(file, parsed, plan, view);
       environment = loading;
       this.environments.set(key, loading);
       loading.catch(() => {
@@ -167,6 +192,14 @@ export class DockerRuntime {
       });
     }
     return environment;
+  }
+
+  /** The workspace root held open for confined build-context walks (opened once). */
+  private root(): ConfinedRootHandle {
+    return (this.confinedRoot ??= openConfinedRoot(
+      this.options.workspace,
+      this.options.protectedPaths ?? [],
+    ));
   }
 
   /**
@@ -196,6 +229,7 @@ export class DockerRuntime {
     if (!sandbox) return;
     this.sandboxes.delete(sessionId);
     await sandbox.dispose();
+    await this.removePlaceholdersWhenIdle();
   }
 
   /** Removes containers labelled with this stateId that this runtime does not manage. Returns how many. */
@@ -246,6 +280,7 @@ export class DockerRuntime {
     clearInterval(this.timer);
     await Promise.allSettled([...this.pending.values()]);
     await Promise.allSettled([...this.sandboxes.keys()].map((sessionId) => this.release(sessionId)));
+    await this.placeholders.removeAll();
   }
 
   private progress(event: ProgressEvent): void {
@@ -268,7 +303,12 @@ export class DockerRuntime {
       );
     }
     await this.ensureEngine();
-    let env = await this.resolveEnvironment();
+    const view: BuildView = {
+      network: spec.network,
+      mayRead: spec.mayRead ?? (() => true),
+      sessionId: spec.sessionId,
+    };
+    let env = await this.resolveEnvironment(view);
     let sandbox: SessionSandbox;
     try {
       sandbox = await this.start(spec, env);
@@ -276,7 +316,7 @@ export class DockerRuntime {
       if (statusCode(error) !== 404) throw error;
       // The memoised image is gone (removed behind our back): resolve it again, once.
       this.environments.clear();
-      env = await this.resolveEnvironment();
+      env = await this.resolveEnvironment(view);
       sandbox = await this.start(spec, env).catch((retryError: unknown) => {
         if (statusCode(retryError) !== 404) throw retryError;
         throw new WorkspaceError(
@@ -324,28 +364,33 @@ export class DockerRuntime {
 
   /** Creates and starts the session container, handling a name already in use. */
   private async start(spec: SandboxSpec, env: ResolvedEnvironment): Promise<SessionSandbox> {
-    this.progress({ phase: 'start', message: `Starting a container from ${env.image}` });
+    this.progress({
+      phase: 'start',
+      message: `Starting a container from ${env.image}`,
+      sessionId: spec.sessionId,
+    });
     const { workspace } = this.options;
-    const gitPath = join(workspace, '.git');
-    const hasGit = await lstat(gitPath).then(
-      () => true,
-      () => false,
-    );
+    // A read-only workspace mount protects everything already (and placeholders could not be made).
+    const protection = spec.readOnly ? [] : await planProtection(workspace, env.workspaceFolder, this.root());
+    this.placeholders.note(workspace, protection);
     const plan: ContainerPlan = {
       name: containerName(this.options.stateId, spec.sessionId),
       stateId: this.options.stateId,
       spec,
       env,
       workspace,
-      gitPath: hasGit ? gitPath : null,
+      protectedMounts: protection.map((entry) => entry.mount),
       masked: await this.maskedPaths(env.workspaceFolder),
       runnerPath: this.options.runnerPath ?? runnerBinaryPath(),
+      emptyFile: await this.emptyFile(),
       limits: this.limits,
       user: env.user ?? (await workspaceOwner(workspace)),
     };
     for (let attempt = 0; ; attempt++) {
       try {
-        return await SessionSandbox.start(await this.client(), plan, this.log);
+        const sandbox = await SessionSandbox.start(await this.client(), plan, this.log);
+        await this.verify(sandbox, protection);
+        return sandbox;
       } catch (error) {
         if (statusCode(error) === 404) throw error;
         if (statusCode(error) !== 409 || attempt >= 2) {
@@ -384,15 +429,77 @@ export class DockerRuntime {
     }
   }
 
+  /**
+   * An empty, read-only file to bind over masked and missing protected files: in the state dir
+   * when one is given, else in a folder of this user under the temporary directory (re-created if
+   * anything changed it, never trusted when someone else owns it).
+   */
+  private emptyFile(): Promise<string> {
+    return (this.emptyFilePath ??= (async () => {
+      let dir = this.options.stateDir;
+      if (!dir) {
+        dir = join(tmpdir(), `mcpw-empty-${process.getuid?.() ?? 'user'}`);
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        const owner = await lstat(dir);
+        if (!owner.isDirectory() || owner.uid !== process.getuid?.() || (owner.mode & 0o022) !== 0) {
+          dir = await mkdtemp(join(tmpdir(), 'mcpw-empty-'));
+        }
+      }
+      const file = join(dir, 'empty-placeholder');
+      const found = await lstat(file).catch(() => null);
+      if (!found || !found.isFile() || found.size !== 0 || (found.mode & 0o222) !== 0) {
+        await rm(file, { recursive: true, force: true });
+        // EEXIST: another runtime of this user made it in between (the folder is private).
+        await writeFile(file, '', { mode: 0o444, flag: 'wx' }).catch((error: unknown) => {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        });
+      }
+      return file;
+    })());
+  }
+
+  /** Checks the started container's protected mounts; removes the container when one is wrong. */
+  private async verify(sandbox: SessionSandbox, protection: readonly PlannedProtection[]): Promise<void> {
+    try {
+      const info = await (await this.client()).getContainer(sandbox.containerId).inspect();
+      if (!(await verifyProtection(info.State.Pid, protection)) && !this.unverifiedLogged) {
+        this.unverifiedLogged = true;
+        this.log(
+          'warn',
+          'cannot see session containers from this host; protected mounts are not re-checked',
+          {
+            dockerHost: this.engineAddress,
+          },
+        );
+      }
+    } catch (error) {
+      await sandbox.dispose().catch(() => undefined);
+      throw error instanceof WorkspaceError
+        ? error
+        : new WorkspaceError(
+            'SANDBOX_UNAVAILABLE',
+            `Checking the session container failed: ${reason(error)}`,
+          );
+    }
+  }
+
+  /** Removes placeholder mount points from the host once no session container can be using them. */
+  private async removePlaceholdersWhenIdle(): Promise<void> {
+    if (this.sandboxes.size === 0 && this.pending.size === 0) await this.placeholders.removeAll();
+  }
+
   /** Loads the image of a parsed config (or the default image) and builds the environment. */
   private async loadEnvironment(
     file: DevcontainerFile | null,
     parsed: ParsedDevcontainer | null,
+    plan: BuildPlan | null,
+    view: BuildView,
   ): Promise<ResolvedEnvironment> {
-    const progress = (event: ProgressEvent) => this.progress(event);
+    const progress = (event: ProgressEvent) =>
+      this.progress(view.sessionId === undefined ? event : { ...event, sessionId: view.sessionId });
     const { workspace, defaultImage } = this.options;
     if (!file || !parsed) {
-      this.progress({ phase: 'resolve', message: `No devcontainer.json; using ${defaultImage}` });
+      progress({ phase: 'resolve', message: `No devcontainer.json; using ${defaultImage}` });
       await ensureLocalImage(await this.client(), defaultImage, progress);
       return {
         image: defaultImage,
@@ -403,15 +510,19 @@ export class DockerRuntime {
         remoteEnv: {},
         user: null,
         extraHostConfig: {},
+        buildInputs: null,
       };
     }
-    this.progress({ phase: 'resolve', message: `Using ${file.path}` });
+    progress({ phase: 'resolve', message: `Using ${file.path}` });
     for (const warning of parsed.warnings) this.log('warn', warning, { configPath: file.path });
     let image: string;
     let imageEnv: string[];
-    if (parsed.build) {
-      const plan = await planBuild(parsed.build);
-      const { info, built } = await buildImage(await this.client(), parsed.build, plan, progress);
+    if (parsed.build && plan) {
+      const { info, built } = await buildImage(await this.client(), parsed.build, plan, {
+        source: { root: this.root(), mayRead: view.mayRead },
+        network: view.network,
+        progress,
+      });
       if (built)
         this.log('info', 'built the dev container image', { image: plan.tag, configPath: file.path });
       image = plan.tag;
@@ -435,6 +546,7 @@ export class DockerRuntime {
       remoteEnv: resolveRemoteEnv(parsed.remoteEnv, containerEnvironment),
       user: parsed.user,
       extraHostConfig: parsed.extraHostConfig,
+      buildInputs: plan ? plan.inputs : null,
     };
   }
 
@@ -446,12 +558,15 @@ export class DockerRuntime {
         continue;
       this.sandboxes.delete(sessionId);
       this.log('info', 'stopping an idle session container', { sessionId, containerId: sandbox.containerId });
-      sandbox.dispose().catch((error: unknown) =>
-        this.log('warn', 'could not remove an idle session container', {
-          containerId: sandbox.containerId,
-          error: reason(error),
-        }),
-      );
+      sandbox
+        .dispose()
+        .then(() => this.removePlaceholdersWhenIdle())
+        .catch((error: unknown) =>
+          this.log('warn', 'could not remove an idle session container', {
+            containerId: sandbox.containerId,
+            error: reason(error),
+          }),
+        );
     }
   }
 }

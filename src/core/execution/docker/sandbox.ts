@@ -7,7 +7,6 @@
  */
 import { PassThrough, type Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import { posix } from 'node:path';
 import type Docker from 'dockerode';
 import { WorkspaceError } from '../../../protocol/errors';
 import { RunnerClient, type RunnerProcess } from '../runner';
@@ -53,37 +52,75 @@ export interface ContainerPlan {
   spec: SandboxSpec;
   env: ResolvedEnvironment;
   workspace: string;
-  /** Host path of `<workspace>/.git` when it exists. */
-  gitPath: string | null;
+  /**
+   * Protected workspace paths, read-only in the container: an existing one is bind-mounted onto
+   * itself read-only (`source`), a missing folder gets an empty read-only tmpfs and a missing file
+   * a read-only /dev/null (`source: null`), so commands cannot create them either.
+   */
+  protectedMounts: ProtectedMount[];
   /** In-container paths hidden from commands (the server's own files inside the workspace). */
   masked: { target: string; directory: boolean }[];
   runnerPath: string;
+  /** Host path of an empty read-only file: what a masked or missing protected file shows. */
+  emptyFile: string;
   limits: SandboxLimits;
   /** The User to run as (env.user, else the workspace owner when not root). */
   user: string | null;
+}
+
+/** One protected path of the workspace as the container sees it (see {@link ContainerPlan}). */
+export interface ProtectedMount {
+  /** In-container path. */
+  target: string;
+  /** Host path to bind read-only onto itself, or null for a placeholder of a missing path. */
+  source: string | null;
+  directory: boolean;
+  /**
+   * Bind it writable: a parent folder of a protected folder becomes a mount point only so that it
+   * cannot be renamed away (rename fails on a mount point), while its content stays writable.
+   */
+  pinOnly?: boolean;
+}
+
+/** A read-only bind mount that never propagates mounts in either direction. */
+function readOnlyBind(source: string, target: string): Docker.MountSettings {
+  return {
+    Type: 'bind',
+    Source: source,
+    Target: target,
+    ReadOnly: true,
+    BindOptions: { Propagation: 'rprivate' },
+  };
 }
 
 /** Docker create options of a hardened session container (see the module docs of the runtime). */
 export function containerOptions(plan: ContainerPlan): Docker.ContainerCreateOptions {
   const { env, spec, limits } = plan;
   const mounts: Docker.MountSettings[] = [
-    { Type: 'bind', Source: plan.runnerPath, Target: RUNNER_TARGET, ReadOnly: true },
-    { Type: 'bind', Source: plan.workspace, Target: env.workspaceFolder, ReadOnly: spec.readOnly },
-  ];
-  if (plan.gitPath) {
-    mounts.push({
+    readOnlyBind(plan.runnerPath, RUNNER_TARGET),
+    {
       Type: 'bind',
-      Source: plan.gitPath,
-      Target: posix.join(env.workspaceFolder, '.git'),
-      ReadOnly: true,
-    });
-  }
-  // Files are covered by /dev/null, directories by an empty read-only tmpfs.
+      Source: plan.workspace,
+      Target: env.workspaceFolder,
+      ReadOnly: spec.readOnly,
+      BindOptions: { Propagation: 'rprivate' },
+    },
+  ];
+  // Files are covered by an empty read-only file (writes fail: /dev/null would swallow them
+  // silently), directories by an empty read-only tmpfs.
   const tmpfs: Record<string, string> = { '/tmp': `rw,nosuid,nodev,size=${limits.tmpfsBytes}` };
-  for (const { target, directory } of plan.masked) {
+  const placeholder = (target: string, directory: boolean) => {
     if (directory) tmpfs[target] = 'ro,nosuid,nodev,noexec,size=4k';
-    else mounts.push({ Type: 'bind', Source: '/dev/null', Target: target, ReadOnly: true });
+    else mounts.push(readOnlyBind(plan.emptyFile, target));
+  };
+  // Parents before children, so a nested protected path is mounted inside its parent's mount.
+  const byDepth = [...plan.protectedMounts].sort((a, b) => a.target.length - b.target.length);
+  for (const { target, source, directory, pinOnly } of byDepth) {
+    if (source === null) placeholder(target, directory);
+    else if (pinOnly) mounts.push({ ...readOnlyBind(source, target), ReadOnly: false });
+    else mounts.push(readOnlyBind(source, target));
   }
+  for (const { target, directory } of plan.masked) placeholder(target, directory);
   const extra = env.extraHostConfig;
   const hostConfig: Docker.HostConfig = {
     Mounts: [...mounts, ...((extra.Mounts ?? []) as Docker.MountSettings[])],

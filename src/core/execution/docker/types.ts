@@ -26,6 +26,11 @@ export interface DevcontainerPermissions {
   allows(
     field: 'privileged' | 'capAdd' | 'securityOpt' | 'mounts' | 'runArgs' | 'initializeCommand',
   ): boolean;
+  /**
+   * Whether containerEnv/remoteEnv may set a key that changes how programs are found or loaded
+   * (policy rule `allow env(KEY)`); absent means never.
+   */
+  allowsEnv?(key: string): boolean;
 }
 
 /** The environment session containers run in, resolved from devcontainer.json or the default image. */
@@ -44,12 +49,29 @@ export interface ResolvedEnvironment {
   user: string | null;
   /** Only the fields the owner allowed. */
   extraHostConfig: ExtraHostConfig;
+  /**
+   * Workspace-relative paths the image was built from (Dockerfile and shipped context), or null
+   * when it was not built from the workspace. Whoever may write one of them controls the image.
+   */
+  buildInputs: readonly string[] | null;
+}
+
+/** Whose view of the workspace an image build uses, and whether its RUN steps get the network. */
+export interface BuildView {
+  /** Give RUN steps the network (only when the policy allows the requesting agent the network). */
+  network: boolean;
+  /** Whether the requesting agent may read a workspace-relative path; what it may not never ships. */
+  mayRead: (path: string) => boolean;
+  /** The requesting session: progress (the build log included) is addressed to it alone. */
+  sessionId?: string;
 }
 
 /** Progress of a slow step (image pull or build, container start). */
 export interface ProgressEvent {
   phase: 'resolve' | 'pull' | 'build' | 'start';
   message: string;
+  /** The session whose command caused it: a build log goes only to that session's command. */
+  sessionId?: string;
   current?: number;
   total?: number;
 }
@@ -62,6 +84,11 @@ export interface SandboxSpec {
   readOnly: boolean;
   /** Give the container a bridge network (otherwise none). */
   network: boolean;
+  /**
+   * Whether the session's agent may read a workspace-relative path (filters an image build's
+   * context); absent means every path the confined layer reaches.
+   */
+  mayRead?: (path: string) => boolean;
 }
 
 /** One command to run in a session container. */
