@@ -368,6 +368,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
         stopSessionCleanup();
         sessions.close();
         await docker.close();
+        await resources.close();
         await audit.close();
         log.info('server stopped', { url });
       })()),

@@ -16,9 +16,11 @@ import * as nodePath from 'node:path';
 import { WorkspaceError } from '../../protocol/errors';
 import { atomicWrite } from './atomic';
 import { unifiedDiff } from './diff';
-import { compileGlob, escapeRegExp } from './glob';
 import { KeyedMutex } from './mutex';
 import { isErrno, isWithin, normalizeWorkspacePath, quote, realpathLoose, toFsError } from './paths';
+import { SearchPool, type ReadAccess, type SearchMatch, type TruncationReason } from './search';
+
+export type { ReadAccess, SearchMatch, TruncationReason } from './search';
 
 /** How file content travels over the wire. */
 export type Encoding = 'utf8' | 'base64';
@@ -35,6 +37,8 @@ export interface ResourceManagerOptions {
   protectedPaths?: string[];
   /** Default cap on search matches (default 200). */
   maxSearchResults?: number;
+  /** How long a search may run before it answers with what it found (default 10 s). */
+  searchTimeoutMs?: number;
 }
 
 /** A file's content as returned by {@link ResourceManager.readFile}. */
@@ -104,22 +108,13 @@ export interface EditResult {
   dryRun: boolean;
 }
 
-/** One matching line found by {@link ResourceManager.search}. */
-export interface SearchMatch {
-  path: string;
-  /** 1-based line number. */
-  line: number;
-  /** 1-based column (UTF-16 code units) of the first match on the line. */
-  column: number;
-  /** The line, cut to 300 characters. */
-  text: string;
-}
-
 /** Outcome of {@link ResourceManager.search}. */
 export interface SearchResult {
   matches: SearchMatch[];
-  /** True if the result cap (or the time budget) stopped the search early. */
+  /** True if the result cap or the deadline stopped the search early. */
   truncated: boolean;
+  /** Why the search was cut short, when it was. */
+  truncatedReason?: TruncationReason;
   filesScanned: number;
 }
 
@@ -130,10 +125,7 @@ const MAX_LIST_DEPTH = 20;
 const DEFAULT_MAX_ENTRIES = 5000;
 const HARD_MAX_RESULTS = 10_000;
 const IGNORED_DIRS = new Set(['.git', 'node_modules']);
-const BINARY_SNIFF_BYTES = 8192;
-const MAX_MATCH_LINE_CHARS = 10_000;
-const MAX_MATCH_TEXT_CHARS = 300;
-const SEARCH_TIME_BUDGET_MS = 15_000;
+const DEFAULT_SEARCH_TIMEOUT_MS = 10_000;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 /** `expectedRevision` value meaning "the file must not exist yet". */
 const MUST_NOT_EXIST = 'none';
@@ -152,13 +144,6 @@ interface Location {
   real: string;
   /** `lstat` of `real`, undefined if it does not exist. */
   stats: Stats | undefined;
-}
-
-interface SearchState {
-  matches: SearchMatch[];
-  truncated: boolean;
-  filesScanned: number;
-  deadline: number;
 }
 
 function positiveInt(value: unknown, name: string, fallback: number): number {
@@ -273,6 +258,8 @@ export class ResourceManager {
   private readonly maxSearchResults: number;
   private readonly protectedPaths: readonly string[];
   private readonly locks = new KeyedMutex();
+  private searchTimeoutMs = DEFAULT_SEARCH_TIMEOUT_MS;
+  private searchPool: SearchPool | undefined;
 
   private constructor(
     root: string,
@@ -314,13 +301,19 @@ export class ResourceManager {
       const abs = nodePath.resolve(root, entry);
       protectedPaths.push(abs, (await realpathLoose(abs)).real);
     }
-    return new ResourceManager(
+    const manager = new ResourceManager(
       root,
       [...new Set([root, given])],
       [...new Set(protectedPaths)],
       maxFileBytes,
       maxSearchResults,
     );
+    manager.searchTimeoutMs = positiveInt(
+      options.searchTimeoutMs,
+      'searchTimeoutMs',
+      DEFAULT_SEARCH_TIMEOUT_MS,
+    );
+    return manager;
   }
 
   /** sha256 hex of the content bytes: the revision used for optimistic concurrency. */
@@ -638,8 +631,11 @@ export class ResourceManager {
   }
 
   /**
-   * Literal or regex search, line by line, over files under `path` (default: the root), skipping .git,
-   * node_modules, symlinks, binary and oversized files. A `glob` without '/' also matches base names.
+   * Literal or regex search, line by line, over files under `path` (default: the root), honouring
+   * `.gitignore` files and skipping .git, node_modules, symlinks, protected paths, binary and oversized
+   * files, and files `access` may not read. Runs in worker threads (never on the event loop) with a
+   * linear-time regex engine, and stops at `timeoutMs` with what it found (`truncatedReason: 'deadline'`).
+   * A `glob` without '/' also matches base names. `caller` is the fairness key (one per token).
    */
   async search(
     query: string,
@@ -649,7 +645,9 @@ export class ResourceManager {
       caseSensitive?: boolean;
       glob?: string;
       maxResults?: number;
-      filter?: (relPath: string) => boolean;
+      access?: ReadAccess;
+      caller?: string;
+      timeoutMs?: number;
     } = {},
   ): Promise<SearchResult> {
     const start = opts.path ?? '.';
@@ -661,101 +659,47 @@ export class ResourceManager {
         positiveInt(opts.maxResults, 'maxResults', this.maxSearchResults),
         HARD_MAX_RESULTS,
       );
-      const flags = opts.caseSensitive === false ? 'i' : '';
-      let matcher: RegExp;
-      try {
-        matcher = new RegExp(opts.regex === true ? query : escapeRegExp(query), flags);
-      } catch (err) {
-        throw new WorkspaceError('INVALID_PATTERN', `Invalid regular expression: ${(err as Error).message}`);
-      }
-      const globMatch = opts.glob === undefined ? undefined : compileGlob(opts.glob);
-      const accept = (rel: string): boolean =>
-        (globMatch === undefined || globMatch(rel)) && (opts.filter === undefined || opts.filter(rel));
+      const timeoutMs = positiveInt(opts.timeoutMs, 'timeoutMs', this.searchTimeoutMs);
       const target = await this.resolveTarget(start);
       if (target.stats === undefined) throw this.notFound(target.rel);
-      const state: SearchState = {
-        matches: [],
-        truncated: false,
-        filesScanned: 0,
-        deadline: Date.now() + SEARCH_TIME_BUDGET_MS,
-      };
-      if (target.stats.isFile()) {
-        if (accept(target.rel)) await this.searchFile(target.real, target.rel, matcher, cap, state);
-      } else if (target.stats.isDirectory()) {
-        await this.searchDirectory(target.real, target.rel, matcher, cap, accept, state);
+      const rel = nodePath.relative(this.root, target.real).split(nodePath.sep).join('/') || '.';
+      if (!target.stats.isFile() && !target.stats.isDirectory()) {
+        return { matches: [], truncated: false, filesScanned: 0 };
       }
-      return { matches: state.matches, truncated: state.truncated, filesScanned: state.filesScanned };
+      this.searchPool ??= new SearchPool();
+      const result = await this.searchPool.run(opts.caller ?? 'owner', {
+        root: this.root,
+        start: rel,
+        startIsFile: target.stats.isFile(),
+        protectedPaths: [...this.protectedPaths],
+        query,
+        regex: opts.regex === true,
+        caseSensitive: opts.caseSensitive !== false,
+        ...(opts.glob !== undefined ? { glob: opts.glob } : {}),
+        cap,
+        maxFileBytes: this.maxFileBytes,
+        deadline: Date.now() + timeoutMs,
+        ...(opts.access !== undefined ? { access: opts.access } : {}),
+      });
+      // Matches are reported under the path the caller asked for when a symlink led elsewhere.
+      const shown =
+        rel === target.rel
+          ? result.matches
+          : result.matches.map((m) => ({ ...m, path: target.rel + m.path.slice(rel.length) }));
+      return {
+        matches: shown,
+        truncated: result.truncated,
+        filesScanned: result.filesScanned,
+        ...(result.reason !== undefined ? { truncatedReason: result.reason } : {}),
+      };
     });
   }
 
-  private async searchDirectory(
-    dirReal: string,
-    dirRel: string,
-    matcher: RegExp,
-    cap: number,
-    accept: (rel: string) => boolean,
-    state: SearchState,
-  ): Promise<void> {
-    const dirents = await fs.readdir(dirReal, { withFileTypes: true }).catch(() => [] as Dirent[]);
-    dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const dirent of dirents) {
-      if (state.truncated) return;
-      if (dirent.isSymbolicLink()) continue;
-      const real = nodePath.join(dirReal, dirent.name);
-      if (this.isProtected(real)) continue;
-      const rel = joinRel(dirRel, dirent.name);
-      if (dirent.isDirectory()) {
-        if (!IGNORED_DIRS.has(dirent.name))
-          await this.searchDirectory(real, rel, matcher, cap, accept, state);
-      } else if (dirent.isFile() && accept(rel)) {
-        await this.searchFile(real, rel, matcher, cap, state);
-      }
-    }
-  }
-
-  private async searchFile(
-    real: string,
-    rel: string,
-    matcher: RegExp,
-    cap: number,
-    state: SearchState,
-  ): Promise<void> {
-    if (Date.now() > state.deadline) {
-      state.truncated = true;
-      return;
-    }
-    const stats = await lstatOrUndefined(real);
-    if (stats === undefined || !stats.isFile() || stats.size > this.maxFileBytes) return;
-    let bytes: Buffer;
-    try {
-      bytes = await this.readBytes(real, rel);
-    } catch {
-      return;
-    }
-    if (bytes.subarray(0, BINARY_SNIFF_BYTES).includes(0)) return;
-    state.filesScanned++;
-    const lines = bytes.toString('utf8').split('\n');
-    for (let i = 0; i < lines.length; i++) {
-      if (i % 1000 === 999 && Date.now() > state.deadline) {
-        state.truncated = true;
-        return;
-      }
-      const line = lines[i].endsWith('\r') ? lines[i].slice(0, -1) : lines[i];
-      const match = matcher.exec(
-        line.length > MAX_MATCH_LINE_CHARS ? line.slice(0, MAX_MATCH_LINE_CHARS) : line,
-      );
-      if (match === null) continue;
-      if (state.matches.length >= cap) {
-        state.truncated = true;
-        return;
-      }
-      state.matches.push({
-        path: rel,
-        line: i + 1,
-        column: match.index + 1,
-        text: line.slice(0, MAX_MATCH_TEXT_CHARS),
-      });
-    }
+  /** Ends the search worker threads (idle ones never keep the process alive). */
+  async close(): Promise<void> {
+    const pool = this.searchPool;
+    this.searchPool = undefined;
+    await pool?.close();
   }
 
   /** Runs `fn`, turning Node.js file-system errors into WorkspaceErrors that name `label`. */
