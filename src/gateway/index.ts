@@ -15,6 +15,7 @@ import { ResourceManager } from '../core/resources';
 import { OperationRunner } from '../core/runner';
 import { RateLimiter, SessionManager } from '../core/session';
 import { isLoopbackHost } from './auth';
+import { assertJsonDepth } from './jsonDepth';
 import type { McpGateway, McpGatewayDeps } from './mcp';
 import { buildOpenApi } from './openapi';
 import { createRestRouter, sendError } from './rest';
@@ -286,7 +287,13 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     };
     next();
   });
-  app.use(express.json({ limit: maxRequestBodySize, type: ['application/json', 'application/*+json'] }));
+  app.use(
+    express.json({
+      limit: maxRequestBodySize,
+      type: ['application/json', 'application/*+json'],
+      verify: (_req, _res, body) => assertJsonDepth(body),
+    }),
+  );
   app.all('/mcp', (req, res, next) => {
     mcpGateway()
       .then((gateway) => gateway.handle(req, res))
@@ -307,7 +314,9 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   });
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const status = (err as { status?: number }).status;
-    if (status === 413) {
+    if (err instanceof WorkspaceError) {
+      sendError(res, err);
+    } else if (status === 413) {
       sendError(
         res,
         new WorkspaceError('FILE_TOO_LARGE', 'Request body too large.', { limit: maxRequestBodySize }),

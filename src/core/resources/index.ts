@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import {
   closeSync,
   constants as fsConstants,
@@ -198,6 +198,15 @@ async function hashFile(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** Contents from this size on are hashed on the thread pool (WebCrypto), not on the event loop. */
+const ASYNC_HASH_BYTES = 256 * 1024;
+
+/** {@link ResourceManager.revisionOf}, off the event loop for large contents. */
+async function revisionAsync(bytes: Buffer): Promise<string> {
+  if (bytes.length < ASYNC_HASH_BYTES) return ResourceManager.revisionOf(bytes);
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
+}
+
 function countOccurrences(haystack: string, needle: string): number {
   let count = 0;
   for (let i = haystack.indexOf(needle); i !== -1; i = haystack.indexOf(needle, i + needle.length)) count++;
@@ -359,7 +368,7 @@ export class ResourceManager {
         path: target.rel,
         content: bytes.toString(encoding),
         encoding,
-        revision: ResourceManager.revisionOf(bytes),
+        revision: await revisionAsync(bytes),
         size: bytes.length,
       };
     });
@@ -396,7 +405,7 @@ export class ResourceManager {
         }
         return {
           path: target.rel,
-          revision: ResourceManager.revisionOf(bytes),
+          revision: await revisionAsync(bytes),
           bytes: bytes.length,
           created: stats === undefined,
         };
@@ -580,7 +589,7 @@ export class ResourceManager {
       return this.locks.run([target.real], async () => {
         const stats = this.requireFile(target.rel, await statOrUndefined(target.real));
         const bytes = await this.readBytes(target.real, target.rel);
-        const revision = ResourceManager.revisionOf(bytes);
+        const revision = await revisionAsync(bytes);
         assertExpected(opts.expectedRevision, revision, target.rel);
         if (!isUtf8(bytes)) {
           throw new WorkspaceError(
@@ -625,7 +634,7 @@ export class ResourceManager {
           exclusive: false,
           isSafeDirectory: (dir) => this.isSafeReal(dir),
         });
-        return { path: target.rel, revision: ResourceManager.revisionOf(newBytes), diff, applied, dryRun };
+        return { path: target.rel, revision: await revisionAsync(newBytes), diff, applied, dryRun };
       });
     });
   }

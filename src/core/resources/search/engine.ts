@@ -347,9 +347,32 @@ function describeRegexError(err: unknown): string {
 export function compileMatcher(query: string, opts: { regex: boolean; caseSensitive: boolean }): Matcher {
   if (!opts.regex && opts.caseSensitive) return new LiteralMatcher(query);
   const source = opts.regex ? query : escapeRegex(query);
-  let regex: RRegex;
+  const pattern = `(?m)${opts.caseSensitive ? '' : '(?i)'}${source}`;
+  let regex = compiled.get(pattern);
+  if (regex !== undefined) {
+    // Most recently used last.
+    compiled.delete(pattern);
+    compiled.set(pattern, regex);
+  } else {
+    regex = compileRegex(pattern);
+    compiled.set(pattern, regex);
+    if (compiled.size > COMPILED_CACHE_SIZE) {
+      const oldest = compiled.keys().next().value as string;
+      compiled.get(oldest)?.free();
+      compiled.delete(oldest);
+    }
+  }
+  const literal = opts.caseSensitive && opts.regex ? requiredLiteral(query) : undefined;
+  return new RegexMatcher(regex, literal === undefined ? undefined : Buffer.from(literal, 'utf8'));
+}
+
+/** Compiled patterns of recent searches (compiling a large Unicode class can take a while). */
+const compiled = new Map<string, RRegex>();
+const COMPILED_CACHE_SIZE = 16;
+
+function compileRegex(pattern: string): RRegex {
   try {
-    regex = new RRegex(`(?m)${opts.caseSensitive ? '' : '(?i)'}${source}`);
+    return new RRegex(pattern);
   } catch (err) {
     throw new WorkspaceError(
       'INVALID_PATTERN',
@@ -359,6 +382,4 @@ export function compileMatcher(query: string, opts: { regex: boolean; caseSensit
       { reason: describeRegexError(err) },
     );
   }
-  const literal = opts.caseSensitive && opts.regex ? requiredLiteral(query) : undefined;
-  return new RegexMatcher(regex, literal === undefined ? undefined : Buffer.from(literal, 'utf8'));
 }

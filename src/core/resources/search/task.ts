@@ -9,7 +9,7 @@ import {
 } from 'node:fs';
 import * as nodePath from 'node:path';
 import { WorkspaceError } from '../../../protocol/errors';
-import { PolicyEngine } from '../../policy';
+import { PolicyEngine, type Policy } from '../../policy';
 import { compileGlob } from '../glob';
 import { isWithin } from '../paths';
 import { compileMatcher, type Matcher } from './engine';
@@ -20,8 +20,19 @@ import type { SearchMatch, SearchTask, TaskResult, TruncationReason } from './me
 const SKIPPED_DIRECTORIES = new Set(['.git', 'node_modules']);
 /** A NUL byte in the first bytes marks a binary file, which is skipped. */
 const BINARY_SNIFF_BYTES = 8192;
+/** Subtrees a search splits into before its shards walk them separately. */
+const SHARED_FRONTIER = 64;
 /** Largest .gitignore read. */
 const MAX_IGNORE_FILE_BYTES = 256 * 1024;
+
+let cachedPolicy: { key: string; engine: PolicyEngine } | undefined;
+
+/** The engine for `policy`, compiled once while the policy stays the same. */
+function policyEngine(policy: Policy): PolicyEngine {
+  const key = JSON.stringify(policy);
+  if (cachedPolicy?.key !== key) cachedPolicy = { key, engine: new PolicyEngine(policy) };
+  return cachedPolicy.engine;
+}
 
 /** FNV-1a of a path: which shard searches a file, stable whoever walks the tree. */
 function shardOf(rel: string, shards: number): number {
@@ -31,6 +42,13 @@ function shardOf(rel: string, shards: number): number {
     hash = Math.imul(hash, 0x01000193);
   }
   return (hash >>> 0) % shards;
+}
+
+/** A directory to walk, with the .gitignore files in force above it (outermost first). */
+interface Directory {
+  real: string;
+  rel: string;
+  ignores: IgnoreFile[];
 }
 
 function joinRel(parent: string, name: string): string {
@@ -78,7 +96,7 @@ class FileReader {
 
 /**
  * Runs one shard of a search on this thread (a worker thread: the work is synchronous and CPU-bound).
- * Walks the tree depth-first in name order, honouring `.gitignore` files and skipping `.git`,
+ * Walks the tree in name order (the top levels shared, subtrees split between shards), honouring `.gitignore` files and skipping `.git`,
  * `node_modules`, symlinks, protected paths, binary and oversized files, and files the caller may not
  * read; stops at the cap or the deadline with what it found.
  */
@@ -100,7 +118,7 @@ export function runSearchTask(task: SearchTask): TaskResult {
     }
     throw err;
   }
-  const policy = task.access === undefined ? undefined : new PolicyEngine(task.access.policy);
+  const policy = task.access === undefined ? undefined : policyEngine(task.access.policy);
   const principal = task.access?.principal;
   const readable = (rel: string): boolean =>
     policy === undefined || principal === undefined || policy.decide(principal, 'read', rel).allowed;
@@ -112,7 +130,6 @@ export function runSearchTask(task: SearchTask): TaskResult {
   const isProtected = (real: string): boolean => task.protectedPaths.some((p) => isWithin(real, p));
 
   const searchFile = (real: string, rel: string): void => {
-    if (shardOf(rel, task.shards) !== task.shard) return;
     if (globMatch !== undefined && !globMatch(rel)) return;
     if (!readable(rel)) return;
     const bytes = reader.read(real);
@@ -134,45 +151,70 @@ export function runSearchTask(task: SearchTask): TaskResult {
     if (end === 'expired') reason = 'deadline';
   };
 
-  const ignoreFile = (dirReal: string, dirRel: string, entries: Dirent[]): IgnoreFile | undefined => {
+  const ignoreFile = (dir: Directory, entries: Dirent[]): IgnoreFile | undefined => {
     const entry = entries.find((e) => e.name === '.gitignore' && e.isFile());
     if (entry === undefined) return undefined;
-    const bytes = new FileReader(MAX_IGNORE_FILE_BYTES).read(nodePath.join(dirReal, '.gitignore'));
-    return bytes === undefined ? undefined : parseIgnoreFile(dirRel, bytes.toString('utf8'));
+    const bytes = new FileReader(MAX_IGNORE_FILE_BYTES).read(`${dir.real}/.gitignore`);
+    return bytes === undefined ? undefined : parseIgnoreFile(dir.rel, bytes.toString('utf8'));
   };
 
-  const walk = (dirReal: string, dirRel: string, ignores: IgnoreFile[]): void => {
+  /** Lists a directory: searches its files (those `mine` accepts) and returns its subdirectories. */
+  const visit = (dir: Directory, mine: (rel: string) => boolean): Directory[] => {
     let entries: Dirent[];
     try {
-      entries = readdirSync(dirReal, { withFileTypes: true });
+      entries = readdirSync(dir.real, { withFileTypes: true });
     } catch {
-      return;
+      return [];
     }
     entries.sort(byName);
-    const own = ignoreFile(dirReal, dirRel, entries);
-    const active = own === undefined ? ignores : [...ignores, own];
+    const own = ignoreFile(dir, entries);
+    const ignores = own === undefined ? dir.ignores : [...dir.ignores, own];
+    const subdirectories: Directory[] = [];
     for (const entry of entries) {
-      if (reason !== undefined) return;
+      if (reason !== undefined) break;
       if (expired()) {
         reason = 'deadline';
-        return;
+        break;
       }
       if (entry.isSymbolicLink()) continue;
-      const real = nodePath.join(dirReal, entry.name);
+      const real = `${dir.real}/${entry.name}`;
       if (isProtected(real)) continue;
-      const rel = joinRel(dirRel, entry.name);
+      const rel = joinRel(dir.rel, entry.name);
       if (entry.isDirectory()) {
-        if (SKIPPED_DIRECTORIES.has(entry.name) || isIgnored(active, rel, true)) continue;
-        walk(real, rel, active);
-      } else if (entry.isFile() && !isIgnored(active, rel, false)) {
+        if (!SKIPPED_DIRECTORIES.has(entry.name) && !isIgnored(ignores, rel, true)) {
+          subdirectories.push({ real, rel, ignores });
+        }
+      } else if (entry.isFile() && mine(rel) && !isIgnored(ignores, rel, false)) {
         searchFile(real, rel);
       }
+    }
+    return subdirectories;
+  };
+
+  const depthFirst = (dir: Directory): void => {
+    for (const sub of visit(dir, () => true)) {
+      if (reason !== undefined) return;
+      depthFirst(sub);
     }
   };
 
   const startReal = task.start === '.' ? task.root : nodePath.join(task.root, task.start);
-  if (task.startIsFile) searchFile(startReal, task.start);
-  else walk(startReal, task.start, ancestorsIgnores(task));
+  if (task.startIsFile) {
+    searchFile(startReal, task.start);
+  } else {
+    // Every shard lists the top levels (splitting their files by path hash) until there are enough
+    // subtrees to share out; then each shard walks its own subtrees alone.
+    const mine = (rel: string): boolean => shardOf(rel, task.shards) === task.shard;
+    let level: Directory[] = [{ real: startReal, rel: task.start, ignores: ancestorsIgnores(task) }];
+    while (level.length > 0 && level.length < SHARED_FRONTIER && reason === undefined) {
+      const next: Directory[] = [];
+      for (const dir of level) next.push(...visit(dir, mine));
+      level = next;
+    }
+    level.forEach((dir, index) => {
+      if (reason === undefined && index % task.shards === task.shard) depthFirst(dir);
+    });
+  }
   return {
     id: task.id,
     ok: true,
@@ -191,8 +233,8 @@ function ancestorsIgnores(task: SearchTask): IgnoreFile[] {
   const parts = task.start.split('/');
   for (let depth = 0; depth < parts.length; depth++) {
     const dirRel = depth === 0 ? '.' : parts.slice(0, depth).join('/');
-    const dirReal = depth === 0 ? task.root : nodePath.join(task.root, dirRel);
-    const bytes = reader.read(nodePath.join(dirReal, '.gitignore'));
+    const dirReal = depth === 0 ? task.root : `${task.root}/${dirRel}`;
+    const bytes = reader.read(`${dirReal}/.gitignore`);
     if (bytes !== undefined) files.push(parseIgnoreFile(dirRel, bytes.toString('utf8')));
   }
   return files;
