@@ -1,7 +1,7 @@
-import { realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { verifyAuditLog } from '../core/audit';
+import { AUDIT_FILE, verifyAuditLog } from '../core/audit';
 import { WorkspaceError } from '../protocol/errors';
 import { defaultStateDir, startWorkspaceServer, SERVER_VERSION } from '../gateway';
 
@@ -83,6 +83,17 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     }
     if (command === 'audit' && rest[0] === 'verify' && rest.length === 2) {
       const stateDir = values['state-dir'] ?? defaultStateDir(await realpath(rest[1]!));
+      const log = join(stateDir, 'audit', AUDIT_FILE);
+      if (
+        !(await stat(log).then(
+          (s) => s.isFile(),
+          () => false,
+        ))
+      ) {
+        // A missing log is not an empty intact one: the state dir may have been moved away.
+        io.out(`audit log MISSING: no ${log}; check --state-dir (a server that ever ran has a log there)`);
+        return 1;
+      }
       const result = await verifyAuditLog(join(stateDir, 'audit'));
       if (result.ok) {
         io.out(`audit log intact: ${result.records} records, head ${result.head}`);

@@ -11,7 +11,7 @@ import { ExecutionManager, type ExecutionLimits } from '../core/execution';
 import { DockerRuntime, type ProgressEvent, type SandboxLimits } from '../core/execution/docker';
 import { createLogger, type Logger } from '../core/log';
 import { DEFAULT_POLICY, PolicyEngine, PolicyStore } from '../core/policy';
-import { ResourceManager } from '../core/resources';
+import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { OperationRunner } from '../core/runner';
 import { RateLimiter, SessionManager } from '../core/session';
 import { isLoopbackHost } from './auth';
@@ -117,6 +117,9 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   }
   const workspace = await realpath(options.workspace);
   const stateDir = options.stateDir ?? defaultStateDir(workspace);
+  // Neither may sit where an agent could rename a parent folder (issue class 6).
+  await assertOutsideWorkspace('state dir', stateDir, workspace);
+  if (options.policyFile) await assertOutsideWorkspace('policy file', options.policyFile, workspace);
   const log = options.logger ?? createLogger((line) => process.stderr.write(line + '\n'));
   const maxFileBytes = options.maxFileBytes ?? 10 * 1024 * 1024;
 

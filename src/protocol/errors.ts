@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   INTERNAL: 500,
   SANDBOX_UNAVAILABLE: 503,
   EXECUTION_NOT_FOUND: 404,
+  UNSUPPORTED_PLATFORM: 501,
 } as const;
 
 /** One of the stable error codes above. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -182,6 +182,26 @@ describe('CLI: mcp-workspace serve and audit verify', function () {
     await writeFile(file, lines.slice(0, -1).join('\n') + '\n');
     result = verify(workspace, stateDir);
     assert.equal(result.status, 1, 'a removed tail record is detected too');
+  });
+
+  it('refuses a state dir inside the workspace, and never calls a moved-away log intact', async () => {
+    const inside = spawnSync(
+      process.execPath,
+      [CLI, 'serve', workspace, '--state-dir', join(workspace, '.s')],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(inside.status, 1);
+    assert.match(inside.stderr, /INVALID_ARGUMENT: The state dir .* inside the workspace/);
+    const { child } = await serve([workspace, '--state-dir', stateDir]);
+    child.kill('SIGTERM');
+    await exited(child);
+    assert.equal(verify(workspace, stateDir).status, 0);
+    await rename(stateDir, `${stateDir}-moved`);
+    const result = verify(workspace, stateDir);
+    assert.equal(result.status, 1, 'a log that is not there is not an intact empty log');
+    assert.match(result.stdout, /MISSING/);
   });
 
   it('survives kill -9 during concurrent writes: no torn files, the audit still verifies', async function () {

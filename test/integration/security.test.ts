@@ -140,37 +140,59 @@ describe('Security: tokens, Host and Origin on every endpoint', () => {
     }
   });
 
-  it('protects a policy file inside the workspace and the state dir from agents', async () => {
+  it('refuses a state dir or policy file inside the workspace, and protects the policy file by identity', async () => {
     await t.close();
-    const { mkdtemp } = await import('node:fs/promises');
+    const { mkdtemp, mkdir, link, rename, rm } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const root = await mkdtemp(join(tmpdir(), 'mcpw-policy-'));
+    const ws = join(root, 'ws');
+    await mkdir(join(ws, 'team'), { recursive: true });
     await writeFile(
       join(root, 'policy.json'),
       JSON.stringify({ id: 'team', rules: ['allow read(**)', 'allow write(**)'] }),
     );
+    await writeFile(join(ws, 'policy.json'), '{}');
     const { startWorkspaceServer } = await import('../../src/gateway');
+    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const refused = async (options: { stateDir: string; policyFile?: string }, what: RegExp) =>
+      assert.rejects(startWorkspaceServer({ workspace: ws, logger: quiet, ...options }), (err: unknown) => {
+        assert.equal((err as { code?: string }).code, 'INVALID_ARGUMENT');
+        assert.match((err as Error).message, what);
+        return true;
+      });
+    await refused({ stateDir: join(ws, '.state') }, /state dir .* inside the workspace/);
+    await refused({ stateDir: join(ws, 'team', 'new', 'state') }, /inside the workspace/);
+    await refused(
+      { stateDir: join(root, '.state'), policyFile: join(ws, 'policy.json') },
+      /policy file .* inside/,
+    );
+    await refused({ stateDir: join(root, '.state'), policyFile: 'policy.json' }, /relative path/);
+    // The owner's file, hard-linked into the workspace and then moved by an agent, is still the
+    // owner's file: it is recognised by (dev, ino), not by name.
+    await rm(join(ws, 'policy.json'));
+    await link(join(root, 'policy.json'), join(ws, 'team', 'policy.json'));
     const server = await startWorkspaceServer({
-      workspace: root,
+      workspace: ws,
       stateDir: join(root, '.state'),
       policyFile: join(root, 'policy.json'),
-      logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      logger: quiet,
     });
     try {
+      await rename(join(ws, 'team'), join(ws, 'renamed'));
       const headers = { authorization: `Bearer ${server.ownerToken}`, 'content-type': 'application/json' };
-      const write = await fetch(`${server.url}/files/policy.json`, {
+      const write = await fetch(`${server.url}/files/renamed/policy.json`, {
         method: 'PUT',
         headers,
         body: JSON.stringify({ content: '{"id":"x","rules":["allow exec(*)"]}' }),
       });
       assert.equal(((await write.json()) as { error: { code: string } }).error.code, 'PROTECTED_PATH');
-      const state = await fetch(`${server.url}/files/.state/owner.token`, { headers });
-      assert.equal(((await state.json()) as { error: { code: string } }).error.code, 'PROTECTED_PATH');
+      const read = await fetch(`${server.url}/files/renamed/policy.json`, { headers });
+      assert.equal(((await read.json()) as { error: { code: string } }).error.code, 'PROTECTED_PATH');
       const policies = await fetch(`${server.url}/policies`, { headers });
       assert.equal(((await policies.json()) as { policies: { id: string }[] }).policies[0]!.id, 'team');
+      assert.match(await readFile(join(root, 'policy.json'), 'utf8'), /"team"/);
     } finally {
       await server.close();
-      const { rm } = await import('node:fs/promises');
       await rm(root, { recursive: true, force: true });
     }
     t = await startTestServer();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import fsModule, { promises as fs } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ResourceManager } from '../../src/core/resources';
@@ -192,30 +193,45 @@ describe('ResourceManager', () => {
 
     it('cleans up the temp file when the rename fails', async () => {
       await fs.mkdir(abs('d'));
-      const realRename = fs.rename;
-      fs.rename = async () => {
+      // The rename goes through the held directory descriptor with node:fs renameSync.
+      const realRename = fsModule.renameSync;
+      fsModule.renameSync = () => {
         throw Object.assign(new Error('boom'), { code: 'EIO' });
       };
+      syncBuiltinESMExports();
       try {
         await assert.rejects(rm.writeFile('d/f.txt', 'data'));
       } finally {
-        fs.rename = realRename;
+        fsModule.renameSync = realRename;
+        syncBuiltinESMExports();
       }
       assert.deepEqual(await fs.readdir(abs('d')), []);
     });
 
     it('aborts if the directory is swapped outside while the temp file is written', async () => {
       await fs.mkdir(abs('d'));
-      const realRealpath = fs.realpath;
-      fs.realpath = (async (p: string) => {
-        const swapped = p === abs('d') && (await fs.readdir(abs('d'))).some((n) => n.endsWith('.tmp'));
-        return swapped ? outside : realRealpath(p);
-      }) as typeof fs.realpath;
+      // Just before the temp file is put in place, the directory really moves outside the workspace
+      // (the server checks where its held descriptor now is through /proc/self/fd).
+      const realReadlink = fsModule.readlinkSync;
+      let swapped = false;
+      fsModule.readlinkSync = ((p: string, ...rest: []) => {
+        if (!swapped && /^\/proc\/self\/fd\/\d+$/.test(p)) {
+          if (fsModule.readdirSync(abs('d')).some((n) => n.endsWith('.tmp'))) {
+            fsModule.renameSync(abs('d'), path.join(outside, 'd'));
+            swapped = true;
+          }
+        }
+        return realReadlink(p, ...rest);
+      }) as typeof fsModule.readlinkSync;
+      syncBuiltinESMExports();
       try {
         await rejectsWith(rm.writeFile('d/f.txt', 'data'), 'PATH_OUTSIDE_WORKSPACE');
       } finally {
-        fs.realpath = realRealpath;
+        fsModule.readlinkSync = realReadlink;
+        syncBuiltinESMExports();
+        if (swapped) await fs.rename(path.join(outside, 'd'), abs('d'));
       }
+      assert.equal(swapped, true);
       assert.deepEqual(await fs.readdir(abs('d')), []);
     });
 

@@ -1,8 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants, promises as fs } from 'node:fs';
-import * as nodePath from 'node:path';
-import { WorkspaceError } from '../../protocol/errors';
+import { close, fchmod, fsync, write } from 'node:fs';
+import { promisify } from 'node:util';
+import { createExclusiveAt, fsyncDirectory, linkAt, renameAt, unlinkAt } from './confined';
 import { isErrno } from './paths';
+
+const writeAsync = promisify(write);
+const fsyncAsync = promisify(fsync);
+const fchmodAsync = promisify(fchmod);
+const closeAsync = promisify(close);
 
 /** Longest part of the target's name reused in the temp file name, in UTF-8 bytes. */
 const MAX_STEM_BYTES = 200;
@@ -13,70 +18,69 @@ function tempStem(base: string): string {
   return chars.join('');
 }
 
-/** Options for {@link atomicWrite}. */
+/** Options for {@link atomicWriteAt}. */
 export interface AtomicWriteOptions {
   /** Permission bits to give the new file (the replaced file's mode); default 0o666 minus umask. */
   mode?: number;
   /** Fail with EEXIST instead of replacing an existing target (uses a hard link where supported). */
   exclusive: boolean;
-  /** Called with the real path of the target's directory after the temp file exists; false aborts. */
-  isSafeDirectory: (realDir: string) => boolean;
+  /** Called just before the temp file is put in place; throwing aborts (the temp file is removed). */
+  beforePlace?: () => void;
+}
+
+async function writeAll(fd: number, data: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    const { bytesWritten } = await writeAsync(fd, data, offset, data.length - offset, offset);
+    offset += bytesWritten;
+  }
 }
 
 /**
- * Writes `data` to `target` atomically: a temp file `.<name>.mcpw-<random>.tmp` in the same
- * directory is written, fsync'd and renamed over the target. The temp file never outlives a failure.
+ * Writes `data` as entry `name` of the held directory `dirFd` atomically: a temp file
+ * `.<name>.mcpw-<random>.tmp` is created there (`O_EXCL | O_NOFOLLOW`), written, fsync'd and renamed
+ * over the target, so an existing file (or a hard link to one elsewhere) is replaced, never written
+ * through. The temp file never outlives a failure.
  */
-export async function atomicWrite(target: string, data: Buffer, options: AtomicWriteOptions): Promise<void> {
-  const dir = nodePath.dirname(target);
-  const temp = nodePath.join(
-    dir,
-    `.${tempStem(nodePath.basename(target))}.mcpw-${randomBytes(6).toString('hex')}.tmp`,
-  );
-  const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
-  const handle = await fs.open(temp, flags, 0o666);
+export async function atomicWriteAt(
+  dirFd: number,
+  name: string,
+  data: Buffer,
+  options: AtomicWriteOptions,
+): Promise<void> {
+  const temp = `.${tempStem(name)}.mcpw-${randomBytes(6).toString('hex')}.tmp`;
+  const fd = createExclusiveAt(dirFd, temp, 0o666);
   let placed = false;
   try {
     try {
-      if (options.mode !== undefined) await handle.chmod(options.mode);
-      await handle.writeFile(data);
-      await handle.sync();
+      if (options.mode !== undefined) await fchmodAsync(fd, options.mode);
+      await writeAll(fd, data);
+      await fsyncAsync(fd);
     } finally {
-      await handle.close();
+      await closeAsync(fd);
     }
-    if (!options.isSafeDirectory(await fs.realpath(dir))) {
-      throw new WorkspaceError(
-        'PATH_OUTSIDE_WORKSPACE',
-        'The target directory was moved outside the workspace during the write; nothing was written.',
-      );
-    }
+    options.beforePlace?.();
     if (options.exclusive) {
       try {
-        await fs.link(temp, target);
+        linkAt(dirFd, temp, name);
       } catch (err) {
         if (isErrno(err, 'EEXIST')) throw err;
         // Hard links unsupported here: the caller holds the path's lock and checked absence.
-        await fs.rename(temp, target);
+        renameAt(dirFd, temp, dirFd, name);
         placed = true;
       }
     } else {
-      await fs.rename(temp, target);
+      renameAt(dirFd, temp, dirFd, name);
       placed = true;
     }
   } finally {
-    if (!placed) await fs.unlink(temp).catch(() => undefined);
+    if (!placed) {
+      try {
+        unlinkAt(dirFd, temp);
+      } catch {
+        // already gone
+      }
+    }
   }
-  await syncDirectory(dir);
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await fs.open(dir, fsConstants.O_RDONLY).catch(() => undefined);
-  if (handle === undefined) return;
-  try {
-    await handle.sync();
-  } catch {
-    // Some file systems cannot fsync a directory; the rename itself has already happened.
-  } finally {
-    await handle.close();
-  }
+  fsyncDirectory(dirFd);
 }

@@ -1,26 +1,40 @@
 import { isUtf8 } from 'node:buffer';
 import { createHash, webcrypto } from 'node:crypto';
-import {
-  closeSync,
-  constants as fsConstants,
-  fstatSync,
-  lstatSync,
-  openSync,
-  promises as fs,
-  readSync,
-  statSync,
-  type Dirent,
-  type Stats,
-} from 'node:fs';
+import { closeSync, fstatSync, read, readlinkSync, readSync, type Stats } from 'node:fs';
 import * as nodePath from 'node:path';
+import { promisify } from 'node:util';
 import { WorkspaceError } from '../../protocol/errors';
-import { atomicWrite } from './atomic';
+import { atomicWriteAt } from './atomic';
+import {
+  assertNotProtected,
+  fdPath,
+  fsyncDirectory,
+  lstatAt,
+  mkdirAt,
+  openConfinedRoot,
+  openDirAt,
+  openFileAt,
+  readdirAt,
+  renameAt,
+  resolveConfined,
+  rmdirAt,
+  unlinkAt,
+  walkHeldDirectory,
+  type ConfinedPath,
+  type ConfinedRootHandle,
+} from './confined';
 import { unifiedDiff } from './diff';
 import { KeyedMutex } from './mutex';
 import { isErrno, isWithin, normalizeWorkspacePath, quote, realpathLoose, toFsError } from './paths';
 import { SearchPool, type ReadAccess, type SearchMatch, type TruncationReason } from './search';
 
 export type { ReadAccess, SearchMatch, TruncationReason } from './search';
+
+export type { ConfinedPath, ConfinedRootHandle } from './confined';
+export { assertOutsideWorkspace } from './paths';
+export { walkConfined, walkHeldDirectory, openFileAt, type WalkEntry, type WalkOptions } from './confined';
+
+const readAsync = promisify(read);
 
 /** How file content travels over the wire. */
 export type Encoding = 'utf8' | 'base64';
@@ -130,22 +144,6 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 /** `expectedRevision` value meaning "the file must not exist yet". */
 const MUST_NOT_EXIST = 'none';
 
-interface Target {
-  rel: string;
-  /** Real path (symlinks followed); for missing paths, the deepest real ancestor plus the rest. */
-  real: string;
-  /** `stat` of `real`, undefined if it does not exist. */
-  stats: Stats | undefined;
-}
-
-interface Location {
-  rel: string;
-  /** Real parent directory joined with the base name: the link itself when the path is a symlink. */
-  real: string;
-  /** `lstat` of `real`, undefined if it does not exist. */
-  stats: Stats | undefined;
-}
-
 function positiveInt(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
@@ -154,7 +152,7 @@ function positiveInt(value: unknown, name: string, fallback: number): number {
   return value;
 }
 
-function entryType(stats: Stats | Dirent): EntryType {
+function entryType(stats: Stats): EntryType {
   if (stats.isSymbolicLink()) return 'symlink';
   if (stats.isDirectory()) return 'directory';
   if (stats.isFile()) return 'file';
@@ -165,37 +163,9 @@ function joinRel(parent: string, name: string): string {
   return parent === '.' ? name : `${parent}/${name}`;
 }
 
-// Metadata calls are synchronous on purpose: see realpathLoose in paths.ts.
-async function statOrUndefined(path: string): Promise<Stats | undefined> {
-  try {
-    return statSync(path, { throwIfNoEntry: false });
-  } catch (err) {
-    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return undefined;
-    throw err;
-  }
-}
-
-async function lstatOrUndefined(path: string): Promise<Stats | undefined> {
-  try {
-    return lstatSync(path, { throwIfNoEntry: false });
-  } catch (err) {
-    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return undefined;
-    throw err;
-  }
-}
-
-/** Files up to this size are read with synchronous syscalls (a few µs); larger ones asynchronously. */
-const SYNC_READ_LIMIT = 256 * 1024;
-
-async function hashFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  const handle = await fs.open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
-  try {
-    for await (const chunk of handle.createReadStream({ autoClose: false })) hash.update(chunk as Buffer);
-  } finally {
-    await handle.close();
-  }
-  return hash.digest('hex');
+/** `rel` (at or below `base`, both real workspace-relative) relative to `base`. */
+function relativeTo(rel: string, base: string): string {
+  return base === '.' ? rel : rel.slice(base.length + 1);
 }
 
 /** Contents from this size on are hashed on the thread pool (WebCrypto), not on the event loop. */
@@ -255,65 +225,103 @@ function assertExpected(expected: string | undefined, current: string | null, re
   if (!ok) throw conflict(rel, current);
 }
 
+/** Files up to this size are read with synchronous syscalls (a few µs); larger ones asynchronously. */
+const SYNC_READ_LIMIT = 256 * 1024;
+const HASH_CHUNK_BYTES = 1024 * 1024;
+
+/** sha256 hex of an open file's bytes, read from its descriptor in chunks (no size cap). */
+async function hashFd(fd: number): Promise<string> {
+  const hash = createHash('sha256');
+  const chunk = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
+  let position = 0;
+  for (;;) {
+    const { bytesRead } = await readAsync(fd, chunk, 0, chunk.length, position);
+    if (bytesRead === 0) break;
+    hash.update(chunk.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return hash.digest('hex');
+}
+
+/** A path argument: a string (resolved here) or a resolution obtained from {@link ResourceManager.resolve}. */
+export type PathArg = string | ConfinedPath;
+
 /**
- * Confined file access to one workspace folder: every path is normalised and realpath-checked against
- * the root and the protected paths, writes are atomic and revision-checked under a per-path mutex.
+ * Confined file access to one workspace folder. Every path is resolved once, component by component
+ * on held directory descriptors (see confined.ts), and every syscall afterwards names one entry of a
+ * held directory, so a directory swapped for a symbolic link after the check changes nothing.
+ * Writes are atomic (temp file + rename, never through a hard link) and revision-checked under a
+ * per-path mutex. Protected entries are refused by `(dev, ino)` and by real path.
  */
 export class ResourceManager {
   /** Real path of the workspace root. */
   readonly root: string;
+  /** The held root descriptor and protected identities, for walkers in worker threads. */
+  readonly confined: ConfinedRootHandle;
   private readonly rootSpellings: readonly string[];
   private readonly maxFileBytes: number;
   private readonly maxSearchResults: number;
-  private readonly protectedPaths: readonly string[];
+  /** Real workspace-relative paths of protected entries inside the workspace ('.' never). */
+  private readonly protectedRels: readonly string[];
   private readonly locks = new KeyedMutex();
   private searchTimeoutMs = DEFAULT_SEARCH_TIMEOUT_MS;
   private searchPool: SearchPool | undefined;
 
   private constructor(
-    root: string,
+    confined: ConfinedRootHandle,
     rootSpellings: string[],
-    protectedPaths: string[],
+    protectedRels: string[],
     maxFileBytes: number,
     maxSearchResults: number,
   ) {
-    this.root = root;
+    this.root = confined.path;
+    this.confined = confined;
     this.rootSpellings = rootSpellings;
-    this.protectedPaths = protectedPaths;
+    this.protectedRels = protectedRels;
     this.maxFileBytes = maxFileBytes;
     this.maxSearchResults = maxSearchResults;
   }
 
-  /** Opens a workspace; the root must be an existing directory and is realpath'd. */
+  /**
+   * Opens a workspace; the root must be an existing directory. Its descriptor is held for the life of
+   * the process. Throws UNSUPPORTED_PLATFORM where confinement cannot be enforced (not Linux).
+   */
   static async create(options: ResourceManagerOptions): Promise<ResourceManager> {
     if (typeof options?.root !== 'string' || options.root === '') {
       throw new WorkspaceError('INVALID_PATH', 'The workspace root must be a non-empty path.');
     }
     const given = nodePath.resolve(options.root);
-    let root: string;
-    try {
-      root = await fs.realpath(given);
-    } catch {
-      throw new WorkspaceError('INVALID_PATH', `The workspace root ${quote(given)} does not exist.`);
-    }
-    if (!(await fs.stat(root)).isDirectory()) {
-      throw new WorkspaceError('INVALID_PATH', `The workspace root ${quote(given)} is not a directory.`);
-    }
     const maxFileBytes = positiveInt(options.maxFileBytes, 'maxFileBytes', DEFAULT_MAX_FILE_BYTES);
     const maxSearchResults = positiveInt(
       options.maxSearchResults,
       'maxSearchResults',
       DEFAULT_MAX_SEARCH_RESULTS,
     );
-    const protectedPaths: string[] = [];
+    let confined: ConfinedRootHandle;
+    try {
+      confined = openConfinedRoot(
+        given,
+        (options.protectedPaths ?? []).map((p) => nodePath.resolve(given, p)),
+      );
+    } catch (err) {
+      if (err instanceof WorkspaceError) throw err;
+      if (isErrno(err, 'ENOTDIR')) {
+        throw new WorkspaceError('INVALID_PATH', `The workspace root ${quote(given)} is not a directory.`);
+      }
+      throw new WorkspaceError('INVALID_PATH', `The workspace root ${quote(given)} does not exist.`);
+    }
+    const protectedRels = new Set<string>();
     for (const entry of options.protectedPaths ?? []) {
-      const abs = nodePath.resolve(root, entry);
-      protectedPaths.push(abs, (await realpathLoose(abs)).real);
+      const abs = nodePath.resolve(confined.path, entry);
+      for (const spelling of new Set([abs, (await realpathLoose(abs)).real])) {
+        const root = [confined.path, given].find((r) => isWithin(spelling, r) && spelling !== r);
+        if (root !== undefined) protectedRels.add(spelling.slice(root.length + 1));
+      }
     }
     const manager = new ResourceManager(
-      root,
-      [...new Set([root, given])],
-      [...new Set(protectedPaths)],
+      confined,
+      [...new Set([confined.path, given])],
+      [...protectedRels],
       maxFileBytes,
       maxSearchResults,
     );
@@ -339,23 +347,35 @@ export class ResourceManager {
   }
 
   /**
-   * Where `path` really lands, as a workspace-relative path after following symlinks (the deepest
-   * existing ancestor for new files). Policy is decided on this too, so a link cannot launder a
-   * forbidden target (e.g. `docs -> .git`). Throws like any operation when it escapes.
+   * Resolves `path` once, on held descriptors: the object policy decides on (`rel` as asked,
+   * `realRel` where in-workspace links lead) and the one the I/O then uses. `followFinal: false`
+   * (delete, move) acts on a final link itself. Throws like any operation when the path escapes or
+   * is protected. The caller must `close()` it; operations given a resolution never close it.
    */
-  async realRelative(path: string): Promise<string> {
-    const { real } = await this.resolveTarget(path);
-    const rel = nodePath.relative(this.root, real);
-    return rel === '' ? '.' : rel.split(nodePath.sep).join('/');
+  resolve(path: string, opts: { followFinal: boolean }): ConfinedPath {
+    try {
+      const rel = this.normalize(path);
+      const resolved = resolveConfined(this.confined, rel, { followFinal: opts.followFinal });
+      if (this.isProtectedRel(resolved.realRel)) {
+        resolved.close();
+        throw new WorkspaceError(
+          'PROTECTED_PATH',
+          `${quote(rel)} is protected by the server and cannot be accessed.`,
+        );
+      }
+      return resolved;
+    } catch (err) {
+      throw toFsError(err, typeof path === 'string' ? path : String(path));
+    }
   }
 
   /** Reads a file; without an encoding, UTF-8 text comes back as utf8 and anything else as base64. */
-  async readFile(path: string, opts: { encoding?: Encoding } = {}): Promise<FileContent> {
-    return this.guard(path, async () => {
+  async readFile(path: PathArg, opts: { encoding?: Encoding } = {}): Promise<FileContent> {
+    return this.withPath(path, true, async (target) => {
       const requested = validateEncoding(opts.encoding);
-      const target = await this.resolveTarget(path);
-      this.requireFile(target.rel, target.stats);
-      const bytes = await this.readBytes(target.real, target.rel);
+      this.requireFile(target.rel, target);
+      const bytes = await this.readBytes(target.parentFd, target.name, target.rel);
+      this.assertStillAt(target);
       const text = isUtf8(bytes);
       if (requested === 'utf8' && !text) {
         throw new WorkspaceError(
@@ -376,31 +396,33 @@ export class ResourceManager {
 
   /** Atomically writes a file (temp file + fsync + rename), optionally only if it is at `expectedRevision`. */
   async writeFile(
-    path: string,
+    path: PathArg,
     content: string,
     opts: { encoding?: Encoding; expectedRevision?: string; createParents?: boolean } = {},
   ): Promise<WriteResult> {
-    return this.guard(path, async () => {
+    return this.withPath(path, true, async (target) => {
       const bytes = this.decodeContent(content, validateEncoding(opts.encoding) ?? 'utf8');
-      const target = await this.resolveTarget(path);
-      return this.locks.run([target.real], async () => {
-        const stats = await statOrUndefined(target.real);
+      return this.locks.run([target.realRel], async () => {
+        const stats = this.currentStats(target);
         if (stats !== undefined && !stats.isFile()) {
           throw new WorkspaceError('NOT_A_FILE', `${quote(target.rel)} exists and is not a regular file.`);
         }
         if (opts.expectedRevision !== undefined) {
-          const current = stats === undefined ? null : await hashFile(target.real);
+          const current =
+            stats === undefined ? null : await this.hashAt(target.parentFd, target.name, target.rel);
           assertExpected(opts.expectedRevision, current, target.rel);
         }
-        await this.ensureParent(target.real, target.rel, opts.createParents !== false);
+        this.ensureParent(target, opts.createParents !== false);
         try {
-          await atomicWrite(target.real, bytes, {
+          await atomicWriteAt(target.parentFd, target.name, bytes, {
             mode: stats === undefined ? undefined : stats.mode & 0o7777,
             exclusive: opts.expectedRevision === MUST_NOT_EXIST,
-            isSafeDirectory: (dir) => this.isSafeReal(dir),
+            beforePlace: () => this.assertStillAt(target),
           });
         } catch (err) {
-          if (isErrno(err, 'EEXIST')) throw conflict(target.rel, await hashFile(target.real));
+          if (isErrno(err, 'EEXIST')) {
+            throw conflict(target.rel, await this.hashAt(target.parentFd, target.name, target.rel));
+          }
           throw err;
         }
         return {
@@ -413,113 +435,117 @@ export class ResourceManager {
     });
   }
 
-  /** Lists a directory breadth-first to `depth` levels; symlinks are listed but never followed. */
+  /**
+   * Lists a directory depth-first to `depth` levels, in path order; symlinks are listed but never
+   * followed. When `maxEntries` cuts the listing, the first entries in walk order are kept.
+   */
   async listFiles(
-    path: string,
+    path: PathArg,
     opts: { depth?: number; includeIgnored?: boolean; maxEntries?: number } = {},
   ): Promise<FileList> {
-    return this.guard(path, async () => {
+    return this.withPath(path, true, async (target) => {
       const depth = Math.min(positiveInt(opts.depth, 'depth', DEFAULT_LIST_DEPTH), MAX_LIST_DEPTH);
       const maxEntries = positiveInt(opts.maxEntries, 'maxEntries', DEFAULT_MAX_ENTRIES);
-      const target = await this.resolveTarget(path);
-      if (target.stats === undefined) throw this.notFound(target.rel);
-      if (!target.stats.isDirectory()) {
+      const stats = this.currentStats(target);
+      if (stats === undefined) throw this.notFound(target.rel);
+      if (!stats.isDirectory()) {
         throw new WorkspaceError('NOT_A_DIRECTORY', `${quote(target.rel)} is not a directory.`);
       }
       const entries: DirEntry[] = [];
       let truncated = false;
-      let level: Array<{ real: string; rel: string }> = [{ real: target.real, rel: target.rel }];
-      for (let d = 1; d <= depth && level.length > 0 && !truncated; d++) {
-        const next: typeof level = [];
-        for (const dir of level) {
-          const names = await fs.readdir(dir.real).catch(() => [] as string[]);
-          for (const name of names.sort()) {
-            const real = nodePath.join(dir.real, name);
-            if (this.isProtected(real)) continue;
-            const stats = await lstatOrUndefined(real);
-            if (stats === undefined) continue;
-            if (entries.length >= maxEntries) {
-              truncated = true;
-              break;
-            }
-            const rel = joinRel(dir.rel, name);
-            const type = entryType(stats);
-            entries.push({
-              path: rel,
-              name,
-              type,
-              ...(type === 'file' ? { size: stats.size } : {}),
-              mtimeMs: stats.mtimeMs,
-            });
-            if (type === 'directory' && (opts.includeIgnored === true || !IGNORED_DIRS.has(name))) {
-              next.push({ real, rel });
-            }
+      const base = target.rel;
+      const realBase = target.realRel;
+      walkHeldDirectory(this.confined, target.openDirectory(), realBase, {
+        maxDepth: depth,
+        onEntry: (entry) => {
+          if (this.isProtectedRel(entry.rel)) return 'skip';
+          if (entries.length >= maxEntries) {
+            truncated = true;
+            return 'stop';
           }
-          if (truncated) break;
-        }
-        level = next;
-      }
+          const type = entry.type;
+          entries.push({
+            path: joinRel(base, relativeTo(entry.rel, realBase)),
+            name: entry.name,
+            type,
+            ...(type === 'file' ? { size: entry.size } : {}),
+            mtimeMs: entry.stats.mtimeMs,
+          });
+          if (type === 'directory' && opts.includeIgnored !== true && IGNORED_DIRS.has(entry.name))
+            return 'skip';
+          return undefined;
+        },
+      });
       entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       return { path: target.rel, entries, truncated };
     });
   }
 
   /** Type, size, mtime and (files only) revision; symlinks inside the workspace are followed. */
-  async stat(path: string): Promise<FileInfo> {
-    return this.guard(path, async () => {
-      const target = await this.resolveTarget(path);
-      if (target.stats === undefined) throw this.notFound(target.rel);
-      const type = entryType(target.stats);
+  async stat(path: PathArg): Promise<FileInfo> {
+    return this.withPath(path, true, async (target) => {
+      const stats = this.currentStats(target);
+      if (stats === undefined) throw this.notFound(target.rel);
+      const type = entryType(stats);
       return {
         path: target.rel,
         type,
-        size: target.stats.size,
-        mtimeMs: target.stats.mtimeMs,
-        ...(type === 'file' ? { revision: await hashFile(target.real) } : {}),
+        size: stats.size,
+        mtimeMs: stats.mtimeMs,
+        ...(type === 'file' ? { revision: await this.hashAt(target.parentFd, target.name, target.rel) } : {}),
       };
     });
   }
 
   /** Creates a directory (with missing parents unless `recursive: false`); an existing directory is fine when recursive. */
-  async mkdir(path: string, opts: { recursive?: boolean } = {}): Promise<{ path: string; created: boolean }> {
-    return this.guard(path, async () => {
+  async mkdir(
+    path: PathArg,
+    opts: { recursive?: boolean } = {},
+  ): Promise<{ path: string; created: boolean }> {
+    return this.withPath(path, true, async (target) => {
       const recursive = opts.recursive !== false;
-      const target = await this.resolveTarget(path);
-      if (target.stats !== undefined) {
-        if (target.stats.isDirectory() && recursive) return { path: target.rel, created: false };
+      const stats = this.currentStats(target);
+      if (stats !== undefined) {
+        if (stats.isDirectory() && recursive) return { path: target.rel, created: false };
         throw new WorkspaceError('ALREADY_EXISTS', `${quote(target.rel)} already exists.`);
       }
+      if (!recursive && target.missingDirs.length > 0) throw this.notFound(target.rel);
+      target.makeParents();
+      this.assertStillAt(target);
       try {
-        await fs.mkdir(target.real, { recursive });
+        mkdirAt(target.parentFd, target.name);
       } catch (err) {
         if (isErrno(err, 'EEXIST') && recursive) {
+          const now = lstatAt(target.parentFd, target.name);
+          if (now?.isDirectory()) return { path: target.rel, created: false };
           throw new WorkspaceError('NOT_A_DIRECTORY', `A component of ${quote(target.rel)} is a file.`);
         }
         throw err;
       }
-      this.assertSafeReal(await fs.realpath(target.real), target.rel);
+      fsyncDirectory(target.parentFd);
       return { path: target.rel, created: true };
     });
   }
 
   /** Deletes a file, symlink (the link, not its target) or directory (non-empty ones need `recursive`). */
   async delete(
-    path: string,
+    path: PathArg,
     opts: { recursive?: boolean; expectedRevision?: string } = {},
   ): Promise<{ path: string; deleted: true }> {
-    return this.guard(path, async () => {
-      const loc = await this.resolveLocation(path, 'delete');
-      return this.locks.run([loc.real], async () => {
-        const stats = await lstatOrUndefined(loc.real);
+    return this.withPath(path, false, async (loc) => {
+      this.assertChangeable(loc, 'delete');
+      return this.locks.run([loc.realRel], async () => {
+        const stats = this.currentStats(loc);
         if (stats === undefined) throw this.notFound(loc.rel);
-        await this.assertLocationRevision(loc.real, stats, loc.rel, opts.expectedRevision);
+        await this.assertLocationRevision(loc, stats, opts.expectedRevision);
+        this.assertStillAt(loc);
         if (!stats.isDirectory()) {
-          await fs.unlink(loc.real);
+          unlinkAt(loc.parentFd, loc.name);
         } else if (opts.recursive === true) {
-          await fs.rm(loc.real, { recursive: true });
+          this.removeTree(loc.parentFd, loc.name, loc.rel);
         } else {
           try {
-            await fs.rmdir(loc.real);
+            rmdirAt(loc.parentFd, loc.name);
           } catch (err) {
             if (isErrno(err, 'ENOTEMPTY', 'EEXIST')) {
               throw new WorkspaceError(
@@ -530,6 +556,7 @@ export class ResourceManager {
             throw err;
           }
         }
+        fsyncDirectory(loc.parentFd);
         return { path: loc.rel, deleted: true as const };
       });
     });
@@ -537,58 +564,63 @@ export class ResourceManager {
 
   /** Renames a file, directory or symlink inside the workspace, creating missing parents of `to`. */
   async move(
-    from: string,
-    to: string,
+    from: PathArg,
+    to: PathArg,
     opts: { overwrite?: boolean; expectedRevision?: string } = {},
   ): Promise<{ from: string; to: string }> {
-    return this.guard(from, async () => {
-      const source = await this.resolveLocation(from, 'move');
-      const dest = await this.guard(to, () => this.resolveLocation(to, 'move'));
-      if (isWithin(dest.real, source.real) && dest.real !== source.real) {
-        throw new WorkspaceError(
-          'INVALID_PATH',
-          `Cannot move ${quote(source.rel)} into itself (${quote(dest.rel)}).`,
-        );
-      }
-      return this.locks.run([source.real, dest.real], async () => {
-        const stats = await lstatOrUndefined(source.real);
-        if (stats === undefined) throw this.notFound(source.rel);
-        await this.assertLocationRevision(source.real, stats, source.rel, opts.expectedRevision);
-        if (dest.real === source.real) return { from: source.rel, to: dest.rel };
-        const existing = await lstatOrUndefined(dest.real);
-        if (existing !== undefined && opts.overwrite !== true) {
+    return this.withPath(from, false, (source) =>
+      this.withPath(to, false, async (dest) => {
+        this.assertChangeable(source, 'move');
+        this.assertChangeable(dest, 'move');
+        if (isWithin(dest.realRel, source.realRel) && dest.realRel !== source.realRel) {
           throw new WorkspaceError(
-            'ALREADY_EXISTS',
-            `${quote(dest.rel)} already exists; pass overwrite: true to replace it.`,
+            'INVALID_PATH',
+            `Cannot move ${quote(source.rel)} into itself (${quote(dest.rel)}).`,
           );
         }
-        if (existing?.isDirectory() && !stats.isDirectory()) {
-          throw new WorkspaceError(
-            'NOT_A_FILE',
-            `${quote(dest.rel)} is a directory; cannot replace it with a file.`,
-          );
-        }
-        await this.guard(to, async () => {
-          await this.ensureParent(dest.real, dest.rel, true);
-          await fs.rename(source.real, dest.real);
+        return this.locks.run([source.realRel, dest.realRel], async () => {
+          const stats = this.currentStats(source);
+          if (stats === undefined) throw this.notFound(source.rel);
+          await this.assertLocationRevision(source, stats, opts.expectedRevision);
+          if (dest.realRel === source.realRel) return { from: source.rel, to: dest.rel };
+          const existing = this.currentStats(dest);
+          if (existing !== undefined && opts.overwrite !== true) {
+            throw new WorkspaceError(
+              'ALREADY_EXISTS',
+              `${quote(dest.rel)} already exists; pass overwrite: true to replace it.`,
+            );
+          }
+          if (existing?.isDirectory() && !stats.isDirectory()) {
+            throw new WorkspaceError(
+              'NOT_A_FILE',
+              `${quote(dest.rel)} is a directory; cannot replace it with a file.`,
+            );
+          }
+          await this.guard(typeof to === 'string' ? to : to.rel, async () => {
+            dest.makeParents();
+            this.assertStillAt(source);
+            this.assertStillAt(dest);
+            renameAt(source.parentFd, source.name, dest.parentFd, dest.name);
+          });
+          fsyncDirectory(dest.parentFd);
+          if (dest.parentFd !== source.parentFd) fsyncDirectory(source.parentFd);
+          return { from: source.rel, to: dest.rel };
         });
-        return { from: source.rel, to: dest.rel };
-      });
-    });
+      }),
+    );
   }
 
   /** Applies exact-text replacements in order, all or nothing; returns a unified diff (and writes unless dryRun). */
   async edit(
-    path: string,
+    path: PathArg,
     edits: EditOp[],
     opts: { dryRun?: boolean; expectedRevision?: string } = {},
   ): Promise<EditResult> {
-    return this.guard(path, async () => {
+    return this.withPath(path, true, async (target) => {
       const ops = validateEdits(edits);
-      const target = await this.resolveTarget(path);
-      return this.locks.run([target.real], async () => {
-        const stats = this.requireFile(target.rel, await statOrUndefined(target.real));
-        const bytes = await this.readBytes(target.real, target.rel);
+      return this.locks.run([target.realRel], async () => {
+        const stats = this.requireFile(target.rel, target);
+        const bytes = await this.readBytes(target.parentFd, target.name, target.rel);
         const revision = await revisionAsync(bytes);
         assertExpected(opts.expectedRevision, revision, target.rel);
         if (!isUtf8(bytes)) {
@@ -629,10 +661,10 @@ export class ResourceManager {
         const diff = unifiedDiff(target.rel, before, after);
         const dryRun = opts.dryRun === true;
         if (dryRun || after === before) return { path: target.rel, revision, diff, applied, dryRun };
-        await atomicWrite(target.real, newBytes, {
+        await atomicWriteAt(target.parentFd, target.name, newBytes, {
           mode: stats.mode & 0o7777,
           exclusive: false,
-          isSafeDirectory: (dir) => this.isSafeReal(dir),
+          beforePlace: () => this.assertStillAt(target),
         });
         return { path: target.rel, revision: await revisionAsync(newBytes), diff, applied, dryRun };
       });
@@ -641,15 +673,17 @@ export class ResourceManager {
 
   /**
    * Literal or regex search, line by line, over files under `path` (default: the root), honouring
-   * `.gitignore` files and skipping .git, node_modules, symlinks, protected paths, binary and oversized
-   * files, and files `access` may not read. Runs in worker threads (never on the event loop) with a
-   * linear-time regex engine, and stops at `timeoutMs` with what it found (`truncatedReason: 'deadline'`).
-   * A `glob` without '/' also matches base names. `caller` is the fairness key (one per token).
+   * `.gitignore` files and skipping .git, node_modules, symlinks, protected entries, binary and
+   * oversized files, and files `access` may not read. The walk goes through the confined layer from
+   * the descriptors of `path`'s resolution, in worker threads (never on the event loop), with a
+   * linear-time regex engine; it stops at `timeoutMs` with what it found (`truncatedReason:
+   * 'deadline'`). A `glob` without '/' also matches base names. `caller` is the fairness key (one per
+   * token).
    */
   async search(
     query: string,
     opts: {
-      path?: string;
+      path?: PathArg;
       regex?: boolean;
       caseSensitive?: boolean;
       glob?: string;
@@ -659,8 +693,7 @@ export class ResourceManager {
       timeoutMs?: number;
     } = {},
   ): Promise<SearchResult> {
-    const start = opts.path ?? '.';
-    return this.guard(start, async () => {
+    return this.withPath(opts.path ?? '.', true, async (target) => {
       if (typeof query !== 'string' || query.length === 0) {
         throw new WorkspaceError('INVALID_ARGUMENT', 'The search query must be a non-empty string.');
       }
@@ -669,18 +702,21 @@ export class ResourceManager {
         HARD_MAX_RESULTS,
       );
       const timeoutMs = positiveInt(opts.timeoutMs, 'timeoutMs', this.searchTimeoutMs);
-      const target = await this.resolveTarget(start);
-      if (target.stats === undefined) throw this.notFound(target.rel);
-      const rel = nodePath.relative(this.root, target.real).split(nodePath.sep).join('/') || '.';
-      if (!target.stats.isFile() && !target.stats.isDirectory()) {
-        return { matches: [], truncated: false, filesScanned: 0 };
-      }
+      const stats = this.currentStats(target);
+      if (stats === undefined) throw this.notFound(target.rel);
+      if (!stats.isFile() && !stats.isDirectory()) return { matches: [], truncated: false, filesScanned: 0 };
+      // The worker threads use this resolution's descriptors (descriptors are process-wide): the tree
+      // they walk is the one policy was decided on, whatever is renamed meanwhile.
+      const dirFd = stats.isDirectory() ? target.openDirectory() : target.parentFd;
       this.searchPool ??= new SearchPool();
       const result = await this.searchPool.run(opts.caller ?? 'owner', {
-        root: this.root,
-        start: rel,
-        startIsFile: target.stats.isFile(),
-        protectedPaths: [...this.protectedPaths],
+        confined: this.confined,
+        startFd: dirFd,
+        startName: stats.isFile() ? target.name : '',
+        start: target.rel,
+        startReal: target.realRel,
+        startIsFile: stats.isFile(),
+        protectedRels: [...this.protectedRels],
         query,
         regex: opts.regex === true,
         caseSensitive: opts.caseSensitive !== false,
@@ -690,13 +726,8 @@ export class ResourceManager {
         deadline: Date.now() + timeoutMs,
         ...(opts.access !== undefined ? { access: opts.access } : {}),
       });
-      // Matches are reported under the path the caller asked for when a symlink led elsewhere.
-      const shown =
-        rel === target.rel
-          ? result.matches
-          : result.matches.map((m) => ({ ...m, path: target.rel + m.path.slice(rel.length) }));
       return {
-        matches: shown,
+        matches: result.matches,
         truncated: result.truncated,
         filesScanned: result.filesScanned,
         ...(result.reason !== undefined ? { truncatedReason: result.reason } : {}),
@@ -720,105 +751,141 @@ export class ResourceManager {
     }
   }
 
-  private isProtected(real: string): boolean {
-    return this.protectedPaths.some((p) => isWithin(real, p));
-  }
-
-  private containsProtected(real: string): boolean {
-    return this.protectedPaths.some((p) => isWithin(p, real));
-  }
-
-  private isSafeReal(real: string): boolean {
-    return isWithin(real, this.root) && !this.isProtected(real);
-  }
-
-  private assertSafeReal(real: string, rel: string): void {
-    if (!isWithin(real, this.root)) {
-      throw new WorkspaceError(
-        'PATH_OUTSIDE_WORKSPACE',
-        `${quote(rel)} resolves outside the workspace (through a symbolic link); access refused.`,
-      );
+  /**
+   * Runs `fn` on a resolution of `path`: a string is resolved here (and closed afterwards); a
+   * resolution from {@link resolve} is used as is, so policy and I/O see the same object.
+   */
+  private async withPath<T>(
+    path: PathArg,
+    followFinal: boolean,
+    fn: (resolved: ConfinedPath) => Promise<T>,
+  ): Promise<T> {
+    if (typeof path !== 'string') {
+      if (path.followFinal !== followFinal) {
+        throw new WorkspaceError(
+          'INTERNAL',
+          `${quote(path.rel)} was resolved ${path.followFinal ? 'following' : 'not following'} its final link, which this operation cannot use.`,
+        );
+      }
+      return this.guard(path.rel, () => fn(path));
     }
-    if (this.isProtected(real)) {
-      throw new WorkspaceError(
-        'PROTECTED_PATH',
-        `${quote(rel)} is protected by the server and cannot be accessed.`,
-      );
+    return this.guard(path, async () => {
+      const resolved = this.resolve(path, { followFinal });
+      try {
+        return await fn(resolved);
+      } finally {
+        resolved.close();
+      }
+    });
+  }
+
+  private isProtectedRel(realRel: string): boolean {
+    return this.protectedRels.some((p) => realRel === p || realRel.startsWith(`${p}/`));
+  }
+
+  /** Refuses deleting or moving the root, or a directory that contains a protected entry. */
+  private assertChangeable(loc: ConfinedPath, verb: string): void {
+    if (loc.name === '' || loc.realRel === '.') {
+      throw new WorkspaceError('INVALID_PATH', `Cannot ${verb} the workspace root.`);
     }
-  }
-
-  /** Normalises `path` and follows symlinks to the real target (or its deepest existing ancestor). */
-  private async resolveTarget(path: string): Promise<Target> {
-    const rel = this.normalize(path);
-    const lexical = rel === '.' ? this.root : nodePath.join(this.root, rel);
-    const { real, exists } = await realpathLoose(lexical);
-    this.assertSafeReal(real, rel);
-    return { rel, real, stats: exists ? await statOrUndefined(real) : undefined };
-  }
-
-  /** Like resolveTarget, but the last component is not followed: deleting or moving a symlink acts on the link. */
-  private async resolveLocation(path: string, verb: string): Promise<Location> {
-    const rel = this.normalize(path);
-    const rootError = new WorkspaceError('INVALID_PATH', `Cannot ${verb} the workspace root.`);
-    if (rel === '.') throw rootError;
-    const lexical = nodePath.join(this.root, rel);
-    const parent = await realpathLoose(nodePath.dirname(lexical));
-    const real = nodePath.join(parent.real, nodePath.basename(lexical));
-    if (real === this.root) throw rootError;
-    this.assertSafeReal(real, rel);
-    if (this.containsProtected(real)) {
+    if (this.protectedRels.some((p) => p === loc.realRel || p.startsWith(`${loc.realRel}/`))) {
       throw new WorkspaceError(
         'PROTECTED_PATH',
-        `${quote(rel)} contains a protected path and cannot be changed.`,
+        `${quote(loc.rel)} contains a protected path and cannot be changed.`,
       );
     }
-    return { rel, real, stats: await lstatOrUndefined(real) };
+  }
+
+  /**
+   * Refuses to go on when the held parent directory is no longer where the policy saw it (an agent
+   * renamed it meanwhile, e.g. into a protected folder): the kernel names a held descriptor's
+   * current path in /proc/self/fd.
+   */
+  private assertStillAt(target: ConfinedPath): void {
+    if (target.missingDirs.length > 0) return;
+    const parentRel = target.name === '' ? target.realRel : nodePath.posix.dirname(target.realRel);
+    const expected = parentRel === '.' ? this.root : `${this.root}/${parentRel}`;
+    let actual: string;
+    try {
+      actual = readlinkSync(fdPath(target.parentFd));
+    } catch {
+      actual = '';
+    }
+    if (actual !== expected) {
+      throw new WorkspaceError(
+        isWithin(actual, this.root) ? 'INVALID_PATH' : 'PATH_OUTSIDE_WORKSPACE',
+        `The folder of ${quote(target.rel)} was moved or replaced during the operation; nothing was changed. Retry.`,
+      );
+    }
+  }
+
+  /** The entry's `lstat` now (not at resolution time); the root's `fstat` for the root. */
+  private currentStats(target: ConfinedPath): Stats | undefined {
+    if (target.missingDirs.length > 0) return undefined;
+    if (target.name === '') return fstatSync(target.parentFd);
+    const stats = lstatAt(target.parentFd, target.name);
+    assertNotProtected(this.confined, stats, target.rel);
+    return stats;
+  }
+
+  /** Removes directory `name` of `parentFd` and everything below it, on held descriptors only. */
+  private removeTree(parentFd: number, name: string, rel: string): void {
+    const fd = openDirAt(parentFd, name);
+    try {
+      assertNotProtected(this.confined, fstatSync(fd), rel);
+      for (const child of readdirAt(fd)) {
+        const stats = lstatAt(fd, child);
+        if (stats === undefined) continue;
+        const childRel = `${rel}/${child}`;
+        assertNotProtected(this.confined, stats, childRel);
+        if (stats.isDirectory()) this.removeTree(fd, child, childRel);
+        else unlinkAt(fd, child);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    rmdirAt(parentFd, name);
   }
 
   private async assertLocationRevision(
-    real: string,
+    loc: ConfinedPath,
     stats: Stats,
-    rel: string,
     expected: string | undefined,
   ): Promise<void> {
     if (expected === undefined) return;
     if (!stats.isFile()) {
       throw new WorkspaceError(
         'NOT_A_FILE',
-        `expectedRevision applies to files only; ${quote(rel)} is not one.`,
+        `expectedRevision applies to files only; ${quote(loc.rel)} is not one.`,
       );
     }
-    assertExpected(expected, await hashFile(real), rel);
+    assertExpected(expected, await this.hashAt(loc.parentFd, loc.name, loc.rel), loc.rel);
   }
 
-  /** Makes sure the directory that will hold `real` exists (creating it if allowed) and is still inside. */
-  private async ensureParent(real: string, rel: string, create: boolean): Promise<void> {
-    const parent = nodePath.dirname(real);
-    const stats = await statOrUndefined(parent);
-    if (stats !== undefined) {
-      if (!stats.isDirectory()) {
-        throw new WorkspaceError('NOT_A_DIRECTORY', `The parent of ${quote(rel)} is not a directory.`);
-      }
-      return;
-    }
+  /** Makes sure the directory that will hold the target exists, creating it (on held descriptors) if allowed. */
+  private ensureParent(target: ConfinedPath, create: boolean): void {
+    if (target.missingDirs.length === 0) return;
     if (!create) {
       throw new WorkspaceError(
         'NOT_FOUND',
-        `The parent directory of ${quote(rel)} does not exist; create it first or pass createParents: true.`,
+        `The parent directory of ${quote(target.rel)} does not exist; create it first or pass createParents: true.`,
       );
     }
     try {
-      await fs.mkdir(parent, { recursive: true });
+      target.makeParents();
     } catch (err) {
-      if (isErrno(err, 'EEXIST', 'ENOTDIR')) {
-        throw new WorkspaceError('NOT_A_DIRECTORY', `A parent component of ${quote(rel)} is a file.`);
+      if (isErrno(err, 'EEXIST', 'ENOTDIR', 'ELOOP')) {
+        throw new WorkspaceError(
+          'NOT_A_DIRECTORY',
+          `A parent component of ${quote(target.rel)} is not a directory.`,
+        );
       }
       throw err;
     }
-    this.assertSafeReal(await fs.realpath(parent), rel);
   }
 
-  private requireFile(rel: string, stats: Stats | undefined): Stats {
+  private requireFile(rel: string, target: ConfinedPath): Stats {
+    const stats = this.currentStats(target);
     if (stats === undefined) throw this.notFound(rel);
     if (!stats.isFile()) throw new WorkspaceError('NOT_A_FILE', `${quote(rel)} is not a regular file.`);
     return stats;
@@ -838,37 +905,50 @@ export class ResourceManager {
     return new WorkspaceError('NOT_FOUND', `No such file or directory: ${quote(rel)}.`);
   }
 
-  /** Reads a regular file without following a final symlink, enforcing the size cap. */
-  private async readBytes(real: string, rel: string): Promise<Buffer> {
-    const fd = openSync(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  /** sha256 of regular file `name` of the held directory `dirFd` (never through a link). */
+  private async hashAt(dirFd: number, name: string, rel: string): Promise<string> {
+    const { fd } = openFileAt(this.confined, dirFd, name, rel);
     try {
-      const stats = fstatSync(fd);
-      if (!stats.isFile()) throw new WorkspaceError('NOT_A_FILE', `${quote(rel)} is not a regular file.`);
-      this.assertSize(stats.size);
-      if (stats.size <= SYNC_READ_LIMIT) {
-        // One spare byte detects a file that grew since fstat; such a file takes the async path.
-        const buffer = Buffer.allocUnsafe(stats.size + 1);
-        let length = 0;
-        let n: number;
-        do {
-          n = readSync(fd, buffer, length, buffer.length - length, length);
-          length += n;
-        } while (n > 0 && length < buffer.length);
-        if (length <= stats.size) return buffer.subarray(0, length);
-      }
+      return await hashFd(fd);
     } finally {
       closeSync(fd);
     }
-    const handle = await fs.open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  }
+
+  /** Reads regular file `name` of `dirFd` without following a link, enforcing the size cap. */
+  private async readBytes(dirFd: number, name: string, rel: string): Promise<Buffer> {
+    const { fd, stats } = openFileAt(this.confined, dirFd, name, rel);
     try {
-      const stats = await handle.stat();
-      if (!stats.isFile()) throw new WorkspaceError('NOT_A_FILE', `${quote(rel)} is not a regular file.`);
       this.assertSize(stats.size);
-      const bytes = await handle.readFile();
-      this.assertSize(bytes.length);
-      return bytes;
+      // One spare byte detects a file that grew since fstat.
+      const buffer = Buffer.allocUnsafe(stats.size + 1);
+      let length = 0;
+      for (;;) {
+        const n =
+          stats.size <= SYNC_READ_LIMIT
+            ? readSync(fd, buffer, length, buffer.length - length, length)
+            : (await readAsync(fd, buffer, length, buffer.length - length, length)).bytesRead;
+        if (n === 0) break;
+        length += n;
+        if (length === buffer.length) return Buffer.concat([buffer, await this.readRest(fd, length)]);
+      }
+      return buffer.subarray(0, length);
     } finally {
-      await handle.close();
+      closeSync(fd);
+    }
+  }
+
+  /** The rest of a file that grew while it was read, still under the size cap. */
+  private async readRest(fd: number, position: number): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let total = position;
+    const chunk = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
+    for (;;) {
+      const { bytesRead } = await readAsync(fd, chunk, 0, chunk.length, total);
+      if (bytesRead === 0) return Buffer.concat(chunks);
+      total += bytesRead;
+      this.assertSize(total);
+      chunks.push(Buffer.from(chunk.subarray(0, bytesRead)));
     }
   }
 

@@ -1,4 +1,4 @@
-import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
+import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import * as nodePath from 'node:path';
 import { WorkspaceError } from '../../protocol/errors';
 
@@ -154,5 +154,38 @@ export function toFsError(err: unknown, label: string): unknown {
       return new WorkspaceError('FORBIDDEN', `The operating system denied access to ${shown}.`);
     default:
       return err;
+  }
+}
+
+/**
+ * Refuses a server-owned path (the state dir, the owner's policy file) that lies inside the
+ * workspace: an agent that runs commands there could rename one of its parents and so move it out
+ * of the server's protection. Checked by real path and by the `(dev, ino)` of every ancestor, so an
+ * alias spelling or a bind mount of the workspace is caught too. A relative policy file is refused
+ * as well, because it would resolve into whichever workspace is opened.
+ */
+export async function assertOutsideWorkspace(
+  what: 'state dir' | 'policy file',
+  path: string,
+  workspaceReal: string,
+): Promise<void> {
+  if (what === 'policy file' && !nodePath.isAbsolute(path)) {
+    throw new WorkspaceError(
+      'INVALID_ARGUMENT',
+      `The policy file ${quote(path)} is a relative path, which would resolve inside the workspace; give an absolute path outside the workspace.`,
+    );
+  }
+  const refuse = (): WorkspaceError =>
+    new WorkspaceError(
+      'INVALID_ARGUMENT',
+      `The ${what} ${quote(path)} is inside the workspace ${quote(workspaceReal)}, where an agent that runs commands could rename a parent folder and take it out of the server's protection. Choose a ${what} outside the workspace${what === 'state dir' ? ' (or leave it unset: the default is under ~/.local/state/mcp-workspace)' : ''}.`,
+    );
+  const { real } = await realpathLoose(nodePath.resolve(path));
+  if (isWithin(real, workspaceReal)) throw refuse();
+  const root = statSync(workspaceReal);
+  for (let dir = real; ; dir = nodePath.dirname(dir)) {
+    const stats = statSync(dir, { throwIfNoEntry: false });
+    if (stats !== undefined && stats.dev === root.dev && stats.ino === root.ino) throw refuse();
+    if (nodePath.dirname(dir) === dir) return;
   }
 }

@@ -11,7 +11,7 @@ import {
 import type { Principal } from '../../protocol/principal';
 import type { AuditLog } from '../audit';
 import type { PolicyAction, PolicyDecision, PolicyEngine, PolicyStore } from '../policy';
-import type { ResourceManager } from '../resources';
+import type { ConfinedPath, ResourceManager } from '../resources';
 import type { RateLimiter, SessionInfo, SessionManager } from '../session';
 import type { Execution, ExecutionManager, ExecutionResult, OutputEvent } from '../execution';
 
@@ -257,20 +257,35 @@ export class OperationRunner {
 
   private createHandlers(): { [N in OperationName]: Handler<N> } {
     const { resources, policy, policyStore, sessions, audit, executions } = this.deps;
-    // Decides on the path as asked and, when a symlink redirects it, on where it really lands.
-    // Returns the real path, for callers that need it (run_command's cwd).
-    const authorizePath = async (
+    // Resolves the path once (on held descriptors), decides on the path as asked and, when a symlink
+    // redirects it, on where it really lands, and returns that same resolution for the I/O: no path
+    // string is looked up again after the decision. The caller closes it (see `closing`).
+    const authorizePath = (
       authorize: Authorize,
       action: PolicyAction,
       path: string,
-    ): Promise<string> => {
+      opts: { followFinal: boolean } = { followFinal: true },
+    ): ConfinedPath => {
       const asked = resources.normalize(path);
       authorize(action, asked);
-      const real = await resources.realRelative(path);
-      if (real !== asked) authorize(action, real);
-      if (action === 'write') this.deps.writeGuard?.(real);
-      return real;
+      const resolved = resources.resolve(path, opts);
+      try {
+        if (resolved.realRel !== asked) authorize(action, resolved.realRel);
+        if (action === 'write') this.deps.writeGuard?.(resolved.realRel);
+      } catch (err) {
+        resolved.close();
+        throw err;
+      }
+      return resolved;
     };
+    const closing = async <T>(paths: ConfinedPath[], fn: () => Promise<T>): Promise<T> => {
+      try {
+        return await fn();
+      } finally {
+        for (const path of paths) path.close();
+      }
+    };
+    const location = { followFinal: false };
     return {
       init_session: async () => {
         throw new WorkspaceError(
@@ -280,74 +295,93 @@ export class OperationRunner {
       },
       list_capabilities: async (_input, ctx) => ({ tools: [...ctx.session.capabilities] }),
       read_file: async (input, ctx) => {
-        await authorizePath(ctx.authorize, 'read', input.path);
-        return resources.readFile(input.path, input.encoding ? { encoding: input.encoding } : {});
+        const target = authorizePath(ctx.authorize, 'read', input.path);
+        return closing([target], () =>
+          resources.readFile(target, input.encoding ? { encoding: input.encoding } : {}),
+        );
       },
       write_file: async (input, ctx) => {
-        await authorizePath(ctx.authorize, 'write', input.path);
-        return resources.writeFile(input.path, input.content, {
-          ...(input.encoding ? { encoding: input.encoding } : {}),
-          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
-        });
+        const target = authorizePath(ctx.authorize, 'write', input.path);
+        return closing([target], () =>
+          resources.writeFile(target, input.content, {
+            ...(input.encoding ? { encoding: input.encoding } : {}),
+            ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+          }),
+        );
       },
       list_files: async (input, ctx) => {
-        await authorizePath(ctx.authorize, 'read', input.path);
-        return resources.listFiles(input.path, {
-          ...(input.depth !== undefined ? { depth: input.depth } : {}),
-          ...(input.includeIgnored !== undefined ? { includeIgnored: input.includeIgnored } : {}),
-        });
+        const target = authorizePath(ctx.authorize, 'read', input.path);
+        return closing([target], () =>
+          resources.listFiles(target, {
+            ...(input.depth !== undefined ? { depth: input.depth } : {}),
+            ...(input.includeIgnored !== undefined ? { includeIgnored: input.includeIgnored } : {}),
+          }),
+        );
       },
       file_info: async (input, ctx) => {
-        await authorizePath(ctx.authorize, 'read', input.path);
-        return resources.stat(input.path);
+        const target = authorizePath(ctx.authorize, 'read', input.path);
+        return closing([target], () => resources.stat(target));
       },
       edit_file: async (input, ctx) => {
-        await authorizePath(ctx.authorize, 'read', input.path);
-        await authorizePath(ctx.authorize, 'write', input.path);
-        return resources.edit(input.path, input.edits, {
-          ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
-          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+        const target = authorizePath(ctx.authorize, 'read', input.path);
+        return closing([target], async () => {
+          ctx.authorize('write', target.rel);
+          if (target.realRel !== target.rel) ctx.authorize('write', target.realRel);
+          this.deps.writeGuard?.(target.realRel);
+          return resources.edit(target, input.edits, {
+            ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
+            ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+          });
         });
       },
       search_files: async (input, ctx) => {
-        await authorizePath(ctx.authorize, 'read', input.path ?? '.');
+        const target = authorizePath(ctx.authorize, 'read', input.path ?? '.');
         const principal = ctx.principal;
-        return resources.search(input.query, {
-          ...(input.path !== undefined ? { path: input.path } : {}),
-          ...(input.regex !== undefined ? { regex: input.regex } : {}),
-          ...(input.caseSensitive !== undefined ? { caseSensitive: input.caseSensitive } : {}),
-          ...(input.glob !== undefined ? { glob: input.glob } : {}),
-          ...(input.maxResults !== undefined ? { maxResults: input.maxResults } : {}),
-          // Files the policy forbids reading (secrets) never show up in results: the search threads
-          // decide on the policy in force when the search started.
-          access: { policy: policy.policy, principal },
-          // Fair shares of the search threads are per token.
-          caller: `${principal.kind}:${principal.name}`,
-        });
+        return closing([target], () =>
+          resources.search(input.query, {
+            path: target,
+            ...(input.regex !== undefined ? { regex: input.regex } : {}),
+            ...(input.caseSensitive !== undefined ? { caseSensitive: input.caseSensitive } : {}),
+            ...(input.glob !== undefined ? { glob: input.glob } : {}),
+            ...(input.maxResults !== undefined ? { maxResults: input.maxResults } : {}),
+            // Files the policy forbids reading (secrets) never show up in results: the search threads
+            // decide on the policy in force when the search started.
+            access: { policy: policy.policy, principal },
+            // Fair shares of the search threads are per token.
+            caller: `${principal.kind}:${principal.name}`,
+          }),
+        );
       },
       create_directory: async (input, ctx) => {
-        await authorizePath(ctx.authorize, 'write', input.path);
-        return resources.mkdir(input.path);
+        const target = authorizePath(ctx.authorize, 'write', input.path);
+        return closing([target], () => resources.mkdir(target));
       },
       delete_file: async (input, ctx) => {
-        await authorizePath(ctx.authorize, 'write', input.path);
-        return resources.delete(input.path, {
-          ...(input.recursive !== undefined ? { recursive: input.recursive } : {}),
-          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
-        });
+        const target = authorizePath(ctx.authorize, 'write', input.path, location);
+        return closing([target], () =>
+          resources.delete(target, {
+            ...(input.recursive !== undefined ? { recursive: input.recursive } : {}),
+            ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+          }),
+        );
       },
       move_file: async (input, ctx) => {
-        await authorizePath(ctx.authorize, 'write', input.from);
-        await authorizePath(ctx.authorize, 'write', input.to);
-        return resources.move(input.from, input.to, {
-          ...(input.overwrite !== undefined ? { overwrite: input.overwrite } : {}),
-          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+        const source = authorizePath(ctx.authorize, 'write', input.from, location);
+        return closing([source], () => {
+          const dest = authorizePath(ctx.authorize, 'write', input.to, location);
+          return closing([dest], () =>
+            resources.move(source, dest, {
+              ...(input.overwrite !== undefined ? { overwrite: input.overwrite } : {}),
+              ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+            }),
+          );
         });
       },
       run_command: async (input, ctx) => {
         const cwd = input.cwd ?? '.';
-        const realCwd = await authorizePath(ctx.authorize, 'read', cwd);
-        const where = await resources.stat(cwd);
+        const cwdPath = authorizePath(ctx.authorize, 'read', cwd);
+        const realCwd = cwdPath.realRel;
+        const where = await closing([cwdPath], () => resources.stat(cwdPath));
         if (where.type !== 'directory') {
           throw new WorkspaceError('NOT_A_DIRECTORY', `cwd ${cwd} is not a directory of the workspace.`);
         }

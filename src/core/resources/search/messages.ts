@@ -1,5 +1,6 @@
 import type { Principal } from '../../../protocol/principal';
 import type { Policy } from '../../policy';
+import type { ConfinedRootHandle } from '../confined';
 
 /** Why a search stopped before it had looked at everything. */
 export type TruncationReason = 'max_results' | 'deadline';
@@ -24,14 +25,23 @@ export interface ReadAccess {
 /** One shard of a search, as sent to a worker thread (structured-clone safe). */
 export interface SearchTask {
   id: number;
-  /** Real path of the workspace root. */
-  root: string;
-  /** Workspace-relative path to search ('.' for the root); a file or a directory. */
+  /** The workspace's held root descriptor and protected identities (descriptors are process-wide). */
+  confined: ConfinedRootHandle;
+  /**
+   * Held descriptor of the start directory, or of the start file's parent directory: the resolution
+   * the caller's policy was decided on. It stays open until the search returns.
+   */
+  startFd: number;
+  /** Name of the start file in `startFd` ('' when the start is a directory). */
+  startName: string;
+  /** Workspace-relative start path as asked ('.' for the root): results are shown under it. */
   start: string;
-  /** Whether `start` is a file (searched even if an ignore file names it) rather than a directory. */
+  /** Where `start` really is (after in-workspace links): policy is also decided on the real paths. */
+  startReal: string;
+  /** Whether the start is a file (searched even if an ignore file names it) rather than a directory. */
   startIsFile: boolean;
-  /** Absolute real paths nothing may be read from. */
-  protectedPaths: string[];
+  /** Real workspace-relative paths of protected entries (also refused by identity). */
+  protectedRels: string[];
   query: string;
   regex: boolean;
   caseSensitive: boolean;
@@ -41,7 +51,7 @@ export interface SearchTask {
   maxFileBytes: number;
   /** Epoch milliseconds after which the shard stops and reports what it found. */
   deadline: number;
-  /** This shard's share of the files: those whose path hashes to `shard` modulo `shards`. */
+  /** This shard's share of the work (files and subtrees hashed modulo `shards`). */
   shard: number;
   shards: number;
   access?: ReadAccess;

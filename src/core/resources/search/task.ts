@@ -1,17 +1,8 @@
-import {
-  closeSync,
-  constants as fsConstants,
-  fstatSync,
-  openSync,
-  readdirSync,
-  readSync,
-  type Dirent,
-} from 'node:fs';
-import * as nodePath from 'node:path';
+import { closeSync, readSync } from 'node:fs';
 import { WorkspaceError } from '../../../protocol/errors';
 import { PolicyEngine, type Policy } from '../../policy';
+import { openFileAt, resolveConfined, walkHeldDirectory, type ConfinedRootHandle } from '../confined';
 import { compileGlob } from '../glob';
-import { isWithin } from '../paths';
 import { compileMatcher, type Matcher } from './engine';
 import { isIgnored, parseIgnoreFile, type IgnoreFile } from './gitignore';
 import type { SearchMatch, SearchTask, TaskResult, TruncationReason } from './messages';
@@ -20,8 +11,11 @@ import type { SearchMatch, SearchTask, TaskResult, TruncationReason } from './me
 const SKIPPED_DIRECTORIES = new Set(['.git', 'node_modules']);
 /** A NUL byte in the first bytes marks a binary file, which is skipped. */
 const BINARY_SNIFF_BYTES = 8192;
-/** Subtrees a search splits into before its shards walk them separately. */
-const SHARED_FRONTIER = 64;
+/**
+ * Below the start, the entries down to this depth are listed by every shard (their files split by
+ * path hash); the directories at this depth are split between shards, each walking its own alone.
+ */
+const SPLIT_DEPTH = 2;
 /** Largest .gitignore read. */
 const MAX_IGNORE_FILE_BYTES = 256 * 1024;
 
@@ -34,7 +28,7 @@ function policyEngine(policy: Policy): PolicyEngine {
   return cachedPolicy.engine;
 }
 
-/** FNV-1a of a path: which shard searches a file, stable whoever walks the tree. */
+/** FNV-1a of a path: which shard takes a file or a subtree, the same in every shard. */
 function shardOf(rel: string, shards: number): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < rel.length; i++) {
@@ -44,38 +38,34 @@ function shardOf(rel: string, shards: number): number {
   return (hash >>> 0) % shards;
 }
 
-/** A directory to walk, with the .gitignore files in force above it (outermost first). */
-interface Directory {
-  real: string;
-  rel: string;
-  ignores: IgnoreFile[];
+function parentOf(rel: string): string {
+  const slash = rel.lastIndexOf('/');
+  return slash === -1 ? '.' : rel.slice(0, slash);
 }
 
-function joinRel(parent: string, name: string): string {
-  return parent === '.' ? name : `${parent}/${name}`;
-}
-
-function byName(a: Dirent, b: Dirent): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
-
-/** Reads a regular file without following a final symlink, into a buffer reused across files. */
+/** Reads regular files through the confined layer into a buffer reused across files. */
 class FileReader {
   private buffer = Buffer.allocUnsafe(1024 * 1024);
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(
+    private readonly root: ConfinedRootHandle,
+    private readonly maxBytes: number,
+  ) {}
 
-  /** The file's bytes (a view valid until the next read), or undefined if it is not a readable regular file. */
-  read(path: string): Buffer | undefined {
-    let fd: number;
+  /**
+   * Entry `name` of the held directory `dirFd` (never through a link, never a protected entry), as a
+   * view valid until the next read; undefined when it is not a readable regular file within the cap.
+   */
+  read(dirFd: number, name: string, rel: string): Buffer | undefined {
+    let opened: { fd: number; stats: { size: number } };
     try {
-      fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+      opened = openFileAt(this.root, dirFd, name, rel);
     } catch {
       return undefined;
     }
+    const { fd, stats } = opened;
     try {
-      const stats = fstatSync(fd);
-      if (!stats.isFile() || stats.size > this.maxBytes) return undefined;
+      if (stats.size > this.maxBytes) return undefined;
       if (this.buffer.length < stats.size + 1) this.buffer = Buffer.allocUnsafe(stats.size + 1);
       let length = 0;
       let n: number;
@@ -94,11 +84,40 @@ class FileReader {
   }
 }
 
+/** The .gitignore files of the directories above the start (outermost first), read on held descriptors. */
+function ancestorsIgnores(task: SearchTask): IgnoreFile[] {
+  if (task.startReal === '.') return [];
+  const files: IgnoreFile[] = [];
+  const reader = new FileReader(task.confined, MAX_IGNORE_FILE_BYTES);
+  const parts = task.startReal.split('/');
+  for (let depth = 0; depth < parts.length; depth++) {
+    const dirRel = depth === 0 ? '.' : parts.slice(0, depth).join('/');
+    let bytes: Buffer | undefined;
+    if (dirRel === '.') {
+      bytes = reader.read(task.confined.fd, '.gitignore', '.gitignore');
+    } else {
+      try {
+        const dir = resolveConfined(task.confined, dirRel, { followFinal: false });
+        try {
+          bytes = reader.read(dir.openDirectory(), '.gitignore', `${dirRel}/.gitignore`);
+        } finally {
+          dir.close();
+        }
+      } catch {
+        // A directory above that vanished or turned into a link contributes no rules.
+      }
+    }
+    if (bytes !== undefined) files.push(parseIgnoreFile(dirRel, bytes.toString('utf8')));
+  }
+  return files;
+}
+
 /**
  * Runs one shard of a search on this thread (a worker thread: the work is synchronous and CPU-bound).
- * Walks the tree in name order (the top levels shared, subtrees split between shards), honouring `.gitignore` files and skipping `.git`,
- * `node_modules`, symlinks, protected paths, binary and oversized files, and files the caller may not
- * read; stops at the cap or the deadline with what it found.
+ * Walks the tree through the confined layer from the held start descriptor, in name order, honouring
+ * `.gitignore` files and skipping `.git`, `node_modules`, links, protected entries, binary and
+ * oversized files, and files the caller may not read; stops at the cap or the deadline with what it
+ * found.
  */
 export function runSearchTask(task: SearchTask): TaskResult {
   let matcher: Matcher;
@@ -122,17 +141,25 @@ export function runSearchTask(task: SearchTask): TaskResult {
   const principal = task.access?.principal;
   const readable = (rel: string): boolean =>
     policy === undefined || principal === undefined || policy.decide(principal, 'read', rel).allowed;
-  const reader = new FileReader(task.maxFileBytes);
+  const reader = new FileReader(task.confined, task.maxFileBytes);
+  const ignoreReader = new FileReader(task.confined, MAX_IGNORE_FILE_BYTES);
   const matches: SearchMatch[] = [];
   let filesScanned = 0;
   let reason: TruncationReason | undefined;
   const expired = (): boolean => Date.now() > task.deadline;
-  const isProtected = (real: string): boolean => task.protectedPaths.some((p) => isWithin(real, p));
+  const isProtectedRel = (realRel: string): boolean =>
+    task.protectedRels.some((p) => realRel === p || realRel.startsWith(`${p}/`));
+  // Results are shown under the path as asked; the walk reports paths under where it really is.
+  const shown = (realRel: string): string => {
+    const below = task.startReal === '.' ? realRel : realRel.slice(task.startReal.length + 1);
+    if (below === '') return task.start;
+    return task.start === '.' ? below : `${task.start}/${below}`;
+  };
 
-  const searchFile = (real: string, rel: string): void => {
+  const searchFile = (dirFd: number, name: string, realRel: string, rel: string): void => {
     if (globMatch !== undefined && !globMatch(rel)) return;
-    if (!readable(rel)) return;
-    const bytes = reader.read(real);
+    if (!readable(rel) || (realRel !== rel && !readable(realRel))) return;
+    const bytes = reader.read(dirFd, name, realRel);
     if (bytes === undefined) return;
     if (bytes.subarray(0, BINARY_SNIFF_BYTES).includes(0)) return;
     filesScanned++;
@@ -151,68 +178,52 @@ export function runSearchTask(task: SearchTask): TaskResult {
     if (end === 'expired') reason = 'deadline';
   };
 
-  const ignoreFile = (dir: Directory, entries: Dirent[]): IgnoreFile | undefined => {
-    const entry = entries.find((e) => e.name === '.gitignore' && e.isFile());
-    if (entry === undefined) return undefined;
-    const bytes = new FileReader(MAX_IGNORE_FILE_BYTES).read(`${dir.real}/.gitignore`);
-    return bytes === undefined ? undefined : parseIgnoreFile(dir.rel, bytes.toString('utf8'));
-  };
-
-  /** Lists a directory: searches its files (those `mine` accepts) and returns its subdirectories. */
-  const visit = (dir: Directory, mine: (rel: string) => boolean): Directory[] => {
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(dir.real, { withFileTypes: true });
-    } catch {
-      return [];
-    }
-    entries.sort(byName);
-    const own = ignoreFile(dir, entries);
-    const ignores = own === undefined ? dir.ignores : [...dir.ignores, own];
-    const subdirectories: Directory[] = [];
-    for (const entry of entries) {
-      if (reason !== undefined) break;
-      if (expired()) {
-        reason = 'deadline';
-        break;
-      }
-      if (entry.isSymbolicLink()) continue;
-      const real = `${dir.real}/${entry.name}`;
-      if (isProtected(real)) continue;
-      const rel = joinRel(dir.rel, entry.name);
-      if (entry.isDirectory()) {
-        if (!SKIPPED_DIRECTORIES.has(entry.name) && !isIgnored(ignores, rel, true)) {
-          subdirectories.push({ real, rel, ignores });
-        }
-      } else if (entry.isFile() && mine(rel) && !isIgnored(ignores, rel, false)) {
-        searchFile(real, rel);
-      }
-    }
-    return subdirectories;
-  };
-
-  const depthFirst = (dir: Directory): void => {
-    for (const sub of visit(dir, () => true)) {
-      if (reason !== undefined) return;
-      depthFirst(sub);
-    }
-  };
-
-  const startReal = task.start === '.' ? task.root : nodePath.join(task.root, task.start);
   if (task.startIsFile) {
-    searchFile(startReal, task.start);
+    searchFile(task.startFd, task.startName, task.startReal, task.start);
   } else {
-    // Every shard lists the top levels (splitting their files by path hash) until there are enough
-    // subtrees to share out; then each shard walks its own subtrees alone.
-    const mine = (rel: string): boolean => shardOf(rel, task.shards) === task.shard;
-    let level: Directory[] = [{ real: startReal, rel: task.start, ignores: ancestorsIgnores(task) }];
-    while (level.length > 0 && level.length < SHARED_FRONTIER && reason === undefined) {
-      const next: Directory[] = [];
-      for (const dir of level) next.push(...visit(dir, mine));
-      level = next;
-    }
-    level.forEach((dir, index) => {
-      if (reason === undefined && index % task.shards === task.shard) depthFirst(dir);
+    // The ignore files in force in each directory reached, loaded on its first entry from the held
+    // descriptor the walk gives (outermost first).
+    const ignores = new Map<string, IgnoreFile[]>([[task.startReal, ancestorsIgnores(task)]]);
+    const loaded = new Set<string>();
+    const ignoresIn = (dirRel: string, dirFd: number): IgnoreFile[] => {
+      const inherited = ignores.get(dirRel) ?? [];
+      if (loaded.has(dirRel)) return inherited;
+      loaded.add(dirRel);
+      const bytes = ignoreReader.read(
+        dirFd,
+        '.gitignore',
+        dirRel === '.' ? '.gitignore' : `${dirRel}/.gitignore`,
+      );
+      const own =
+        bytes === undefined ? inherited : [...inherited, parseIgnoreFile(dirRel, bytes.toString('utf8'))];
+      ignores.set(dirRel, own);
+      return own;
+    };
+    const startDepth = task.startReal === '.' ? 0 : task.startReal.split('/').length;
+    walkHeldDirectory(task.confined, task.startFd, task.startReal, {
+      maxDepth: Number.MAX_SAFE_INTEGER,
+      onEntry: (entry) => {
+        if (reason !== undefined) return 'stop';
+        if (expired()) {
+          reason = 'deadline';
+          return 'stop';
+        }
+        if (entry.type === 'symlink' || isProtectedRel(entry.rel)) return 'skip';
+        const dirRel = parentOf(entry.rel);
+        const active = ignoresIn(dirRel, entry.dirFd);
+        const depth = entry.rel.split('/').length - startDepth;
+        if (entry.type === 'directory') {
+          if (SKIPPED_DIRECTORIES.has(entry.name) || isIgnored(active, entry.rel, true)) return 'skip';
+          if (depth === SPLIT_DEPTH && shardOf(entry.rel, task.shards) !== task.shard) return 'skip';
+          ignores.set(entry.rel, active);
+          return undefined;
+        }
+        if (entry.type !== 'file') return undefined;
+        if (depth <= SPLIT_DEPTH && shardOf(entry.rel, task.shards) !== task.shard) return undefined;
+        if (isIgnored(active, entry.rel, false)) return undefined;
+        searchFile(entry.dirFd, entry.name, entry.rel, shown(entry.rel));
+        return reason !== undefined ? 'stop' : undefined;
+      },
     });
   }
   return {
@@ -223,19 +234,4 @@ export function runSearchTask(task: SearchTask): TaskResult {
     truncated: reason !== undefined,
     ...(reason !== undefined ? { reason } : {}),
   };
-}
-
-/** The .gitignore files of the directories above a search that starts below the root. */
-function ancestorsIgnores(task: SearchTask): IgnoreFile[] {
-  if (task.start === '.') return [];
-  const files: IgnoreFile[] = [];
-  const reader = new FileReader(MAX_IGNORE_FILE_BYTES);
-  const parts = task.start.split('/');
-  for (let depth = 0; depth < parts.length; depth++) {
-    const dirRel = depth === 0 ? '.' : parts.slice(0, depth).join('/');
-    const dirReal = depth === 0 ? task.root : `${task.root}/${dirRel}`;
-    const bytes = reader.read(`${dirReal}/.gitignore`);
-    if (bytes !== undefined) files.push(parseIgnoreFile(dirRel, bytes.toString('utf8')));
-  }
-  return files;
 }
