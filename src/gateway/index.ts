@@ -46,6 +46,8 @@ export interface WorkspaceServerOptions {
   idleTimeoutMs?: number;
   /** Largest file read or written (bytes). */
   maxFileBytes?: number;
+  /** How long a search_files call may run before it answers with what it found (default 10 s). */
+  searchTimeoutMs?: number;
   /** Token bucket for mutating operations per session. */
   writeRateLimit?: { capacity: number; refillPerSec: number };
   /** Token bucket for command executions per session. */
@@ -144,6 +146,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     root: workspace,
     maxFileBytes,
     protectedPaths: [stateReal, ...(policyFile ? [policyFile] : [])],
+    ...(options.searchTimeoutMs !== undefined ? { searchTimeoutMs: options.searchTimeoutMs } : {}),
   });
   const audit = await AuditLog.open({ dir: join(stateDir, 'audit') });
   const limiters = {
