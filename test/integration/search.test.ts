@@ -120,7 +120,7 @@ describe('search_files: no request stalls the server (issue 9, class 7)', functi
     let settled = 0;
     const flood = Array.from({ length: 8 }, () =>
       t!
-        .api('/search', { method: 'POST', token: hostile, body: { query: NO_LITERAL, regex: true } })
+        .api('/search', { method: 'POST', token: hostile, body: { query: HOSTILE, regex: true } })
         .finally(() => settled++),
     );
     const mine = await t.api('/search', { method: 'POST', token: other, body: { query: 'needle' } });
