@@ -23,12 +23,13 @@ import {
   type ConfinedPath,
   type ConfinedRootHandle,
 } from './confined';
-import { unifiedDiff } from './diff';
+import { applyEdits, type EditOp } from './edits';
 import { KeyedMutex } from './mutex';
 import { isErrno, isWithin, normalizeWorkspacePath, quote, realpathLoose, toFsError } from './paths';
 import { SearchPool, type ReadAccess, type SearchMatch, type TruncationReason } from './search';
 
 export type { ReadAccess, SearchMatch, TruncationReason } from './search';
+export type { EditOp } from './edits';
 
 export type { ConfinedPath, ConfinedRootHandle } from './confined';
 export { assertOutsideWorkspace } from './paths';
@@ -102,14 +103,6 @@ export interface FileInfo {
   revision?: string;
 }
 
-/** One exact-text replacement for {@link ResourceManager.edit}. */
-export interface EditOp {
-  oldText: string;
-  newText: string;
-  /** Replace every occurrence instead of requiring exactly one. */
-  replaceAll?: boolean;
-}
-
 /** Outcome of {@link ResourceManager.edit}. */
 export interface EditResult {
   path: string;
@@ -168,6 +161,19 @@ function relativeTo(rel: string, base: string): string {
   return base === '.' ? rel : rel.slice(base.length + 1);
 }
 
+/** Files larger than this are edited and diffed on a worker thread. */
+const INLINE_EDIT_BYTES = 256 * 1024;
+
+/** Applies edits to a small file on this thread. */
+function inlineEdit(
+  rel: string,
+  bytes: Buffer,
+  ops: EditOp[],
+): { newBytes: Buffer; applied: number; diff: string } {
+  const { after, applied, diff } = applyEdits(rel, bytes.toString('utf8'), ops);
+  return { newBytes: Buffer.from(after, 'utf8'), applied, diff };
+}
+
 /** Contents from this size on are hashed on the thread pool (WebCrypto), not on the event loop. */
 const ASYNC_HASH_BYTES = 256 * 1024;
 
@@ -175,12 +181,6 @@ const ASYNC_HASH_BYTES = 256 * 1024;
 async function revisionAsync(bytes: Buffer): Promise<string> {
   if (bytes.length < ASYNC_HASH_BYTES) return ResourceManager.revisionOf(bytes);
   return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
-}
-
-function countOccurrences(haystack: string, needle: string): number {
-  let count = 0;
-  for (let i = haystack.indexOf(needle); i !== -1; i = haystack.indexOf(needle, i + needle.length)) count++;
-  return count;
 }
 
 function validateEncoding(encoding: unknown): Encoding | undefined {
@@ -614,7 +614,7 @@ export class ResourceManager {
   async edit(
     path: PathArg,
     edits: EditOp[],
-    opts: { dryRun?: boolean; expectedRevision?: string } = {},
+    opts: { dryRun?: boolean; expectedRevision?: string; caller?: string } = {},
   ): Promise<EditResult> {
     return this.withPath(path, true, async (target) => {
       const ops = validateEdits(edits);
@@ -629,38 +629,14 @@ export class ResourceManager {
             `${quote(target.rel)} is not UTF-8 text; it cannot be edited.`,
           );
         }
-        const before = bytes.toString('utf8');
-        let after = before;
-        let applied = 0;
-        ops.forEach((op, index) => {
-          const matches = countOccurrences(after, op.oldText);
-          if (matches === 0) {
-            throw new WorkspaceError(
-              'EDIT_NO_MATCH',
-              `Edit ${index}: oldText was not found in ${quote(target.rel)}; read the file and copy the text exactly.`,
-              { index },
-            );
-          }
-          if (matches > 1 && op.replaceAll !== true) {
-            throw new WorkspaceError(
-              'EDIT_AMBIGUOUS',
-              `Edit ${index}: oldText occurs ${matches} times; add surrounding context or set replaceAll.`,
-              { index, matches },
-            );
-          }
-          if (op.replaceAll === true) {
-            after = after.split(op.oldText).join(op.newText);
-          } else {
-            const at = after.indexOf(op.oldText);
-            after = after.slice(0, at) + op.newText + after.slice(at + op.oldText.length);
-          }
-          applied += matches;
-        });
-        const newBytes = Buffer.from(after, 'utf8');
+        // Large files are edited and diffed on a worker thread, never on the event loop.
+        const { newBytes, applied, diff } =
+          bytes.length > INLINE_EDIT_BYTES
+            ? await this.pool().edit(opts.caller ?? 'owner', target.rel, bytes, ops)
+            : inlineEdit(target.rel, bytes, ops);
         this.assertSize(newBytes.length);
-        const diff = unifiedDiff(target.rel, before, after);
         const dryRun = opts.dryRun === true;
-        if (dryRun || after === before) return { path: target.rel, revision, diff, applied, dryRun };
+        if (dryRun || newBytes.equals(bytes)) return { path: target.rel, revision, diff, applied, dryRun };
         await atomicWriteAt(target.parentFd, target.name, newBytes, {
           mode: stats.mode & 0o7777,
           exclusive: false,
@@ -708,8 +684,7 @@ export class ResourceManager {
       // The worker threads use this resolution's descriptors (descriptors are process-wide): the tree
       // they walk is the one policy was decided on, whatever is renamed meanwhile.
       const dirFd = stats.isDirectory() ? target.openDirectory() : target.parentFd;
-      this.searchPool ??= new SearchPool();
-      const result = await this.searchPool.run(opts.caller ?? 'owner', {
+      const result = await this.pool().run(opts.caller ?? 'owner', {
         confined: this.confined,
         startFd: dirFd,
         startName: stats.isFile() ? target.name : '',
@@ -733,6 +708,12 @@ export class ResourceManager {
         ...(result.reason !== undefined ? { truncatedReason: result.reason } : {}),
       };
     });
+  }
+
+  /** The worker threads for searches and large edits, started on first use. */
+  private pool(): SearchPool {
+    this.searchPool ??= new SearchPool();
+    return this.searchPool;
   }
 
   /** Ends the search worker threads (idle ones never keep the process alive). */

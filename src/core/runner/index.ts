@@ -331,6 +331,8 @@ export class OperationRunner {
           return resources.edit(target, input.edits, {
             ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
             ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+            // Large edits run on the worker threads, shared fairly per token.
+            caller: `${ctx.principal.kind}:${ctx.principal.name}`,
           });
         });
       },

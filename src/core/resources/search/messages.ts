@@ -1,6 +1,7 @@
 import type { Principal } from '../../../protocol/principal';
 import type { Policy } from '../../policy';
 import type { ConfinedRootHandle } from '../confined';
+import type { EditOp } from '../edits';
 
 /** Why a search stopped before it had looked at everything. */
 export type TruncationReason = 'max_results' | 'deadline';
@@ -24,6 +25,7 @@ export interface ReadAccess {
 
 /** One shard of a search, as sent to a worker thread (structured-clone safe). */
 export interface SearchTask {
+  kind: 'search';
   id: number;
   /** The workspace's held root descriptor and protected identities (descriptors are process-wide). */
   confined: ConfinedRootHandle;
@@ -57,9 +59,26 @@ export interface SearchTask {
   access?: ReadAccess;
 }
 
+/** Edits of a large file, applied and diffed on a worker thread. */
+export interface EditTask {
+  kind: 'edit';
+  id: number;
+  /** Epoch milliseconds after which the thread running it is ended. */
+  deadline: number;
+  /** Workspace-relative path, for the diff header and error messages. */
+  rel: string;
+  /** The file's bytes (UTF-8, checked by the caller). */
+  bytes: Uint8Array;
+  edits: EditOp[];
+}
+
+/** Work a worker thread runs. */
+export type WorkerTask = SearchTask | EditTask;
+
 /** A worker's answer for one task. */
 export type TaskResult =
   | {
+      kind: 'search';
       id: number;
       ok: true;
       matches: SearchMatch[];
@@ -67,4 +86,5 @@ export type TaskResult =
       truncated: boolean;
       reason?: TruncationReason;
     }
+  | { kind: 'edit'; id: number; ok: true; after: Uint8Array; applied: number; diff: string }
   | { id: number; ok: false; code: string; message: string; details?: Record<string, unknown> };

@@ -3,7 +3,8 @@ import { availableParallelism } from 'node:os';
 import * as nodePath from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { WorkspaceError, type ErrorCode } from '../../../protocol/errors';
-import type { SearchMatch, SearchTask, TaskResult, TruncationReason } from './messages';
+import type { EditOp } from '../edits';
+import type { SearchMatch, SearchTask, TaskResult, TruncationReason, WorkerTask } from './messages';
 
 /** Tuning of a {@link SearchPool}. */
 export interface SearchPoolOptions {
@@ -22,7 +23,17 @@ export interface SearchPoolOptions {
 }
 
 /** A whole search as the pool runs it: every shard's task minus the fields the pool fills in. */
-export type SearchJob = Omit<SearchTask, 'id' | 'shard' | 'shards'>;
+export type SearchJob = Omit<SearchTask, 'kind' | 'id' | 'shard' | 'shards'>;
+
+/** The outcome of edits run by {@link SearchPool.edit}. */
+export interface EditOutcome {
+  newBytes: Buffer;
+  applied: number;
+  diff: string;
+}
+
+/** How long the edits of one file may take on a worker before its thread is ended. */
+const EDIT_TIMEOUT_MS = 30_000;
 
 /** The merged outcome of a search's shards. */
 export interface PoolResult {
@@ -33,7 +44,7 @@ export interface PoolResult {
 }
 
 interface PendingTask {
-  task: SearchTask;
+  task: WorkerTask;
   caller: string;
   settle: (result: TaskResult) => void;
 }
@@ -104,24 +115,57 @@ export class SearchPool {
    * many searches, and the worker's WorkspaceError (e.g. INVALID_PATTERN) when the job is invalid.
    */
   async run(caller: string, job: SearchJob): Promise<PoolResult> {
+    return this.admit(caller, async () => {
+      const shards = job.startIsFile ? 1 : this.shards;
+      const results = await Promise.all(
+        Array.from({ length: shards }, (_, shard) =>
+          this.submit(caller, { ...job, kind: 'search', id: this.nextId++, shard, shards }),
+        ),
+      );
+      return this.merge(results, job.cap);
+    });
+  }
+
+  /**
+   * Applies `edits` to `bytes` (UTF-8) and diffs the result on a worker thread, for `caller`. Throws
+   * the edit's WorkspaceError (EDIT_NO_MATCH, EDIT_AMBIGUOUS) and RATE_LIMITED like {@link run}.
+   */
+  async edit(caller: string, rel: string, bytes: Buffer, edits: EditOp[]): Promise<EditOutcome> {
+    return this.admit(caller, async () => {
+      const result = await this.submit(caller, {
+        kind: 'edit',
+        id: this.nextId++,
+        deadline: Date.now() + EDIT_TIMEOUT_MS,
+        rel,
+        bytes,
+        edits,
+      });
+      if (!result.ok) throw new WorkspaceError(result.code as ErrorCode, result.message, result.details);
+      if (result.kind !== 'edit')
+        throw new WorkspaceError('INTERNAL', 'The edit worker answered out of turn.');
+      const after = result.after;
+      return {
+        newBytes: Buffer.from(after.buffer, after.byteOffset, after.byteLength),
+        applied: result.applied,
+        diff: result.diff,
+      };
+    });
+  }
+
+  /** Counts a caller's work in progress, refusing RATE_LIMITED past the per-caller limit. */
+  private async admit<T>(caller: string, fn: () => Promise<T>): Promise<T> {
     if (this.closed) throw new WorkspaceError('INTERNAL', 'The server is shutting down; retry later.');
     const active = this.searches.get(caller) ?? 0;
     if (active >= this.maxQueuedPerCaller) {
       throw new WorkspaceError(
         'RATE_LIMITED',
-        `Too many searches in progress for this token (${active}); wait for one to finish and retry.`,
+        `Too many searches or large edits in progress for this token (${active}); wait for one to finish and retry.`,
         { retryAfterMs: 1000 },
       );
     }
     this.searches.set(caller, active + 1);
     try {
-      const shards = job.startIsFile ? 1 : this.shards;
-      const results = await Promise.all(
-        Array.from({ length: shards }, (_, shard) =>
-          this.submit(caller, { ...job, id: this.nextId++, shard, shards }),
-        ),
-      );
-      return this.merge(results, job.cap);
+      return await fn();
     } finally {
       const left = (this.searches.get(caller) ?? 1) - 1;
       if (left === 0) this.searches.delete(caller);
@@ -149,7 +193,7 @@ export class SearchPool {
     let filesScanned = 0;
     let reason: TruncationReason | undefined;
     for (const result of results) {
-      if (!result.ok) continue;
+      if (!result.ok || result.kind !== 'search') continue;
       matches.push(...result.matches);
       filesScanned += result.filesScanned;
       if (result.reason === 'deadline' || (result.reason !== undefined && reason === undefined)) {
@@ -169,7 +213,7 @@ export class SearchPool {
     };
   }
 
-  private submit(caller: string, task: SearchTask): Promise<TaskResult> {
+  private submit(caller: string, task: WorkerTask): Promise<TaskResult> {
     return new Promise((resolve) => {
       const queue = this.queues.get(caller) ?? [];
       queue.push({ task, caller, settle: resolve });
@@ -189,15 +233,8 @@ export class SearchPool {
       const pending = queue.shift()!;
       if (queue.length === 0) this.queues.delete(caller);
       if (Date.now() > pending.task.deadline) {
-        // Its time ran out while it waited: report an empty, truncated shard.
-        pending.settle({
-          id: pending.task.id,
-          ok: true,
-          matches: [],
-          filesScanned: 0,
-          truncated: true,
-          reason: 'deadline',
-        });
+        // Its time ran out while it waited.
+        pending.settle(this.overdue(pending.task));
         continue;
       }
       this.start(worker, pending);
@@ -240,17 +277,10 @@ export class SearchPool {
     this.running.set(pending.caller, (this.running.get(pending.caller) ?? 0) + 1);
     const overdue = Math.max(0, pending.task.deadline - Date.now()) + this.killGraceMs;
     const killTimer = setTimeout(() => {
-      // Stuck past its deadline (one long engine call): end the thread, keep the search's answer.
+      // Stuck past its deadline (one long engine call): end the thread, answer without it.
       const busy = worker.busy;
       this.release(worker);
-      busy?.pending.settle({
-        id: pending.task.id,
-        ok: true,
-        matches: [],
-        filesScanned: 0,
-        truncated: true,
-        reason: 'deadline',
-      });
+      busy?.pending.settle(this.overdue(pending.task));
       void this.retire(worker);
       this.dispatch();
     }, overdue);
@@ -302,6 +332,26 @@ export class SearchPool {
     clearTimeout(worker.idleTimer);
     this.workers.delete(worker);
     await worker.thread.terminate().catch(() => undefined);
+  }
+
+  /** The answer for a task whose deadline passed: an empty truncated shard, or a failed edit. */
+  private overdue(task: WorkerTask): TaskResult {
+    if (task.kind === 'edit') {
+      return this.failure(
+        task.id,
+        'RATE_LIMITED',
+        'The server is busy and the edit did not run in time; retry.',
+      );
+    }
+    return {
+      kind: 'search',
+      id: task.id,
+      ok: true,
+      matches: [],
+      filesScanned: 0,
+      truncated: true,
+      reason: 'deadline',
+    };
   }
 
   private failure(id: number, code: ErrorCode, message: string): TaskResult {

@@ -227,6 +227,7 @@ export function runSearchTask(task: SearchTask): TaskResult {
     });
   }
   return {
+    kind: 'search',
     id: task.id,
     ok: true,
     matches,

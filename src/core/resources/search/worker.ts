@@ -1,12 +1,14 @@
 import { platform, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
-import type { SearchTask, TaskResult } from './messages';
+import { WorkspaceError } from '../../../protocol/errors';
+import { applyEdits } from '../edits';
+import type { EditTask, TaskResult, WorkerTask } from './messages';
 import { runSearchTask } from './task';
 
 /**
- * Entry of a search worker thread: runs one {@link SearchTask} at a time and posts its result. On
- * Linux the thread lowers its own scheduling priority, so the server's event loop (HTTP, /health)
- * wins the CPU over searches.
+ * Entry of a worker thread: runs one task (a search shard, or the edits of a large file) at a time
+ * and posts its result. On Linux the thread lowers its own scheduling priority, so the server's
+ * event loop (HTTP, /health) wins the CPU over this work.
  */
 if (platform() === 'linux') {
   try {
@@ -17,12 +19,28 @@ if (platform() === 'linux') {
   }
 }
 
-parentPort?.on('message', (task: SearchTask) => {
+/** Applies edits to a large file and diffs them, off the event loop. */
+function runEditTask(task: EditTask): TaskResult {
+  const bytes = Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength);
+  const { after, applied, diff } = applyEdits(task.rel, bytes.toString('utf8'), task.edits);
+  return { kind: 'edit', id: task.id, ok: true, after: Buffer.from(after, 'utf8'), applied, diff };
+}
+
+parentPort?.on('message', (task: WorkerTask) => {
   let result: TaskResult;
   try {
-    result = runSearchTask(task);
+    result = task.kind === 'edit' ? runEditTask(task) : runSearchTask(task);
   } catch (err) {
-    result = { id: task.id, ok: false, code: 'INTERNAL', message: (err as Error)?.message ?? String(err) };
+    result =
+      err instanceof WorkspaceError
+        ? {
+            id: task.id,
+            ok: false,
+            code: err.code,
+            message: err.message,
+            ...(err.details ? { details: err.details } : {}),
+          }
+        : { id: task.id, ok: false, code: 'INTERNAL', message: (err as Error)?.message ?? String(err) };
   }
   parentPort?.postMessage(result);
 });
