@@ -53,9 +53,14 @@ export interface SearchTask {
   maxFileBytes: number;
   /** Epoch milliseconds after which the shard stops and reports what it found. */
   deadline: number;
-  /** This shard's share of the work (files and subtrees hashed modulo `shards`). */
+  /** This shard's share of the work: top-level files hashed modulo `shards`, subtrees claimed. */
   shard: number;
   shards: number;
+  /**
+   * Claims on the subtrees at the split depth, shared by the shards of one search (0 = unclaimed):
+   * the shard that reaches a subtree first walks it, so a faster shard takes more.
+   */
+  claims?: SharedArrayBuffer;
   access?: ReadAccess;
 }
 

@@ -32,6 +32,9 @@ export interface EditOutcome {
   diff: string;
 }
 
+/** Subtrees whose walk the shards of a search claim dynamically; further ones are split by hash. */
+const SUBTREE_CLAIMS = 65_536;
+
 /** How long the edits of one file may take on a worker before its thread is ended. */
 const EDIT_TIMEOUT_MS = 30_000;
 
@@ -117,9 +120,17 @@ export class SearchPool {
   async run(caller: string, job: SearchJob): Promise<PoolResult> {
     return this.admit(caller, async () => {
       const shards = job.startIsFile ? 1 : this.shards;
+      const claims = shards > 1 ? new SharedArrayBuffer(SUBTREE_CLAIMS * 4) : undefined;
       const results = await Promise.all(
         Array.from({ length: shards }, (_, shard) =>
-          this.submit(caller, { ...job, kind: 'search', id: this.nextId++, shard, shards }),
+          this.submit(caller, {
+            ...job,
+            kind: 'search',
+            id: this.nextId++,
+            shard,
+            shards,
+            ...(claims !== undefined ? { claims } : {}),
+          }),
         ),
       );
       return this.merge(results, job.cap);

@@ -13,7 +13,7 @@ const SKIPPED_DIRECTORIES = new Set(['.git', 'node_modules']);
 const BINARY_SNIFF_BYTES = 8192;
 /**
  * Below the start, the entries down to this depth are listed by every shard (their files split by
- * path hash); the directories at this depth are split between shards, each walking its own alone.
+ * path hash); each directory at this depth is walked by the one shard that claims it first.
  */
 const SPLIT_DEPTH = 2;
 /** Largest .gitignore read. */
@@ -200,6 +200,15 @@ export function runSearchTask(task: SearchTask): TaskResult {
       return own;
     };
     const startDepth = task.startReal === '.' ? 0 : task.startReal.split('/').length;
+    // Subtrees at the split depth, numbered in walk order (the same in every shard): the first shard
+    // to reach one claims it; past the claim table, a path hash decides.
+    const claims = task.claims === undefined ? undefined : new Int32Array(task.claims);
+    let subtree = 0;
+    const claim = (rel: string): boolean => {
+      const index = subtree++;
+      if (claims === undefined || index >= claims.length) return shardOf(rel, task.shards) === task.shard;
+      return Atomics.compareExchange(claims, index, 0, task.shard + 1) === 0;
+    };
     walkHeldDirectory(task.confined, task.startFd, task.startReal, {
       maxDepth: Number.MAX_SAFE_INTEGER,
       onEntry: (entry) => {
@@ -214,7 +223,7 @@ export function runSearchTask(task: SearchTask): TaskResult {
         const depth = entry.rel.split('/').length - startDepth;
         if (entry.type === 'directory') {
           if (SKIPPED_DIRECTORIES.has(entry.name) || isIgnored(active, entry.rel, true)) return 'skip';
-          if (depth === SPLIT_DEPTH && shardOf(entry.rel, task.shards) !== task.shard) return 'skip';
+          if (depth === SPLIT_DEPTH && !claim(entry.rel)) return 'skip';
           ignores.set(entry.rel, active);
           return undefined;
         }
