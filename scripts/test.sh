@@ -34,4 +34,5 @@ node esbuild.js --production
 
 echo "== tests"
 npx --no-install c8 mocha --config .mocharc.json --reporter ./test/helpers/reporter.js \
+  --require ./test/helpers/leftovers.ts \
   'test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/e2e/**/*.e2e.test.ts'

@@ -383,8 +383,8 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
         stopSessionCleanup();
         sessions.close();
         await docker.close();
-        await resources.close();
         await audit.close();
+        await resources.close();
         log.info('server stopped', { url });
       })()),
   };

@@ -470,7 +470,7 @@ function procStat(pid: number): { ppid: number; state: string } | null {
 }
 
 /** Every live descendant of `pid`, found through /proc. */
-function descendants(pid: number): number[] {
+export function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import {
+  constants as fsConstants,
   closeSync,
   mkdirSync,
   mkdtempSync,
@@ -16,6 +17,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
   assertConfinementSupported,
+  confinementFlags,
   createExclusiveAt,
   fdPath,
   openConfinedRoot,
@@ -64,6 +66,28 @@ describe('confined file-system primitive', () => {
     const flags = assertConfinementSupported();
     for (const [name, value] of Object.entries(flags)) {
       if (name !== 'O_RDONLY') assert.ok(value > 0, name);
+    }
+  });
+
+  it('fails closed on other platforms and when a flag is missing, never treating it as 0', () => {
+    const linux = { ...fsConstants } as Record<string, number>;
+    assert.equal(confinementFlags('linux', linux, true).O_NOFOLLOW, fsConstants.O_NOFOLLOW);
+    for (const [platform, constants, procFd, why] of [
+      ['darwin', linux, true, /platform darwin.*macOS is not supported yet/],
+      ['win32', linux, true, /platform win32.*Remote-WSL/],
+      ['linux', { ...linux, O_NOFOLLOW: undefined }, true, /O_NOFOLLOW flag is missing/],
+      ['linux', { ...linux, O_DIRECTORY: 0 }, true, /O_DIRECTORY flag is missing/],
+      ['linux', linux, false, /\/proc\/self\/fd/],
+    ] as const) {
+      assert.throws(
+        () => confinementFlags(platform, constants as Record<string, number | undefined>, procFd),
+        (err: unknown) => {
+          assert.ok(err instanceof WorkspaceError);
+          assert.equal(err.code, 'UNSUPPORTED_PLATFORM');
+          assert.match(err.message, why);
+          return true;
+        },
+      );
     }
   });
 

@@ -412,6 +412,34 @@ describe('ResourceManager', () => {
       );
     });
 
+    it('does the I/O on the resolution policy saw, even after its folder is swapped for a link', async () => {
+      await put('d/f.txt', 'inside');
+      await put('d/g.txt', 'gone soon');
+      const early = rm.resolve('d/f.txt', { followFinal: true });
+      assert.equal((await rm.readFile(early)).content, 'inside', 'the I/O uses the resolution');
+      early.close();
+      const read = rm.resolve('d/f.txt', { followFinal: true });
+      const write = rm.resolve('d/new.txt', { followFinal: true });
+      const del = rm.resolve('d/g.txt', { followFinal: false });
+      try {
+        assert.equal(read.realRel, 'd/f.txt');
+        // The agent swaps the folder for a link to outside after the decision.
+        await fs.rename(abs('d'), abs('d-held'));
+        await fs.symlink(outside, abs('d'));
+        // The held folder is no longer where the policy saw it: every operation refuses.
+        await rejectsWith(rm.readFile(read), 'INVALID_PATH');
+        await rejectsWith(rm.writeFile(write, 'x'), 'INVALID_PATH');
+        await rejectsWith(rm.delete(del), 'INVALID_PATH');
+      } finally {
+        read.close();
+        write.close();
+        del.close();
+      }
+      assert.deepEqual((await fs.readdir(outside)).sort(), ['secret.txt']);
+      assert.deepEqual((await fs.readdir(abs('d-held'))).sort(), ['f.txt', 'g.txt']);
+      await rejectsWith(rm.readFile('d/secret.txt'), 'PATH_OUTSIDE_WORKSPACE');
+    });
+
     it('refuses protected paths and hides them from listings and searches', async () => {
       await put('.state/tokens.json', 'needle');
       await put('policy.json', 'needle');

@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { WorkspaceError } from '../../protocol/errors';
 import type { Role } from '../../protocol/principal';
+import { foldPathName } from '../shared/fold';
 import { compileNameGlob, compilePathGlob, compileStarPattern, GlobSyntaxError } from '../shared/glob';
 
 /** The kinds of operation a policy rule can govern. */
@@ -22,10 +23,14 @@ export interface ParsedRule {
   index: number;
 }
 
-/** A target prepared once per decision: `value` is what patterns match, `host` the host part (network). */
+/**
+ * A target prepared once per decision: `value` is what patterns match, `host` the host part
+ * (network), `folded` the case-folded form of a path (read, write) that deny rules also match.
+ */
 export interface NormalizedTarget {
   value: string;
   host: string;
+  folded?: string;
 }
 
 /** A precompiled pattern test for one action. */
@@ -103,7 +108,7 @@ export function normalizeTarget(action: PolicyAction, target: string): Normalize
     case 'read':
     case 'write':
       value = normalizePath(target);
-      break;
+      return { value, host: value, folded: foldPathName(value) };
     case 'exec':
       value = normalizeCommand(target);
       break;
@@ -146,12 +151,24 @@ function buildMatcher(action: PolicyAction, pattern: string): Matcher {
   }
 }
 
-/** Returns the cached matcher for `(action, pattern)`, compiling it on first use. */
-function matcherFor(action: PolicyAction, pattern: string): Matcher {
-  const key = `${action}\u0000${pattern}`;
+/**
+ * A deny rule on paths also matches the case-folded path against the folded pattern, so that on a
+ * case-insensitive or normalising file system `.GIT/config` is refused like `.git/config`. Allow
+ * rules match exactly: folding only ever widens what is refused.
+ */
+function buildFoldedDenyMatcher(pattern: string): Matcher {
+  const exact = compilePathGlob(pattern);
+  const folded = compilePathGlob(foldPathName(pattern));
+  return (t) => exact.test(t.value) || (t.folded !== undefined && folded.test(t.folded));
+}
+
+/** Returns the cached matcher for `(effect, action, pattern)`, compiling it on first use. */
+function matcherFor(effect: 'allow' | 'deny', action: PolicyAction, pattern: string): Matcher {
+  const foldedDeny = effect === 'deny' && (action === 'read' || action === 'write');
+  const key = `${foldedDeny ? 'fold' : ''}\u0000${action}\u0000${pattern}`;
   let matcher = matcherCache.get(key);
   if (!matcher) {
-    matcher = buildMatcher(action, pattern);
+    matcher = foldedDeny ? buildFoldedDenyMatcher(pattern) : buildMatcher(action, pattern);
     if (matcherCache.size >= MAX_CACHED_MATCHERS) matcherCache.clear();
     matcherCache.set(key, matcher);
   }
@@ -224,7 +241,7 @@ export function compileRule(text: string, index: number): CompiledRule {
 
   let match: Matcher;
   try {
-    match = matcherFor(action, pattern);
+    match = matcherFor(effect, action, pattern);
   } catch (err) {
     if (!(err instanceof GlobSyntaxError)) throw err;
     throw ruleError(index, trimmed, `the pattern ${quote(pattern)} is malformed: ${err.message}`);

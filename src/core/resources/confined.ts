@@ -65,26 +65,36 @@ let cachedFlags: Flags | undefined;
  * never silently weakens confinement (a missing flag constant would otherwise read as 0).
  */
 export function assertConfinementSupported(): Flags {
-  if (cachedFlags) return cachedFlags;
+  cachedFlags ??= confinementFlags(process.platform, fsConstants, existsSync('/proc/self/fd'));
+  return cachedFlags;
+}
+
+/**
+ * The pure check behind {@link assertConfinementSupported}, for a given platform name, `fs.constants`
+ * and whether `/proc/self/fd` exists.
+ */
+export function confinementFlags(
+  platform: string,
+  constants: Readonly<Record<string, number | undefined>>,
+  hasProcFd: boolean,
+): Flags {
   const unsupported = (why: string): WorkspaceError =>
     new WorkspaceError(
       'UNSUPPORTED_PLATFORM',
       `MCP Workspace cannot confine file operations on this host (${why}). The supported host ` +
         'platform is Linux; on Windows run it through Remote-WSL. macOS is not supported yet.',
     );
-  if (process.platform !== 'linux') throw unsupported(`platform ${process.platform}`);
-  const c = fsConstants as Record<string, number | undefined>;
+  if (platform !== 'linux') throw unsupported(`platform ${platform}`);
   const flags: Partial<Flags> = {};
   for (const name of ['O_WRONLY', 'O_CREAT', 'O_EXCL', 'O_NOFOLLOW', 'O_DIRECTORY', 'O_NONBLOCK'] as const) {
-    const value = c[name];
+    const value = constants[name];
     if (typeof value !== 'number' || value === 0) throw unsupported(`the ${name} flag is missing`);
     flags[name] = value;
   }
-  if (c['O_RDONLY'] !== 0) throw unsupported('O_RDONLY is not 0');
+  if (constants['O_RDONLY'] !== 0) throw unsupported('O_RDONLY is not 0');
   flags.O_RDONLY = 0;
-  if (!existsSync('/proc/self/fd')) throw unsupported('/proc/self/fd is not mounted');
-  cachedFlags = flags as Flags;
-  return cachedFlags;
+  if (!hasProcFd) throw unsupported('/proc/self/fd is not mounted');
+  return flags as Flags;
 }
 
 /** The path that names entry `name` of the directory held open as `dirFd` (or the directory itself). */

@@ -23,6 +23,7 @@ import {
   type ConfinedPath,
   type ConfinedRootHandle,
 } from './confined';
+import { foldPathName } from '../shared/fold';
 import { applyEdits, type EditOp } from './edits';
 import { KeyedMutex } from './mutex';
 import { isErrno, isWithin, normalizeWorkspacePath, quote, realpathLoose, toFsError } from './paths';
@@ -266,6 +267,9 @@ export class ResourceManager {
   private readonly locks = new KeyedMutex();
   private searchTimeoutMs = DEFAULT_SEARCH_TIMEOUT_MS;
   private searchPool: SearchPool | undefined;
+  /** Operations running now; the root descriptor is closed only when none is left. */
+  private active = 0;
+  private closed = false;
 
   private constructor(
     confined: ConfinedRootHandle,
@@ -315,7 +319,7 @@ export class ResourceManager {
       const abs = nodePath.resolve(confined.path, entry);
       for (const spelling of new Set([abs, (await realpathLoose(abs)).real])) {
         const root = [confined.path, given].find((r) => isWithin(spelling, r) && spelling !== r);
-        if (root !== undefined) protectedRels.add(spelling.slice(root.length + 1));
+        if (root !== undefined) protectedRels.add(foldPathName(spelling.slice(root.length + 1)));
       }
     }
     const manager = new ResourceManager(
@@ -353,6 +357,9 @@ export class ResourceManager {
    * is protected. The caller must `close()` it; operations given a resolution never close it.
    */
   resolve(path: string, opts: { followFinal: boolean }): ConfinedPath {
+    if (this.closed) {
+      throw new WorkspaceError('INVALID_ARGUMENT', 'The workspace has been closed; start the server again.');
+    }
     try {
       const rel = this.normalize(path);
       const resolved = resolveConfined(this.confined, rel, { followFinal: opts.followFinal });
@@ -471,7 +478,11 @@ export class ResourceManager {
             ...(type === 'file' ? { size: entry.size } : {}),
             mtimeMs: entry.stats.mtimeMs,
           });
-          if (type === 'directory' && opts.includeIgnored !== true && IGNORED_DIRS.has(entry.name))
+          if (
+            type === 'directory' &&
+            opts.includeIgnored !== true &&
+            IGNORED_DIRS.has(foldPathName(entry.name))
+          )
             return 'skip';
           return undefined;
         },
@@ -716,13 +727,6 @@ export class ResourceManager {
     return this.searchPool;
   }
 
-  /** Ends the search worker threads (idle ones never keep the process alive). */
-  async close(): Promise<void> {
-    const pool = this.searchPool;
-    this.searchPool = undefined;
-    await pool?.close();
-  }
-
   /** Runs `fn`, turning Node.js file-system errors into WorkspaceErrors that name `label`. */
   private async guard<T>(label: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -737,6 +741,41 @@ export class ResourceManager {
    * resolution from {@link resolve} is used as is, so policy and I/O see the same object.
    */
   private async withPath<T>(
+    path: PathArg,
+    followFinal: boolean,
+    fn: (resolved: ConfinedPath) => Promise<T>,
+  ): Promise<T> {
+    this.active++;
+    try {
+      return await this.runWithPath(path, followFinal, fn);
+    } finally {
+      if (--this.active === 0 && this.closed) this.releaseRoot();
+    }
+  }
+
+  /**
+   * Ends the worker threads (searches still running fail), then closes the root descriptor once no
+   * operation is running (a descriptor number closed under a running operation could be reused by
+   * another open file). Later operations fail.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const pool = this.searchPool;
+    this.searchPool = undefined;
+    await pool?.close();
+    if (this.active === 0) this.releaseRoot();
+  }
+
+  private releaseRoot(): void {
+    try {
+      closeSync(this.confined.fd);
+    } catch {
+      // already closed
+    }
+  }
+
+  private async runWithPath<T>(
     path: PathArg,
     followFinal: boolean,
     fn: (resolved: ConfinedPath) => Promise<T>,
@@ -760,8 +799,11 @@ export class ResourceManager {
     });
   }
 
+  /** Protected by name (folded, so `.STATE` is `.state` on a case-insensitive file system). */
   private isProtectedRel(realRel: string): boolean {
-    return this.protectedRels.some((p) => realRel === p || realRel.startsWith(`${p}/`));
+    if (this.protectedRels.length === 0) return false;
+    const folded = foldPathName(realRel);
+    return this.protectedRels.some((p) => folded === p || folded.startsWith(`${p}/`));
   }
 
   /** Refuses deleting or moving the root, or a directory that contains a protected entry. */
@@ -769,7 +811,8 @@ export class ResourceManager {
     if (loc.name === '' || loc.realRel === '.') {
       throw new WorkspaceError('INVALID_PATH', `Cannot ${verb} the workspace root.`);
     }
-    if (this.protectedRels.some((p) => p === loc.realRel || p.startsWith(`${loc.realRel}/`))) {
+    const folded = foldPathName(loc.realRel);
+    if (this.protectedRels.some((p) => p === folded || p.startsWith(`${folded}/`))) {
       throw new WorkspaceError(
         'PROTECTED_PATH',
         `${quote(loc.rel)} contains a protected path and cannot be changed.`,
@@ -792,7 +835,8 @@ export class ResourceManager {
     } catch {
       actual = '';
     }
-    if (actual !== expected) {
+    // A case-insensitive file system may spell the folder as it was created, not as asked.
+    if (actual !== expected && foldPathName(actual) !== foldPathName(expected)) {
       throw new WorkspaceError(
         isWithin(actual, this.root) ? 'INVALID_PATH' : 'PATH_OUTSIDE_WORKSPACE',
         `The folder of ${quote(target.rel)} was moved or replaced during the operation; nothing was changed. Retry.`,

@@ -476,6 +476,9 @@ export class OperationRunner {
       query_audit: async (input, ctx) => {
         // Agents and viewers see only their own records; the owner sees all.
         const agent = ctx.principal.kind === 'owner' ? input.agent : ctx.principal.name;
+        // Reads are answered before their record is durable; a query sees every record appended
+        // before it (the caller's own reads included), not only those already committed.
+        await audit.flush();
         const page = await audit.query({ ...input, ...(agent !== undefined ? { agent } : {}) });
         return page as OperationOutput<'query_audit'>;
       },

@@ -171,8 +171,8 @@ export class DockerRuntime {
 
   /**
    * The session's container, created and started on first use (cold) or reused (warm). A
-   * container whose runner connection was lost is recreated when it stopped, and reused through
-   * `docker exec` runners when it still runs.
+   * container whose runner connection was lost is ending (the engine removes it), so a new one
+   * is started.
    * @throws WorkspaceError SANDBOX_UNAVAILABLE, plus the errors of {@link resolveEnvironment}.
    */
   acquire(spec: SandboxSpec): Promise<Sandbox> {
@@ -255,7 +255,7 @@ export class DockerRuntime {
   private async acquireNow(spec: SandboxSpec): Promise<SessionSandbox> {
     const existing = this.sandboxes.get(spec.sessionId);
     if (existing) {
-      if (await this.reusable(existing, spec)) {
+      if (this.reusable(existing, spec)) {
         existing.lastUsed = performance.now();
         return existing;
       }
@@ -316,11 +316,10 @@ export class DockerRuntime {
     return masked;
   }
 
-  /** Whether `sandbox` can serve `spec`: same mounts and network, and still running. */
-  private async reusable(sandbox: SessionSandbox, spec: SandboxSpec): Promise<boolean> {
+  /** Whether `sandbox` can serve `spec`: same mounts and network, and its runner still connected. */
+  private reusable(sandbox: SessionSandbox, spec: SandboxSpec): boolean {
     if (sandbox.spec.readOnly !== spec.readOnly || sandbox.spec.network !== spec.network) return false;
-    if (!sandbox.connectionLost) return true;
-    return sandbox.running();
+    return !sandbox.connectionLost;
   }
 
   /** Creates and starts the session container, handling a name already in use. */

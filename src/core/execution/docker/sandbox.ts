@@ -1,6 +1,9 @@
 /**
- * One session container: its hardened create options, the attached in-container runner and the
- * docker-exec fallback used when the attach connection is lost. Private to the Docker runtime.
+ * One session container: its hardened create options and the attached in-container runner.
+ * The container lives exactly as long as the server's attach connection: the container's stdin
+ * closes when that connection does (StdinOnce), the runner then ends every command and exits, and
+ * the engine removes the container (AutoRemove). A server that dies, even by SIGKILL, so leaves no
+ * container behind. Private to the Docker runtime.
  */
 import { PassThrough, type Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
@@ -92,6 +95,7 @@ export function containerOptions(plan: ContainerPlan): Docker.ContainerCreateOpt
     MemorySwap: limits.memoryBytes,
     NanoCpus: limits.nanoCpus,
     Init: true,
+    AutoRemove: true,
     Tmpfs: tmpfs,
     ReadonlyRootfs: false,
   };
@@ -103,7 +107,8 @@ export function containerOptions(plan: ContainerPlan): Docker.ContainerCreateOpt
     Entrypoint: [RUNNER_TARGET],
     Cmd: [],
     OpenStdin: true,
-    StdinOnce: false,
+    // The attach connection is the container's lifeline: when it closes, stdin closes too.
+    StdinOnce: true,
     AttachStdin: true,
     AttachStdout: true,
     AttachStderr: true,
@@ -139,34 +144,24 @@ export class SessionSandbox implements Sandbox {
   /** Commands not yet exited. */
   active = 0;
 
-  private readonly docker: Docker;
   private readonly container: Docker.Container;
-  private readonly log: RuntimeLog;
-  private client: RunnerClient;
-  private primaryLost = false;
+  private readonly client: RunnerClient;
   private disposed = false;
   /** The container's own environment (image Env, containerEnv, HOME...): the base of every command's env. */
   private baseEnv: Record<string, string> = {};
 
   private constructor(
-    docker: Docker,
     container: Docker.Container,
     plan: ContainerPlan,
     client: RunnerClient,
-    log: RuntimeLog,
     timings: StartTimings,
   ) {
-    this.docker = docker;
     this.container = container;
     this.containerId = container.id;
     this.env = plan.env;
     this.spec = { ...plan.spec };
     this.client = client;
-    this.log = log;
     this.timings = timings;
-    client.onClose(() => {
-      this.primaryLost = true;
-    });
   }
 
   /**
@@ -203,7 +198,7 @@ export class SessionSandbox implements Sandbox {
           ),
       );
       const t3 = performance.now();
-      const sandbox = new SessionSandbox(docker, container, plan, client, log, {
+      const sandbox = new SessionSandbox(container, plan, client, {
         create: t1 - t0,
         start: t2 - t1,
         ping: t3 - t2,
@@ -225,12 +220,12 @@ export class SessionSandbox implements Sandbox {
 
   /** Whether the attach connection to the container's main runner was lost. */
   get connectionLost(): boolean {
-    return this.primaryLost;
+    return this.client.closed;
   }
 
   /**
    * Runs one command. Its env is the container's environment overlaid with `spec.env`. Uses the
-   * attached runner, or a runner started with `docker exec` once that connection is lost.
+   * attached runner; SANDBOX_UNAVAILABLE once that connection is lost (the container is ending).
    */
   exec(spec: SandboxExecSpec): RunnerProcess {
     this.lastUsed = performance.now();
@@ -278,68 +273,35 @@ export class SessionSandbox implements Sandbox {
     }
   }
 
-  /** Whether the container is still running (false when it is gone). */
-  async running(): Promise<boolean> {
-    try {
-      const info = await this.container.inspect();
-      return info.State.Running === true;
-    } catch {
-      return false;
-    }
-  }
-
-  /** Ends the runner (its processes are SIGKILLed) and force-removes the container. */
+  /**
+   * Ends the runner (its processes are SIGKILLed) and force-removes the container; returns once it
+   * is gone, so its name is free again (also when the engine was already auto-removing it).
+   */
   async dispose(): Promise<void> {
     this.disposed = true;
     this.client.close();
     try {
       await this.container.remove({ force: true, v: true });
     } catch (error) {
-      // 404: already gone; 409: a removal is already in progress.
-      if (statusCode(error) !== 404 && statusCode(error) !== 409) throw error;
+      if (statusCode(error) === 404) return;
+      // 409: a removal is already in progress (AutoRemove after the runner exited): wait for it.
+      if (statusCode(error) !== 409) throw error;
+      await this.container.wait({ condition: 'removed' }).catch((waitError: unknown) => {
+        if (statusCode(waitError) !== 404) throw waitError;
+      });
     }
   }
 
-  /** Logs what a runner wrote to its stderr. */
-  private readonly logStderr = (text: string): void => {
-    this.log('warn', 'mcpw-runner stderr', { containerId: this.containerId, text });
-  };
-
-  /** The live runner connection: the attached one, else a new `docker exec` runner. */
+  /** The attached runner connection; once it is lost the container is ending and cannot serve. */
   private connection(): RunnerClient {
     if (this.disposed) throw new WorkspaceError('SANDBOX_UNAVAILABLE', 'The session container was released.');
-    if (!this.client.closed) return this.client;
-    this.log('warn', 'runner connection lost; starting a runner with docker exec', {
-      containerId: this.containerId,
-    });
-    this.client = this.execRunner();
+    if (this.client.closed) {
+      throw new WorkspaceError(
+        'SANDBOX_UNAVAILABLE',
+        'The connection to the session container was lost and the container is ending; run the command again.',
+      );
+    }
     return this.client;
-  }
-
-  /** Starts another runner in the container with `docker exec`; frames queue until it is attached. */
-  private execRunner(): RunnerClient {
-    const input = new PassThrough();
-    const output = new PassThrough();
-    const start = async () => {
-      const exec = await this.container.exec({
-        Cmd: [RUNNER_TARGET],
-        AttachStdin: true,
-        AttachStdout: true,
-        AttachStderr: true,
-        Tty: false,
-      });
-      const stream = (await exec.start({ hijack: true, stdin: true })) as Duplex;
-      demux(this.docker, stream, output, this.logStderr);
-      input.pipe(stream);
-    };
-    start().catch((error: unknown) => {
-      this.log('error', 'docker exec of the runner failed', {
-        containerId: this.containerId,
-        error: reason(error),
-      });
-      output.end();
-    });
-    return new RunnerClient(input, output);
   }
 
   /** Reads the environment docker gave the container (docker-init's), else the inspected Config.Env. */

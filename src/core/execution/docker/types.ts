@@ -78,7 +78,7 @@ export interface SandboxExecSpec {
 export interface Sandbox {
   readonly containerId: string;
   readonly env: ResolvedEnvironment;
-  /** Runs one command through the in-container runner (falls back to docker exec if the runner connection is lost). */
+  /** Runs one command through the in-container runner. */
   exec(spec: SandboxExecSpec): RunnerProcess;
   /** Kills every process of the session container except the runner (used when a cancel must be total). */
   killAll(): Promise<void>;

@@ -42,7 +42,7 @@ export interface SearchTask {
   startReal: string;
   /** Whether the start is a file (searched even if an ignore file names it) rather than a directory. */
   startIsFile: boolean;
-  /** Real workspace-relative paths of protected entries (also refused by identity). */
+  /** Real workspace-relative paths of protected entries, folded (also refused by identity). */
   protectedRels: string[];
   query: string;
   regex: boolean;

@@ -184,15 +184,23 @@ export class SearchPool {
     }
   }
 
-  /** Ends every worker thread; searches still running fail. */
+  /** Ends every worker thread; work still queued or running fails once its thread has stopped. */
   async close(): Promise<void> {
     this.closed = true;
     for (const queue of this.queues.values()) {
-      for (const pending of queue)
+      for (const pending of queue) {
         pending.settle(this.failure(pending.task.id, 'INTERNAL', 'The server is shutting down.'));
+      }
     }
     this.queues.clear();
-    await Promise.all([...this.workers].map((worker) => this.retire(worker)));
+    await Promise.all(
+      [...this.workers].map(async (worker) => {
+        const busy = worker.busy;
+        this.release(worker);
+        await this.retire(worker);
+        busy?.pending.settle(this.failure(busy.pending.task.id, 'INTERNAL', 'The server is shutting down.'));
+      }),
+    );
   }
 
   private merge(results: TaskResult[], cap: number): PoolResult {
@@ -288,12 +296,14 @@ export class SearchPool {
     this.running.set(pending.caller, (this.running.get(pending.caller) ?? 0) + 1);
     const overdue = Math.max(0, pending.task.deadline - Date.now()) + this.killGraceMs;
     const killTimer = setTimeout(() => {
-      // Stuck past its deadline (one long engine call): end the thread, answer without it.
+      // Stuck past its deadline (one long engine call): end the thread, then answer without it (the
+      // thread may use the caller's descriptors until it has stopped).
       const busy = worker.busy;
       this.release(worker);
-      busy?.pending.settle(this.overdue(pending.task));
-      void this.retire(worker);
-      this.dispatch();
+      void this.retire(worker).then(() => {
+        busy?.pending.settle(this.overdue(pending.task));
+        if (!this.closed) this.dispatch();
+      });
     }, overdue);
     worker.busy = { pending, killTimer };
     worker.thread.postMessage(pending.task);

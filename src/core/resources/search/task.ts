@@ -1,6 +1,7 @@
 import { closeSync, readSync } from 'node:fs';
 import { WorkspaceError } from '../../../protocol/errors';
 import { PolicyEngine, type Policy } from '../../policy';
+import { foldPathName } from '../../shared/fold';
 import { openFileAt, resolveConfined, walkHeldDirectory, type ConfinedRootHandle } from '../confined';
 import { compileGlob } from '../glob';
 import { compileMatcher, type Matcher } from './engine';
@@ -147,8 +148,12 @@ export function runSearchTask(task: SearchTask): TaskResult {
   let filesScanned = 0;
   let reason: TruncationReason | undefined;
   const expired = (): boolean => Date.now() > task.deadline;
-  const isProtectedRel = (realRel: string): boolean =>
-    task.protectedRels.some((p) => realRel === p || realRel.startsWith(`${p}/`));
+  // Protected paths are compared in their folded form (`.GIT` is `.git` on a case-insensitive disk).
+  const isProtectedRel = (realRel: string): boolean => {
+    if (task.protectedRels.length === 0) return false;
+    const folded = foldPathName(realRel);
+    return task.protectedRels.some((p) => folded === p || folded.startsWith(`${p}/`));
+  };
   // Results are shown under the path as asked; the walk reports paths under where it really is.
   const shown = (realRel: string): string => {
     const below = task.startReal === '.' ? realRel : realRel.slice(task.startReal.length + 1);
@@ -222,7 +227,9 @@ export function runSearchTask(task: SearchTask): TaskResult {
         const active = ignoresIn(dirRel, entry.dirFd);
         const depth = entry.rel.split('/').length - startDepth;
         if (entry.type === 'directory') {
-          if (SKIPPED_DIRECTORIES.has(entry.name) || isIgnored(active, entry.rel, true)) return 'skip';
+          if (SKIPPED_DIRECTORIES.has(foldPathName(entry.name)) || isIgnored(active, entry.rel, true)) {
+            return 'skip';
+          }
           if (depth === SPLIT_DEPTH && !claim(entry.rel)) return 'skip';
           ignores.set(entry.rel, active);
           return undefined;
