@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -213,15 +214,22 @@ export async function benchSearch(): Promise<Record<string, unknown>> {
       };
     });
 
-    const content = (await readFile(join(server.workspace, 'big.ts'), 'utf8')).replace(/^const/, 'let');
-    const revision = (
-      JSON.parse((await call(server, 'GET', '/stat/big.ts', undefined)).text) as { revision: string }
-    ).revision;
-    const writeBody = JSON.stringify({ content, expectedRevision: revision });
+    // Five 10 MiB writes, each checked against the revision the previous one left.
+    const original = await readFile(join(server.workspace, 'big.ts'), 'utf8');
+    const contents = [original.replace(/^const/, 'let'), original];
+    const revisions = contents.map((c) => createHash('sha256').update(c).digest('hex'));
+    const writeBodies = contents.map((content, i) =>
+      JSON.stringify({ content, expectedRevision: revisions[1 - i] }),
+    );
     const bigWrite = await underProbe(server, async () => {
-      const res = await call(server, 'PUT', '/files/big.ts', writeBody);
-      if (res.status !== 200) throw new Error(`10 MiB write failed: ${res.status} ${res.text.slice(0, 200)}`);
-      return { writeMs: Math.round(res.ms) };
+      let slowestMs = 0;
+      for (let i = 0; i < 6; i++) {
+        const res = await call(server, 'PUT', '/files/big.ts', writeBodies[i % 2]);
+        if (res.status !== 200)
+          throw new Error(`10 MiB write failed: ${res.status} ${res.text.slice(0, 200)}`);
+        slowestMs = Math.max(slowestMs, res.ms);
+      }
+      return { writes: 6, slowestWriteMs: Math.round(slowestMs) };
     });
 
     const editBody = JSON.stringify({
@@ -230,15 +238,26 @@ export async function benchSearch(): Promise<Record<string, unknown>> {
       dryRun: true,
     });
     const bigDiff = await underProbe(server, async () => {
-      const res = await call(server, 'POST', '/edit', editBody);
-      return { status: res.status, editMs: Math.round(res.ms), responseBytes: res.text.length };
+      let slowestMs = 0;
+      for (let i = 0; i < 3; i++) {
+        const res = await call(server, 'POST', '/edit', editBody);
+        if (res.status !== 200)
+          throw new Error(`10 MiB dry-run edit failed: ${res.status} ${res.text.slice(0, 200)}`);
+        slowestMs = Math.max(slowestMs, res.ms);
+      }
+      return { edits: 3, slowestEditMs: Math.round(slowestMs) };
     });
 
     const depth = 1_000_000;
     const nestedBody = '{"query":' + '['.repeat(depth) + ']'.repeat(depth) + '}';
     const nested = await underProbe(server, async () => {
-      const res = await call(server, 'POST', '/search', nestedBody);
-      return { status: res.status, ms: Math.round(res.ms) };
+      const statuses = new Set<number>();
+      const repeated = await repeatFor(1000, async () => {
+        const res = await call(server, 'POST', '/search', nestedBody);
+        statuses.add(res.status);
+        return res.ms;
+      });
+      return { ...repeated, statuses: [...statuses] };
     });
 
     const literal = await compareWithRipgrep(server, NEEDLE, false);

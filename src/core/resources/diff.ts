@@ -154,14 +154,17 @@ export function unifiedDiff(path: string, before: string, after: string): string
     }
     const oldStart = oldCount === 0 ? oldLine[start] : oldLine[start] + 1;
     const newStart = newCount === 0 ? newLine[start] : newLine[start] + 1;
-    let hunk = `@@ -${oldStart},${oldCount} +${newStart},${newCount} @@\n`;
-    for (let i = start; i < end && out.length + hunk.length <= MAX_DIFF_CHARS; i++)
-      hunk += renderLine(ops[i]);
-    if (out.length + hunk.length > MAX_DIFF_CHARS) {
-      const hidden = changes.length - first;
-      return `${out}# diff cut at ${MAX_DIFF_CHARS} characters: ${hidden} changed lines not shown; read the file for the rest\n`;
+    out += `@@ -${oldStart},${oldCount} +${newStart},${newCount} @@\n`;
+    for (let i = start; i < end; i++) {
+      const line = renderLine(ops[i]);
+      if (out.length + line.length > MAX_DIFF_CHARS) {
+        // The hunk is shown as far as it fits: its header still counts the whole hunk.
+        let hidden = changes.length - first;
+        for (let j = start; j < i; j++) if (ops[j].kind !== ' ') hidden--;
+        return `${out}# diff cut at ${MAX_DIFF_CHARS} characters: ${hidden} more changed lines not shown; read the file for the rest\n`;
+      }
+      out += line;
     }
-    out += hunk;
   }
   return out;
 }
