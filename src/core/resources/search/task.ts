@@ -2,7 +2,13 @@ import { closeSync, readSync } from 'node:fs';
 import { WorkspaceError } from '../../../protocol/errors';
 import { PolicyEngine, type Policy } from '../../policy';
 import { foldPathName } from '../../shared/fold';
-import { openFileAt, resolveConfined, walkHeldDirectory, type ConfinedRootHandle } from '../confined';
+import {
+  lstatAt,
+  openFileAt,
+  resolveConfined,
+  walkHeldDirectory,
+  type ConfinedRootHandle,
+} from '../confined';
 import { compileGlob } from '../glob';
 import { compileMatcher, type Matcher } from './engine';
 import { isIgnored, parseIgnoreFile, type IgnoreFile } from './gitignore';
@@ -29,6 +35,11 @@ function policyEngine(policy: Policy): PolicyEngine {
   return cachedPolicy.engine;
 }
 
+/** {@link foldPathName}, with a fast path for the usual printable-ASCII names. */
+function foldedName(name: string): string {
+  return /^[\x20-\x7e]*$/.test(name) ? name.toLowerCase() : foldPathName(name);
+}
+
 /** FNV-1a of a path: which shard takes a file or a subtree, the same in every shard. */
 function shardOf(rel: string, shards: number): number {
   let hash = 0x811c9dc5;
@@ -37,6 +48,12 @@ function shardOf(rel: string, shards: number): number {
     hash = Math.imul(hash, 0x01000193);
   }
   return (hash >>> 0) % shards;
+}
+
+function slashes(rel: string): number {
+  let count = 0;
+  for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) count++;
+  return count;
 }
 
 function parentOf(rel: string): string {
@@ -67,13 +84,15 @@ class FileReader {
     const { fd, stats } = opened;
     try {
       if (stats.size > this.maxBytes) return undefined;
-      if (this.buffer.length < stats.size + 1) this.buffer = Buffer.allocUnsafe(stats.size + 1);
+      // One spare byte shows a file that grew since fstat; a short read is the end of the file.
+      const want = stats.size + 1;
+      if (this.buffer.length < want) this.buffer = Buffer.allocUnsafe(want);
       let length = 0;
-      let n: number;
-      do {
-        n = readSync(fd, this.buffer, length, this.buffer.length - length, length);
+      for (;;) {
+        const n = readSync(fd, this.buffer, length, want - length, length);
         length += n;
-      } while (n > 0 && length < this.buffer.length);
+        if (n === 0 || length >= stats.size) break;
+      }
       // A file that grew past the cap since fstat is skipped, not cut.
       if (length > this.maxBytes) return undefined;
       return this.buffer.subarray(0, length);
@@ -190,15 +209,17 @@ export function runSearchTask(task: SearchTask): TaskResult {
     // descriptor the walk gives (outermost first).
     const ignores = new Map<string, IgnoreFile[]>([[task.startReal, ancestorsIgnores(task)]]);
     const loaded = new Set<string>();
-    const ignoresIn = (dirRel: string, dirFd: number): IgnoreFile[] => {
+    const ignoresIn = (dirRel: string, dirFd: number, firstName: string): IgnoreFile[] => {
       const inherited = ignores.get(dirRel) ?? [];
       if (loaded.has(dirRel)) return inherited;
       loaded.add(dirRel);
-      const bytes = ignoreReader.read(
-        dirFd,
-        '.gitignore',
-        dirRel === '.' ? '.gitignore' : `${dirRel}/.gitignore`,
-      );
+      // Entries come in name order: a first entry after '.gitignore' means there is none. Otherwise
+      // look before opening (a failed open costs an exception).
+      const present =
+        firstName === '.gitignore' || (firstName < '.gitignore' && lstatAt(dirFd, '.gitignore')?.isFile());
+      const bytes = present
+        ? ignoreReader.read(dirFd, '.gitignore', dirRel === '.' ? '.gitignore' : `${dirRel}/.gitignore`)
+        : undefined;
       const own =
         bytes === undefined ? inherited : [...inherited, parseIgnoreFile(dirRel, bytes.toString('utf8'))];
       ignores.set(dirRel, own);
@@ -224,10 +245,10 @@ export function runSearchTask(task: SearchTask): TaskResult {
         }
         if (entry.type === 'symlink' || isProtectedRel(entry.rel)) return 'skip';
         const dirRel = parentOf(entry.rel);
-        const active = ignoresIn(dirRel, entry.dirFd);
-        const depth = entry.rel.split('/').length - startDepth;
+        const active = ignoresIn(dirRel, entry.dirFd, entry.name);
+        const depth = slashes(entry.rel) + 1 - startDepth;
         if (entry.type === 'directory') {
-          if (SKIPPED_DIRECTORIES.has(foldPathName(entry.name)) || isIgnored(active, entry.rel, true)) {
+          if (SKIPPED_DIRECTORIES.has(foldedName(entry.name)) || isIgnored(active, entry.rel, true)) {
             return 'skip';
           }
           if (depth === SPLIT_DEPTH && !claim(entry.rel)) return 'skip';
