@@ -2,6 +2,8 @@
 // (dist/extension.js) as self-contained CommonJS bundles, the audit webview script
 // (media/audit.js), the marketplace icon (media/icon.png) and the in-container command runner
 // (dist/mcpw-runner, C). Usage: node esbuild.js [--watch] [--production]
+const { copyFileSync } = require('node:fs');
+const { dirname, join } = require('node:path');
 const esbuild = require('esbuild');
 const { buildRunner } = require('./scripts/build-runner');
 const { makeIcon } = require('./scripts/make-icon');
@@ -28,6 +30,15 @@ const node = {
 
 const builds = [
   { ...node, entryPoints: ['src/cli/index.ts'], outfile: 'dist/cli.js' },
+  // search_files runs in worker threads: their script sits beside the bundles that start them, with
+  // the regex engine's WebAssembly module (loaded from the script's directory).
+  {
+    ...node,
+    entryPoints: ['src/core/resources/search/worker.ts'],
+    outfile: 'dist/search-worker.js',
+    // rregex's ES module build loads its WebAssembly with a top-level await; take the CommonJS one.
+    alias: { rregex: require.resolve('rregex') },
+  },
   {
     ...node,
     entryPoints: ['src/extension/index.ts'],
@@ -55,6 +66,7 @@ async function run() {
     return;
   }
   await Promise.all(builds.map((b) => esbuild.build(b)));
+  copyFileSync(join(dirname(require.resolve('rregex')), 'rregex.wasm'), 'dist/rregex.wasm');
   // The in-container command runner is C, compiled statically so it runs in any Linux image. A
   // package must carry it; a development build without a C compiler still serves files, and
   // commands answer SANDBOX_UNAVAILABLE saying how to get the runner.

@@ -4,12 +4,22 @@ import { benchAudit } from './audit';
 import { benchExecution } from './execution';
 import { benchExtension } from './extension';
 import { benchRunner } from './runner';
+import { benchSearch } from './search';
 import { benchServer } from './server';
 
-/** `npm run bench`: runs every benchmark and prints one JSON object of figures. */
+/**
+ * `npm run bench`: runs every benchmark and prints one JSON object of figures. `MCPW_BENCH=search`
+ * runs only the named section.
+ */
 async function main(): Promise<void> {
   const figures: Record<string, unknown> = { machine: { cpus: cpus().length, node: process.version } };
+  if (process.env.MCPW_BENCH === 'search') {
+    Object.assign(figures, await benchSearch());
+    process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
+    return;
+  }
   Object.assign(figures, await benchServer());
+  Object.assign(figures, await benchSearch());
   Object.assign(figures, await benchAudit());
   Object.assign(figures, await benchRunner());
   // Execution figures need a real engine: provision it as the tests do.

@@ -9,19 +9,23 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { percentile } from './stats';
 
-interface BenchServer {
+/** The built server (dist/cli.js) running in its own process on a temporary workspace. */
+export interface BenchServer {
   url: string;
   mcp: string;
   token: string;
   child: ChildProcess;
   root: string;
+  workspace: string;
 }
 
-async function startServer(): Promise<BenchServer> {
+/** Starts dist/cli.js on a fresh workspace holding file-4k.txt and whatever `setup` adds. */
+export async function startServer(setup?: (workspace: string) => Promise<void>): Promise<BenchServer> {
   const root = await mkdtemp(join(tmpdir(), 'mcpw-bench-'));
   const workspace = join(root, 'ws');
   await mkdir(workspace);
   await writeFile(join(workspace, 'file-4k.txt'), 'x'.repeat(4096));
+  if (setup) await setup(workspace);
   // The built product, in its own process, as agents meet it.
   const child = spawn(
     process.execPath,
@@ -36,7 +40,7 @@ async function startServer(): Promise<BenchServer> {
   });
   const ready = JSON.parse(line) as { url: string; mcp: string; tokenFile: string };
   const token = (await readFile(ready.tokenFile, 'utf8')).trim();
-  return { url: ready.url, mcp: ready.mcp, token, child, root };
+  return { url: ready.url, mcp: ready.mcp, token, child, root, workspace };
 }
 
 async function connect(server: BenchServer): Promise<Client> {
@@ -177,6 +181,15 @@ async function restLoad(server: BenchServer, concurrency: number, perWorker: num
   return Math.round((concurrency * perWorker) / ((performance.now() - started) / 1000));
 }
 
+/** Stops a server started by {@link startServer} and removes its files. */
+export async function stopServer(server: BenchServer): Promise<void> {
+  if (server.child.exitCode === null && server.child.signalCode === null) {
+    server.child.kill('SIGTERM');
+    await new Promise((r) => server.child.once('exit', r));
+  }
+  await rm(server.root, { recursive: true, force: true });
+}
+
 /** MCP tools/call read_file (4 KiB) latency and throughput, and REST GetFile throughput, against dist/cli.js. */
 export async function benchServer(): Promise<Record<string, number>> {
   const server = await startServer();
@@ -198,10 +211,6 @@ export async function benchServer(): Promise<Record<string, number>> {
       restGetFileReqPerSecC16: restReqPerSec,
     };
   } finally {
-    if (server.child.exitCode === null && server.child.signalCode === null) {
-      server.child.kill('SIGTERM');
-      await new Promise((r) => server.child.once('exit', r));
-    }
-    await rm(server.root, { recursive: true, force: true });
+    await stopServer(server);
   }
 }

@@ -15,6 +15,7 @@ import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { OperationRunner } from '../core/runner';
 import { RateLimiter, SessionManager } from '../core/session';
 import { isLoopbackHost } from './auth';
+import { assertJsonDepth } from './jsonDepth';
 import type { McpGateway, McpGatewayDeps } from './mcp';
 import { buildOpenApi } from './openapi';
 import { createRestRouter, sendError } from './rest';
@@ -45,6 +46,8 @@ export interface WorkspaceServerOptions {
   idleTimeoutMs?: number;
   /** Largest file read or written (bytes). */
   maxFileBytes?: number;
+  /** How long a search_files call may run before it answers with what it found (default 10 s). */
+  searchTimeoutMs?: number;
   /** Token bucket for mutating operations per session. */
   writeRateLimit?: { capacity: number; refillPerSec: number };
   /** Token bucket for command executions per session. */
@@ -148,6 +151,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     root: workspace,
     maxFileBytes,
     protectedPaths: [stateReal, ...(policyFile ? [policyFile] : [])],
+    ...(options.searchTimeoutMs !== undefined ? { searchTimeoutMs: options.searchTimeoutMs } : {}),
   });
   const audit = await AuditLog.open({ dir: join(stateDir, 'audit') });
   const limiters = {
@@ -298,7 +302,13 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     };
     next();
   });
-  app.use(express.json({ limit: maxRequestBodySize, type: ['application/json', 'application/*+json'] }));
+  app.use(
+    express.json({
+      limit: maxRequestBodySize,
+      type: ['application/json', 'application/*+json'],
+      verify: (_req, _res, body) => assertJsonDepth(body),
+    }),
+  );
   app.all('/mcp', (req, res, next) => {
     mcpGateway()
       .then((gateway) => gateway.handle(req, res))
@@ -319,7 +329,9 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   });
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const status = (err as { status?: number }).status;
-    if (status === 413) {
+    if (err instanceof WorkspaceError) {
+      sendError(res, err);
+    } else if (status === 413) {
       sendError(
         res,
         new WorkspaceError('FILE_TOO_LARGE', 'Request body too large.', { limit: maxRequestBodySize }),
@@ -401,7 +413,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
             log.error('could not record server_stop', { error: (err as Error).message }),
           );
         await audit.close();
-        resources.close();
+        await resources.close();
         log.info('server stopped', { url });
       })()),
   };

@@ -7,6 +7,7 @@ import type { Principal } from '../protocol/principal';
 import type { ExecutionManager } from '../core/execution';
 import type { OperationRunner } from '../core/runner';
 import type { SessionManager } from '../core/session';
+import { assertJsonDepth } from './jsonDepth';
 
 /** Path of the WebSocket endpoint. */
 export const WS_PATH = '/ws';
@@ -80,6 +81,7 @@ export class WsGateway {
     ws.on('message', (raw, isBinary) => {
       let message: ClientMessage;
       try {
+        if (Buffer.isBuffer(raw)) assertJsonDepth(raw);
         message = JSON.parse(isBinary ? '' : raw.toString()) as ClientMessage;
         if (typeof message !== 'object' || message === null) throw new Error('not an object');
       } catch {

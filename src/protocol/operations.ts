@@ -246,7 +246,8 @@ export const OPERATIONS = {
   }),
   search_files: op({
     title: 'Search files',
-    description: 'Search text or a regex across workspace files; results are capped.',
+    description:
+      'Search text or a regex (Rust/RE2 syntax: no backreferences or look-around) across workspace files, honouring .gitignore; results are capped and time-limited.',
     input: z.object({
       query: z.string().min(1).max(1000),
       path: path.optional(),
@@ -260,6 +261,10 @@ export const OPERATIONS = {
         z.object({ path, line: z.number().int(), column: z.number().int(), text: z.string() }),
       ),
       truncated: z.boolean(),
+      truncatedReason: z
+        .enum(['max_results', 'deadline'])
+        .optional()
+        .describe('Why the search stopped early: the result cap, or its time limit (results so far).'),
       filesScanned: z.number().int(),
     }),
     annotations: READ,

@@ -59,6 +59,7 @@ describe('ResourceManager', () => {
   });
 
   afterEach(async () => {
+    await rm.close();
     await fs.rm(base, { recursive: true, force: true });
   });
 
@@ -833,16 +834,15 @@ describe('ResourceManager', () => {
       assert.equal(exact.truncated, false);
     });
 
-    it('applies the filter callback and a search path', async () => {
-      const seen: string[] = [];
+    it('skips files the reader may not read, and searches a path', async () => {
       const res = await rm.search('needle', {
         caseSensitive: false,
-        filter: (rel) => {
-          seen.push(rel);
-          return !rel.startsWith('src/util/');
+        access: {
+          policy: { id: 't', rules: ['allow read(**)', 'deny read(src/util/**)'] },
+          principal: { kind: 'agent', name: 'bob', role: 'agent' },
         },
       });
-      assert.ok(seen.includes('src/util/helpers.js'));
+      assert.ok(res.matches.some((m) => m.path === 'src/app.ts'));
       assert.ok(!res.matches.some((m) => m.path.startsWith('src/util/')));
       const scoped = await rm.search('needle', { path: 'src/util' });
       assert.deepEqual(

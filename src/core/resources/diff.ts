@@ -2,6 +2,13 @@
 const CONTEXT = 3;
 /** Largest edit distance Myers' algorithm explores before falling back to "replace the whole middle". */
 const MAX_EDIT_DISTANCE = 2000;
+/**
+ * Most line comparisons Myers' algorithm may make (its cost is O((N+M)·D), which a large file with
+ * changes everywhere would make huge): past it, the middle is shown replaced as a whole.
+ */
+const MAX_COMPARISONS = 1_000_000;
+/** Longest diff text returned; the rest of a larger diff is cut with a note (the edit itself is whole). */
+export const MAX_DIFF_CHARS = 256 * 1024;
 
 type OpKind = ' ' | '-' | '+';
 interface Op {
@@ -21,15 +28,26 @@ function splitLines(text: string): string[] {
   return lines;
 }
 
-/** Myers' O(ND) diff of `a` against `b`, or undefined if the edit distance exceeds `maxD`. */
-function myers(a: readonly string[], b: readonly string[], maxD: number): Op[] | undefined {
+/**
+ * Myers' O(ND) diff of `a` against `b`, or undefined if the edit distance exceeds `maxD` or the work
+ * exceeds `maxComparisons` line comparisons.
+ */
+function myers(
+  a: readonly string[],
+  b: readonly string[],
+  maxD: number,
+  maxComparisons: number,
+): Op[] | undefined {
   const n = a.length;
   const m = b.length;
   const max = n + m;
   const offset = max + 1;
   const v = new Int32Array(2 * max + 3);
   const trace: Int32Array[] = [];
+  let comparisons = 0;
   for (let d = 0; d <= Math.min(max, maxD); d++) {
+    comparisons += d + 1;
+    if (comparisons > maxComparisons) return undefined;
     // Snapshot of v[-(d+1)..(d+1)] after step d-1, read back while backtracking.
     trace.push(v.slice(offset - d - 1, offset + d + 2));
     for (let k = -d; k <= d; k += 2) {
@@ -41,6 +59,7 @@ function myers(a: readonly string[], b: readonly string[], maxD: number): Op[] |
       while (x < n && y < m && a[x] === b[y]) {
         x++;
         y++;
+        comparisons++;
       }
       v[offset + k] = x;
       if (x >= n && y >= m) return backtrack(a, b, trace);
@@ -85,7 +104,7 @@ function diffLines(a: readonly string[], b: readonly string[]): Op[] {
   }
   const midA = a.slice(prefix, a.length - suffix);
   const midB = b.slice(prefix, b.length - suffix);
-  const middle = myers(midA, midB, MAX_EDIT_DISTANCE) ?? [
+  const middle = myers(midA, midB, MAX_EDIT_DISTANCE, MAX_COMPARISONS) ?? [
     ...midA.map((line): Op => ({ kind: '-', line })),
     ...midB.map((line): Op => ({ kind: '+', line })),
   ];
@@ -100,7 +119,8 @@ function renderLine(op: Op): string {
 
 /**
  * Line-based unified diff (`--- a/path`, `+++ b/path`, `@@ -l,n +l,n @@` hunks with 3 lines of
- * context) from `before` to `after`; the empty string when they are equal.
+ * context) from `before` to `after`; the empty string when they are equal. The work is bounded (a
+ * costly middle is shown replaced whole) and the text is cut after {@link MAX_DIFF_CHARS} with a note.
  */
 export function unifiedDiff(path: string, before: string, after: string): string {
   if (before === after) return '';
@@ -120,18 +140,31 @@ export function unifiedDiff(path: string, before: string, after: string): string
   let out = `--- a/${path}\n+++ b/${path}\n`;
   let c = 0;
   while (c < changes.length) {
+    const first = c;
     const start = Math.max(0, changes[c] - CONTEXT);
     let last = changes[c];
     while (c + 1 < changes.length && changes[c + 1] - last <= 2 * CONTEXT) last = changes[++c];
     c++;
     const end = Math.min(ops.length, last + 1 + CONTEXT);
-    const hunk = ops.slice(start, end);
-    const oldCount = hunk.filter((op) => op.kind !== '+').length;
-    const newCount = hunk.filter((op) => op.kind !== '-').length;
+    let oldCount = 0;
+    let newCount = 0;
+    for (let i = start; i < end; i++) {
+      if (ops[i].kind !== '+') oldCount++;
+      if (ops[i].kind !== '-') newCount++;
+    }
     const oldStart = oldCount === 0 ? oldLine[start] : oldLine[start] + 1;
     const newStart = newCount === 0 ? newLine[start] : newLine[start] + 1;
     out += `@@ -${oldStart},${oldCount} +${newStart},${newCount} @@\n`;
-    out += hunk.map(renderLine).join('');
+    for (let i = start; i < end; i++) {
+      const line = renderLine(ops[i]);
+      if (out.length + line.length > MAX_DIFF_CHARS) {
+        // The hunk is shown as far as it fits: its header still counts the whole hunk.
+        let hidden = changes.length - first;
+        for (let j = start; j < i; j++) if (ops[j].kind !== ' ') hidden--;
+        return `${out}# diff cut at ${MAX_DIFF_CHARS} characters: ${hidden} more changed lines not shown; read the file for the rest\n`;
+      }
+      out += line;
+    }
   }
   return out;
 }

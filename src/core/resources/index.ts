@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { createHash } from 'node:crypto';
+import { createHash, webcrypto } from 'node:crypto';
 import { closeSync, fstatSync, read, readlinkSync, readSync, type Stats } from 'node:fs';
 import * as nodePath from 'node:path';
 import { promisify } from 'node:util';
@@ -24,10 +24,13 @@ import {
   type ConfinedRootHandle,
 } from './confined';
 import { foldPathName } from '../shared/fold';
-import { unifiedDiff } from './diff';
-import { compileGlob, escapeRegExp } from './glob';
+import { applyEdits, type EditOp } from './edits';
 import { KeyedMutex } from './mutex';
 import { isErrno, isWithin, normalizeWorkspacePath, quote, realpathLoose, toFsError } from './paths';
+import { SearchPool, type ReadAccess, type SearchMatch, type TruncationReason } from './search';
+
+export type { ReadAccess, SearchMatch, TruncationReason } from './search';
+export type { EditOp } from './edits';
 
 export type { ConfinedPath, ConfinedRootHandle } from './confined';
 export { assertOutsideWorkspace } from './paths';
@@ -50,6 +53,8 @@ export interface ResourceManagerOptions {
   protectedPaths?: string[];
   /** Default cap on search matches (default 200). */
   maxSearchResults?: number;
+  /** How long a search may run before it answers with what it found (default 10 s). */
+  searchTimeoutMs?: number;
 }
 
 /** A file's content as returned by {@link ResourceManager.readFile}. */
@@ -99,14 +104,6 @@ export interface FileInfo {
   revision?: string;
 }
 
-/** One exact-text replacement for {@link ResourceManager.edit}. */
-export interface EditOp {
-  oldText: string;
-  newText: string;
-  /** Replace every occurrence instead of requiring exactly one. */
-  replaceAll?: boolean;
-}
-
 /** Outcome of {@link ResourceManager.edit}. */
 export interface EditResult {
   path: string;
@@ -119,22 +116,13 @@ export interface EditResult {
   dryRun: boolean;
 }
 
-/** One matching line found by {@link ResourceManager.search}. */
-export interface SearchMatch {
-  path: string;
-  /** 1-based line number. */
-  line: number;
-  /** 1-based column (UTF-16 code units) of the first match on the line. */
-  column: number;
-  /** The line, cut to 300 characters. */
-  text: string;
-}
-
 /** Outcome of {@link ResourceManager.search}. */
 export interface SearchResult {
   matches: SearchMatch[];
-  /** True if the result cap (or the time budget) stopped the search early. */
+  /** True if the result cap or the deadline stopped the search early. */
   truncated: boolean;
+  /** Why the search was cut short, when it was. */
+  truncatedReason?: TruncationReason;
   filesScanned: number;
 }
 
@@ -145,20 +133,10 @@ const MAX_LIST_DEPTH = 20;
 const DEFAULT_MAX_ENTRIES = 5000;
 const HARD_MAX_RESULTS = 10_000;
 const IGNORED_DIRS = new Set(['.git', 'node_modules']);
-const BINARY_SNIFF_BYTES = 8192;
-const MAX_MATCH_LINE_CHARS = 10_000;
-const MAX_MATCH_TEXT_CHARS = 300;
-const SEARCH_TIME_BUDGET_MS = 15_000;
+const DEFAULT_SEARCH_TIMEOUT_MS = 10_000;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 /** `expectedRevision` value meaning "the file must not exist yet". */
 const MUST_NOT_EXIST = 'none';
-
-interface SearchState {
-  matches: SearchMatch[];
-  truncated: boolean;
-  filesScanned: number;
-  deadline: number;
-}
 
 function positiveInt(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -184,10 +162,26 @@ function relativeTo(rel: string, base: string): string {
   return base === '.' ? rel : rel.slice(base.length + 1);
 }
 
-function countOccurrences(haystack: string, needle: string): number {
-  let count = 0;
-  for (let i = haystack.indexOf(needle); i !== -1; i = haystack.indexOf(needle, i + needle.length)) count++;
-  return count;
+/** Files larger than this are edited and diffed on a worker thread. */
+const INLINE_EDIT_BYTES = 256 * 1024;
+
+/** Applies edits to a small file on this thread. */
+function inlineEdit(
+  rel: string,
+  bytes: Buffer,
+  ops: EditOp[],
+): { newBytes: Buffer; applied: number; diff: string } {
+  const { after, applied, diff } = applyEdits(rel, bytes.toString('utf8'), ops);
+  return { newBytes: Buffer.from(after, 'utf8'), applied, diff };
+}
+
+/** Contents from this size on are hashed on the thread pool (WebCrypto), not on the event loop. */
+const ASYNC_HASH_BYTES = 256 * 1024;
+
+/** {@link ResourceManager.revisionOf}, off the event loop for large contents. */
+async function revisionAsync(bytes: Buffer): Promise<string> {
+  if (bytes.length < ASYNC_HASH_BYTES) return ResourceManager.revisionOf(bytes);
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', bytes)).toString('hex');
 }
 
 function validateEncoding(encoding: unknown): Encoding | undefined {
@@ -271,6 +265,8 @@ export class ResourceManager {
   /** Real workspace-relative paths of protected entries inside the workspace ('.' never). */
   private readonly protectedRels: readonly string[];
   private readonly locks = new KeyedMutex();
+  private searchTimeoutMs = DEFAULT_SEARCH_TIMEOUT_MS;
+  private searchPool: SearchPool | undefined;
   /** Operations running now; the root descriptor is closed only when none is left. */
   private active = 0;
   private closed = false;
@@ -326,13 +322,19 @@ export class ResourceManager {
         if (root !== undefined) protectedRels.add(foldPathName(spelling.slice(root.length + 1)));
       }
     }
-    return new ResourceManager(
+    const manager = new ResourceManager(
       confined,
       [...new Set([confined.path, given])],
       [...protectedRels],
       maxFileBytes,
       maxSearchResults,
     );
+    manager.searchTimeoutMs = positiveInt(
+      options.searchTimeoutMs,
+      'searchTimeoutMs',
+      DEFAULT_SEARCH_TIMEOUT_MS,
+    );
+    return manager;
   }
 
   /** sha256 hex of the content bytes: the revision used for optimistic concurrency. */
@@ -393,7 +395,7 @@ export class ResourceManager {
         path: target.rel,
         content: bytes.toString(encoding),
         encoding,
-        revision: ResourceManager.revisionOf(bytes),
+        revision: await revisionAsync(bytes),
         size: bytes.length,
       };
     });
@@ -432,7 +434,7 @@ export class ResourceManager {
         }
         return {
           path: target.rel,
-          revision: ResourceManager.revisionOf(bytes),
+          revision: await revisionAsync(bytes),
           bytes: bytes.length,
           created: stats === undefined,
         };
@@ -623,14 +625,14 @@ export class ResourceManager {
   async edit(
     path: PathArg,
     edits: EditOp[],
-    opts: { dryRun?: boolean; expectedRevision?: string } = {},
+    opts: { dryRun?: boolean; expectedRevision?: string; caller?: string } = {},
   ): Promise<EditResult> {
     return this.withPath(path, true, async (target) => {
       const ops = validateEdits(edits);
       return this.locks.run([target.realRel], async () => {
         const stats = this.requireFile(target.rel, target);
         const bytes = await this.readBytes(target.parentFd, target.name, target.rel);
-        const revision = ResourceManager.revisionOf(bytes);
+        const revision = await revisionAsync(bytes);
         assertExpected(opts.expectedRevision, revision, target.rel);
         if (!isUtf8(bytes)) {
           throw new WorkspaceError(
@@ -638,53 +640,32 @@ export class ResourceManager {
             `${quote(target.rel)} is not UTF-8 text; it cannot be edited.`,
           );
         }
-        const before = bytes.toString('utf8');
-        let after = before;
-        let applied = 0;
-        ops.forEach((op, index) => {
-          const matches = countOccurrences(after, op.oldText);
-          if (matches === 0) {
-            throw new WorkspaceError(
-              'EDIT_NO_MATCH',
-              `Edit ${index}: oldText was not found in ${quote(target.rel)}; read the file and copy the text exactly.`,
-              { index },
-            );
-          }
-          if (matches > 1 && op.replaceAll !== true) {
-            throw new WorkspaceError(
-              'EDIT_AMBIGUOUS',
-              `Edit ${index}: oldText occurs ${matches} times; add surrounding context or set replaceAll.`,
-              { index, matches },
-            );
-          }
-          if (op.replaceAll === true) {
-            after = after.split(op.oldText).join(op.newText);
-          } else {
-            const at = after.indexOf(op.oldText);
-            after = after.slice(0, at) + op.newText + after.slice(at + op.oldText.length);
-          }
-          applied += matches;
-        });
-        const newBytes = Buffer.from(after, 'utf8');
+        // Large files are edited and diffed on a worker thread, never on the event loop.
+        const { newBytes, applied, diff } =
+          bytes.length > INLINE_EDIT_BYTES
+            ? await this.pool().edit(opts.caller ?? 'owner', target.rel, bytes, ops)
+            : inlineEdit(target.rel, bytes, ops);
         this.assertSize(newBytes.length);
-        const diff = unifiedDiff(target.rel, before, after);
         const dryRun = opts.dryRun === true;
-        if (dryRun || after === before) return { path: target.rel, revision, diff, applied, dryRun };
+        if (dryRun || newBytes.equals(bytes)) return { path: target.rel, revision, diff, applied, dryRun };
         await atomicWriteAt(target.parentFd, target.name, newBytes, {
           mode: stats.mode & 0o7777,
           exclusive: false,
           beforePlace: () => this.assertStillAt(target),
         });
-        return { path: target.rel, revision: ResourceManager.revisionOf(newBytes), diff, applied, dryRun };
+        return { path: target.rel, revision: await revisionAsync(newBytes), diff, applied, dryRun };
       });
     });
   }
 
   /**
-   * Literal or regex search, line by line, over files under `path` (default: the root), skipping .git,
-   * node_modules, symlinks, binary and oversized files. A `glob` without '/' also matches base names.
-   * The tree is walked through the confined layer: links are never followed, protected entries never
-   * opened.
+   * Literal or regex search, line by line, over files under `path` (default: the root), honouring
+   * `.gitignore` files and skipping .git, node_modules, symlinks, protected entries, binary and
+   * oversized files, and files `access` may not read. The walk goes through the confined layer from
+   * the descriptors of `path`'s resolution, in worker threads (never on the event loop), with a
+   * linear-time regex engine; it stops at `timeoutMs` with what it found (`truncatedReason:
+   * 'deadline'`). A `glob` without '/' also matches base names. `caller` is the fairness key (one per
+   * token).
    */
   async search(
     query: string,
@@ -694,7 +675,9 @@ export class ResourceManager {
       caseSensitive?: boolean;
       glob?: string;
       maxResults?: number;
-      filter?: (relPath: string) => boolean;
+      access?: ReadAccess;
+      caller?: string;
+      timeoutMs?: number;
     } = {},
   ): Promise<SearchResult> {
     return this.withPath(opts.path ?? '.', true, async (target) => {
@@ -705,100 +688,43 @@ export class ResourceManager {
         positiveInt(opts.maxResults, 'maxResults', this.maxSearchResults),
         HARD_MAX_RESULTS,
       );
-      const flags = opts.caseSensitive === false ? 'i' : '';
-      let matcher: RegExp;
-      try {
-        matcher = new RegExp(opts.regex === true ? query : escapeRegExp(query), flags);
-      } catch (err) {
-        throw new WorkspaceError('INVALID_PATTERN', `Invalid regular expression: ${(err as Error).message}`);
-      }
-      const globMatch = opts.glob === undefined ? undefined : compileGlob(opts.glob);
-      const accept = (rel: string): boolean =>
-        (globMatch === undefined || globMatch(rel)) && (opts.filter === undefined || opts.filter(rel));
+      const timeoutMs = positiveInt(opts.timeoutMs, 'timeoutMs', this.searchTimeoutMs);
       const stats = this.currentStats(target);
       if (stats === undefined) throw this.notFound(target.rel);
-      const state: SearchState = {
-        matches: [],
-        truncated: false,
-        filesScanned: 0,
-        deadline: Date.now() + SEARCH_TIME_BUDGET_MS,
-      };
-      if (stats.isFile()) {
-        if (accept(target.rel))
-          this.searchFile(target.parentFd, target.name, target.rel, matcher, cap, state);
-      } else if (stats.isDirectory()) {
-        this.searchDirectory(target, matcher, cap, accept, state);
-      }
-      return { matches: state.matches, truncated: state.truncated, filesScanned: state.filesScanned };
-    });
-  }
-
-  private searchDirectory(
-    target: ConfinedPath,
-    matcher: RegExp,
-    cap: number,
-    accept: (rel: string) => boolean,
-    state: SearchState,
-  ): void {
-    const base = target.rel;
-    walkHeldDirectory(this.confined, target.openDirectory(), target.realRel, {
-      maxDepth: Number.MAX_SAFE_INTEGER,
-      onEntry: (entry) => {
-        if (state.truncated) return 'stop';
-        if (entry.type === 'symlink' || this.isProtectedRel(entry.rel)) return 'skip';
-        if (entry.type === 'directory')
-          return IGNORED_DIRS.has(foldPathName(entry.name)) ? 'skip' : undefined;
-        const rel = joinRel(base, relativeTo(entry.rel, target.realRel));
-        if (entry.type === 'file' && accept(rel)) {
-          this.searchFile(entry.dirFd, entry.name, rel, matcher, cap, state);
-        }
-        return state.truncated ? 'stop' : undefined;
-      },
-    });
-  }
-
-  private searchFile(
-    dirFd: number,
-    name: string,
-    rel: string,
-    matcher: RegExp,
-    cap: number,
-    state: SearchState,
-  ): void {
-    if (Date.now() > state.deadline) {
-      state.truncated = true;
-      return;
-    }
-    let bytes: Buffer;
-    try {
-      bytes = this.readBytesSync(dirFd, name, rel);
-    } catch {
-      return;
-    }
-    if (bytes.subarray(0, BINARY_SNIFF_BYTES).includes(0)) return;
-    state.filesScanned++;
-    const lines = bytes.toString('utf8').split('\n');
-    for (let i = 0; i < lines.length; i++) {
-      if (i % 1000 === 999 && Date.now() > state.deadline) {
-        state.truncated = true;
-        return;
-      }
-      const line = lines[i].endsWith('\r') ? lines[i].slice(0, -1) : lines[i];
-      const match = matcher.exec(
-        line.length > MAX_MATCH_LINE_CHARS ? line.slice(0, MAX_MATCH_LINE_CHARS) : line,
-      );
-      if (match === null) continue;
-      if (state.matches.length >= cap) {
-        state.truncated = true;
-        return;
-      }
-      state.matches.push({
-        path: rel,
-        line: i + 1,
-        column: match.index + 1,
-        text: line.slice(0, MAX_MATCH_TEXT_CHARS),
+      if (!stats.isFile() && !stats.isDirectory()) return { matches: [], truncated: false, filesScanned: 0 };
+      // The worker threads use this resolution's descriptors (descriptors are process-wide): the tree
+      // they walk is the one policy was decided on, whatever is renamed meanwhile.
+      const dirFd = stats.isDirectory() ? target.openDirectory() : target.parentFd;
+      const result = await this.pool().run(opts.caller ?? 'owner', {
+        confined: this.confined,
+        startFd: dirFd,
+        startName: stats.isFile() ? target.name : '',
+        start: target.rel,
+        startReal: target.realRel,
+        startIsFile: stats.isFile(),
+        protectedRels: [...this.protectedRels],
+        query,
+        regex: opts.regex === true,
+        caseSensitive: opts.caseSensitive !== false,
+        ...(opts.glob !== undefined ? { glob: opts.glob } : {}),
+        cap,
+        maxFileBytes: this.maxFileBytes,
+        deadline: Date.now() + timeoutMs,
+        ...(opts.access !== undefined ? { access: opts.access } : {}),
       });
-    }
+      return {
+        matches: result.matches,
+        truncated: result.truncated,
+        filesScanned: result.filesScanned,
+        ...(result.reason !== undefined ? { truncatedReason: result.reason } : {}),
+      };
+    });
+  }
+
+  /** The worker threads for searches and large edits, started on first use. */
+  private pool(): SearchPool {
+    this.searchPool ??= new SearchPool();
+    return this.searchPool;
   }
 
   /** Runs `fn`, turning Node.js file-system errors into WorkspaceErrors that name `label`. */
@@ -828,13 +754,16 @@ export class ResourceManager {
   }
 
   /**
-   * Closes the root descriptor once no operation is running (a descriptor number closed under a
-   * running operation could be reused by another open file). Walks in worker threads must have
-   * ended. Later operations fail.
+   * Ends the worker threads (searches still running fail), then closes the root descriptor once no
+   * operation is running (a descriptor number closed under a running operation could be reused by
+   * another open file). Later operations fail.
    */
-  close(): void {
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const pool = this.searchPool;
+    this.searchPool = undefined;
+    await pool?.close();
     if (this.active === 0) this.releaseRoot();
   }
 
@@ -1045,24 +974,6 @@ export class ResourceManager {
       total += bytesRead;
       this.assertSize(total);
       chunks.push(Buffer.from(chunk.subarray(0, bytesRead)));
-    }
-  }
-
-  /** Synchronous {@link readBytes} for the search walk (files over the cap are skipped by the caller). */
-  private readBytesSync(dirFd: number, name: string, rel: string): Buffer {
-    const { fd, stats } = openFileAt(this.confined, dirFd, name, rel);
-    try {
-      this.assertSize(stats.size);
-      const buffer = Buffer.allocUnsafe(stats.size);
-      let length = 0;
-      while (length < buffer.length) {
-        const n = readSync(fd, buffer, length, buffer.length - length, length);
-        if (n === 0) break;
-        length += n;
-      }
-      return buffer.subarray(0, length);
-    } finally {
-      closeSync(fd);
     }
   }
 

@@ -190,7 +190,15 @@ export class OperationRunner {
       };
       const handler = this.handlers[name] as Handler<N>;
       const result = await handler(parsed.data as OperationInput<N>, { ...ctx, session, authorize });
-      await this.record(name, ctx, params, decision, { ok: true }, started, def.annotations.readOnlyHint);
+      await this.record(
+        name,
+        ctx,
+        params,
+        decision,
+        successOutcome(result),
+        started,
+        def.annotations.readOnlyHint,
+      );
       return result;
     } catch (err) {
       const error = toWorkspaceError(err);
@@ -360,6 +368,8 @@ export class OperationRunner {
           return resources.edit(target, input.edits, {
             ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
             ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+            // Large edits run on the worker threads, shared fairly per token.
+            caller: `${ctx.principal.kind}:${ctx.principal.name}`,
           });
         });
       },
@@ -373,8 +383,11 @@ export class OperationRunner {
             ...(input.caseSensitive !== undefined ? { caseSensitive: input.caseSensitive } : {}),
             ...(input.glob !== undefined ? { glob: input.glob } : {}),
             ...(input.maxResults !== undefined ? { maxResults: input.maxResults } : {}),
-            // Files the policy forbids reading (secrets) never show up in results.
-            filter: (file) => policy.decide(principal, 'read', file).allowed,
+            // Files the policy forbids reading (secrets) never show up in results: the search threads
+            // decide on the policy in force when the search started.
+            access: { policy: policy.policy, principal },
+            // Fair shares of the search threads are per token.
+            caller: `${principal.kind}:${principal.name}`,
           }),
         );
       },
@@ -554,6 +567,13 @@ export class OperationRunner {
       },
     };
   }
+}
+
+/** The audit outcome of a success: a result cut short (a search at its deadline) says so and why. */
+function successOutcome(result: unknown): { ok: true; truncated?: true; truncatedReason?: unknown } {
+  const { truncated, truncatedReason } = (result ?? {}) as { truncated?: unknown; truncatedReason?: unknown };
+  if (truncated !== true) return { ok: true };
+  return { ok: true, truncated: true, ...(truncatedReason !== undefined ? { truncatedReason } : {}) };
 }
 
 /**

@@ -1,0 +1,385 @@
+import { isUtf8 } from 'node:buffer';
+import { RRegex, escape as escapeRegex } from 'rregex';
+import { WorkspaceError } from '../../../protocol/errors';
+
+/**
+ * The matchers behind search_files. Literal queries are a byte search over the file (Buffer.indexOf);
+ * regex queries run in Rust's `regex` engine compiled to WebAssembly (the engine ripgrep uses): finite
+ * automata, no backtracking, so the time is linear in the text whatever the pattern. Both report
+ * matching lines, one match per line, as ripgrep does.
+ */
+
+/** One matching line of a file. */
+export interface LineMatch {
+  /** 1-based line number. */
+  line: number;
+  /** 1-based column (UTF-16 code units) of the first match on the line. */
+  column: number;
+  /** The line without its terminator, cut to {@link MAX_MATCH_TEXT_CHARS} characters. */
+  text: string;
+}
+
+/** How a scan of one file ended. */
+export type ScanEnd = 'done' | 'stopped' | 'expired';
+
+/** Finds matching lines in file contents. */
+export interface Matcher {
+  /**
+   * Calls `emit` for each matching line of `bytes`, in order, until `emit` returns false ('stopped')
+   * or `expired()` turns true ('expired'); 'done' when the whole buffer was scanned.
+   */
+  scan(bytes: Buffer, emit: (match: LineMatch) => boolean, expired: () => boolean): ScanEnd;
+}
+
+/** Longest text returned for a matching line. */
+export const MAX_MATCH_TEXT_CHARS = 300;
+/** Bytes of text handed to the regex engine at once (whole lines; a longer line goes alone). */
+const REGEX_BLOCK_BYTES = 64 * 1024;
+/** Shortest required literal worth a byte-search prefilter in front of the regex engine. */
+const MIN_PREFILTER_BYTES = 3;
+const NEWLINE = 0x0a;
+const CR = 0x0d;
+
+/** The text of the line `[start, end)` of `bytes` for a result: no CR, cut to the display limit. */
+function lineText(bytes: Buffer, start: number, end: number): string {
+  let stop = end;
+  if (stop > start && bytes[stop - 1] === CR) stop--;
+  // 4 bytes per character at most: decode no more than the display limit needs.
+  const text = bytes.toString('utf8', start, Math.min(stop, start + MAX_MATCH_TEXT_CHARS * 4));
+  return text.length > MAX_MATCH_TEXT_CHARS ? text.slice(0, MAX_MATCH_TEXT_CHARS) : text;
+}
+
+function lineEnd(bytes: Buffer, from: number): number {
+  const at = bytes.indexOf(NEWLINE, from);
+  return at === -1 ? bytes.length : at;
+}
+
+function lineStart(bytes: Buffer, at: number): number {
+  return at === 0 ? 0 : bytes.lastIndexOf(NEWLINE, at - 1) + 1;
+}
+
+/** Counts lines incrementally while a scan moves forward through a buffer. */
+class LineCounter {
+  private position = 0;
+  private line = 1;
+
+  constructor(private readonly bytes: Buffer) {}
+
+  /** 1-based number of the line that starts at or contains byte `at` (never called backwards). */
+  lineAt(at: number): number {
+    let next = this.bytes.indexOf(NEWLINE, this.position);
+    while (next !== -1 && next < at) {
+      this.line++;
+      this.position = next + 1;
+      next = this.bytes.indexOf(NEWLINE, this.position);
+    }
+    return this.line;
+  }
+}
+
+/** UTF-16 column of byte `at` on the line starting at byte `start`. */
+function columnOf(bytes: Buffer, start: number, at: number): number {
+  return bytes.toString('utf8', start, at).length + 1;
+}
+
+/** Case-sensitive literal search: a byte search (memchr-class) over the raw file bytes. */
+class LiteralMatcher implements Matcher {
+  private readonly needle: Buffer;
+
+  constructor(query: string) {
+    this.needle = Buffer.from(query, 'utf8');
+  }
+
+  scan(bytes: Buffer, emit: (match: LineMatch) => boolean, expired: () => boolean): ScanEnd {
+    // A line-based search never matches a line break.
+    if (this.needle.includes(NEWLINE)) return 'done';
+    const lines = new LineCounter(bytes);
+    let at = bytes.indexOf(this.needle, 0);
+    while (at !== -1) {
+      if (expired()) return 'expired';
+      const start = lineStart(bytes, at);
+      const end = lineEnd(bytes, at);
+      const match = {
+        line: lines.lineAt(start),
+        column: columnOf(bytes, start, at),
+        text: lineText(bytes, start, end),
+      };
+      if (!emit(match)) return 'stopped';
+      if (end >= bytes.length) return 'done';
+      at = bytes.indexOf(this.needle, end + 1);
+    }
+    return 'done';
+  }
+}
+
+/** A compiled linear-time regex, optionally behind a byte-search prefilter on a literal every match contains. */
+class RegexMatcher implements Matcher {
+  constructor(
+    private readonly regex: RRegex,
+    private readonly prefilter: Buffer | undefined,
+  ) {}
+
+  scan(bytes: Buffer, emit: (match: LineMatch) => boolean, expired: () => boolean): ScanEnd {
+    // The engine reports byte offsets into the UTF-8 of the text it was given: keep the bytes and the
+    // text in step (invalid UTF-8 is searched as its U+FFFD replacement, as a text decoder reads it).
+    const text = isUtf8(bytes) ? bytes : Buffer.from(bytes.toString('utf8'), 'utf8');
+    return this.prefilter === undefined
+      ? this.scanBlocks(text, emit, expired)
+      : this.scanCandidates(text, this.prefilter, emit, expired);
+  }
+
+  /** Only lines holding the required literal can match: find them by byte search, test each alone. */
+  private scanCandidates(
+    bytes: Buffer,
+    literal: Buffer,
+    emit: (match: LineMatch) => boolean,
+    expired: () => boolean,
+  ): ScanEnd {
+    const lines = new LineCounter(bytes);
+    let at = bytes.indexOf(literal, 0);
+    while (at !== -1) {
+      if (expired()) return 'expired';
+      const start = lineStart(bytes, at);
+      const end = lineEnd(bytes, at);
+      const match = this.matchLine(bytes, start, end, lines);
+      if (match !== undefined && !emit(match)) return 'stopped';
+      if (end >= bytes.length) return 'done';
+      at = bytes.indexOf(literal, end + 1);
+    }
+    return 'done';
+  }
+
+  /** Whole blocks of lines per engine call; a match that runs across a line break is re-tested per line. */
+  private scanBlocks(bytes: Buffer, emit: (match: LineMatch) => boolean, expired: () => boolean): ScanEnd {
+    const lines = new LineCounter(bytes);
+    let blockStart = 0;
+    while (blockStart < bytes.length) {
+      if (expired()) return 'expired';
+      const limit = Math.min(bytes.length, blockStart + REGEX_BLOCK_BYTES);
+      let blockEnd = limit === bytes.length ? limit : bytes.lastIndexOf(NEWLINE, limit - 1) + 1;
+      if (blockEnd <= blockStart) blockEnd = Math.min(bytes.length, lineEnd(bytes, blockStart) + 1);
+      const block = bytes.toString('utf8', blockStart, blockEnd);
+      let offset = 0;
+      while (offset < blockEnd - blockStart) {
+        const found = this.regex.findAt(block, offset);
+        if (found === undefined) break;
+        const start = lineStart(bytes, blockStart + found.start);
+        const end = lineEnd(bytes, blockStart + found.start);
+        if (blockStart + found.end <= end) {
+          const match = {
+            line: lines.lineAt(start),
+            column: columnOf(bytes, start, blockStart + found.start),
+            text: lineText(bytes, start, end),
+          };
+          if (!emit(match)) return 'stopped';
+          offset = end + 1 - blockStart;
+        } else {
+          // The leftmost match spans lines: test the rest of the block line by line.
+          const ended = this.scanLines(bytes, start, blockEnd, lines, emit, expired);
+          if (ended !== 'done') return ended;
+          break;
+        }
+      }
+      blockStart = blockEnd;
+    }
+    return 'done';
+  }
+
+  private scanLines(
+    bytes: Buffer,
+    from: number,
+    to: number,
+    lines: LineCounter,
+    emit: (match: LineMatch) => boolean,
+    expired: () => boolean,
+  ): ScanEnd {
+    let start = from;
+    while (start < to) {
+      if (expired()) return 'expired';
+      const end = lineEnd(bytes, start);
+      const match = this.matchLine(bytes, start, end, lines);
+      if (match !== undefined && !emit(match)) return 'stopped';
+      start = end + 1;
+    }
+    return 'done';
+  }
+
+  private matchLine(bytes: Buffer, start: number, end: number, lines: LineCounter): LineMatch | undefined {
+    let stop = end;
+    if (stop > start && bytes[stop - 1] === CR) stop--;
+    const found = this.regex.find(bytes.toString('utf8', start, stop));
+    if (found === undefined) return undefined;
+    return {
+      line: lines.lineAt(start),
+      column: columnOf(bytes, start, start + found.start),
+      text: lineText(bytes, start, end),
+    };
+  }
+}
+
+/** Index just past the `]` closing the class that opens at `start` (nested classes allowed). */
+function skipClass(pattern: string, start: number): number {
+  let depth = 0;
+  let i = start;
+  while (i < pattern.length) {
+    const c = pattern[i];
+    if (c === '\\') {
+      i += 2;
+      continue;
+    }
+    if (c === '[') {
+      depth++;
+      // A `]` right after the opening (or after `^`) is a literal member.
+      if (pattern[i + 1] === '^') i++;
+      if (pattern[i + 1] === ']') i++;
+    } else if (c === ']') {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+    i++;
+  }
+  return pattern.length;
+}
+
+/** Index just past the `)` closing the group that opens at `start`. */
+function skipGroup(pattern: string, start: number): number {
+  let depth = 0;
+  let i = start;
+  while (i < pattern.length) {
+    const c = pattern[i];
+    if (c === '\\') {
+      i += 2;
+      continue;
+    }
+    if (c === '[') {
+      i = skipClass(pattern, i);
+      continue;
+    }
+    if (c === '(') depth++;
+    else if (c === ')') {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+    i++;
+  }
+  return pattern.length;
+}
+
+/** Index just past a quantifier (`?`, `*`, `+`, `{...}`, plus a lazy `?`) at `at`, or `at` if none. */
+function skipQuantifier(pattern: string, at: number): number {
+  let i = at;
+  const c = pattern[i];
+  if (c === '?' || c === '*' || c === '+') i++;
+  else if (c === '{') {
+    const close = pattern.indexOf('}', i);
+    if (close === -1) return at;
+    i = close + 1;
+  } else return at;
+  return pattern[i] === '?' ? i + 1 : i;
+}
+
+const PUNCTUATION = /^[!-/:-@[-`{-~]$/;
+
+/**
+ * The longest literal that every match of `pattern` contains, found conservatively from its top level
+ * (no alternation, no flags; groups and classes end a literal run), or undefined when there is none.
+ * Used only as a prefilter: a line without it cannot match.
+ */
+export function requiredLiteral(pattern: string): string | undefined {
+  const runs: string[] = [];
+  let run = '';
+  const end = (): void => {
+    if (run !== '') runs.push(run);
+    run = '';
+  };
+  let i = 0;
+  while (i < pattern.length) {
+    const c = pattern[i];
+    let literal: string | undefined;
+    let next = i + 1;
+    if (c === '|') return undefined;
+    if (c === '\\') {
+      const escaped = pattern[i + 1] ?? '';
+      next = i + 2;
+      if (PUNCTUATION.test(escaped)) literal = escaped;
+    } else if (c === '(') {
+      if (pattern[i + 1] === '?' && /^[a-zA-Z-]$/.test(pattern[i + 2] ?? '')) return undefined;
+      next = skipGroup(pattern, i);
+    } else if (c === '[') {
+      next = skipClass(pattern, i);
+    } else if (c !== '.' && c !== '^' && c !== '$' && c !== '?' && c !== '*' && c !== '+' && c !== '{') {
+      literal = c;
+    }
+    const after = skipQuantifier(pattern, next);
+    if (literal === undefined) {
+      end();
+    } else if (after === next) {
+      run += literal;
+    } else if (pattern[next] === '+') {
+      // At least once: the character is required, what follows is not adjacent to it.
+      run += literal;
+      end();
+    } else {
+      end();
+    }
+    i = after;
+  }
+  end();
+  let best: string | undefined;
+  for (const candidate of runs) {
+    if (best === undefined || Buffer.byteLength(candidate) > Buffer.byteLength(best)) best = candidate;
+  }
+  return best !== undefined && Buffer.byteLength(best) >= MIN_PREFILTER_BYTES ? best : undefined;
+}
+
+/** The first line of the engine's error, which names the problem (the rest draws the pattern). */
+function describeRegexError(err: unknown): string {
+  const text = String(err instanceof Error ? err.message : err);
+  const reason = /error: (.*)/.exec(text)?.[1];
+  return reason ?? text.split('\n')[0];
+}
+
+/**
+ * Compiles a search query. Literal queries (case-sensitive) become a byte search; regex queries and
+ * case-insensitive ones compile to the linear-time engine in multi-line mode (`^`/`$` at line ends).
+ * Patterns it cannot express (backreferences, look-around) and syntax errors throw INVALID_PATTERN.
+ */
+export function compileMatcher(query: string, opts: { regex: boolean; caseSensitive: boolean }): Matcher {
+  if (!opts.regex && opts.caseSensitive) return new LiteralMatcher(query);
+  const source = opts.regex ? query : escapeRegex(query);
+  const pattern = `(?m)${opts.caseSensitive ? '' : '(?i)'}${source}`;
+  let regex = compiled.get(pattern);
+  if (regex !== undefined) {
+    // Most recently used last.
+    compiled.delete(pattern);
+    compiled.set(pattern, regex);
+  } else {
+    regex = compileRegex(pattern);
+    compiled.set(pattern, regex);
+    if (compiled.size > COMPILED_CACHE_SIZE) {
+      const oldest = compiled.keys().next().value as string;
+      compiled.get(oldest)?.free();
+      compiled.delete(oldest);
+    }
+  }
+  const literal = opts.caseSensitive && opts.regex ? requiredLiteral(query) : undefined;
+  return new RegexMatcher(regex, literal === undefined ? undefined : Buffer.from(literal, 'utf8'));
+}
+
+/** Compiled patterns of recent searches (compiling a large Unicode class can take a while). */
+const compiled = new Map<string, RRegex>();
+const COMPILED_CACHE_SIZE = 16;
+
+function compileRegex(pattern: string): RRegex {
+  try {
+    return new RRegex(pattern);
+  } catch (err) {
+    throw new WorkspaceError(
+      'INVALID_PATTERN',
+      `The regular expression cannot be used: ${describeRegexError(err)}. Search uses a linear-time engine ` +
+        '(the Rust regex syntax ripgrep uses): backreferences and look-around are not available; ' +
+        'search for a literal part instead, or use a character class.',
+      { reason: describeRegexError(err) },
+    );
+  }
+}
