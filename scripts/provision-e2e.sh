@@ -9,12 +9,14 @@
 #     and reused when their completion marker is present;
 #   - concurrent runs are serialised with flock.
 #
-# Progress goes to stderr. The last two lines of stdout are
+# Progress goes to stderr. The last three lines of stdout are
 #   CODE_SERVER=<executable wrapper that runs code-server under Node 22>
 #   NODE22=<directory holding bin/node and include/node of Node 22>
+#   CONFORMANCE=<executable wrapper that runs the official MCP conformance suite under Node 22>
 set -euo pipefail
 
 CODE_SERVER_VERSION="4.103.2"
+CONFORMANCE_VERSION="0.1.16"
 NODE22_VERSION="22.23.3"
 # Pinned by code-server 4.103.2 (lib/vscode/npm-shrinkwrap.json) and @vscode/ripgrep's postinstall.js.
 RIPGREP_PKG_VERSION="1.15.14"
@@ -154,5 +156,45 @@ EOF
   log "code-server $CODE_SERVER_VERSION ready in $(elapsed $start)"
 fi
 
+# --- 4. The official MCP conformance suite under Node 22 ------------------------------------------
+CF_DIR="$CACHE/conformance-$CONFORMANCE_VERSION"
+CONFORMANCE="$CF_DIR/bin/conformance"
+CF_STAMP="conformance=$CONFORMANCE_VERSION node=$NODE22_VERSION"
+if [[ -x "$CONFORMANCE" && "$(cat "$CF_DIR/$MARKER" 2>/dev/null)" == "$CF_STAMP" ]]; then
+  log "@modelcontextprotocol/conformance $CONFORMANCE_VERSION already in $CF_DIR"
+else
+  start=$SECONDS
+  rm -rf "$CF_DIR"
+  mkdir -p "$CF_DIR/bin"
+  printf '{"name":"mcpw-e2e-conformance","private":true}\n' >"$CF_DIR/package.json"
+  log "installing @modelcontextprotocol/conformance@$CONFORMANCE_VERSION under Node $NODE22_VERSION into $CF_DIR"
+  # A clean environment: under `npm test` the outer npm exports npm_config_* variables (its user
+  # agent names Node 20, its prefix, its cache) that a nested npm would take as its own settings.
+  clean_env=(PATH="$NODE22/bin:/usr/local/bin:/usr/bin:/bin" HOME="${HOME:-/root}")
+  for var in HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy NODE_EXTRA_CA_CERTS SSL_CERT_FILE SSL_CERT_DIR MCPW_E2E_CACHE; do
+    if [[ -n "${!var:-}" ]]; then clean_env+=("$var=${!var}"); fi
+  done
+  install_log="$CF_DIR/npm-install.log"
+  if ! (cd "$CF_DIR" &&
+    env -i "${clean_env[@]}" npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false \
+      "$NODE22/bin/node" "$NPM_CLI" install --no-save "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION" \
+      >"$install_log" 2>&1); then
+    tail -n 40 "$install_log" >&2 || true
+    fail "npm install @modelcontextprotocol/conformance@$CONFORMANCE_VERSION failed; full log: $install_log"
+  fi
+  cf_entry="$CF_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+  [[ -f "$cf_entry" ]] || fail "the conformance package installed without $cf_entry; see $install_log"
+  cat >"$CONFORMANCE" <<EOF
+#!/bin/sh
+# @modelcontextprotocol/conformance $CONFORMANCE_VERSION under the private Node $NODE22_VERSION (written by scripts/provision-e2e.sh).
+exec "$NODE22/bin/node" "$cf_entry" "\$@"
+EOF
+  chmod +x "$CONFORMANCE"
+  "$CONFORMANCE" --help >/dev/null 2>&1 || fail "$CONFORMANCE --help failed; see $install_log"
+  echo "$CF_STAMP" >"$CF_DIR/$MARKER"
+  log "@modelcontextprotocol/conformance $CONFORMANCE_VERSION ready in $(elapsed $start)"
+fi
+
 echo "CODE_SERVER=$CODE_SERVER"
 echo "NODE22=$NODE22"
+echo "CONFORMANCE=$CONFORMANCE"

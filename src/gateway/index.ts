@@ -14,7 +14,7 @@ import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../c
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { OperationRunner } from '../core/runner';
 import { RateLimiter, SessionManager } from '../core/session';
-import { isLoopbackHost } from './auth';
+import { isAllowedOrigin, isLoopbackHost } from './auth';
 import { assertJsonDepth } from './jsonDepth';
 import type { McpGateway, McpGatewayDeps } from './mcp';
 import { buildOpenApi } from './openapi';
@@ -38,7 +38,10 @@ export interface WorkspaceServerOptions {
   stateDir?: string;
   /** Owner token to use instead of the generated one (e.g. MCP_WORKSPACE_TOKEN). */
   ownerToken?: string;
-  /** Browser origins allowed to call the server (exact match); none by default. */
+  /**
+   * Browser origins allowed to call the server (exact match), besides the server's own loopback
+   * origins (`http://localhost:PORT`, `http://127.0.0.1:PORT`, `http://[::1]:PORT`).
+   */
   allowedOrigins?: string[];
   /** A policy file the owner controls; it replaces the stored policy at start. */
   policyFile?: string;
@@ -48,10 +51,22 @@ export interface WorkspaceServerOptions {
   maxFileBytes?: number;
   /** How long a search_files call may run before it answers with what it found (default 10 s). */
   searchTimeoutMs?: number;
-  /** Token bucket for mutating operations per session. */
+  /** Token bucket for mutating operations per bearer token (all its sessions share it). */
   writeRateLimit?: { capacity: number; refillPerSec: number };
-  /** Token bucket for command executions per session. */
+  /** Token bucket for command executions per bearer token (all its sessions share it). */
   execRateLimit?: { capacity: number; refillPerSec: number };
+  /**
+   * Open sessions per agent token, over every transport and both MCP eras (default 16). At the cap
+   * the token's least recently used idle session is ended; if none is idle, SESSION_LIMIT.
+   */
+  maxSessionsPerAgent?: number;
+  /** A session with nothing in flight for this long (ms) counts as idle for the cap (default 60 s). */
+  sessionReapIdleMs?: number;
+  /**
+   * Session containers running at once per agent token (default 4). At the cap the token's idle
+   * containers (no command running) are removed first; if none is idle, SANDBOX_LIMIT.
+   */
+  maxContainersPerAgent?: number;
   /** Image used when the workspace has no devcontainer.json. */
   defaultImage?: string;
   /** Docker engine address (default DOCKER_HOST, else the default socket). */
@@ -134,6 +149,10 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     stateDir,
     ...(options.ownerToken !== undefined ? { ownerToken: options.ownerToken } : {}),
     ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+    ...(options.maxSessionsPerAgent !== undefined
+      ? { maxSessionsPerAgent: options.maxSessionsPerAgent }
+      : {}),
+    ...(options.sessionReapIdleMs !== undefined ? { reapIdleAfterMs: options.sessionReapIdleMs } : {}),
   });
   const stateReal = await realpath(stateDir);
   const policyStore = new PolicyStore(stateDir);
@@ -167,6 +186,9 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     ...(options.dockerHost ? { dockerHost: options.dockerHost } : {}),
     ...(options.sandboxLimits ? { limits: options.sandboxLimits } : {}),
     ...(options.sandboxIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.sandboxIdleTimeoutMs } : {}),
+    ...(options.maxContainersPerAgent !== undefined
+      ? { maxContainersPerAgent: options.maxContainersPerAgent }
+      : {}),
     // Host-side and privileged devcontainer.json fields need an owner rule such as
     // `allow tool(devcontainer.runArgs)`; agents cannot grant it to themselves.
     permissions: {
@@ -214,9 +236,8 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     defaults.set(key, session.sessionId);
     return session.sessionId;
   };
+  // Rate buckets belong to tokens, not sessions: ending a session must not refill them.
   const stopSessionCleanup = sessions.onSessionEnded((s) => {
-    limiters.write.forget(s.sessionId);
-    limiters.exec.forget(s.sessionId);
     executions.endSession(s.sessionId).catch((err: unknown) =>
       log.warn('could not remove a session container', {
         sessionId: s.sessionId,
@@ -243,6 +264,8 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   // Built on first request: most servers are never asked for it.
   let openApi: ReturnType<typeof buildOpenApi> | null = null;
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
+  // Known once the server listens; until then no request can arrive.
+  let listeningPort = -1;
 
   const app = express();
   app.disable('x-powered-by');
@@ -253,8 +276,11 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     if (!isLoopbackHost(req.headers.host)) {
       return new WorkspaceError('FORBIDDEN_HOST', 'Host header must name a loopback address.');
     }
+    // Browsers: this server's own loopback pages and the owner's allowed origins, nothing else.
     const origin = req.headers.origin;
-    if (origin !== undefined && !allowedOrigins.has(origin)) {
+    if (
+      !isAllowedOrigin(origin, { host: req.headers.host, serverPort: listeningPort, allowed: allowedOrigins })
+    ) {
       return new WorkspaceError(
         'FORBIDDEN_ORIGIN',
         `Origin ${origin} is not allowed; add it to the allowed origins.`,
@@ -365,6 +391,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
+  listeningPort = port;
   const urlHost = host === '::1' ? '[::1]' : host;
   const url = `http://${urlHost}:${port}`;
   log.info('server ready', { url, workspace, stateDir });
