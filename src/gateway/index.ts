@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -6,10 +6,10 @@ import { realpath, stat } from 'node:fs/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { WorkspaceError } from '../protocol/errors';
 import { OWNER, type Principal } from '../protocol/principal';
-import { AuditLog } from '../core/audit';
+import { AuditLog, createRedactor, REDACTION_KEY_BYTES } from '../core/audit';
 import { ExecutionManager, type ExecutionLimits } from '../core/execution';
 import { DockerRuntime, type ProgressEvent, type SandboxLimits } from '../core/execution/docker';
-import { createLogger, type Logger } from '../core/log';
+import { createLogger, redactingLogger, type Logger } from '../core/log';
 import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../core/policy';
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { OperationRunner } from '../core/runner';
@@ -142,7 +142,15 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   // Neither may sit where an agent could rename a parent folder (issue class 6).
   await assertOutsideWorkspace('state dir', stateDir, workspace);
   if (options.policyFile) await assertOutsideWorkspace('policy file', options.policyFile, workspace);
-  const log = options.logger ?? createLogger((line) => process.stderr.write(line + '\n'));
+  // Secrets known to the server by value (the owner token) are removed from every log line and
+  // audit record, besides everything that looks like a secret by name or shape.
+  let knownSecrets: string[] = options.ownerToken ? [options.ownerToken] : [];
+  const secrets = (): string[] => knownSecrets;
+  const redactLog = createRedactor({ key: randomBytes(REDACTION_KEY_BYTES), secrets });
+  const log = redactingLogger(
+    options.logger ?? createLogger((line) => process.stderr.write(line + '\n'), redactLog),
+    redactLog,
+  );
   const maxFileBytes = options.maxFileBytes ?? 10 * 1024 * 1024;
 
   const sessions = await SessionManager.create({
@@ -154,6 +162,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
       : {}),
     ...(options.sessionReapIdleMs !== undefined ? { reapIdleAfterMs: options.sessionReapIdleMs } : {}),
   });
+  knownSecrets = [sessions.ownerToken];
   const stateReal = await realpath(stateDir);
   const policyStore = new PolicyStore(stateDir);
   const policyFile = options.policyFile
@@ -172,7 +181,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     protectedPaths: [stateReal, ...(policyFile ? [policyFile] : [])],
     ...(options.searchTimeoutMs !== undefined ? { searchTimeoutMs: options.searchTimeoutMs } : {}),
   });
-  const audit = await AuditLog.open({ dir: join(stateDir, 'audit') });
+  const audit = await AuditLog.open({ dir: join(stateDir, 'audit'), secrets });
   const limiters = {
     write: new RateLimiter(options.writeRateLimit ?? { capacity: 200, refillPerSec: 50 }),
     exec: new RateLimiter(options.execRateLimit ?? { capacity: 60, refillPerSec: 20 }),
