@@ -33,7 +33,7 @@ const USER_FLAG = /^(?:-u|--user|--proxy-user|--http-user|--ftp-user)$/;
 const SECRET_PATTERNS: readonly RegExp[] = [
   /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g,
   // Credentials in a URL: everything between `scheme://` and `@` (user:password, or a token).
-  /(\b[A-Za-z][A-Za-z0-9+.-]{0,30}:\/\/)[^\s/?#@"'<>]{1,512}@/g,
+  /(\b[A-Za-z][A-Za-z0-9+.-]{0,30}:\/\/)[^\s/?#@"'<>]{1,512}(?=@)/g,
   /\b((?:Bearer|Basic)\s+)[A-Za-z0-9\-._~+/]{8,}=*/gi,
   /\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})/g,
   /\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b/g,
