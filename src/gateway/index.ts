@@ -237,13 +237,24 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     .catch((err: unknown) => log.info('docker engine not available', { error: (err as Error).message }));
 
   const defaults = new Map<string, string>();
-  const defaultSession = async (principal: Principal, transport: string): Promise<string> => {
+  // Concurrent first requests of one agent share one opening: a burst opens one session, not many.
+  const opening = new Map<string, Promise<string>>();
+  const defaultSession = (principal: Principal, transport: string): Promise<string> => {
     const key = `${principal.name}\u0000${transport}`;
     const existing = defaults.get(key);
-    if (existing && sessions.get(existing)) return existing;
-    const session = await runner.initSession(principal, undefined, { transport });
-    defaults.set(key, session.sessionId);
-    return session.sessionId;
+    if (existing && sessions.get(existing)) return Promise.resolve(existing);
+    let pending = opening.get(key);
+    if (!pending) {
+      pending = runner
+        .initSession(principal, undefined, { transport })
+        .then((session) => {
+          defaults.set(key, session.sessionId);
+          return session.sessionId;
+        })
+        .finally(() => opening.delete(key));
+      opening.set(key, pending);
+    }
+    return pending;
   };
   // Rate buckets belong to tokens, not sessions: ending a session must not refill them.
   const stopSessionCleanup = sessions.onSessionEnded((s) => {

@@ -227,6 +227,23 @@ describe('Caps per agent token: sessions over every transport and both MCP eras'
     assert.equal((await sessionsOf(t, 'reaper')).length, 4);
   });
 
+  it('a burst of first requests opens one default session per transport, not one per request', async () => {
+    t = await startTestServer({ maxSessionsPerAgent: 4 });
+    const agent = await mint(t, 'eager');
+    const reads = await Promise.all(
+      Array.from({ length: 20 }, () => t.api('/capabilities', { token: agent })),
+    );
+    assert.ok(
+      reads.every((r) => r.status === 200),
+      JSON.stringify(reads.map((r) => r.body)),
+    );
+    const live = await sessionsOf(t, 'eager');
+    assert.deepEqual(
+      live.map((s) => s.transport),
+      ['rest'],
+    );
+  });
+
   it('shares the rate-limit buckets among all sessions of a token, whatever the transport', async () => {
     t = await startTestServer({ writeRateLimit: { capacity: 6, refillPerSec: 0.01 } });
     const agent = await mint(t, 'writer');
