@@ -391,6 +391,25 @@ describe('Caps per agent token: session containers and concurrent commands (real
     assert.equal(await readFile(join(t.workspace, 'hello.txt'), 'utf8'), 'hello\n');
   });
 
+  it('counts commands still waiting for their container against the per-token command cap', async () => {
+    const agent = await mint(t, 'parallel');
+    const [s1, s2] = [await session(agent), await session(agent)];
+    // Neither session has a container yet: all six wait for one at the same time.
+    const results = await Promise.all(
+      [s1, s2, s1, s2, s1, s2].map((s) => run(agent, s, { command: 'sleep 60', background: true })),
+    );
+    const started = results.filter((r) => r.status === 200);
+    assert.equal(started.length, 3, JSON.stringify(results.map((r) => r.body)));
+    for (const r of results.filter((x) => x.status !== 200)) {
+      assert.equal(r.status, 429);
+      assert.equal(r.body.error.code, 'RATE_LIMITED');
+    }
+    const listed = await t.api('/executions', { token: agent });
+    assert.equal(listed.body.executions.filter((e: { status: string }) => e.status === 'running').length, 3);
+    for (const r of started)
+      await t.api(`/executions/${r.body.executionId}/cancel`, { method: 'POST', body: {}, token: agent });
+  });
+
   it('never runs more containers than the cap while sessions race for them (30 bursts)', async () => {
     const agent = await mint(t, 'racer');
     const sessions = [await session(agent), await session(agent), await session(agent)];

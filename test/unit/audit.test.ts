@@ -13,6 +13,7 @@ import {
   type AuditEntry,
   type AuditRecord,
 } from '../../src/core/audit';
+import { createLogger, redactingLogger } from '../../src/core/log';
 import { WorkspaceError } from '../../src/protocol/errors';
 
 const GENESIS = '0'.repeat(64);
@@ -669,6 +670,34 @@ describe('audit log', () => {
         url: 'https://registry.npmjs.org/express',
       };
       assert.deepEqual(redact(value), value);
+    });
+
+    it('redacts every log line, whoever supplied the logger', () => {
+      const lines: string[] = [];
+      const seen: Array<[string, Record<string, unknown> | undefined]> = [];
+      const owner = 'owner-token-0123456789';
+      const keyed = createRedactor({ key: KEY, secrets: () => [owner] });
+      const log = createLogger((line) => lines.push(line), keyed);
+      log.warn(`build step: RUN echo ${owner}`, {
+        message: 'DB_PASSWORD=abc123 ok',
+        env: { API_TOKEN: 'x' },
+      });
+      const wrapped = redactingLogger(
+        {
+          info: (msg, fields) => seen.push([msg, fields]),
+          warn: () => undefined,
+          error: () => undefined,
+        },
+        keyed,
+      );
+      wrapped.info('clone https://u:p4ss@host/r', { stdin: 'typed secret' });
+      const parsed = JSON.parse(lines[0]!);
+      assert.equal(parsed.msg, 'build step: RUN echo [REDACTED]');
+      assert.equal(parsed.message, 'DB_PASSWORD=[REDACTED] ok');
+      assert.deepEqual(parsed.env, { API_TOKEN: '[REDACTED]' });
+      assert.deepEqual(seen, [
+        ['clone https://[REDACTED]@host/r', { stdin: { bytes: 12, hmac: hmac('typed secret') } }],
+      ]);
     });
 
     it('removes exact known secrets wherever they appear', () => {
