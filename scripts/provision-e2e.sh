@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Provisions what the end-to-end tests (test/e2e) need: Debian's Chromium and ripgrep plus the
 # native build toolchain, a private Node 22 taken from the npm registry, and code-server (the real
-# VS Code workbench and extension host, runnable without Microsoft's download servers).
+# VS Code workbench and extension host, runnable without Microsoft's download servers), and the
+# official MCP conformance suite (@modelcontextprotocol/conformance, which needs Node >= 22) that
+# test/integration/conformance.test.ts runs against the server.
 #
 # Idempotent and safe on a fresh Debian 12 machine (run as root when something must be installed):
 #   - apt installs only the packages that are missing;
-#   - Node 22 and code-server are cached by version under ${MCPW_E2E_CACHE:-/var/cache/mcpw-e2e}
-#     and reused when their completion marker is present;
+#   - Node 22, code-server and the conformance suite are cached by version under
+#     ${MCPW_E2E_CACHE:-/var/cache/mcpw-e2e} and reused when their completion marker is present;
+#   - the nested npm of the conformance install runs with a clean environment (no inherited
+#     npm_config_* variables from an outer `npm test`);
 #   - concurrent runs are serialised with flock.
 #
 # Progress goes to stderr. The last three lines of stdout are
