@@ -9,8 +9,6 @@
 #   - apt installs only the packages that are missing;
 #   - Node 22, code-server and the conformance suite are cached by version under
 #     ${MCPW_E2E_CACHE:-/var/cache/mcpw-e2e} and reused when their completion marker is present;
-#   - the nested npm of the conformance install runs with a clean environment (no inherited
-#     npm_config_* variables from an outer `npm test`);
 #   - concurrent runs are serialised with flock.
 #
 # Progress goes to stderr. The last three lines of stdout are
@@ -172,15 +170,9 @@ else
   mkdir -p "$CF_DIR/bin"
   printf '{"name":"mcpw-e2e-conformance","private":true}\n' >"$CF_DIR/package.json"
   log "installing @modelcontextprotocol/conformance@$CONFORMANCE_VERSION under Node $NODE22_VERSION into $CF_DIR"
-  # A clean environment: under `npm test` the outer npm exports npm_config_* variables (its user
-  # agent names Node 20, its prefix, its cache) that a nested npm would take as its own settings.
-  clean_env=(PATH="$NODE22/bin:/usr/local/bin:/usr/bin:/bin" HOME="${HOME:-/root}")
-  for var in HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy NODE_EXTRA_CA_CERTS SSL_CERT_FILE SSL_CERT_DIR MCPW_E2E_CACHE; do
-    if [[ -n "${!var:-}" ]]; then clean_env+=("$var=${!var}"); fi
-  done
   install_log="$CF_DIR/npm-install.log"
   if ! (cd "$CF_DIR" &&
-    env -i "${clean_env[@]}" npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false \
+    clean_env PATH="$NODE22/bin:$PATH" npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false \
       "$NODE22/bin/node" "$NPM_CLI" install --no-save "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION" \
       >"$install_log" 2>&1); then
     tail -n 40 "$install_log" >&2 || true
