@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Provisions what the end-to-end tests (test/e2e) need: Debian's Chromium and ripgrep plus the
 # native build toolchain, a private Node 22 taken from the npm registry, and code-server (the real
-# VS Code workbench and extension host, runnable without Microsoft's download servers).
+# VS Code workbench and extension host, runnable without Microsoft's download servers), and the
+# official MCP conformance suite (@modelcontextprotocol/conformance, which needs Node >= 22) that
+# test/integration/conformance.test.ts runs against the server.
 #
 # Idempotent and safe on a fresh Debian 12 machine (run as root when something must be installed):
 #   - apt installs only the packages that are missing;
-#   - Node 22 and code-server are cached by version under ${MCPW_E2E_CACHE:-/var/cache/mcpw-e2e}
-#     and reused when their completion marker is present;
+#   - Node 22, code-server and the conformance suite are cached by version under
+#     ${MCPW_E2E_CACHE:-/var/cache/mcpw-e2e} and reused when their completion marker is present;
 #   - concurrent runs are serialised with flock.
 #
-# Progress goes to stderr. The last two lines of stdout are
+# Progress goes to stderr. The last three lines of stdout are
 #   CODE_SERVER=<executable wrapper that runs code-server under Node 22>
 #   NODE22=<directory holding bin/node and include/node of Node 22>
+#   CONFORMANCE=<executable wrapper that runs the official MCP conformance suite under Node 22>
 set -euo pipefail
 
 CODE_SERVER_VERSION="4.103.2"
+CONFORMANCE_VERSION="0.1.16"
 NODE22_VERSION="22.23.3"
 # Pinned by code-server 4.103.2 (lib/vscode/npm-shrinkwrap.json) and @vscode/ripgrep's postinstall.js.
 RIPGREP_PKG_VERSION="1.15.14"
@@ -154,5 +158,39 @@ EOF
   log "code-server $CODE_SERVER_VERSION ready in $(elapsed $start)"
 fi
 
+# --- 4. The official MCP conformance suite under Node 22 ------------------------------------------
+CF_DIR="$CACHE/conformance-$CONFORMANCE_VERSION"
+CONFORMANCE="$CF_DIR/bin/conformance"
+CF_STAMP="conformance=$CONFORMANCE_VERSION node=$NODE22_VERSION"
+if [[ -x "$CONFORMANCE" && "$(cat "$CF_DIR/$MARKER" 2>/dev/null)" == "$CF_STAMP" ]]; then
+  log "@modelcontextprotocol/conformance $CONFORMANCE_VERSION already in $CF_DIR"
+else
+  start=$SECONDS
+  rm -rf "$CF_DIR"
+  mkdir -p "$CF_DIR/bin"
+  printf '{"name":"mcpw-e2e-conformance","private":true}\n' >"$CF_DIR/package.json"
+  log "installing @modelcontextprotocol/conformance@$CONFORMANCE_VERSION under Node $NODE22_VERSION into $CF_DIR"
+  install_log="$CF_DIR/npm-install.log"
+  if ! (cd "$CF_DIR" &&
+    clean_env PATH="$NODE22/bin:$PATH" npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false \
+      "$NODE22/bin/node" "$NPM_CLI" install --no-save "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION" \
+      >"$install_log" 2>&1); then
+    tail -n 40 "$install_log" >&2 || true
+    fail "npm install @modelcontextprotocol/conformance@$CONFORMANCE_VERSION failed; full log: $install_log"
+  fi
+  cf_entry="$CF_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+  [[ -f "$cf_entry" ]] || fail "the conformance package installed without $cf_entry; see $install_log"
+  cat >"$CONFORMANCE" <<EOF
+#!/bin/sh
+# @modelcontextprotocol/conformance $CONFORMANCE_VERSION under the private Node $NODE22_VERSION (written by scripts/provision-e2e.sh).
+exec "$NODE22/bin/node" "$cf_entry" "\$@"
+EOF
+  chmod +x "$CONFORMANCE"
+  "$CONFORMANCE" --help >/dev/null 2>&1 || fail "$CONFORMANCE --help failed; see $install_log"
+  echo "$CF_STAMP" >"$CF_DIR/$MARKER"
+  log "@modelcontextprotocol/conformance $CONFORMANCE_VERSION ready in $(elapsed $start)"
+fi
+
 echo "CODE_SERVER=$CODE_SERVER"
 echo "NODE22=$NODE22"
+echo "CONFORMANCE=$CONFORMANCE"

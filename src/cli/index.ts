@@ -10,6 +10,7 @@ const USAGE = `mcp-workspace ${SERVER_VERSION}: a secure workspace server for AI
 Usage:
   mcp-workspace serve DIR [--port N] [--host 127.0.0.1] [--state-dir D] [--policy FILE]
                           [--allow-origin ORIGIN]... [--image IMAGE]
+                          [--max-sessions-per-agent N] [--max-containers-per-agent N]
   mcp-workspace audit verify DIR [--state-dir D]
   mcp-workspace --help | --version
 
@@ -43,6 +44,8 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         policy: { type: 'string' },
         'allow-origin': { type: 'string', multiple: true },
         image: { type: 'string' },
+        'max-sessions-per-agent': { type: 'string' },
+        'max-containers-per-agent': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -68,10 +71,25 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         io.err(`--port must be an integer from 0 to 65535, got ${values.port}`);
         return 2;
       }
+      const caps: { maxSessionsPerAgent?: number; maxContainersPerAgent?: number } = {};
+      for (const [flag, key] of [
+        ['max-sessions-per-agent', 'maxSessionsPerAgent'],
+        ['max-containers-per-agent', 'maxContainersPerAgent'],
+      ] as const) {
+        const raw = values[flag];
+        if (raw === undefined) continue;
+        const n = Number(raw);
+        if (!Number.isInteger(n) || n < 1) {
+          io.err(`--${flag} must be a positive integer, got ${raw}`);
+          return 2;
+        }
+        caps[key] = n;
+      }
       return await serve(
         rest[0]!,
         {
           port,
+          ...caps,
           ...(values.host !== undefined ? { host: values.host } : {}),
           ...(values['state-dir'] !== undefined ? { stateDir: values['state-dir'] } : {}),
           ...(values.policy !== undefined ? { policyFile: values.policy } : {}),
@@ -122,6 +140,8 @@ async function serve(
     policyFile?: string;
     allowedOrigins?: string[];
     defaultImage?: string;
+    maxSessionsPerAgent?: number;
+    maxContainersPerAgent?: number;
   },
   io: CliIo,
 ): Promise<number> {

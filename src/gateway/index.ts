@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -6,15 +6,15 @@ import { realpath, stat } from 'node:fs/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { WorkspaceError } from '../protocol/errors';
 import { OWNER, type Principal } from '../protocol/principal';
-import { AuditLog } from '../core/audit';
+import { AuditLog, createRedactor, REDACTION_KEY_BYTES } from '../core/audit';
 import { ExecutionManager, type ExecutionLimits } from '../core/execution';
 import { DockerRuntime, type ProgressEvent, type SandboxLimits } from '../core/execution/docker';
-import { createLogger, type Logger } from '../core/log';
+import { createLogger, redactingLogger, type Logger } from '../core/log';
 import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../core/policy';
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { OperationRunner } from '../core/runner';
 import { RateLimiter, SessionManager } from '../core/session';
-import { isLoopbackHost } from './auth';
+import { isAllowedOrigin, isLoopbackHost } from './auth';
 import { assertJsonDepth } from './jsonDepth';
 import type { McpGateway, McpGatewayDeps } from './mcp';
 import { buildOpenApi } from './openapi';
@@ -38,7 +38,10 @@ export interface WorkspaceServerOptions {
   stateDir?: string;
   /** Owner token to use instead of the generated one (e.g. MCP_WORKSPACE_TOKEN). */
   ownerToken?: string;
-  /** Browser origins allowed to call the server (exact match); none by default. */
+  /**
+   * Browser origins allowed to call the server (exact match), besides the server's own loopback
+   * origins (`http://localhost:PORT`, `http://127.0.0.1:PORT`, `http://[::1]:PORT`).
+   */
   allowedOrigins?: string[];
   /** A policy file the owner controls; it replaces the stored policy at start. */
   policyFile?: string;
@@ -48,10 +51,22 @@ export interface WorkspaceServerOptions {
   maxFileBytes?: number;
   /** How long a search_files call may run before it answers with what it found (default 10 s). */
   searchTimeoutMs?: number;
-  /** Token bucket for mutating operations per session. */
+  /** Token bucket for mutating operations per bearer token (all its sessions share it). */
   writeRateLimit?: { capacity: number; refillPerSec: number };
-  /** Token bucket for command executions per session. */
+  /** Token bucket for command executions per bearer token (all its sessions share it). */
   execRateLimit?: { capacity: number; refillPerSec: number };
+  /**
+   * Open sessions per agent token, over every transport and both MCP eras (default 16). At the cap
+   * the token's least recently used idle session is ended; if none is idle, SESSION_LIMIT.
+   */
+  maxSessionsPerAgent?: number;
+  /** A session with nothing in flight for this long (ms) counts as idle for the cap (default 60 s). */
+  sessionReapIdleMs?: number;
+  /**
+   * Session containers running at once per agent token (default 4). At the cap the token's idle
+   * containers (no command running) are removed first; if none is idle, SANDBOX_LIMIT.
+   */
+  maxContainersPerAgent?: number;
   /** Image used when the workspace has no devcontainer.json. */
   defaultImage?: string;
   /** Docker engine address (default DOCKER_HOST, else the default socket). */
@@ -127,14 +142,27 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   // Neither may sit where an agent could rename a parent folder (issue class 6).
   await assertOutsideWorkspace('state dir', stateDir, workspace);
   if (options.policyFile) await assertOutsideWorkspace('policy file', options.policyFile, workspace);
-  const log = options.logger ?? createLogger((line) => process.stderr.write(line + '\n'));
+  // Secrets known to the server by value (the owner token) are removed from every log line and
+  // audit record, besides everything that looks like a secret by name or shape.
+  let knownSecrets: string[] = options.ownerToken ? [options.ownerToken] : [];
+  const secrets = (): string[] => knownSecrets;
+  const redactLog = createRedactor({ key: randomBytes(REDACTION_KEY_BYTES), secrets });
+  const log = redactingLogger(
+    options.logger ?? createLogger((line) => process.stderr.write(line + '\n'), redactLog),
+    redactLog,
+  );
   const maxFileBytes = options.maxFileBytes ?? 10 * 1024 * 1024;
 
   const sessions = await SessionManager.create({
     stateDir,
     ...(options.ownerToken !== undefined ? { ownerToken: options.ownerToken } : {}),
     ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
+    ...(options.maxSessionsPerAgent !== undefined
+      ? { maxSessionsPerAgent: options.maxSessionsPerAgent }
+      : {}),
+    ...(options.sessionReapIdleMs !== undefined ? { reapIdleAfterMs: options.sessionReapIdleMs } : {}),
   });
+  knownSecrets = [sessions.ownerToken];
   const stateReal = await realpath(stateDir);
   const policyStore = new PolicyStore(stateDir);
   const policyFile = options.policyFile
@@ -153,7 +181,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     protectedPaths: [stateReal, ...(policyFile ? [policyFile] : [])],
     ...(options.searchTimeoutMs !== undefined ? { searchTimeoutMs: options.searchTimeoutMs } : {}),
   });
-  const audit = await AuditLog.open({ dir: join(stateDir, 'audit') });
+  const audit = await AuditLog.open({ dir: join(stateDir, 'audit'), secrets });
   const limiters = {
     write: new RateLimiter(options.writeRateLimit ?? { capacity: 200, refillPerSec: 50 }),
     exec: new RateLimiter(options.execRateLimit ?? { capacity: 60, refillPerSec: 20 }),
@@ -167,6 +195,9 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     ...(options.dockerHost ? { dockerHost: options.dockerHost } : {}),
     ...(options.sandboxLimits ? { limits: options.sandboxLimits } : {}),
     ...(options.sandboxIdleTimeoutMs !== undefined ? { idleTimeoutMs: options.sandboxIdleTimeoutMs } : {}),
+    ...(options.maxContainersPerAgent !== undefined
+      ? { maxContainersPerAgent: options.maxContainersPerAgent }
+      : {}),
     // Host-side and privileged devcontainer.json fields need an owner rule such as
     // `allow tool(devcontainer.runArgs)`; agents cannot grant it to themselves.
     permissions: {
@@ -206,17 +237,27 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     .catch((err: unknown) => log.info('docker engine not available', { error: (err as Error).message }));
 
   const defaults = new Map<string, string>();
-  const defaultSession = async (principal: Principal, transport: string): Promise<string> => {
+  // Concurrent first requests of one agent share one opening: a burst opens one session, not many.
+  const opening = new Map<string, Promise<string>>();
+  const defaultSession = (principal: Principal, transport: string): Promise<string> => {
     const key = `${principal.name}\u0000${transport}`;
     const existing = defaults.get(key);
-    if (existing && sessions.get(existing)) return existing;
-    const session = await runner.initSession(principal, undefined, { transport });
-    defaults.set(key, session.sessionId);
-    return session.sessionId;
+    if (existing && sessions.get(existing)) return Promise.resolve(existing);
+    let pending = opening.get(key);
+    if (!pending) {
+      pending = runner
+        .initSession(principal, undefined, { transport })
+        .then((session) => {
+          defaults.set(key, session.sessionId);
+          return session.sessionId;
+        })
+        .finally(() => opening.delete(key));
+      opening.set(key, pending);
+    }
+    return pending;
   };
+  // Rate buckets belong to tokens, not sessions: ending a session must not refill them.
   const stopSessionCleanup = sessions.onSessionEnded((s) => {
-    limiters.write.forget(s.sessionId);
-    limiters.exec.forget(s.sessionId);
     executions.endSession(s.sessionId).catch((err: unknown) =>
       log.warn('could not remove a session container', {
         sessionId: s.sessionId,
@@ -243,6 +284,8 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   // Built on first request: most servers are never asked for it.
   let openApi: ReturnType<typeof buildOpenApi> | null = null;
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
+  // Known once the server listens; until then no request can arrive.
+  let listeningPort = -1;
 
   const app = express();
   app.disable('x-powered-by');
@@ -253,8 +296,11 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     if (!isLoopbackHost(req.headers.host)) {
       return new WorkspaceError('FORBIDDEN_HOST', 'Host header must name a loopback address.');
     }
+    // Browsers: this server's own loopback pages and the owner's allowed origins, nothing else.
     const origin = req.headers.origin;
-    if (origin !== undefined && !allowedOrigins.has(origin)) {
+    if (
+      !isAllowedOrigin(origin, { host: req.headers.host, serverPort: listeningPort, allowed: allowedOrigins })
+    ) {
       return new WorkspaceError(
         'FORBIDDEN_ORIGIN',
         `Origin ${origin} is not allowed; add it to the allowed origins.`,
@@ -365,6 +411,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
+  listeningPort = port;
   const urlHost = host === '::1' ? '[::1]' : host;
   const url = `http://${urlHost}:${port}`;
   log.info('server ready', { url, workspace, stateDir });

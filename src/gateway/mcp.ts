@@ -139,6 +139,8 @@ export class McpGateway {
     // A known 2025 session id settles the era without classifying the request (the hot path).
     const entry = sessionId ? this.legacy.get(sessionId) : undefined;
     if (entry && entry.principal === principal.name) {
+      // A request or stream in flight keeps its session busy (never ended to admit another).
+      res.on('close', this.deps.sessions.hold(sessionId!));
       await entry.transport.handleRequest(req, res, req.body);
       return;
     }
@@ -146,6 +148,15 @@ export class McpGateway {
     const node = await this.adapters();
     const probe = await node.adapters.toWebRequest(req, req.body, { maxRequestBodySize });
     if (!(await isLegacyRequest(probe, req.body, { maxRequestBodySize }))) {
+      // The agent's stateless session is opened here, so a refusal reaches the client as such.
+      let modernSession: string;
+      try {
+        modernSession = await this.deps.defaultSession(principal, 'mcp-2026');
+      } catch (err) {
+        refuseRequest(res, req.body, err);
+        return;
+      }
+      res.on('close', this.deps.sessions.hold(modernSession));
       await node.modern(req, res, req.body);
       return;
     }
@@ -165,11 +176,18 @@ export class McpGateway {
     const requested = Array.isArray(experimental?.tools)
       ? experimental.tools.filter((t): t is string => typeof t === 'string')
       : undefined;
-    const session = await this.deps.runner.initSession(principal, requested, {
-      transport: 'mcp',
-      clientName: params.clientInfo.name,
-      sessionId: randomUUID(),
-    });
+    let session: Awaited<ReturnType<OperationRunner['initSession']>>;
+    try {
+      session = await this.deps.runner.initSession(principal, requested, {
+        transport: 'mcp',
+        clientName: params.clientInfo.name,
+        sessionId: randomUUID(),
+      });
+    } catch (err) {
+      refuseRequest(res, req.body, err);
+      return;
+    }
+    res.on('close', this.deps.sessions.hold(session.sessionId));
     const transport = new node.adapters.NodeStreamableHTTPServerTransport({
       sessionIdGenerator: () => session.sessionId,
       onsessionclosed: (id) => this.deps.sessions.end(id, 'closed'),
@@ -330,6 +348,24 @@ function streamOutput(ctx: ServerContext): (event: OutputEvent) => void {
         : ctx.mcpReq.log(event.stream === 'stderr' ? 'warning' : 'info', event.data, event.stream);
     sent.catch(() => undefined);
   };
+}
+
+/**
+ * Answers a request the server refuses before any MCP server handles it (SESSION_LIMIT, ...): the
+ * error's HTTP status (with Retry-After on 429) and a JSON-RPC error carrying the stable code.
+ */
+function refuseRequest(res: Response, body: unknown, err: unknown): void {
+  const error = toWorkspaceError(err);
+  const id = (body as { id?: unknown } | undefined)?.id;
+  if (error.httpStatus === 429) {
+    const ms = Number(error.details?.['retryAfterMs'] ?? 1000);
+    res.setHeader('Retry-After', String(Math.max(1, Math.ceil(ms / 1000))));
+  }
+  res.status(error.httpStatus).json({
+    jsonrpc: '2.0',
+    error: { code: -32000, message: `${error.code}: ${error.message}`, data: error.toJSON() },
+    id: typeof id === 'string' || typeof id === 'number' ? id : null,
+  });
 }
 
 function jsonRpcError(code: number, message: string): unknown {

@@ -21,10 +21,10 @@ export interface RestGatewayDeps {
   openApi: () => unknown;
 }
 
-/** Writes a WorkspaceError as `{error: {code, message, ...}}` with its HTTP status (and Retry-After). */
+/** Writes a WorkspaceError as `{error: {code, message, ...}}` with its HTTP status (and Retry-After on 429). */
 export function sendError(res: Response, err: unknown): void {
   const error = toWorkspaceError(err);
-  if (error.code === 'RATE_LIMITED') {
+  if (error.httpStatus === 429) {
     const ms = Number(error.details?.['retryAfterMs'] ?? 1000);
     res.setHeader('Retry-After', String(Math.max(1, Math.ceil(ms / 1000))));
   }
@@ -120,6 +120,8 @@ export function createRestRouter(deps: RestGatewayDeps): Router {
     }
     writeSseHead(res);
     res.write(': audit stream\n\n');
+    // An open stream keeps its session busy (never ended to admit another of the same token).
+    const release = sessions.hold(sessionId);
     const send = (record: AuditRecord): void => {
       if (principal.kind !== 'owner' && record.agent !== principal.name) return;
       writeSseEvent(res, 'audit', record, record.seq);
@@ -134,6 +136,7 @@ export function createRestRouter(deps: RestGatewayDeps): Router {
       clearInterval(keepAlive);
       unsubscribe();
       stop();
+      release();
     });
   });
 

@@ -66,6 +66,14 @@ export class WsGateway {
   private serve(ws: WebSocket, principal: Principal): void {
     let sessionId: Promise<string> = this.deps.defaultSession(principal, 'ws');
     let ownSession: string | null = null;
+    // An open connection keeps its session busy (never ended to admit another of its token).
+    let releaseHold: () => void = () => undefined;
+    const holdSession = (id: string): void => {
+      releaseHold();
+      releaseHold = ws.readyState === ws.OPEN ? this.deps.sessions.hold(id) : () => undefined;
+    };
+    // A refused default session (SESSION_LIMIT) is reported to the first message that needs it.
+    sessionId.then(holdSession, () => undefined);
     const cleanups = new Set<() => void>();
     const send = (message: unknown): void => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
@@ -74,6 +82,7 @@ export class WsGateway {
       if (s.sessionId === ownSession) ws.close(4001, 'session ended');
     });
     ws.on('close', () => {
+      releaseHold();
       stopSessionWatch();
       for (const cleanup of cleanups) cleanup();
       if (ownSession) this.deps.sessions.end(ownSession, 'closed');
@@ -108,6 +117,7 @@ export class WsGateway {
           if (ownSession) this.deps.sessions.end(ownSession, 'closed');
           ownSession = session.sessionId;
           sessionId = Promise.resolve(session.sessionId);
+          holdSession(session.sessionId);
           reply({
             type: 'result',
             result: { sessionId: session.sessionId, capabilities: session.capabilities },

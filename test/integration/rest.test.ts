@@ -230,7 +230,7 @@ describe('REST surface', () => {
 
     const writes = await t.api('/audit?op=write_file&limit=5');
     const write = writes.body.records.find((r: any) => r.params.path === 'secret.txt');
-    assert.deepEqual(Object.keys(write.params.content).sort(), ['bytes', 'sha256']);
+    assert.deepEqual(Object.keys(write.params.content).sort(), ['bytes', 'hmac']);
     assert.equal(write.decision, 'allow');
     assert.equal(write.rule, 'allow write(**)');
     const raw = await readFile(join(t.stateDir, 'audit', 'audit.jsonl'), 'utf8');

@@ -1,16 +1,19 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { appendFile, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   AUDIT_FILE,
   AuditLog,
+  createRedactor,
+  loadRedactionKey,
   redact,
   verifyAuditLog,
   type AuditEntry,
   type AuditRecord,
 } from '../../src/core/audit';
+import { createLogger, redactingLogger } from '../../src/core/log';
 import { WorkspaceError } from '../../src/protocol/errors';
 
 const GENESIS = '0'.repeat(64);
@@ -18,6 +21,11 @@ const HEX_A = 'a'.repeat(64);
 
 function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+const KEY = Buffer.alloc(32, 7);
+function hmac(data: string | Buffer): string {
+  return createHmac('sha256', KEY).update(data).digest('hex');
 }
 
 function entry(overrides: Partial<AuditEntry> = {}): AuditEntry {
@@ -513,6 +521,11 @@ describe('audit log', () => {
         'jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U ok',
         'jwt [REDACTED] ok',
       ],
+      ['credentials in a URL', 'psql postgres://app:pw@db/app', 'psql postgres://[REDACTED]@db/app'],
+      ['token as URL user', 'https://ghs_tok@github.com/o/r.git', 'https://[REDACTED]@github.com/o/r.git'],
+      ['secret-named assignment', 'MY_KEY=abc echo', 'MY_KEY=[REDACTED] echo'],
+      ['quoted secret-named assignment', "export DB_PASSWORD='a b'", "export DB_PASSWORD='[REDACTED]'"],
+      ['curl user and password', 'curl -u bob:pw https://x', 'curl -u bob:[REDACTED] https://x'],
       ['hex token in key=value', 'SESSION_KEY=' + HEX_A + ' rest', 'SESSION_KEY=[REDACTED] rest'],
       ['hex token after token', 'token ' + HEX_A, 'token [REDACTED]'],
       ['hex token in JSON text', '{"api_token": "' + HEX_A + '"}', '{"api_token": "[REDACTED]"}'],
@@ -554,17 +567,154 @@ describe('audit log', () => {
       });
     });
 
-    it('summarises content, stdin and long strings as bytes and sha256', () => {
+    it('summarises content, stdin, edit texts and long strings as bytes and a keyed hash', () => {
+      const keyed = createRedactor({ key: KEY });
       const long = 'x'.repeat(2000);
-      assert.deepEqual(redact({ content: 'héllo', stdin: '', note: long, short: 'y'.repeat(1024) }), {
-        content: { bytes: 6, sha256: sha256('héllo') },
-        stdin: { bytes: 0, sha256: sha256('') },
-        note: { bytes: 2000, sha256: sha256(long) },
-        short: 'y'.repeat(1024),
+      assert.deepEqual(
+        keyed({
+          content: 'héllo',
+          stdin: '',
+          note: long,
+          short: 'y'.repeat(1024),
+          oldText: 'pw1',
+          newText: 'pw2',
+        }),
+        {
+          content: { bytes: 6, hmac: hmac('héllo') },
+          stdin: { bytes: 0, hmac: hmac('') },
+          note: { bytes: 2000, hmac: hmac(long) },
+          newText: { bytes: 3, hmac: hmac('pw2') },
+          oldText: { bytes: 3, hmac: hmac('pw1') },
+          short: 'y'.repeat(1024),
+        },
+      );
+      assert.deepEqual(keyed({ content: Buffer.from('abc') }), { content: { bytes: 3, hmac: hmac('abc') } });
+      // Without the key, a short secret cannot be found by hashing guesses.
+      const summary = keyed({ newText: 'hunter2' }) as { newText: { hmac: string } };
+      assert.notEqual(summary.newText.hmac, sha256('hunter2'));
+      const other = createRedactor({ key: Buffer.alloc(32, 9) })({ newText: 'hunter2' }) as typeof summary;
+      assert.notEqual(other.newText.hmac, summary.newText.hmac);
+      assert.throws(() => createRedactor({ key: Buffer.alloc(8) }), /at least 16 bytes/);
+    });
+
+    const planted: [string, string, string][] = [
+      ['URL with user and password', 'psql postgres://app:s3cr3t-pw@db.internal:5432/app', 's3cr3t-pw'],
+      [
+        'URL with a token as user',
+        'git clone https://x-token-abcdef123456@github.com/o/r',
+        'x-token-abcdef123456',
+      ],
+      ['env prefix with a secret name', 'MY_KEY=plainvalue123 ./deploy.sh', 'plainvalue123'],
+      ['export of a password', "export DB_PASSWORD='correct horse'", 'correct horse'],
+      ['JSON text with a secret name', '{"client_secret": "cs-98765"}', 'cs-98765'],
+      ['flag with equals', 'tool --api-key=zzzkey42 run', 'zzzkey42'],
+      ['flag with a space', 'mysql --password hunter2 -h db', 'hunter2'],
+      ['curl -u', 'curl -u admin:pa55word https://example.com', 'pa55word'],
+      ['header with a secret name', 'curl -H "X-Api-Key: k-123456" https://api', 'k-123456'],
+      ['basic auth header', 'Authorization: Basic dXNlcjpwYXNzd29yZA==', 'dXNlcjpwYXNzd29yZA'],
+      [
+        'random value after any name',
+        'CONFIG=Zk8xQ2p4dGhpc2lzcmFuZG9tYmFzZTY0 go',
+        'Zk8xQ2p4dGhpc2lzcmFuZG9tYmFzZTY0',
+      ],
+      [
+        'long hex after any name',
+        'seed=0123456789abcdef0123456789abcdef end',
+        '0123456789abcdef0123456789abcdef',
+      ],
+      ['mcp-workspace agent token', 'token mcpw_' + 'Q'.repeat(43), 'mcpw_' + 'Q'.repeat(43)],
+      ['stripe key', 'sk_live_' + '4'.repeat(24), 'sk_live_' + '4'.repeat(24)],
+      ['google api key', 'AIza' + 'B'.repeat(35), 'AIza' + 'B'.repeat(35)],
+      ['npm token', 'npm_' + 'c'.repeat(36), 'npm_' + 'c'.repeat(36)],
+      ['gitlab token', 'glpat-' + 'd'.repeat(20), 'glpat-' + 'd'.repeat(20)],
+    ];
+    for (const [name, input, secret] of planted) {
+      it(`removes a planted secret: ${name}`, () => {
+        const out = JSON.stringify(redact({ command: input }));
+        assert.ok(!out.includes(secret), out);
+        assert.ok(out.includes('[REDACTED]'), out);
       });
-      assert.deepEqual(redact({ content: Buffer.from('abc') }), {
-        content: { bytes: 3, sha256: sha256('abc') },
+    }
+
+    it('redacts env values by name and argv values after a secret flag or -u', () => {
+      assert.deepEqual(
+        redact({
+          env: { GITHUB_TOKEN: 'a', AWS_SECRET_ACCESS_KEY: 'b', PGPASSWORD: 'c', NODE_ENV: 'production' },
+          args: ['--password', 'p1', '-u', 'me:p2', '--token', 't3', '--verbose', 'x'],
+        }),
+        {
+          args: [
+            '--password',
+            '[REDACTED]',
+            '-u',
+            'me:[REDACTED]',
+            '--token',
+            '[REDACTED]',
+            '--verbose',
+            'x',
+          ],
+          env: {
+            AWS_SECRET_ACCESS_KEY: '[REDACTED]',
+            GITHUB_TOKEN: '[REDACTED]',
+            NODE_ENV: 'production',
+            PGPASSWORD: '[REDACTED]',
+          },
+        },
+      );
+    });
+
+    it('keeps ordinary commands, paths and words readable', () => {
+      const value = {
+        command: 'npm test -- --grep "author name" && NODE_ENV=production node build/index.js',
+        cwd: 'src/components',
+        url: 'https://registry.npmjs.org/express',
+      };
+      assert.deepEqual(redact(value), value);
+    });
+
+    it('redacts every log line, whoever supplied the logger', () => {
+      const lines: string[] = [];
+      const seen: Array<[string, Record<string, unknown> | undefined]> = [];
+      const owner = 'owner-token-0123456789';
+      const keyed = createRedactor({ key: KEY, secrets: () => [owner] });
+      const log = createLogger((line) => lines.push(line), keyed);
+      log.warn(`build step: RUN echo ${owner}`, {
+        message: 'DB_PASSWORD=abc123 ok',
+        env: { API_TOKEN: 'x' },
       });
+      const wrapped = redactingLogger(
+        {
+          info: (msg, fields) => seen.push([msg, fields]),
+          warn: () => undefined,
+          error: () => undefined,
+        },
+        keyed,
+      );
+      wrapped.info('clone https://u:p4ss@host/r', { stdin: 'typed secret' });
+      const parsed = JSON.parse(lines[0]!);
+      assert.equal(parsed.msg, 'build step: RUN echo [REDACTED]');
+      assert.equal(parsed.message, 'DB_PASSWORD=[REDACTED] ok');
+      assert.deepEqual(parsed.env, { API_TOKEN: '[REDACTED]' });
+      assert.deepEqual(seen, [
+        ['clone https://[REDACTED]@host/r', { stdin: { bytes: 12, hmac: hmac('typed secret') } }],
+      ]);
+    });
+
+    it('removes exact known secrets wherever they appear', () => {
+      const owner = 'plain-owner-token-without-shape';
+      const keyed = createRedactor({ key: KEY, secrets: () => [owner] });
+      assert.deepEqual(keyed({ message: `bad ${owner}!` }), { message: 'bad [REDACTED]!' });
+    });
+
+    it('creates the redaction key once, 32 bytes, mode 0600, and refuses a damaged one', async () => {
+      const file = join(dir, 'redaction.key');
+      const [a, b] = await Promise.all([loadRedactionKey(file), loadRedactionKey(file)]);
+      assert.equal(a.length, 32);
+      assert.deepEqual(a, b);
+      assert.deepEqual(await loadRedactionKey(file), a);
+      assert.equal((await stat(file)).mode & 0o777, 0o600);
+      await writeFile(file, 'short');
+      await assert.rejects(loadRedactionKey(file), /not a 32-byte redaction key/);
     });
 
     it('caps depth and array length and makes values JSON-safe', () => {
@@ -605,9 +755,11 @@ describe('audit log', () => {
           outcome: { ok: false, code: 'INTERNAL', message: `failed with ${secret}`, stdin: 'input' },
         }),
       );
+      const key = await readFile(join(dir, 'redaction.key'));
+      const keyed = (data: string) => createHmac('sha256', key).update(data).digest('hex');
       assert.deepEqual(record.params, {
         cmd: 'git push [REDACTED]',
-        content: { bytes: 15, sha256: sha256('top secret body') },
+        content: { bytes: 15, hmac: keyed('top secret body') },
         path: 'a.ts',
         token: '[REDACTED]',
       });
@@ -615,7 +767,7 @@ describe('audit log', () => {
         code: 'INTERNAL',
         message: 'failed with [REDACTED]',
         ok: false,
-        stdin: { bytes: 5, sha256: sha256('input') },
+        stdin: { bytes: 5, hmac: keyed('input') },
       });
       await l.close();
       const text = await readFile(join(dir, AUDIT_FILE), 'utf8');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { isLoopbackHost, principalOf } from '../../src/gateway/auth';
+import { isAllowedOrigin, isLoopbackHost, principalOf } from '../../src/gateway/auth';
 
 describe('gateway auth helpers', () => {
   it('accepts only loopback Host headers, with or without a port', () => {
@@ -22,6 +22,44 @@ describe('gateway auth helpers', () => {
     ]) {
       assert.equal(isLoopbackHost(host), false, String(host));
     }
+  });
+
+  it("accepts the server's own loopback origins and listed ones, nothing else", () => {
+    const allowed = new Set(['vscode-webview://trusted']);
+    const at = (origin: string | undefined, host = '127.0.0.1:8931') =>
+      isAllowedOrigin(origin, { host, serverPort: 8931, allowed });
+    for (const origin of [
+      undefined,
+      'http://localhost:8931',
+      'http://127.0.0.1:8931',
+      'http://[::1]:8931',
+      'vscode-webview://trusted',
+    ]) {
+      assert.equal(at(origin), true, String(origin));
+    }
+    assert.equal(at('http://localhost:9000', 'localhost:9000'), true, 'the port the request addressed');
+    assert.equal(at('http://localhost', 'localhost'), true, 'port 80 on both sides');
+    for (const origin of [
+      'http://localhost:8932',
+      'https://localhost:8931',
+      'http://evil.example.com:8931',
+      'http://localhost.evil.example.com:8931',
+      'http://127.0.0.2:8931',
+      'http://localhost:8931/',
+      'http://LOCALHOST:8931/x',
+      'http://u:p@localhost:8931',
+      'null',
+      '',
+      'vscode-webview://other',
+    ]) {
+      assert.equal(at(origin), false, origin);
+    }
+    assert.equal(
+      at('http://localhost:8931', 'evil.example.com:8931'),
+      false,
+      'a foreign Host is never same-origin',
+    );
+    assert.equal(at('http://localhost:9000', '127.0.0.1:8931'), false);
   });
 
   it('reads the principal the auth middleware attached, and refuses without one', () => {

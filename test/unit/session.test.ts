@@ -362,6 +362,82 @@ describe('session: SessionManager', () => {
       await assertRejects(create({ idleTimeoutMs: 0 }), 'INVALID_ARGUMENT', /idleTimeoutMs/);
     });
   });
+
+  describe('caps per agent token', () => {
+    const agent = (name: string) => ({ kind: 'agent' as const, name, role: 'agent' as const });
+
+    it('refuses a session beyond the cap with SESSION_LIMIT while every session is recent', async () => {
+      const sessions = await create({ maxSessionsPerAgent: 3, reapIdleAfterMs: 60_000 });
+      await sessions.mintToken('a', 'agent');
+      await sessions.mintToken('b', 'agent');
+      for (let i = 0; i < 3; i++) sessions.initSession(agent('a'), undefined, [], { transport: 'mcp' });
+      assert.throws(
+        () => sessions.initSession(agent('a'), undefined, [], { transport: 'rest' }),
+        (err: unknown) =>
+          err instanceof WorkspaceError &&
+          err.code === 'SESSION_LIMIT' &&
+          /limit is 3/.test(err.message) &&
+          err.details?.['retryAfterMs'] === 60_000,
+      );
+      // Other tokens and the owner are not limited by this token's sessions.
+      sessions.initSession(agent('b'), undefined, [], { transport: 'mcp' });
+      for (let i = 0; i < 5; i++) sessions.initSession(OWNER, undefined, [], { transport: 'mcp' });
+      assert.equal(sessions.list().filter((s) => s.principal.name === 'a').length, 3);
+    });
+
+    it('ends the least recently used idle session to admit a new one, never a held one', async () => {
+      const sessions = await create({ maxSessionsPerAgent: 3, reapIdleAfterMs: 1_000 });
+      await sessions.mintToken('a', 'agent');
+      const ended: Array<[string, SessionEndReason]> = [];
+      sessions.onSessionEnded((s, reason) => ended.push([s.sessionId, reason]));
+      const [first, second, third] = [0, 1, 2].map(() => {
+        clock += 10;
+        return sessions.initSession(agent('a'), undefined, [], { transport: 'mcp' });
+      });
+      clock += 2_000;
+      const release = sessions.hold(first!.sessionId);
+      sessions.touch(third!.sessionId);
+      const fourth = sessions.initSession(agent('a'), undefined, [], { transport: 'mcp' });
+      assert.deepEqual(ended, [[second!.sessionId, 'limit']], 'the held one and the touched one stay');
+      // first is held and third and fourth are recent: nothing is idle now.
+      assert.throws(
+        () => sessions.initSession(agent('a'), undefined, [], { transport: 'mcp' }),
+        /SESSION_LIMIT|none is idle/,
+      );
+      release();
+      clock += 1_000;
+      sessions.touch(third!.sessionId);
+      sessions.touch(fourth.sessionId);
+      sessions.initSession(agent('a'), undefined, [], { transport: 'mcp' });
+      assert.deepEqual(ended.at(-1), [first!.sessionId, 'limit'], 'released and quiet: reapable');
+    });
+
+    it('keeps held sessions through the idle sweep and counts nested holds', async () => {
+      const sessions = await create({ idleTimeoutMs: 1_000 });
+      const s = sessions.initSession(OWNER, undefined, [], { transport: 'mcp' });
+      const a = sessions.hold(s.sessionId);
+      const b = sessions.hold(s.sessionId);
+      clock += 5_000;
+      sessions.sweep();
+      assert.ok(sessions.get(s.sessionId), 'held: not swept');
+      a();
+      a();
+      sessions.sweep();
+      assert.ok(sessions.get(s.sessionId), 'a double release does not drop the other hold');
+      b();
+      assert.equal(sessions.get(s.sessionId)!.lastActivityAt, clock, 'a release counts as activity');
+      clock += 1_001;
+      sessions.sweep();
+      assert.equal(sessions.get(s.sessionId), undefined);
+      assert.doesNotThrow(() => sessions.hold('unknown')());
+    });
+
+    it('rejects invalid caps', async () => {
+      await assertRejects(create({ maxSessionsPerAgent: 0 }), 'INVALID_ARGUMENT', /maxSessionsPerAgent/);
+      await assertRejects(create({ maxSessionsPerAgent: 1.5 }), 'INVALID_ARGUMENT', /maxSessionsPerAgent/);
+      await assertRejects(create({ reapIdleAfterMs: -1 }), 'INVALID_ARGUMENT', /reapIdleAfterMs/);
+    });
+  });
 });
 
 describe('session: RateLimiter', () => {

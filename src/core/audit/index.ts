@@ -14,16 +14,26 @@ import {
   serializeBody,
   type ChainHead,
 } from './format';
-import { redact } from './redact';
+import { createRedactor, loadRedactionKey, type Redact } from './redact';
 import { verifyAuditLog } from './verify';
 import { OffsetIndex, TailRing, readLines, scanLines } from './store';
 import type { AuditEntry, AuditOpenOptions, AuditPage, AuditQuery, AuditRecord, VerifyResult } from './types';
 
 export { AUDIT_FILE } from './format';
-export { redact } from './redact';
+export {
+  REDACTED,
+  REDACTION_KEY_BYTES,
+  createRedactor,
+  loadRedactionKey,
+  redact,
+  type Redact,
+  type RedactorOptions,
+} from './redact';
 export { verifyAuditLog, type AuditSnapshot } from './verify';
 export type { AuditEntry, AuditOpenOptions, AuditPage, AuditQuery, AuditRecord, VerifyResult } from './types';
 
+/** The redaction key's file name inside the audit directory. */
+export const REDACTION_KEY_FILE = 'redaction.key';
 const RING_SIZE = 1000;
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
@@ -66,6 +76,7 @@ export class AuditLog {
     private readonly fsync: boolean,
     head: ChainHead,
     private lastTsMs: number,
+    private readonly redact: Redact,
   ) {
     this.committed = Object.freeze({ ...head });
     this.nextSeq = head.seq + 1;
@@ -81,6 +92,8 @@ export class AuditLog {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const path = join(dir, AUDIT_FILE);
     const fsync = options.fsync ?? true;
+    const key = await loadRedactionKey(options.redactionKeyFile ?? join(dir, REDACTION_KEY_FILE));
+    const redactor = createRedactor({ key, ...(options.secrets ? { secrets: options.secrets } : {}) });
     const fh = await open(path, 'a+', 0o600);
     let headFh: FileHandle | undefined;
     try {
@@ -98,7 +111,17 @@ export class AuditLog {
       headFh = await open(join(dir, HEAD_FILE), constants.O_RDWR | constants.O_CREAT, 0o600);
       await headFh.write(encodeHead(head), 0, HEAD_FILE_SIZE, 0);
       await headFh.truncate(HEAD_FILE_SIZE);
-      return new AuditLog(path, fh, headFh, index, ring, fsync, head, last ? Date.parse(last.ts) : 0);
+      return new AuditLog(
+        path,
+        fh,
+        headFh,
+        index,
+        ring,
+        fsync,
+        head,
+        last ? Date.parse(last.ts) : 0,
+        redactor,
+      );
     } catch (err) {
       await headFh?.close();
       await fh.close();
@@ -218,8 +241,8 @@ export class AuditLog {
       op: String(entry.op),
       decision: entry.decision,
       rule: entry.rule == null ? null : String(entry.rule),
-      params: redact(entry.params) ?? null,
-      outcome: (redact(entry.outcome) ?? null) as AuditRecord['outcome'],
+      params: this.redact(entry.params) ?? null,
+      outcome: (this.redact(entry.outcome) ?? null) as AuditRecord['outcome'],
       durationMs: Number.isFinite(duration) && duration !== 0 ? duration : 0,
       hash: '',
     };

@@ -1,130 +1,271 @@
-import { hash } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { chmod, link, open, readFile, unlink } from 'node:fs/promises';
+import { WorkspaceError } from '../../protocol/errors';
 
 /** Replacement for any secret value. */
 export const REDACTED = '[REDACTED]';
+
+/** Size of the redaction key (HMAC-SHA256) in bytes. */
+export const REDACTION_KEY_BYTES = 32;
 
 const MAX_DEPTH = 8;
 const MAX_ARRAY = 100;
 const MAX_STRING = 1024;
 
-/** Keys whose values are secrets whatever they hold. */
-const SECRET_KEY = /token|secret|passw|apikey|api_key|authorization|credential|private_?key|cookie/i;
+/**
+ * Names whose values are secrets whatever they hold: object keys (env variables included) and the
+ * names in `NAME=value`, `name: value` and `--name value` forms.
+ */
+const SECRET_NAME =
+  /key|token|secret|passw|pwd|passphrase|credential|authoriz|auth(?!or)|cookie|private|signature|salt|dsn/i;
 
-/** Keys whose string values are bulk data: stored as a size and digest only. */
-const SUMMARY_KEYS = new Set(['content', 'stdin']);
+/** Keys whose string values are bulk data or edit texts: stored as a size and a keyed hash only. */
+const SUMMARY_KEYS = new Set(['content', 'stdin', 'oldText', 'newText']);
 
-/** Cheap pre-check: a string that matches none of these cannot contain a secret pattern below. */
-const SECRET_HINT = /PRIVATE KEY|bearer|gh[pousr]_|github_pat_|A[KS]IA|xox[abpr]-|sk-|eyJ|[0-9a-f]{64}/i;
+/** A command-line flag that names a secret, whose value is the next argument (`--password x`). */
+const SECRET_FLAG =
+  /^--?[A-Za-z0-9_.-]*(?:key|token|secret|passw|pwd|passphrase|credential|authoriz|auth(?!or))[A-Za-z0-9_.-]*$/i;
+/** Flags whose next argument is `user:password` (curl, wget and friends). */
+const USER_FLAG = /^(?:-u|--user|--proxy-user|--http-user|--ftp-user)$/;
 
 /** Secret shapes found inside strings; group 1, when present, is context to keep. */
 const SECRET_PATTERNS: readonly RegExp[] = [
   /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g,
-  /\b(Bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*/gi,
+  // Credentials in a URL: everything between `scheme://` and `@` (user:password, or a token).
+  /(\b[A-Za-z][A-Za-z0-9+.-]{0,30}:\/\/)[^\s/?#@"'<>]{1,512}(?=@)/g,
+  /\b((?:Bearer|Basic)\s+)[A-Za-z0-9\-._~+/]{8,}=*/gi,
   /\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})/g,
-  /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g,
-  /\bxox[abpr]-[A-Za-z0-9-]{10,}/g,
+  /\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b/g,
+  /\bxox[abposrce]-[A-Za-z0-9-]{10,}/g,
+  /\bxapp-[A-Za-z0-9-]{10,}/g,
   /\bsk-[A-Za-z0-9_-]{20,}/g,
+  /\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}/g,
+  /\bglpat-[A-Za-z0-9_-]{20,}/g,
+  /\bnpm_[A-Za-z0-9]{36}\b/g,
+  /\bAIza[0-9A-Za-z_-]{35}/g,
+  /\bhf_[A-Za-z0-9]{30,}/g,
+  // This product's own agent tokens.
+  /\bmcpw_[A-Za-z0-9_-]{20,}/g,
   /\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g,
-  /(\b[A-Za-z_][A-Za-z0-9_.-]*\s*=\s*["']?)[0-9a-fA-F]{64}(?![0-9a-fA-F])/g,
-  /((?:token|secret|key|passw|auth|bearer|credential)[A-Za-z0-9_-]*["']?\s*[:=]?\s*["']?)[0-9a-fA-F]{64}(?![0-9a-fA-F])/gi,
+  // `curl -u user:password`: the user stays, the password goes.
+  /((?:^|\s)(?:-u|--user|--proxy-user)\s*["']?[^\s:"']{1,256}:)[^\s"']+/g,
+  // `--password hunter2`: a secret-named flag and its separate value.
+  /((?:^|\s)--?[A-Za-z0-9_.-]{0,64}(?:key|token|secret|passw|pwd|passphrase|credential|authoriz|auth(?!or))[A-Za-z0-9_.-]{0,64}[ \t]+)(?![-[])(?:"[^"\n]{0,1024}"|'[^'\n]{0,1024}'|[^\s"']{1,1024})/gi,
+  // A 64-hex value after a secret-sounding word, with or without a separator.
+  /((?:token|secret|key|passw|auth|bearer|credential)[A-Za-z0-9_-]{0,64}["']?[ \t]{0,8}[:=]?[ \t]{0,8}["']?)[0-9a-fA-F]{64}(?![0-9a-fA-F])/gi,
 ];
 
+/** `NAME=value`, `name: value`, `"name": "value"`, `--name=value` where the name sounds secret. */
+const SECRET_ASSIGNMENT =
+  /((?:^|[^A-Za-z0-9_.-])[A-Za-z0-9_.-]{0,64}(?:key|token|secret|passw|pwd|passphrase|credential|authoriz|auth(?!or)|cookie|private|signature|salt|dsn)[A-Za-z0-9_.-]{0,64}["']?[ \t]{0,8}[:=][ \t]{0,8})(?!(?:Bearer|Basic)\s|\[REDACTED\])(?:"([^"\n]{0,1024})"|'([^'\n]{0,1024})'|([^\s"'&;|,})\]]{1,1024}))/gi;
+
+/** Any `name=value` whose value is long and random-looking (hex, base64, base64url). */
+const RANDOM_ASSIGNMENT =
+  /(\b[A-Za-z_][A-Za-z0-9_.-]{0,128}[ \t]{0,8}=[ \t]{0,8}["']?)([A-Za-z0-9+/_-]{20,1024}={0,2})/g;
+
+/** Whether `value` looks like key material rather than a word, a path or a number. */
+function looksRandom(value: string): boolean {
+  const bare = value.replace(/=+$/, '');
+  if (/^[0-9a-fA-F]{32,}$/.test(bare)) return true;
+  if (!/[0-9]/.test(bare) || !/[A-Za-z]/.test(bare)) return false;
+  const counts = new Map<string, number>();
+  for (const ch of bare) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  let entropy = 0;
+  for (const n of counts.values()) {
+    const p = n / bare.length;
+    entropy -= p * Math.log2(p);
+  }
+  return entropy >= 3.7;
+}
+
+/** Options of {@link createRedactor}. */
+export interface RedactorOptions {
+  /**
+   * Key of the HMAC-SHA256 that summarises bulk data and edit texts: without it, a short secret
+   * cannot be recovered from its summary by guessing. Keep it with the log it serves.
+   */
+  key: Uint8Array;
+  /** Exact secrets to remove wherever they appear (for example the owner token); read on each call. */
+  secrets?: () => Iterable<string>;
+}
+
+/** Turns any value into a JSON-safe copy that holds no secret. */
+export type Redact = (value: unknown) => unknown;
+
 /**
- * Returns a JSON-safe deep copy of `value` with secrets removed: secret-named keys and secret-looking
- * substrings become "[REDACTED]", `content`/`stdin` and long strings become `{bytes, sha256}`.
- * Object keys are inserted sorted, so `JSON.stringify` of the result is canonical.
+ * A redactor: returns a JSON-safe deep copy of a value with secrets removed. Secret-named keys (env
+ * variables included) and secret-looking substrings (credentials in URLs, provider key shapes, JWTs,
+ * PEM private keys, `NAME=value` with a secret name or a random-looking value, `--password x`)
+ * become "[REDACTED]"; `content`, `stdin`, `oldText`, `newText` and long strings become
+ * `{bytes, hmac}`. Object keys are inserted sorted, so `JSON.stringify` of the result is canonical.
+ */
+export function createRedactor(options: RedactorOptions): Redact {
+  if (options.key.byteLength < 16) {
+    throw new WorkspaceError('INVALID_ARGUMENT', 'The redaction key must be at least 16 bytes.');
+  }
+  const key = Buffer.from(options.key);
+  const secrets = options.secrets;
+  const summarize = (data: string | Uint8Array): { bytes: number; hmac: string } => ({
+    bytes: typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength,
+    hmac: createHmac('sha256', key).update(data).digest('hex'),
+  });
+  const redactString = (s: string): string => {
+    let out = s;
+    if (secrets) {
+      for (const secret of secrets()) {
+        if (secret.length >= 8 && out.includes(secret)) out = out.split(secret).join(REDACTED);
+      }
+    }
+    for (const pattern of SECRET_PATTERNS) {
+      out = out.replace(pattern, (_match: string, keep: unknown) =>
+        typeof keep === 'string' ? keep + REDACTED : REDACTED,
+      );
+    }
+    out = out.replace(
+      SECRET_ASSIGNMENT,
+      (_m: string, keep: string, dq: string | undefined, sq: string | undefined) =>
+        keep + (dq !== undefined ? `"${REDACTED}"` : sq !== undefined ? `'${REDACTED}'` : REDACTED),
+    );
+    return out.replace(RANDOM_ASSIGNMENT, (match: string, keep: string, value: string) =>
+      looksRandom(value) ? keep + REDACTED : match,
+    );
+  };
+  const value = (v: unknown, depth: number): unknown => {
+    switch (typeof v) {
+      case 'string':
+        return v.length > MAX_STRING ? summarize(v) : redactString(v);
+      case 'number':
+        if (v === 0) return 0; // folds -0, which JSON cannot represent
+        return Number.isFinite(v) ? v : null;
+      case 'boolean':
+        return v;
+      case 'bigint':
+        return v.toString();
+      case 'object':
+        return v === null ? null : object(v, depth);
+      default:
+        return undefined;
+    }
+  };
+  const object = (v: object, depth: number): unknown => {
+    if (depth >= MAX_DEPTH) return '[Truncated: max depth]';
+    if (Array.isArray(v)) return array(v, depth);
+    if (ArrayBuffer.isView(v)) return summarize(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : v.toISOString();
+    if (v instanceof Error) return fields(errorFields(v), depth);
+    if (v instanceof Set) return array([...v], depth);
+    if (v instanceof Map) return fields(Object.fromEntries(v), depth);
+    const toJSON = (v as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === 'function') return value(toJSON.call(v), depth + 1);
+    return fields(v as Record<string, unknown>, depth);
+  };
+  const array = (v: readonly unknown[], depth: number): unknown[] => {
+    const n = Math.min(v.length, MAX_ARRAY);
+    const out: unknown[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const previous = i > 0 ? v[i - 1] : undefined;
+      const item = v[i];
+      if (typeof previous === 'string' && typeof item === 'string' && SECRET_FLAG.test(previous)) {
+        out[i] = REDACTED; // argv: `--password`, `hunter2`
+      } else if (typeof previous === 'string' && typeof item === 'string' && USER_FLAG.test(previous)) {
+        const colon = item.indexOf(':');
+        out[i] = colon >= 0 ? redactString(item.slice(0, colon)) + ':' + REDACTED : redactString(item);
+      } else out[i] = value(item, depth + 1) ?? null;
+    }
+    if (v.length > MAX_ARRAY) out.push(`[Truncated: ${v.length - MAX_ARRAY} more items]`);
+    return out;
+  };
+  const fields = (v: Record<string, unknown>, depth: number): Record<string, unknown> => {
+    // Sorted insertion makes the JSON key order a function of the key set alone (integer-like keys
+    // still come first, in numeric order, as the language orders them): canonical and fast to emit.
+    const out: Record<string, unknown> = {};
+    for (const name of Object.keys(v).sort()) {
+      const field = v[name];
+      let redacted: unknown;
+      if (field === undefined) continue;
+      if (SECRET_NAME.test(name)) redacted = field === null ? null : REDACTED;
+      else if (SUMMARY_KEYS.has(name) && (typeof field === 'string' || field instanceof Uint8Array)) {
+        redacted = summarize(field);
+      } else redacted = value(field, depth + 1);
+      if (redacted === undefined) continue;
+      if (name === '__proto__') {
+        Object.defineProperty(out, name, {
+          value: redacted,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      } else out[name] = redacted;
+    }
+    return out;
+  };
+  return (v: unknown) => value(v, 0);
+}
+
+/** The redactor of this process for logs that keep no key of their own (a fresh random key). */
+const processRedactor = createRedactor({ key: randomBytes(REDACTION_KEY_BYTES) });
+
+/**
+ * Redacts with a key random to this process: summaries are consistent within one run only. The
+ * audit log uses its own persistent key (see {@link loadRedactionKey}).
  */
 export function redact(value: unknown): unknown {
-  return redactValue(value, 0);
+  return processRedactor(value);
 }
 
-/** Size and sha256 of bulk data, so the audit proves what was written without storing it. */
-function summarize(data: string | Uint8Array): { bytes: number; sha256: string } {
-  const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
-  return { bytes, sha256: hash('sha256', data) };
-}
-
-/** Replaces every secret-looking part of `s`, keeping the surrounding text. */
-function redactString(s: string): string {
-  if (!SECRET_HINT.test(s)) return s;
-  let out = s;
-  for (const pattern of SECRET_PATTERNS) {
-    out = out.replace(pattern, (_match: string, keep: unknown) =>
-      typeof keep === 'string' ? keep + REDACTED : REDACTED,
-    );
+/**
+ * Reads the redaction key kept in `file`, creating it once (32 random bytes, mode 0600) when absent.
+ * Creation is atomic (a private temp file hard-linked into place), so concurrent starts agree on one key.
+ * @throws WorkspaceError INTERNAL when the file exists but is not a key.
+ */
+export async function loadRedactionKey(file: string): Promise<Buffer> {
+  const existing = await readKey(file);
+  if (existing) return existing;
+  const temp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const fh = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    await fh.writeFile(randomBytes(REDACTION_KEY_BYTES));
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
-  return out;
-}
-
-function redactValue(value: unknown, depth: number): unknown {
-  switch (typeof value) {
-    case 'string':
-      return value.length > MAX_STRING ? summarize(value) : redactString(value);
-    case 'number':
-      if (value === 0) return 0; // folds -0, which JSON cannot represent
-      return Number.isFinite(value) ? value : null;
-    case 'boolean':
-      return value;
-    case 'bigint':
-      return value.toString();
-    case 'object':
-      return value === null ? null : redactObject(value, depth);
-    default:
-      return undefined;
+  try {
+    await link(temp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    await unlink(temp).catch(() => undefined);
   }
+  const key = await readKey(file);
+  if (!key) throw badKey(file);
+  return key;
 }
 
-function redactObject(value: object, depth: number): unknown {
-  if (depth >= MAX_DEPTH) return '[Truncated: max depth]';
-  if (Array.isArray(value)) return redactArray(value, depth);
-  if (ArrayBuffer.isView(value)) {
-    return summarize(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+async function readKey(file: string): Promise<Buffer | null> {
+  let data: Buffer;
+  try {
+    data = await readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
   }
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
-  if (value instanceof Error) return redactFields(errorFields(value), depth);
-  if (value instanceof Set) return redactArray([...value], depth);
-  if (value instanceof Map) return redactFields(Object.fromEntries(value), depth);
-  const toJSON = (value as { toJSON?: unknown }).toJSON;
-  if (typeof toJSON === 'function') return redactValue(toJSON.call(value), depth + 1);
-  return redactFields(value as Record<string, unknown>, depth);
+  if (data.byteLength !== REDACTION_KEY_BYTES) throw badKey(file);
+  await chmod(file, 0o600);
+  return data;
 }
 
-function redactArray(value: readonly unknown[], depth: number): unknown[] {
-  const n = Math.min(value.length, MAX_ARRAY);
-  const out: unknown[] = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = redactValue(value[i], depth + 1) ?? null;
-  if (value.length > MAX_ARRAY) out.push(`[Truncated: ${value.length - MAX_ARRAY} more items]`);
-  return out;
-}
-
-function redactFields(value: Record<string, unknown>, depth: number): Record<string, unknown> {
-  // Sorted insertion makes the JSON key order a function of the key set alone (integer-like keys
-  // still come first, in numeric order, as the language orders them): canonical and fast to emit.
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value).sort()) {
-    const field = value[key];
-    let redacted: unknown;
-    if (field === undefined) continue;
-    if (SECRET_KEY.test(key)) redacted = field === null ? null : REDACTED;
-    else if (SUMMARY_KEYS.has(key) && (typeof field === 'string' || field instanceof Uint8Array)) {
-      redacted = summarize(field);
-    } else redacted = redactValue(field, depth + 1);
-    if (redacted === undefined) continue;
-    if (key === '__proto__') {
-      Object.defineProperty(out, key, {
-        value: redacted,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-    } else out[key] = redacted;
-  }
-  return out;
+function badKey(file: string): WorkspaceError {
+  return new WorkspaceError(
+    'INTERNAL',
+    `${file} is not a ${REDACTION_KEY_BYTES}-byte redaction key. Restore it from a backup of the state directory; ` +
+      'deleting it makes a new key, after which earlier summaries in the audit log can no longer be checked.',
+  );
 }
 
 function errorFields(err: Error): Record<string, unknown> {
-  const fields: Record<string, unknown> = { name: err.name, message: err.message };
+  const out: Record<string, unknown> = { name: err.name, message: err.message };
   const code = (err as { code?: unknown }).code;
-  if (code !== undefined) fields.code = code;
-  return fields;
+  if (code !== undefined) out.code = code;
+  return out;
 }

@@ -66,6 +66,13 @@ export interface AuditOpenOptions {
   dir: string;
   /** fdatasync each group commit (default true). */
   fsync?: boolean;
+  /**
+   * The HMAC key that summarises bulk data and edit texts in records (32 bytes, mode 0600, created
+   * once); default `<dir>/redaction.key`.
+   */
+  redactionKeyFile?: string;
+  /** Exact secrets (such as the owner token) removed from records wherever they appear. */
+  secrets?: () => Iterable<string>;
 }
 
 /** Outcome of {@link verifyAuditLog}: the chain head, or the first bad record and why. */

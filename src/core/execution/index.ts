@@ -94,18 +94,21 @@ export interface ExecutionLimits {
   /** Grace between TERM and KILL on cancel or timeout. */
   killGraceMs: number;
   maxConcurrentPerSession: number;
+  /** Commands running at once per agent token, over all its sessions (the owner is not limited). */
+  maxConcurrentPerAgent: number;
   maxLogLines: number;
   /** Finished executions stay attachable this long. */
   retainMs: number;
 }
 
-/** Defaults: 2 min timeout (1 h max), 10 MiB output, 2 s grace, 4 concurrent per session. */
+/** Defaults: 2 min timeout (1 h max), 10 MiB output, 2 s grace, 4 concurrent per session, 8 per agent. */
 export const DEFAULT_EXECUTION_LIMITS: ExecutionLimits = {
   defaultTimeoutMs: 120_000,
   maxTimeoutMs: 3_600_000,
   outputCapBytes: 10 * 1024 * 1024,
   killGraceMs: 2_000,
   maxConcurrentPerSession: 4,
+  maxConcurrentPerAgent: 8,
   maxLogLines: 1_000,
   retainMs: 10 * 60_000,
 };
@@ -306,6 +309,8 @@ export class Execution {
 export class ExecutionManager {
   private readonly executions = new Map<string, Execution>();
   private readonly limits: ExecutionLimits;
+  /** Commands admitted but not yet registered (their sandbox is being acquired), by session. */
+  private readonly starting = new Map<string, { agent: string; count: number }>();
 
   constructor(
     private readonly sandboxes: SandboxProvider,
@@ -325,24 +330,22 @@ export class ExecutionManager {
     },
     request: RunCommandRequest,
   ): Promise<Execution> {
-    const running = [...this.executions.values()].filter(
-      (e) => e.sessionId === session.sessionId && e.status === 'running',
-    ).length;
-    if (running >= this.limits.maxConcurrentPerSession) {
-      throw new WorkspaceError(
-        'RATE_LIMITED',
-        `This session already runs ${running} commands (the limit); wait for one to finish or cancel it.`,
-        { retryAfterMs: 1000 },
-      );
+    this.admit(session.sessionId, session.principal);
+    const reservation = this.starting.get(session.sessionId)!;
+    reservation.count++;
+    let sandbox: SandboxHandle;
+    try {
+      sandbox = await this.sandboxes.acquire({
+        sessionId: session.sessionId,
+        agent: session.principal.name,
+        readOnly: session.readOnly,
+        network: session.network,
+        ...(session.mayRead ? { mayRead: session.mayRead } : {}),
+      });
+    } finally {
+      if (--reservation.count === 0) this.starting.delete(session.sessionId);
     }
     const timeoutMs = Math.min(request.timeoutMs ?? this.limits.defaultTimeoutMs, this.limits.maxTimeoutMs);
-    const sandbox = await this.sandboxes.acquire({
-      sessionId: session.sessionId,
-      agent: session.principal.name,
-      readOnly: session.readOnly,
-      network: session.network,
-      ...(session.mayRead ? { mayRead: session.mayRead } : {}),
-    });
     request.checkEnvironment?.(sandbox.env);
     const folder = sandbox.env.workspaceFolder;
     const cwd = request.cwd === '.' ? folder : `${folder}/${request.cwd}`;
@@ -380,6 +383,42 @@ export class ExecutionManager {
       forget.unref();
     });
     return execution;
+  }
+
+  /**
+   * Refuses a command (RATE_LIMITED) when its session, or its agent token over all sessions, already
+   * runs its limit of commands, counting those still waiting for their sandbox; otherwise ensures
+   * the session has a reservation entry for the caller to count itself in.
+   */
+  private admit(sessionId: string, principal: Principal): void {
+    let session = this.starting.get(sessionId)?.count ?? 0;
+    let agent = 0;
+    const byAgent = principal.kind === 'agent';
+    for (const e of this.executions.values()) {
+      if (e.status !== 'running') continue;
+      if (e.sessionId === sessionId) session++;
+      if (byAgent && e.principal.kind === 'agent' && e.agent === principal.name) agent++;
+    }
+    if (byAgent) {
+      for (const pending of this.starting.values())
+        if (pending.agent === principal.name) agent += pending.count;
+    }
+    if (session >= this.limits.maxConcurrentPerSession) {
+      throw new WorkspaceError(
+        'RATE_LIMITED',
+        `This session already runs ${session} commands (the limit); wait for one to finish or cancel it.`,
+        { retryAfterMs: 1000 },
+      );
+    }
+    if (byAgent && agent >= this.limits.maxConcurrentPerAgent) {
+      throw new WorkspaceError(
+        'RATE_LIMITED',
+        `Agent token '${principal.name}' already runs ${agent} commands over its sessions (the limit is ${this.limits.maxConcurrentPerAgent}); wait for one to finish or cancel it (cancel_execution).`,
+        { retryAfterMs: 1000, limit: this.limits.maxConcurrentPerAgent },
+      );
+    }
+    if (!this.starting.has(sessionId))
+      this.starting.set(sessionId, { agent: byAgent ? principal.name : '', count: 0 });
   }
 
   /** An execution the caller may see: its own agent's, or any for the owner. */

@@ -1,4 +1,4 @@
-import { redact } from '../audit';
+import { redact as redactWithProcessKey, type Redact } from '../audit';
 
 /** Log severity. */
 export type LogLevel = 'info' | 'warn' | 'error';
@@ -10,15 +10,31 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-/** Creates a logger writing JSON lines (`{ts, level, msg, ...fields}`) to `sink`. */
-export function createLogger(sink: (line: string) => void): Logger {
-  const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
-    const safe = fields ? (redact(fields) as Record<string, unknown>) : {};
-    sink(JSON.stringify({ ts: new Date().toISOString(), level, msg, ...safe }));
-  };
-  return {
+/** Creates a logger writing JSON lines (`{ts, level, msg, ...fields}`) to `sink`, redacted by `redact`. */
+export function createLogger(sink: (line: string) => void, redact: Redact = redactWithProcessKey): Logger {
+  const inner: Logger = {
     info: (msg, fields) => write('info', msg, fields),
     warn: (msg, fields) => write('warn', msg, fields),
     error: (msg, fields) => write('error', msg, fields),
   };
+  function write(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
+    sink(JSON.stringify({ ts: new Date().toISOString(), level, msg, ...(fields ?? {}) }));
+  }
+  return redactingLogger(inner, redact);
+}
+
+/**
+ * Wraps any logger so that its message and fields are redacted before it sees them: secrets never
+ * reach a log, whoever supplied the logger.
+ */
+export function redactingLogger(inner: Logger, redact: Redact): Logger {
+  const clean = (level: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
+    const text = redact(String(msg));
+    const safe = fields ? redact(fields) : undefined;
+    inner[level](
+      typeof text === 'string' ? text : `[message redacted: ${JSON.stringify(text)}]`,
+      safe && typeof safe === 'object' ? (safe as Record<string, unknown>) : undefined,
+    );
+  };
+  return { info: clean('info'), warn: clean('warn'), error: clean('error') };
 }

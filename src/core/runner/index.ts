@@ -42,7 +42,7 @@ export interface RunnerDeps {
   policyStore: PolicyStore;
   audit: AuditLog;
   executions: ExecutionManager;
-  /** Token buckets per session: file mutations and command executions. */
+  /** Token buckets per bearer token (shared by all its sessions): file mutations and command executions. */
   limiters: { write: RateLimiter; exec: RateLimiter };
   /** Refuses (by throwing) a change to a workspace-relative path, e.g. one with unsaved editor changes. */
   writeGuard?: (path: string) => void;
@@ -55,8 +55,18 @@ export interface RunnerDeps {
 type Authorize = (action: PolicyAction, target: string) => void;
 type Handler<N extends OperationName> = (
   input: OperationInput<N>,
-  ctx: CallContext & { session: SessionInfo; authorize: Authorize },
+  ctx: CallContext & {
+    session: SessionInfo;
+    authorize: Authorize;
+    /** Keeps the session busy until `done` settles instead of until the operation returns. */
+    holdUntil: (done: Promise<unknown>) => void;
+  },
 ) => Promise<OperationOutput<N>>;
+
+/** The rate-limit bucket of a caller: one per bearer token, whatever the session. */
+function rateKey(principal: Principal): string {
+  return `${principal.kind}:${principal.name}`;
+}
 
 /**
  * The one place every operation flows through, whatever the transport: session and capability
@@ -137,6 +147,8 @@ export class OperationRunner {
     const def = OPERATIONS[name];
     let decision: PolicyDecision | null = null;
     let params: unknown = rawInput;
+    // A session with an operation in flight is busy: never ended to admit another of its token.
+    let release = this.deps.sessions.hold(ctx.sessionId);
     try {
       const session = this.deps.sessions.get(ctx.sessionId);
       if (!session || session.principal.name !== ctx.principal.name) {
@@ -168,7 +180,8 @@ export class OperationRunner {
       }
       params = parsed.data;
       if (def.rateLimit) {
-        const bucket = this.deps.limiters[def.rateLimit].take(ctx.sessionId);
+        // Keyed on the bearer token, not the session: more sessions buy no more throughput.
+        const bucket = this.deps.limiters[def.rateLimit].take(rateKey(ctx.principal));
         if (!bucket.ok) {
           const what = def.rateLimit === 'exec' ? 'commands' : 'writes';
           throw new WorkspaceError('RATE_LIMITED', `Too many ${what}; retry in ${bucket.retryAfterMs} ms.`, {
@@ -189,7 +202,17 @@ export class OperationRunner {
         }
       };
       const handler = this.handlers[name] as Handler<N>;
-      const result = await handler(parsed.data as OperationInput<N>, { ...ctx, session, authorize });
+      const result = await handler(parsed.data as OperationInput<N>, {
+        ...ctx,
+        session,
+        authorize,
+        holdUntil: (done) => {
+          // The session stays busy while a command it started runs (background ones included).
+          const held = release;
+          release = () => undefined;
+          void done.finally(held);
+        },
+      });
       await this.record(
         name,
         ctx,
@@ -220,6 +243,8 @@ export class OperationRunner {
         false,
       );
       throw error;
+    } finally {
+      release();
     }
   }
 
@@ -476,6 +501,7 @@ export class OperationRunner {
           )
           .finally(() => stopProgress?.());
         this.auditExecution(execution, ctx, plan.shell);
+        ctx.holdUntil(execution.done);
         if (ctx.onOutput) {
           const forward = ctx.onOutput;
           const stop = execution.subscribe((event) => {

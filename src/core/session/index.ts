@@ -34,12 +34,27 @@ export interface SessionManagerOptions {
   ownerToken?: string;
   /** Sessions idle longer than this are ended; default 30 minutes. */
   idleTimeoutMs?: number;
+  /**
+   * Most sessions open at once per agent token (default {@link DEFAULT_MAX_SESSIONS_PER_AGENT}); the
+   * owner is not limited. At the cap, the token's least recently used idle session is ended first.
+   */
+  maxSessionsPerAgent?: number;
+  /**
+   * A session counts as idle (and may be ended to admit a new one of the same token at the cap)
+   * once it has no request in flight and no activity for this long; default 60 seconds.
+   */
+  reapIdleAfterMs?: number;
   /** Clock in milliseconds, injectable for tests; default Date.now. */
   now?: () => number;
 }
 
-/** Why a session ended. */
-export type SessionEndReason = 'idle' | 'revoked' | 'closed';
+/** Why a session ended ('limit': ended, while idle, to admit a new session of its token at the cap). */
+export type SessionEndReason = 'idle' | 'revoked' | 'closed' | 'limit';
+
+/** Default cap of open sessions per agent token. */
+export const DEFAULT_MAX_SESSIONS_PER_AGENT = 16;
+/** Default quiet time after which a session may be ended to admit a new one of its token. */
+export const DEFAULT_REAP_IDLE_AFTER_MS = 60 * 1000;
 
 interface TokenRecord {
   name: string;
@@ -151,6 +166,10 @@ export class SessionManager {
   private readonly tokensByHash = new Map<string, TokenRecord>();
   private readonly tokensByName = new Map<string, TokenRecord>();
   private readonly sessions = new Map<string, SessionInfo>();
+  /** Requests, streams or commands in flight per session: a held session is never reaped. */
+  private readonly holds = new Map<string, number>();
+  private readonly maxSessionsPerAgent: number;
+  private readonly reapIdleAfterMs: number;
   private readonly endListeners = new Set<(session: SessionInfo, reason: SessionEndReason) => void>();
   private readonly timer: NodeJS.Timeout;
   private persistQueue: Promise<void> = Promise.resolve();
@@ -161,6 +180,7 @@ export class SessionManager {
     tokens: TokenRecord[],
     idleTimeoutMs: number,
     now: () => number,
+    limits: { maxSessionsPerAgent: number; reapIdleAfterMs: number },
   ) {
     this.ownerToken = ownerToken;
     this.ownerTokenFile = join(stateDir, 'owner.token');
@@ -168,6 +188,8 @@ export class SessionManager {
     this.tokensFile = join(stateDir, 'tokens.json');
     this.idleTimeoutMs = idleTimeoutMs;
     this.now = now;
+    this.maxSessionsPerAgent = limits.maxSessionsPerAgent;
+    this.reapIdleAfterMs = limits.reapIdleAfterMs;
     for (const record of tokens) this.addRecord(record);
     const interval = Math.max(1, Math.floor(Math.min(MAX_SWEEP_INTERVAL_MS, idleTimeoutMs / 2)));
     this.timer = setInterval(() => this.sweep(), interval);
@@ -181,6 +203,20 @@ export class SessionManager {
       throw new WorkspaceError(
         'INVALID_ARGUMENT',
         `idleTimeoutMs must be a positive number; got ${idleTimeoutMs}.`,
+      );
+    }
+    const maxSessionsPerAgent = options.maxSessionsPerAgent ?? DEFAULT_MAX_SESSIONS_PER_AGENT;
+    if (!(Number.isInteger(maxSessionsPerAgent) && maxSessionsPerAgent > 0)) {
+      throw new WorkspaceError(
+        'INVALID_ARGUMENT',
+        `maxSessionsPerAgent must be a positive integer; got ${maxSessionsPerAgent}.`,
+      );
+    }
+    const reapIdleAfterMs = options.reapIdleAfterMs ?? DEFAULT_REAP_IDLE_AFTER_MS;
+    if (!(Number.isFinite(reapIdleAfterMs) && reapIdleAfterMs >= 0)) {
+      throw new WorkspaceError(
+        'INVALID_ARGUMENT',
+        `reapIdleAfterMs must be a number of milliseconds >= 0; got ${reapIdleAfterMs}.`,
       );
     }
     if (options.ownerToken !== undefined && !OWNER_TOKEN_RE.test(options.ownerToken)) {
@@ -204,7 +240,10 @@ export class SessionManager {
       throw fsError('write', ownerFile, err);
     }
     const tokens = await readTokens(join(stateDir, 'tokens.json'));
-    return new SessionManager(stateDir, ownerToken, tokens, idleTimeoutMs, options.now ?? Date.now);
+    return new SessionManager(stateDir, ownerToken, tokens, idleTimeoutMs, options.now ?? Date.now, {
+      maxSessionsPerAgent,
+      reapIdleAfterMs,
+    });
   }
 
   /** Resolves a bearer token to its principal, or null when it is missing, unknown or revoked. */
@@ -286,7 +325,8 @@ export class SessionManager {
 
   /**
    * Starts a session with capabilities = requested ∩ offered (offered order), or all offered when
-   * nothing is requested. Fails with UNAUTHORIZED for a revoked agent, ALREADY_EXISTS for a live id.
+   * nothing is requested. Fails with UNAUTHORIZED for a revoked agent, ALREADY_EXISTS for a live id,
+   * SESSION_LIMIT when the agent's token already holds its cap of sessions and none of them is idle.
    */
   initSession(
     principal: Principal,
@@ -301,6 +341,7 @@ export class SessionManager {
     if (this.sessions.has(sessionId)) {
       throw new WorkspaceError('ALREADY_EXISTS', `Session '${sessionId}' is already active.`);
     }
+    if (principal.kind === 'agent') this.makeRoomFor(principal.name);
     const wanted = requested === undefined ? undefined : new Set(requested);
     const capabilities = [...new Set(offered)].filter((capability) => !wanted || wanted.has(capability));
     const now = this.now();
@@ -329,11 +370,31 @@ export class SessionManager {
     if (session) session.lastActivityAt = this.now();
   }
 
+  /**
+   * Marks a session busy (a request, stream or command in flight) until the returned release is
+   * called: a busy session is never ended to make room for another. Unknown ids hold nothing.
+   */
+  hold(sessionId: string): () => void {
+    if (!this.sessions.has(sessionId)) return () => undefined;
+    this.holds.set(sessionId, (this.holds.get(sessionId) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.holds.get(sessionId) ?? 1) - 1;
+      if (left > 0) this.holds.set(sessionId, left);
+      else this.holds.delete(sessionId);
+      const session = this.sessions.get(sessionId);
+      if (session) session.lastActivityAt = this.now();
+    };
+  }
+
   /** Ends a session (default reason 'closed') and notifies listeners; unknown ids are ignored. */
   end(sessionId: string, reason: SessionEndReason = 'closed'): void {
     const session = this.sessions.get(sessionId);
     if (!session) return;
     this.sessions.delete(sessionId);
+    this.holds.delete(sessionId);
     for (const listener of [...this.endListeners]) {
       try {
         listener(copySession(session), reason);
@@ -350,10 +411,11 @@ export class SessionManager {
     return [...this.sessions.values()].map(copySession);
   }
 
-  /** Ends every session idle for longer than the idle timeout (reason 'idle'). */
+  /** Ends every session idle for longer than the idle timeout (reason 'idle'); busy ones stay. */
   sweep(): void {
     const now = this.now();
     for (const session of [...this.sessions.values()]) {
+      if (this.holds.has(session.sessionId)) continue;
       if (now - session.lastActivityAt > this.idleTimeoutMs) this.end(session.sessionId, 'idle');
     }
   }
@@ -369,6 +431,31 @@ export class SessionManager {
   /** Stops the periodic idle sweep; sessions and tokens stay as they are. */
   close(): void {
     clearInterval(this.timer);
+  }
+
+  /**
+   * At the agent's session cap, ends its least recently used idle session (no hold, quiet for
+   * `reapIdleAfterMs`); when every one is busy or recent, refuses with SESSION_LIMIT.
+   */
+  private makeRoomFor(agent: string): void {
+    const own = [...this.sessions.values()].filter(
+      (s) => s.principal.kind === 'agent' && s.principal.name === agent,
+    );
+    if (own.length < this.maxSessionsPerAgent) return;
+    const now = this.now();
+    const idle = own
+      .filter((s) => !this.holds.has(s.sessionId) && now - s.lastActivityAt >= this.reapIdleAfterMs)
+      .sort((a, b) => a.lastActivityAt - b.lastActivityAt);
+    const excess = own.length - this.maxSessionsPerAgent + 1;
+    if (idle.length < excess) {
+      throw new WorkspaceError(
+        'SESSION_LIMIT',
+        `Agent token '${agent}' already has ${own.length} open sessions (the limit is ${this.maxSessionsPerAgent}) and none is idle. ` +
+          'Reuse an open session, or close one you no longer need (MCP: DELETE /mcp with its Mcp-Session-Id), then try again.',
+        { limit: this.maxSessionsPerAgent, retryAfterMs: Math.max(1000, this.reapIdleAfterMs) },
+      );
+    }
+    for (const session of idle.slice(0, excess)) this.end(session.sessionId, 'limit');
   }
 
   private addRecord(record: TokenRecord): void {

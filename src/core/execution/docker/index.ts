@@ -59,6 +59,11 @@ export interface DockerRuntimeOptions {
   limits?: Partial<SandboxLimits>;
   /** Stop a session container idle this long (default 10 min). */
   idleTimeoutMs?: number;
+  /**
+   * Session containers at once per agent (default {@link DEFAULT_MAX_CONTAINERS_PER_AGENT}): at the
+   * cap the agent's idle containers are removed first, then SANDBOX_LIMIT.
+   */
+  maxContainersPerAgent?: number;
   permissions: DevcontainerPermissions;
   /** Engine address (`unix:///path` or `tcp://host:port`); default DOCKER_HOST, else the default socket. */
   dockerHost?: string;
@@ -75,6 +80,8 @@ export interface DockerRuntimeOptions {
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
+/** Default cap of session containers running at once per agent token. */
+export const DEFAULT_MAX_CONTAINERS_PER_AGENT = 4;
 const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60 * 1000;
 const ENGINE_PING_TIMEOUT_MS = 5000;
 const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
@@ -94,6 +101,9 @@ export class DockerRuntime {
   private readonly environments = new Map<string, Promise<ResolvedEnvironment>>();
   private readonly sandboxes = new Map<string, SessionSandbox>();
   private readonly pending = new Map<string, Promise<SessionSandbox>>();
+  /** The agent of each pending acquisition, so containers being started count toward its cap. */
+  private readonly pendingAgents = new Map<string, string>();
+  private readonly maxContainersPerAgent: number;
   private closed = false;
   private confinedRoot: ConfinedRootHandle | null = null;
   private readonly placeholders = new Placeholders();
@@ -104,6 +114,13 @@ export class DockerRuntime {
     this.options = options;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.maxContainersPerAgent = options.maxContainersPerAgent ?? DEFAULT_MAX_CONTAINERS_PER_AGENT;
+    if (!(Number.isInteger(this.maxContainersPerAgent) && this.maxContainersPerAgent > 0)) {
+      throw new WorkspaceError(
+        'INVALID_ARGUMENT',
+        `maxContainersPerAgent must be a positive integer; got ${this.maxContainersPerAgent}.`,
+      );
+    }
     this.log = options.log ?? (() => undefined);
     this.engineAddress = options.dockerHost || process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
     this.address = parseEngineAddress(this.engineAddress);
@@ -205,8 +222,10 @@ export class DockerRuntime {
   /**
    * The session's container, created and started on first use (cold) or reused (warm). A
    * container whose runner connection was lost is ending (the engine removes it), so a new one
-   * is started.
-   * @throws WorkspaceError SANDBOX_UNAVAILABLE, plus the errors of {@link resolveEnvironment}.
+   * is started. A new container that would exceed the agent's cap first removes the agent's least
+   * recently used idle containers.
+   * @throws WorkspaceError SANDBOX_LIMIT (every container of the agent is busy), SANDBOX_UNAVAILABLE,
+   * plus the errors of {@link resolveEnvironment}.
    */
   acquire(spec: SandboxSpec): Promise<Sandbox> {
     if (this.closed) {
@@ -217,8 +236,21 @@ export class DockerRuntime {
     }
     const inFlight = this.pending.get(spec.sessionId);
     if (inFlight) return inFlight;
-    const acquiring = this.acquireNow(spec).finally(() => this.pending.delete(spec.sessionId));
+    let evicted: SessionSandbox[];
+    try {
+      evicted = this.sandboxes.has(spec.sessionId) ? [] : this.makeRoomFor(spec);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // The evicted containers are gone before the new one starts: the cap holds at every moment.
+    const acquiring = Promise.all(evicted.map((sandbox) => this.disposeQuietly(sandbox, 'an idle')))
+      .then(() => this.acquireNow(spec))
+      .finally(() => {
+        this.pending.delete(spec.sessionId);
+        this.pendingAgents.delete(spec.sessionId);
+      });
     this.pending.set(spec.sessionId, acquiring);
+    this.pendingAgents.set(spec.sessionId, spec.agent);
     return acquiring;
   }
 
@@ -548,6 +580,54 @@ export class DockerRuntime {
       extraHostConfig: parsed.extraHostConfig,
       buildInputs: plan ? plan.inputs : null,
     };
+  }
+
+  /**
+   * Makes room for one more container of `spec.agent`: at its cap, takes the agent's least recently
+   * used idle containers (no command running, none being acquired) out of service and returns them
+   * for disposal; when too few are idle, refuses with SANDBOX_LIMIT.
+   */
+  private makeRoomFor(spec: SandboxSpec): SessionSandbox[] {
+    const others = [...this.sandboxes].filter(
+      ([sessionId, sandbox]) => sessionId !== spec.sessionId && sandbox.spec.agent === spec.agent,
+    );
+    let starting = 0;
+    for (const [sessionId, agent] of this.pendingAgents) {
+      if (sessionId !== spec.sessionId && agent === spec.agent && !this.sandboxes.has(sessionId)) starting++;
+    }
+    const excess = others.length + starting + 1 - this.maxContainersPerAgent;
+    if (excess <= 0) return [];
+    const idle = others
+      .filter(([sessionId, sandbox]) => sandbox.active === 0 && !this.pending.has(sessionId))
+      .sort(([, a], [, b]) => a.lastUsed - b.lastUsed)
+      .slice(0, excess);
+    if (idle.length < excess) {
+      throw new WorkspaceError(
+        'SANDBOX_LIMIT',
+        `Agent '${spec.agent}' already has ${others.length + starting} session containers running commands (the limit is ${this.maxContainersPerAgent}). ` +
+          'Run this command in a session that already has a container, or wait for a command to finish (or cancel one) and retry.',
+        { limit: this.maxContainersPerAgent, retryAfterMs: 1000 },
+      );
+    }
+    for (const [sessionId, sandbox] of idle) {
+      this.sandboxes.delete(sessionId);
+      this.log('info', 'removing an idle session container to stay within the per-agent cap', {
+        sessionId,
+        agent: spec.agent,
+        containerId: sandbox.containerId,
+      });
+    }
+    return idle.map(([, sandbox]) => sandbox);
+  }
+
+  /** Disposes a container taken out of service, logging (not throwing) a failure. */
+  private async disposeQuietly(sandbox: SessionSandbox, what: string): Promise<void> {
+    await sandbox.dispose().catch((error: unknown) =>
+      this.log('warn', `could not remove ${what} session container`, {
+        containerId: sandbox.containerId,
+        error: reason(error),
+      }),
+    );
   }
 
   /** Stops and removes containers idle longer than idleTimeoutMs (never one running a command). */
