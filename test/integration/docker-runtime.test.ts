@@ -533,6 +533,27 @@ describe('Docker runtime (real engine)', function () {
       await rt.release('rel');
     });
 
+    it('starts a container while another is released: placeholder mount points stay while in use', async () => {
+      // Releasing a runtime's last container removes its placeholder mount points (e.g. an empty
+      // .devcontainer.json) from the host. A container starting at that moment, from this runtime
+      // or from another server on the same folder, must not fail on a bind source deleted under it.
+      const first = runtime();
+      const second = runtime();
+      for (let i = 0; i < 30; i++) {
+        const starter = i % 2 === 0 ? first : second;
+        await first.acquire(session(`swap-${i}`));
+        // Vary when the next start begins, so it meets the removal at every stage.
+        const [, next] = await Promise.all([
+          first.release(`swap-${i}`),
+          new Promise((wait) => setTimeout(wait, (i % 6) * 4)).then(() =>
+            starter.acquire(session(`swap-${i}-next`)),
+          ),
+        ]);
+        assert.equal((await run(next, ['echo', 'ok'])).stdout, 'ok\n');
+        await starter.release(`swap-${i}-next`);
+      }
+    });
+
     it('stops a container idle longer than idleTimeoutMs', async () => {
       const rt = runtime({ idleTimeoutMs: 500 });
       const sandbox = await rt.acquire(session('idle'));

@@ -82,6 +82,11 @@ export interface DockerRuntimeOptions {
 
 /** Default cap of session containers running at once per agent token. */
 export const DEFAULT_MAX_CONTAINERS_PER_AGENT = 4;
+/** How the engine reports a bind mount whose host path disappeared before the container started. */
+const MOUNT_SOURCE_GONE =
+  /bind source path does not exist|error mounting "[^"]*" to rootfs .*no such file or directory/;
+/** How many times a start plans its mounts again after a mount point vanished. */
+const MAX_REPLANS = 5;
 const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60 * 1000;
 const ENGINE_PING_TIMEOUT_MS = 5000;
 const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
@@ -107,6 +112,12 @@ export class DockerRuntime {
   private closed = false;
   private confinedRoot: ConfinedRootHandle | null = null;
   private readonly placeholders = new Placeholders();
+  /**
+   * Serialises what touches placeholder mount points: planning and starting a container, and
+   * removing the placeholders once no container runs. Without it a removal could delete a mount
+   * point a starting container was about to bind.
+   */
+  private mountQueue: Promise<unknown> = Promise.resolve();
   private emptyFilePath: Promise<string> | null = null;
   private unverifiedLogged = false;
 
@@ -395,7 +406,18 @@ export class DockerRuntime {
   }
 
   /** Creates and starts the session container, handling a name already in use. */
-  private async start(spec: SandboxSpec, env: ResolvedEnvironment): Promise<SessionSandbox> {
+  private start(spec: SandboxSpec, env: ResolvedEnvironment): Promise<SessionSandbox> {
+    return this.withMounts(() => this.startNow(spec, env));
+  }
+
+  /** Runs `task` after every earlier task of the mount queue (see {@link mountQueue}). */
+  private withMounts<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.mountQueue.then(task, task);
+    this.mountQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async startNow(spec: SandboxSpec, env: ResolvedEnvironment): Promise<SessionSandbox> {
     this.progress({
       phase: 'start',
       message: `Starting a container from ${env.image}`,
@@ -403,8 +425,12 @@ export class DockerRuntime {
     });
     const { workspace } = this.options;
     // A read-only workspace mount protects everything already (and placeholders could not be made).
-    const protection = spec.readOnly ? [] : await planProtection(workspace, env.workspaceFolder, this.root());
-    this.placeholders.note(workspace, protection);
+    const planMounts = async () => {
+      const planned = spec.readOnly ? [] : await planProtection(workspace, env.workspaceFolder, this.root());
+      this.placeholders.note(workspace, planned);
+      return planned;
+    };
+    let protection = await planMounts();
     const plan: ContainerPlan = {
       name: containerName(this.options.stateId, spec.sessionId),
       stateId: this.options.stateId,
@@ -418,13 +444,21 @@ export class DockerRuntime {
       limits: this.limits,
       user: env.user ?? (await workspaceOwner(workspace)),
     };
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 0, replanned = 0; ; attempt++) {
       try {
         const sandbox = await SessionSandbox.start(await this.client(), plan, this.log);
         await this.verify(sandbox, protection);
         return sandbox;
       } catch (error) {
         if (statusCode(error) === 404) throw error;
+        // A mount point vanished between planning and start: another server on this folder removed
+        // its placeholders when its last container ended. Plan the mounts again from what is there.
+        if (MOUNT_SOURCE_GONE.test(reason(error)) && replanned++ < MAX_REPLANS) {
+          protection = await planMounts();
+          plan.protectedMounts = protection.map((entry) => entry.mount);
+          attempt--;
+          continue;
+        }
         if (statusCode(error) !== 409 || attempt >= 2) {
           if (error instanceof WorkspaceError) throw error;
           throw new WorkspaceError(
@@ -516,8 +550,10 @@ export class DockerRuntime {
   }
 
   /** Removes placeholder mount points from the host once no session container can be using them. */
-  private async removePlaceholdersWhenIdle(): Promise<void> {
-    if (this.sandboxes.size === 0 && this.pending.size === 0) await this.placeholders.removeAll();
+  private removePlaceholdersWhenIdle(): Promise<void> {
+    return this.withMounts(async () => {
+      if (this.sandboxes.size === 0 && this.pending.size === 0) await this.placeholders.removeAll();
+    });
   }
 
   /** Loads the image of a parsed config (or the default image) and builds the environment. */
