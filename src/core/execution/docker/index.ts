@@ -451,9 +451,13 @@ export class DockerRuntime {
         return sandbox;
       } catch (error) {
         if (statusCode(error) === 404) throw error;
-        // A mount point vanished between planning and start: another server on this folder removed
-        // its placeholders when its last container ended. Plan the mounts again from what is there.
-        if (MOUNT_SOURCE_GONE.test(reason(error)) && replanned++ < MAX_REPLANS) {
+        // A mount point vanished or changed between planning and start (another server on this
+        // folder removed its placeholders when its last container ended, or a command swapped a
+        // protected folder): plan the mounts again from what is there, a bounded number of times.
+        const raced =
+          MOUNT_SOURCE_GONE.test(reason(error)) ||
+          (error instanceof WorkspaceError && error.details?.['changedDuringStart'] === true);
+        if (raced && replanned++ < MAX_REPLANS) {
           protection = await planMounts();
           plan.protectedMounts = protection.map((entry) => entry.mount);
           attempt--;

@@ -144,7 +144,7 @@ export async function verifyProtection(pid: number, planned: readonly PlannedPro
       throw new WorkspaceError(
         'SANDBOX_UNAVAILABLE',
         `The protected path ${rel} changed while the session container started; try again.`,
-        { path: rel },
+        { path: rel, changedDuringStart: true },
       );
     }
   }
