@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, readlink, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { callTool, connectMcp } from '../helpers/clients';
 import { startTestServer, type TestServer } from '../helpers/server';
+import { startSwapper } from '../helpers/swapper';
 
 /**
  * Issue 9, classes 1 and 2: an agent that can run commands swaps a directory for a symbolic link
@@ -32,35 +33,6 @@ async function snapshot(dir: string, prefix = ''): Promise<Record<string, string
         .digest('hex');
   }
   return out;
-}
-
-/**
- * A host-side process that, as fast as it can, renames `<ws>/a` away, puts a symlink to one of the
- * targets in its place, then puts the real directory back: the race window of every file tool.
- */
-function startSwapper(workspace: string, targets: string[]): ChildProcess {
-  const script = `
-    const fs = require('node:fs');
-    const [ws, ...targets] = process.argv.slice(1);
-    const a = ws + '/a', real = ws + '/a.real';
-    let i = 0;
-    process.on('SIGTERM', () => {
-      try { if (fs.lstatSync(a).isSymbolicLink()) fs.unlinkSync(a); } catch {}
-      try { fs.renameSync(real, a); } catch {}
-      process.exit(0);
-    });
-    setInterval(() => {}, 1 << 30);
-    (function loop() {
-      for (let n = 0; n < 2000; n++) {
-        try { fs.renameSync(a, real); } catch {}
-        try { fs.symlinkSync(targets[i++ % targets.length], a); } catch {}
-        try { fs.unlinkSync(a); } catch {}
-        try { fs.renameSync(real, a); } catch {}
-      }
-      setImmediate(loop);
-    })();
-  `;
-  return spawn(process.execPath, ['-e', script, workspace, ...targets], { stdio: 'ignore' });
 }
 
 describe('attack: a directory swapped for a symlink while file tools run (issue 9, classes 1 and 2)', function () {

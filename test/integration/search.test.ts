@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { callTool, connectMcp } from '../helpers/clients';
 import { startTestServer, type TestServer } from '../helpers/server';
+import { startSwapper } from '../helpers/swapper';
 
 /**
  * Issue 9, class 7 and the search part of class 2: search_files never stalls the server (a regex with
@@ -187,32 +188,6 @@ describe('search_files: no request stalls the server (issue 9, class 7)', functi
   });
 });
 
-/** Renames `<ws>/a` away, puts a symlink to one of the targets in its place, and back, in a tight loop. */
-function startSwapper(workspace: string, targets: string[]): ChildProcess {
-  const script = `
-    const fs = require('node:fs');
-    const [ws, ...targets] = process.argv.slice(1);
-    const a = ws + '/a', real = ws + '/a.real';
-    let i = 0;
-    process.on('SIGTERM', () => {
-      try { if (fs.lstatSync(a).isSymbolicLink()) fs.unlinkSync(a); } catch {}
-      try { fs.renameSync(real, a); } catch {}
-      process.exit(0);
-    });
-    setInterval(() => {}, 1 << 30);
-    (function loop() {
-      for (let n = 0; n < 500; n++) {
-        try { fs.renameSync(a, real); } catch {}
-        try { fs.symlinkSync(targets[i++ % targets.length], a); } catch {}
-        try { fs.unlinkSync(a); } catch {}
-        try { fs.renameSync(real, a); } catch {}
-      }
-      setImmediate(loop);
-    })();
-  `;
-  return spawn(process.execPath, ['-e', script, workspace, ...targets], { stdio: 'ignore' });
-}
-
 describe('search_files walks through the confined layer (issue 9, class 2)', function () {
   this.timeout(180_000);
   let t: TestServer | undefined;
@@ -245,7 +220,11 @@ describe('search_files walks through the confined layer (issue 9, class 2)', fun
     const server = t;
     const ownerToken = (await readFile(join(server.stateDir, 'owner.token'), 'utf8')).trim();
     const agent = await mint(server, 'walker', 'agent');
-    swapper = startSwapper(server.workspace, [outside, server.stateDir, join(server.workspace, '.git'), '/']);
+    swapper = startSwapper(
+      server.workspace,
+      [outside, server.stateDir, join(server.workspace, '.git'), '/'],
+      500,
+    );
     const mcp = await connectMcp(server.server.mcpUrl, agent);
     const seen: string[] = [];
     // A search of the whole tree never enters .git (a search of `a` while it is a link to .git may:
