@@ -5,44 +5,27 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { Page } from 'playwright-core';
-import { discoveryDir, readDiscoveryFiles, type DiscoveredServer } from '../../src/extension/discovery';
-import {
-  descendants,
-  launchBrowser,
-  openWorkbench,
-  packageVsix,
-  provisionE2E,
-  runCommand,
-  startCodeServer,
-  waitFor,
-  waitForActivation,
-  type BrowserSession,
-  type RunningCodeServer,
-} from './harness';
+import { type DiscoveredServer } from '../../src/extension/discovery';
+import { descendants, runCommand, waitFor, type RunningCodeServer } from './harness';
+import { openExtensionWindow, type ExtensionWindow } from './window';
 
-const EXTENSION_ID = 'mcp-workspace.mcp-workspace';
 const TEST_IMAGE = 'mcpw-test-busybox:1';
 
 describe('VS Code extension: session containers end with the server', function () {
   this.timeout(180_000);
-  let root: string;
+  let win: ExtensionWindow;
+  let policyDir: string;
   let workspace: string;
-  let stateHome: string;
   let codeServer: RunningCodeServer;
-  let browser: BrowserSession;
   let page: Page;
   const docker = new Docker();
 
-  /** The discovery entry of the running server, when its port differs from `previousUrl`. */
-  const discovered = async (previousUrl?: string): Promise<DiscoveredServer | null> => {
-    const server = (await readDiscoveryFiles(discoveryDir({ XDG_STATE_HOME: stateHome })))[0]?.servers[0];
-    return server && server.url !== previousUrl ? server : null;
-  };
+  const discovered = (): Promise<DiscoveredServer | null> => win.discovered();
   /** Session containers whose workspace mount is this run's folder. */
   const containers = async (): Promise<string[]> =>
     (await docker.listContainers({ all: true, filters: { label: ['dev.mcp-workspace.session'] } }))
@@ -64,43 +47,30 @@ describe('VS Code extension: session containers end with the server', function (
 
   before(async function () {
     this.timeout(900_000);
-    await provisionE2E();
-    root = await mkdtemp(join(tmpdir(), 'mcpw-e2e-containers-'));
-    workspace = join(root, 'project');
-    stateHome = join(root, 'state-home');
-    await mkdir(workspace);
-    await mkdir(stateHome);
-    await writeFile(join(workspace, 'README.md'), '# project\n');
-    const policyFile = join(root, 'policy.txt');
+    policyDir = await mkdtemp(join(tmpdir(), 'mcpw-e2e-policy-'));
+    const policyFile = join(policyDir, 'policy.txt');
     await writeFile(policyFile, 'allow read(**)\nallow exec(*)\n');
-    const vsix = packageVsix(join(root, 'mcp-workspace.vsix'));
-    codeServer = await startCodeServer({
-      vsix,
-      workspace,
+    win = await openExtensionWindow({
       name: 'containers',
-      env: { XDG_STATE_HOME: stateHome },
       settings: {
         'mcpWorkspace.defaultImage': TEST_IMAGE,
         'mcpWorkspace.policyFile': policyFile,
         ...(process.env.DOCKER_HOST ? { 'mcpWorkspace.dockerHost': process.env.DOCKER_HOST } : {}),
       },
+      populate: (folder) => writeFile(join(folder, 'README.md'), '# project\n'),
     });
-    browser = await launchBrowser({ viewport: { width: 1400, height: 900 } });
-    page = browser.page;
-    await openWorkbench(page, codeServer.url, workspace);
-    await waitForActivation(codeServer, EXTENSION_ID, 60_000, page);
+    ({ workspace, codeServer, page } = win);
   });
 
   after(async () => {
-    await browser?.close();
-    await codeServer?.stop();
+    await win?.close();
     for (const id of await containers().catch(() => [])) {
       await docker
         .getContainer(id)
         .remove({ force: true })
         .catch(() => undefined);
     }
-    if (root) await rm(root, { recursive: true, force: true });
+    if (policyDir) await rm(policyDir, { recursive: true, force: true });
   });
 
   it('"Stop Server" removes the session containers', async () => {

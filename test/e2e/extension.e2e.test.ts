@@ -5,43 +5,24 @@
  * protected, the status bar tells the truth, and Stop stops the server.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { AUDIT_FILE, verifyAuditLog, type AuditRecord } from '../../src/core/audit';
-import { discoveryDir, readDiscoveryFiles, type DiscoveredServer } from '../../src/extension/discovery';
+import { type DiscoveredServer } from '../../src/extension/discovery';
 import { callTool, connectMcp } from '../helpers/clients';
-import {
-  launchBrowser,
-  packageVsix,
-  openWorkbench,
-  provisionE2E,
-  runCommand,
-  screenshot,
-  startCodeServer,
-  waitFor,
-  waitForActivation,
-  webviewFrame,
-  type BrowserSession,
-  type RunningCodeServer,
-} from './harness';
-
-const EXTENSION_ID = 'mcp-workspace.mcp-workspace';
+import { runCommand, screenshot, waitFor, webviewFrame } from './harness';
+import { openExtensionWindow, type ExtensionWindow } from './window';
 
 describe('VS Code extension end to end (code-server + Chromium)', function () {
   this.timeout(180_000);
-  let root: string;
+  let win: ExtensionWindow;
   let workspace: string;
-  let stateHome: string;
-  let codeServer: RunningCodeServer;
-  let browser: BrowserSession;
   let page: Page;
   let server: DiscoveredServer;
   let token: string;
 
-  const discovered = async (): Promise<DiscoveredServer | null> =>
-    (await readDiscoveryFiles(discoveryDir({ XDG_STATE_HOME: stateHome })))[0]?.servers[0] ?? null;
+  const discovered = (): Promise<DiscoveredServer | null> => win.discovered();
   const statusText = async (): Promise<string> =>
     (await page.locator('.statusbar-item').filter({ hasText: /MCP/ }).allInnerTexts()).join(' | ');
   // "MCP: List Servers" answers with a quick pick of its own: run it without waiting for a close.
@@ -59,26 +40,15 @@ describe('VS Code extension end to end (code-server + Chromium)', function () {
 
   before(async function () {
     this.timeout(900_000);
-    await provisionE2E();
-    root = await mkdtemp(join(tmpdir(), 'mcpw-e2e-ext-'));
-    workspace = join(root, 'project');
-    stateHome = join(root, 'state-home');
-    await mkdir(workspace);
-    await mkdir(stateHome);
-    await writeFile(join(workspace, 'hello.txt'), 'hello from disk\n');
-    await writeFile(join(workspace, 'notes.md'), '# notes\n');
-    const vsix = packageVsix(join(root, 'mcp-workspace.vsix'));
-    codeServer = await startCodeServer({
-      vsix,
-      workspace,
+    win = await openExtensionWindow({
       name: 'extension',
-      env: { XDG_STATE_HOME: stateHome },
       settings: { 'chat.mcp.enabled': true, 'chat.mcp.autostart': 'never' },
+      populate: async (folder) => {
+        await writeFile(join(folder, 'hello.txt'), 'hello from disk\n');
+        await writeFile(join(folder, 'notes.md'), '# notes\n');
+      },
     });
-    browser = await launchBrowser({ viewport: { width: 1400, height: 900 } });
-    page = browser.page;
-    await openWorkbench(page, codeServer.url, workspace);
-    await waitForActivation(codeServer, EXTENSION_ID, 60_000, page);
+    ({ workspace, page } = win);
     server = (await waitFor(discovered, 60_000, {
       what: 'the discovery file of the window',
       page,
@@ -87,9 +57,7 @@ describe('VS Code extension end to end (code-server + Chromium)', function () {
   });
 
   after(async () => {
-    await browser?.close();
-    await codeServer?.stop();
-    if (root) await rm(root, { recursive: true, force: true });
+    await win?.close();
   });
 
   it('starts the server bound to the folder; it answers with the stored token only', async () => {

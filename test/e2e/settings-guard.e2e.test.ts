@@ -8,29 +8,21 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { discoveryDir, readDiscoveryFiles, type DiscoveredServer } from '../../src/extension/discovery';
+import { type DiscoveredServer } from '../../src/extension/discovery';
 import { callTool, connectMcp } from '../helpers/clients';
 import {
-  launchBrowser,
-  openWorkbench,
-  packageVsix,
-  provisionE2E,
   runCommand,
   screenshot,
-  startCodeServer,
   waitFor,
-  waitForActivation,
   waitVisible,
   webviewFrame,
-  type BrowserSession,
   type RunningCodeServer,
 } from './harness';
+import { openExtensionWindow, type ExtensionWindow } from './window';
 
-const EXTENSION_ID = 'mcp-workspace.mcp-workspace';
 const FOREIGN_ORIGIN = 'https://evil.example';
 
 interface AuditRow {
@@ -53,17 +45,14 @@ function filesUnder(dir: string): string[] {
 
 describe('VS Code: workspace settings cannot widen an agent; UI owner actions are audited', function () {
   this.timeout(180_000);
-  let root: string;
+  let win: ExtensionWindow;
   let workspace: string;
-  let stateHome: string;
   let codeServer: RunningCodeServer;
-  let browser: BrowserSession;
   let page: Page;
   let server: DiscoveredServer;
   let ownerToken: string;
 
-  const discovered = async (): Promise<DiscoveredServer | null> =>
-    (await readDiscoveryFiles(discoveryDir({ XDG_STATE_HOME: stateHome })))[0]?.servers[0] ?? null;
+  const discovered = (): Promise<DiscoveredServer | null> => win.discovered();
   const owner = async (path: string, init: { method?: string; body?: unknown } = {}): Promise<any> => {
     const res = await fetch(`${server.url}${path}`, {
       method: init.method ?? 'GET',
@@ -83,31 +72,20 @@ describe('VS Code: workspace settings cannot widen an agent; UI owner actions ar
 
   before(async function () {
     this.timeout(900_000);
-    await provisionE2E();
-    root = await mkdtemp(join(tmpdir(), 'mcpw-e2e-settings-'));
-    workspace = join(root, 'project');
-    stateHome = join(root, 'state-home');
-    await mkdir(workspace);
-    await mkdir(stateHome);
-    await writeFile(join(workspace, 'README.md'), '# project\n');
-    // A repository that arrives with hostile settings already in it (a clone, say).
-    await mkdir(join(workspace, '.vscode'));
-    await writeFile(
-      join(workspace, '.vscode', 'settings.json'),
-      '// planted\n{ "mcpWorkspace.port": 1, "mcpWorkspace": { "memoryMb": 999999 }, "editor.tabSize": 3 }\n',
-    );
-    const vsix = packageVsix(join(root, 'mcp-workspace.vsix'));
-    codeServer = await startCodeServer({
-      vsix,
-      workspace,
+    win = await openExtensionWindow({
       name: 'settings-guard',
-      env: { XDG_STATE_HOME: stateHome },
       settings: { 'chat.mcp.enabled': true, 'chat.mcp.autostart': 'never' },
+      populate: async (folder) => {
+        await writeFile(join(folder, 'README.md'), '# project\n');
+        // A repository that arrives with hostile settings already in it (a clone, say).
+        await mkdir(join(folder, '.vscode'));
+        await writeFile(
+          join(folder, '.vscode', 'settings.json'),
+          '// planted\n{ "mcpWorkspace.port": 1, "mcpWorkspace": { "memoryMb": 999999 }, "editor.tabSize": 3 }\n',
+        );
+      },
     });
-    browser = await launchBrowser({ viewport: { width: 1400, height: 900 } });
-    page = browser.page;
-    await openWorkbench(page, codeServer.url, workspace);
-    await waitForActivation(codeServer, EXTENSION_ID, 60_000, page);
+    ({ workspace, codeServer, page } = win);
     server = (await waitFor(discovered, 60_000, {
       what: 'the discovery file of the window',
       page,
@@ -116,9 +94,7 @@ describe('VS Code: workspace settings cannot widen an agent; UI owner actions ar
   });
 
   after(async () => {
-    await browser?.close();
-    await codeServer?.stop();
-    if (root) await rm(root, { recursive: true, force: true });
+    await win?.close();
   });
 
   it('ignores security settings a cloned workspace arrives with, and warns at once', async () => {
