@@ -71,6 +71,14 @@ function engineExports(): RawEngine | null {
   return rawEngine;
 }
 
+/**
+ * Whether regex searches screen blocks on their bytes in the engine's memory (true with the pinned
+ * rregex), or fell back to the slower public string API because its raw exports did not check out.
+ */
+export function byteScreenActive(): boolean {
+  return engineExports() !== null;
+}
+
 /** `regex.isMatch` on valid UTF-8 `bytes` through the raw exports; undefined when the regex has no handle. */
 function rawIsMatch(raw: RawEngine, regex: RRegex, bytes: Uint8Array): boolean | undefined {
   const handle = handleOf(regex);
