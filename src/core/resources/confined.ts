@@ -558,38 +558,37 @@ export function walkHeldEntries(
   return walkDirectory(root, dirFd, dirRel, 1, options, typedEntries);
 }
 
-/** Lists a held directory for a walk, as entries without their `dirFd` and `rel`. */
-type Lister<E extends WalkEntryBase> = (
-  root: ConfinedRootHandle,
-  dirFd: number,
-) => Array<Omit<E, 'dirFd' | 'rel'>> | undefined;
+/** A listed directory: `count` entries in name order, each described on demand (undefined: leave it out). */
+interface Listing<E extends WalkEntryBase> {
+  count: number;
+  at(index: number): Omit<E, 'dirFd' | 'rel'> | undefined;
+}
 
-/** Every entry `lstat`ed; protected and vanished entries left out. */
-function statEntries(
-  root: ConfinedRootHandle,
-  dirFd: number,
-): Array<Omit<WalkEntry, 'dirFd' | 'rel'>> | undefined {
+/** Lists a held directory for a walk; undefined when it cannot be read. */
+type Lister<E extends WalkEntryBase> = (root: ConfinedRootHandle, dirFd: number) => Listing<E> | undefined;
+
+/** Names in order, each `lstat`ed only when the walk reaches it; protected and vanished entries left out. */
+function statEntries(root: ConfinedRootHandle, dirFd: number): Listing<WalkEntry> | undefined {
   let names: string[];
   try {
     names = readdirAt(dirFd);
   } catch {
     return undefined;
   }
-  const entries: Array<Omit<WalkEntry, 'dirFd' | 'rel'>> = [];
-  for (const name of names) {
-    const stats = lstatAt(dirFd, name);
-    if (stats === undefined) continue;
-    if (root.protectedIds.length > 0 && root.protectedIds.includes(identityOf(stats))) continue;
-    entries.push({ name, type: typeOf(stats), size: stats.size, stats });
-  }
-  return entries;
+  return {
+    count: names.length,
+    at(index) {
+      const name = names[index]!;
+      const stats = lstatAt(dirFd, name);
+      if (stats === undefined) return undefined;
+      if (root.protectedIds.length > 0 && root.protectedIds.includes(identityOf(stats))) return undefined;
+      return { name, type: typeOf(stats), size: stats.size, stats };
+    },
+  };
 }
 
 /** Entries with the kind `readdir` reports (Node itself `lstat`s an entry whose `d_type` is unknown). */
-function typedEntries(
-  root: ConfinedRootHandle,
-  dirFd: number,
-): Array<Omit<WalkEntryBase, 'dirFd' | 'rel'>> | undefined {
+function typedEntries(root: ConfinedRootHandle, dirFd: number): Listing<WalkEntryBase> | undefined {
   let dirents: Dirent[];
   try {
     dirents = readdirSync(fdPath(dirFd), { withFileTypes: true });
@@ -597,8 +596,10 @@ function typedEntries(
     // An entry whose d_type is unknown vanished before Node could lstat it: list the slow way.
     return statEntries(root, dirFd);
   }
-  const entries = dirents.map((d) => ({ name: d.name, type: typeOf(d) }));
-  return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const entries = dirents
+    .map((d) => ({ name: d.name, type: typeOf(d) }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { count: entries.length, at: (index) => entries[index] };
 }
 
 function walkDirectory<E extends WalkEntryBase>(
@@ -609,9 +610,11 @@ function walkDirectory<E extends WalkEntryBase>(
   options: WalkOptions<E>,
   list: Lister<E>,
 ): boolean {
-  const entries = list(root, dirFd);
-  if (entries === undefined) return false;
-  for (const listed of entries) {
+  const listing = list(root, dirFd);
+  if (listing === undefined) return false;
+  for (let index = 0; index < listing.count; index++) {
+    const listed = listing.at(index);
+    if (listed === undefined) continue;
     const rel = dirRel === '.' ? listed.name : `${dirRel}/${listed.name}`;
     const entry = { ...listed, rel, dirFd } as E;
     const verdict = options.onEntry(entry);
