@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   constants as fsConstants,
   closeSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -25,6 +26,7 @@ import {
   renameAt,
   resolveConfined,
   walkConfined,
+  walkHeldEntries,
   type ConfinedRootHandle,
   type WalkEntry,
 } from '../../src/core/resources/confined';
@@ -186,6 +188,58 @@ describe('confined file-system primitive', () => {
     assert.deepEqual(first, ['sub/deep', 'sub/out']);
     const stopped = walkConfined(handle, '.', { maxDepth: 10, onEntry: () => 'stop' });
     assert.equal(stopped.stopped, true);
+  });
+
+  it('walks on listed kinds without trusting them: swaps after listing and protected entries fail at open', () => {
+    // A protected file (the policy file) and a hard link to it under an innocent name.
+    writeFileSync(path.join(root, 'policy.txt'), 'POLICY');
+    linkSync(path.join(root, 'policy.txt'), path.join(root, 'sub', 'alias.txt'));
+    writeFileSync(path.join(root, 'sub', 'plain.txt'), 'plain');
+    mkdirSync(path.join(root, 'swapme'));
+    writeFileSync(path.join(root, 'swapme', 'inner.txt'), 'inner');
+    closeSync(handle.fd);
+    handle = openConfinedRoot(root, [path.join(root, 'state'), path.join(root, 'policy.txt')]);
+    const seen: Array<[string, string]> = [];
+    const read: Array<[string, string]> = [];
+    const refused: Array<[string, string]> = [];
+    const stopped = walkHeldEntries(handle, handle.fd, '.', {
+      maxDepth: 10,
+      onEntry: (e) => {
+        seen.push([e.rel, e.type]);
+        if (e.rel === 'sub/alias.txt') {
+          // 'sub' is listed by now, plain.txt as a file: swap it for a link to outside before use.
+          renameSync(path.join(root, 'sub', 'plain.txt'), path.join(root, 'plain-moved.txt'));
+          symlinkSync(path.join(outside, 'secret.txt'), path.join(root, 'sub', 'plain.txt'));
+        }
+        if (e.rel === 'state') {
+          renameSync(path.join(root, 'swapme'), path.join(root, 'swapped'));
+          symlinkSync(outside, path.join(root, 'swapme'));
+        }
+        if (e.type !== 'file') return;
+        try {
+          const { fd } = openFileAt(handle, e.dirFd, e.name, e.rel);
+          read.push([e.rel, readFileSync(fd, 'utf8')]);
+          closeSync(fd);
+        } catch (err) {
+          refused.push([e.rel, (err as { code?: string }).code ?? '']);
+        }
+      },
+    });
+    assert.equal(stopped, false);
+    // The protected state dir is listed but never entered; the swapped folder is not followed.
+    assert.ok(seen.some(([rel, type]) => rel === 'state' && type === 'directory'));
+    assert.ok(seen.some(([rel, type]) => rel === 'swapme' && type === 'directory'));
+    assert.ok(
+      !seen.some(([rel]) => rel.startsWith('state/') || rel.startsWith('swapme/')),
+      JSON.stringify(seen),
+    );
+    assert.deepEqual(read, [['sub/deep/f.txt', 'inside']]);
+    assert.deepEqual(refused, [
+      ['policy.txt', 'PROTECTED_PATH'],
+      ['sub/alias.txt', 'PROTECTED_PATH'],
+      ['sub/plain.txt', 'ELOOP'],
+    ]);
+    for (const [, text] of read) assert.ok(!['SECRET', 'POLICY', 'TOKEN'].includes(text));
   });
 
   it('walks from a worker thread given the root descriptor number', async () => {

@@ -4,7 +4,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ResourceManager } from '../../src/core/resources';
 import { MAX_DIFF_CHARS, unifiedDiff } from '../../src/core/resources/diff';
-import { compileMatcher, requiredLiteral, type LineMatch } from '../../src/core/resources/search/engine';
+import { RRegex } from 'rregex';
+import {
+  byteScreenActive,
+  compileMatcher,
+  requiredLiteral,
+  type LineMatch,
+} from '../../src/core/resources/search/engine';
 import { isIgnored, parseIgnoreFile } from '../../src/core/resources/search/gitignore';
 import { compareWalkOrder } from '../../src/core/resources/search/pool';
 import { assertJsonDepth } from '../../src/gateway/jsonDepth';
@@ -69,6 +75,44 @@ describe('search engine', () => {
         pattern,
       );
     }
+  });
+
+  it('screens blocks on their bytes with the same answers as the engine on each line', () => {
+    assert.equal(byteScreenActive(), true, 'the pinned rregex exposes the raw exports the fast path uses');
+    // Several 64 KiB blocks of non-matching text (non-ASCII too), matches in some of them only, one
+    // on a line longer than a block, one on the very last line without a newline.
+    const filler = 'const naïve = compute(alpha, beta); // ordinary € line 1234567\n';
+    const lines: string[] = [];
+    for (let i = 0; i < 6000; i++) lines.push(filler.trimEnd());
+    lines[1500] = 'let key9876543 = abcdefghijabcdefghijabcdefghij_tail';
+    lines[4200] = `${'x'.repeat(70_000)} id1234567=${'y'.repeat(30)}`;
+    lines.push('é1234567 = ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ');
+    const text = lines.join('\n');
+    const pattern = '\\w+\\d{7}\\s*=\\s*\\w{30}';
+    const reference = new RRegex(pattern);
+    const expected = lines.flatMap((line, i) => (reference.isMatch(line) ? [i + 1] : []));
+    reference.free();
+    assert.deepEqual(expected, [1501, 4201, 6001]);
+    assert.deepEqual(
+      scan(pattern, text).map((m) => m.line),
+      expected,
+    );
+    // Invalid UTF-8 is searched as its replacement character, whatever path the block takes.
+    const invalid = Buffer.concat([
+      Buffer.from('ok\nbad '),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from(' x1234567\n'),
+    ]);
+    const found: LineMatch[] = [];
+    compileMatcher('\\w\\d{7}$', { regex: true, caseSensitive: true }).scan(
+      invalid,
+      (m) => {
+        found.push(m);
+        return true;
+      },
+      () => false,
+    );
+    assert.deepEqual(found, [{ line: 2, column: 8, text: 'bad \uFFFD\uFFFD x1234567' }]);
   });
 
   it('extracts only literals every match must contain', () => {

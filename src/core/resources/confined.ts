@@ -38,6 +38,7 @@ import {
   rmdirSync,
   statSync,
   unlinkSync,
+  type Dirent,
   type Stats,
 } from 'node:fs';
 import * as nodePath from 'node:path';
@@ -455,23 +456,11 @@ function makePath(
   return path;
 }
 
-/** Kind of an entry met by {@link walkConfined} (from `lstat`: links are reported, never followed). */
+/** Kind of an entry met by a walk (links are reported, never followed). */
 export type WalkEntryType = 'file' | 'directory' | 'symlink' | 'other';
 
-/** Options of {@link walkConfined}. */
-export interface WalkOptions {
-  /** Levels below the start directory to visit: 1 lists only its entries. */
-  maxDepth: number;
-  /**
-   * Called for every entry, depth first, in code-unit order of names within a directory. `dirFd` is
-   * the held parent (open files with {@link openFileAt}(root, dirFd, name, rel)); `stats` is the
-   * entry's `lstat`. Return 'skip' to not descend into a directory, 'stop' to end the walk.
-   */
-  onEntry: (entry: WalkEntry) => 'skip' | 'stop' | void;
-}
-
-/** One entry met by {@link walkConfined}. */
-export interface WalkEntry {
+/** One entry met by {@link walkHeldEntries}: its kind as the directory listing reports it. */
+export interface WalkEntryBase {
   /** Workspace-relative posix path (as reached by the walk, under the start directory's real path). */
   rel: string;
   type: WalkEntryType;
@@ -479,9 +468,25 @@ export interface WalkEntry {
   dirFd: number;
   /** The entry's name in `dirFd`. */
   name: string;
+}
+
+/** One entry met by {@link walkConfined} or {@link walkHeldDirectory}, with its `lstat`. */
+export interface WalkEntry extends WalkEntryBase {
   /** Size in bytes from `lstat`. */
   size: number;
   stats: Stats;
+}
+
+/** Options of a walk; `E` is the kind of entry handed to `onEntry`. */
+export interface WalkOptions<E extends WalkEntryBase = WalkEntry> {
+  /** Levels below the start directory to visit: 1 lists only its entries. */
+  maxDepth: number;
+  /**
+   * Called for every entry, depth first, in code-unit order of names within a directory. `dirFd` is
+   * the held parent (open files with {@link openFileAt}(root, dirFd, name, rel)). Return 'skip' to
+   * not descend into a directory, 'stop' to end the walk.
+   */
+  onEntry: (entry: E) => 'skip' | 'stop' | void;
 }
 
 /** Outcome of {@link walkConfined}. */
@@ -492,7 +497,7 @@ export interface WalkResult {
   stopped: boolean;
 }
 
-function typeOf(stats: Stats): WalkEntryType {
+function typeOf(stats: Stats | Dirent): WalkEntryType {
   if (stats.isSymbolicLink()) return 'symlink';
   if (stats.isDirectory()) return 'directory';
   if (stats.isFile()) return 'file';
@@ -522,7 +527,8 @@ export function walkConfined(root: ConfinedRootHandle, relDir: string, options: 
 
 /**
  * Like {@link walkConfined}, from a directory already held open as `dirFd` (whose workspace-relative
- * path is `dirRel`); `dirFd` is not closed. Returns true if `onEntry` stopped the walk.
+ * path is `dirRel`); `dirFd` is not closed. Every entry is `lstat`ed (protected ones are skipped by
+ * identity). Returns true if `onEntry` stopped the walk.
  */
 export function walkHeldDirectory(
   root: ConfinedRootHandle,
@@ -530,41 +536,100 @@ export function walkHeldDirectory(
   dirRel: string,
   options: WalkOptions,
 ): boolean {
-  return walkDirectory(root, dirFd, dirRel, 1, options);
+  return walkDirectory(root, dirFd, dirRel, 1, options, statEntries);
 }
 
-function walkDirectory(
+/**
+ * The fast walk for readers that open what they find: like {@link walkHeldDirectory}, but an entry's
+ * kind is the one the directory listing reports (`d_type`), with no `lstat` per entry. The kind is
+ * only a hint that can be stale by the time it is used, so confinement never rests on it: a
+ * directory is descended into only through `open(O_DIRECTORY | O_NOFOLLOW)` and only if the `fstat`
+ * of that held descriptor is not a protected identity, and a file must be opened with
+ * {@link openFileAt} (`O_NOFOLLOW`, then its `fstat` is checked for kind and protected identity), so
+ * an entry swapped for a link or a protected entry met by name fails there. Protected files are
+ * therefore reported to `onEntry` (never their contents); protected directories are not entered.
+ */
+export function walkHeldEntries(
   root: ConfinedRootHandle,
   dirFd: number,
   dirRel: string,
-  depth: number,
-  options: WalkOptions,
+  options: WalkOptions<WalkEntryBase>,
 ): boolean {
+  return walkDirectory(root, dirFd, dirRel, 1, options, typedEntries);
+}
+
+/** A listed directory: `count` entries in name order, each described on demand (undefined: leave it out). */
+interface Listing<E extends WalkEntryBase> {
+  count: number;
+  at(index: number): Omit<E, 'dirFd' | 'rel'> | undefined;
+}
+
+/** Lists a held directory for a walk; undefined when it cannot be read. */
+type Lister<E extends WalkEntryBase> = (root: ConfinedRootHandle, dirFd: number) => Listing<E> | undefined;
+
+/** Names in order, each `lstat`ed only when the walk reaches it; protected and vanished entries left out. */
+function statEntries(root: ConfinedRootHandle, dirFd: number): Listing<WalkEntry> | undefined {
   let names: string[];
   try {
     names = readdirAt(dirFd);
   } catch {
-    return false;
+    return undefined;
   }
-  for (const name of names) {
-    const stats = lstatAt(dirFd, name);
-    if (stats === undefined) continue;
-    if (root.protectedIds.length > 0 && root.protectedIds.includes(identityOf(stats))) continue;
-    const rel = dirRel === '.' ? name : `${dirRel}/${name}`;
-    const type = typeOf(stats);
-    const verdict = options.onEntry({ rel, type, dirFd, name, size: stats.size, stats });
+  return {
+    count: names.length,
+    at(index) {
+      const name = names[index]!;
+      const stats = lstatAt(dirFd, name);
+      if (stats === undefined) return undefined;
+      if (root.protectedIds.length > 0 && root.protectedIds.includes(identityOf(stats))) return undefined;
+      return { name, type: typeOf(stats), size: stats.size, stats };
+    },
+  };
+}
+
+/** Entries with the kind `readdir` reports (Node itself `lstat`s an entry whose `d_type` is unknown). */
+function typedEntries(root: ConfinedRootHandle, dirFd: number): Listing<WalkEntryBase> | undefined {
+  let dirents: Dirent[];
+  try {
+    dirents = readdirSync(fdPath(dirFd), { withFileTypes: true });
+  } catch {
+    // An entry whose d_type is unknown vanished before Node could lstat it: list the slow way.
+    return statEntries(root, dirFd);
+  }
+  const entries = dirents
+    .map((d) => ({ name: d.name, type: typeOf(d) }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { count: entries.length, at: (index) => entries[index] };
+}
+
+function walkDirectory<E extends WalkEntryBase>(
+  root: ConfinedRootHandle,
+  dirFd: number,
+  dirRel: string,
+  depth: number,
+  options: WalkOptions<E>,
+  list: Lister<E>,
+): boolean {
+  const listing = list(root, dirFd);
+  if (listing === undefined) return false;
+  for (let index = 0; index < listing.count; index++) {
+    const listed = listing.at(index);
+    if (listed === undefined) continue;
+    const rel = dirRel === '.' ? listed.name : `${dirRel}/${listed.name}`;
+    const entry = { ...listed, rel, dirFd } as E;
+    const verdict = options.onEntry(entry);
     if (verdict === 'stop') return true;
-    if (verdict === 'skip' || type !== 'directory' || depth >= options.maxDepth) continue;
+    if (verdict === 'skip' || entry.type !== 'directory' || depth >= options.maxDepth) continue;
     let childFd: number;
     try {
-      childFd = openDirAt(dirFd, name);
+      childFd = openDirAt(dirFd, entry.name);
     } catch {
-      continue; // replaced by a link or removed since the lstat: not followed
+      continue; // replaced by a link or removed since it was listed: not followed
     }
     try {
       const child = fstatSync(childFd);
       if (root.protectedIds.includes(identityOf(child))) continue;
-      if (walkDirectory(root, childFd, rel, depth + 1, options)) return true;
+      if (walkDirectory(root, childFd, rel, depth + 1, options, list)) return true;
     } finally {
       closeSync(childFd);
     }

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import * as rregex from 'rregex';
 import { RRegex, escape as escapeRegex } from 'rregex';
 import { WorkspaceError } from '../../../protocol/errors';
 
@@ -8,6 +9,93 @@ import { WorkspaceError } from '../../../protocol/errors';
  * automata, no backtracking, so the time is linear in the text whatever the pattern. Both report
  * matching lines, one match per line, as ripgrep does.
  */
+
+/**
+ * The engine's raw WebAssembly exports, as the rregex version pinned in package.json exposes them
+ * (`__wasm`, typed by its `rregex.wasm.d.ts`). The public API takes a JavaScript string and copies it
+ * into the engine's memory one UTF-16 unit at a time, which costs far more than the search itself; a
+ * file's bytes are already the UTF-8 the engine reads, so a block is screened by copying the bytes
+ * into the engine's memory in one move instead. `rregex_isMatchAt` takes ownership of the text it is
+ * given (the wasm-bindgen ABI of a `&str` argument: the engine frees it).
+ */
+interface RawEngine {
+  /** The engine's linear memory (a WebAssembly.Memory): where its input text must be. */
+  memory: { readonly buffer: ArrayBuffer };
+  __wbindgen_malloc(size: number, align: number): number;
+  rregex_isMatchAt(regex: number, text: number, length: number, start: number): number;
+}
+
+let rawEngine: RawEngine | null | undefined;
+
+/** The engine's pointer to a compiled regex (wasm-bindgen's handle field), if it has one. */
+function handleOf(regex: RRegex): number | undefined {
+  const handle = (regex as unknown as { __wbg_ptr?: unknown }).__wbg_ptr;
+  return typeof handle === 'number' && handle !== 0 ? handle : undefined;
+}
+
+/** Whether `regex` matches somewhere in the UTF-8 `bytes`, through the engine's public API. */
+function publicIsMatch(regex: RRegex, bytes: Uint8Array): boolean {
+  return regex.isMatch(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+}
+
+/**
+ * The raw exports, once they have been seen to agree with the public API on a sample (so an rregex
+ * whose ABI differs falls back to the public API, slower but the same results); null when not.
+ */
+function engineExports(): RawEngine | null {
+  if (rawEngine !== undefined) return rawEngine;
+  rawEngine = null;
+  const raw = (rregex as unknown as { __wasm?: Partial<RawEngine> }).__wasm;
+  if (
+    raw === undefined ||
+    !(raw.memory?.buffer instanceof ArrayBuffer) ||
+    typeof raw.__wbindgen_malloc !== 'function' ||
+    typeof raw.rregex_isMatchAt !== 'function'
+  ) {
+    return rawEngine;
+  }
+  const probe = new RRegex('(?m)^b\\w{2}é$');
+  try {
+    const candidate = raw as RawEngine;
+    const samples = ['a\nbxyé\n', 'a\nbxy\n', 'bx_é', 'é\nb12é'];
+    const agrees = samples.every((text) => {
+      const bytes = Buffer.from(text, 'utf8');
+      return rawIsMatch(candidate, probe, bytes) === publicIsMatch(probe, bytes);
+    });
+    if (agrees) rawEngine = candidate;
+  } catch {
+    // Not the ABI this code was written for: keep the public API.
+  } finally {
+    probe.free();
+  }
+  return rawEngine;
+}
+
+/**
+ * Whether regex searches screen blocks on their bytes in the engine's memory (true with the pinned
+ * rregex), or fell back to the slower public string API because its raw exports did not check out.
+ */
+export function byteScreenActive(): boolean {
+  return engineExports() !== null;
+}
+
+/** `regex.isMatch` on valid UTF-8 `bytes` through the raw exports; undefined when the regex has no handle. */
+function rawIsMatch(raw: RawEngine, regex: RRegex, bytes: Uint8Array): boolean | undefined {
+  const handle = handleOf(regex);
+  if (handle === undefined) return undefined;
+  const at = raw.__wbindgen_malloc(bytes.length, 1) >>> 0;
+  new Uint8Array(raw.memory.buffer, at, bytes.length).set(bytes);
+  return raw.rregex_isMatchAt(handle, at, bytes.length, 0) !== 0;
+}
+
+/**
+ * Whether `regex` matches anywhere in `bytes` (valid UTF-8, whole lines), as `regex.isMatch` would
+ * say of its text; undefined when only the public API is available (then the caller searches as usual).
+ */
+function screenBlock(regex: RRegex, bytes: Uint8Array): boolean | undefined {
+  const raw = engineExports();
+  return raw === null ? undefined : rawIsMatch(raw, regex, bytes);
+}
 
 /** One matching line of a file. */
 export interface LineMatch {
@@ -158,6 +246,11 @@ class RegexMatcher implements Matcher {
       const limit = Math.min(bytes.length, blockStart + REGEX_BLOCK_BYTES);
       let blockEnd = limit === bytes.length ? limit : bytes.lastIndexOf(NEWLINE, limit - 1) + 1;
       if (blockEnd <= blockStart) blockEnd = Math.min(bytes.length, lineEnd(bytes, blockStart) + 1);
+      // Most blocks hold no match: rule them out on the bytes, without decoding them to a string.
+      if (screenBlock(this.regex, bytes.subarray(blockStart, blockEnd)) === false) {
+        blockStart = blockEnd;
+        continue;
+      }
       const block = bytes.toString('utf8', blockStart, blockEnd);
       let offset = 0;
       while (offset < blockEnd - blockStart) {

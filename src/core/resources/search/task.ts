@@ -2,13 +2,7 @@ import { closeSync, readSync } from 'node:fs';
 import { WorkspaceError } from '../../../protocol/errors';
 import { PolicyEngine, type Policy } from '../../policy';
 import { foldPathName } from '../../shared/fold';
-import {
-  lstatAt,
-  openFileAt,
-  resolveConfined,
-  walkHeldDirectory,
-  type ConfinedRootHandle,
-} from '../confined';
+import { lstatAt, openFileAt, resolveConfined, walkHeldEntries, type ConfinedRootHandle } from '../confined';
 import { compileGlob } from '../glob';
 import { compileMatcher, type Matcher } from './engine';
 import { isIgnored, parseIgnoreFile, type IgnoreFile } from './gitignore';
@@ -235,7 +229,8 @@ export function runSearchTask(task: SearchTask): TaskResult {
       if (claims === undefined || index >= claims.length) return shardOf(rel, task.shards) === task.shard;
       return Atomics.compareExchange(claims, index, 0, task.shard + 1) === 0;
     };
-    walkHeldDirectory(task.confined, task.startFd, task.startReal, {
+    // Entry kinds come from the listing; files are opened O_NOFOLLOW and checked on their fstat.
+    walkHeldEntries(task.confined, task.startFd, task.startReal, {
       maxDepth: Number.MAX_SAFE_INTEGER,
       onEntry: (entry) => {
         if (reason !== undefined) return 'stop';
