@@ -39,6 +39,12 @@ const builds = [
     // rregex's ES module build loads its WebAssembly with a top-level await; take the CommonJS one.
     alias: { rregex: require.resolve('rregex') },
   },
+  // A devcontainer build's context is walked and packed in a worker thread (same directory).
+  {
+    ...node,
+    entryPoints: ['src/core/execution/docker/context-worker.ts'],
+    outfile: 'dist/build-context-worker.js',
+  },
   {
     ...node,
     entryPoints: ['src/extension/index.ts'],

@@ -1,6 +1,7 @@
 import { cpus } from 'node:os';
 import { ensureDocker } from '../test/helpers/docker';
 import { benchAudit } from './audit';
+import { benchBuildContext } from './build-context';
 import { benchExecution } from './execution';
 import { benchExtension } from './extension';
 import { benchRunner } from './runner';
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
   // Execution figures need a real engine: provision it as the tests do.
   ensureDocker();
   Object.assign(figures, await benchExecution());
+  Object.assign(figures, await benchBuildContext());
   Object.assign(figures, await benchExtension());
   process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
 }

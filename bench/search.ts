@@ -50,7 +50,7 @@ interface HealthFigures {
 }
 
 /** Runs `load` while probing /health; returns the probe's figures and what `load` returned. */
-async function underProbe<T>(
+export async function underProbe<T>(
   server: BenchServer,
   load: () => Promise<T>,
 ): Promise<HealthFigures & { load: T }> {

@@ -2,16 +2,13 @@
  * Making images available locally: inspect, pull (only when a registry answers) and cached
  * builds of devcontainer Dockerfiles through the Engine API. Private to the Docker runtime.
  */
-import { createHash } from 'node:crypto';
-import { closeSync, readlinkSync, readSync } from 'node:fs';
-import { posix } from 'node:path';
-import { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { WorkspaceError } from '../../../protocol/errors';
-import { fdPath, openFileAt, walkConfined, type ConfinedRootHandle } from '../../resources/confined';
+import { contextStream, planOffThread, type BuildSource } from './context-client';
 import type { BuildSpec } from './devcontainer';
-import { tarDirectory, tarEnd, tarFile, tarSymlink } from './tar';
 import type { ProgressSink } from './types';
+
+export type { BuildSource } from './context-client';
 
 /** One JSON message of a pull or build stream. */
 interface StreamEvent {
@@ -33,16 +30,6 @@ export interface BuildPlan {
   /** Context-relative path of the Dockerfile. */
   dockerfile: string;
 }
-
-/** How a build context is read: confined to the workspace, filtered by what the agent may read. */
-export interface BuildSource {
-  root: ConfinedRootHandle;
-  /** Whether the requesting agent may read a workspace-relative path; what it may not never ships. */
-  mayRead: (path: string) => boolean;
-}
-
-/** Most bytes of file content a build context may ship (it is assembled in memory). */
-export const MAX_CONTEXT_BYTES = 1024 * 1024 * 1024;
 
 /** Label put on images built by the runtime (value: the build fingerprint). */
 export const BUILD_LABEL = 'dev.mcp-workspace.build';
@@ -100,137 +87,16 @@ export async function ensureLocalImage(
   return pulled;
 }
 
-/** One entry met while walking a build context. */
-interface ContextVisit {
-  /** Context-relative path. */
-  path: string;
-  kind: 'file' | 'directory' | 'link';
-  size: number;
-  mode: number;
-  mtimeMs: number;
-  /** Reads the file's content through the held parent directory (files only, during the walk). */
-  read: () => Buffer;
-  /** The link's target text (links only, during the walk). */
-  target: () => string;
-}
-
-/**
- * Walks the build context through the confined layer: never outside the workspace, never into the
- * server's protected entries, never through a link, and skipping what `mayRead` refuses.
- */
-function walkContext(build: BuildSpec, source: BuildSource, visit: (entry: ContextVisit) => void): void {
-  const inContext = (rel: string) => (build.context === '.' ? rel : rel.slice(build.context.length + 1));
-  try {
-    walkConfined(source.root, build.context, {
-      maxDepth: Number.MAX_SAFE_INTEGER,
-      onEntry: (entry) => {
-        if (!source.mayRead(entry.rel)) return 'skip';
-        if (entry.type === 'other') return undefined;
-        const kind = entry.type === 'symlink' ? 'link' : entry.type;
-        visit({
-          path: inContext(entry.rel),
-          kind,
-          size: entry.size,
-          mode: entry.stats.mode & 0o7777,
-          mtimeMs: entry.stats.mtimeMs,
-          read: () => readHeldFile(source.root, entry.dirFd, entry.name, entry.rel),
-          target: () => readlinkSync(fdPath(entry.dirFd, entry.name)),
-        });
-        return undefined;
-      },
-    });
-  } catch (error) {
-    if (error instanceof WorkspaceError) throw error;
-    throw new WorkspaceError(
-      'INVALID_ARGUMENT',
-      `Cannot read the build context ${build.context}: ${reason(error)}`,
-    );
-  }
-}
-
-/** Reads a whole regular file of a held directory (no link is followed). */
-function readHeldFile(root: ConfinedRootHandle, dirFd: number, name: string, rel: string): Buffer {
-  const { fd, stats } = openFileAt(root, dirFd, name, rel);
-  try {
-    const buffer = Buffer.alloc(stats.size);
-    let offset = 0;
-    while (offset < buffer.length) {
-      const read = readSync(fd, buffer, offset, buffer.length - offset, offset);
-      if (read === 0) break;
-      offset += read;
-    }
-    return buffer.subarray(0, offset);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * Lists the build context as the agent may read it and computes the cache tag of `build` (the tag
  * covers the Dockerfile, every shipped entry's name, size, time and mode, the args, the target and
- * whether RUN steps get the network).
+ * whether RUN steps get the network). The walk runs on a worker thread; `source.mayRead` is asked
+ * on this thread for each entry.
  * @throws WorkspaceError INVALID_ARGUMENT when the Dockerfile is not a regular file of the context
- * that the agent may read; PATH_OUTSIDE_WORKSPACE when the context leads out.
+ * that the agent may read or the context is too large; PATH_OUTSIDE_WORKSPACE when it leads out.
  */
-export function planBuild(build: BuildSpec, source: BuildSource, network: boolean): BuildPlan {
-  const dockerfile =
-    build.context === '.' ? build.dockerfile : posix.relative(build.context, build.dockerfile);
-  if (dockerfile.startsWith('../') || dockerfile === '..' || dockerfile === '') {
-    throw new WorkspaceError(
-      'INVALID_ARGUMENT',
-      `The Dockerfile ${build.dockerfile} must be inside the build context ${build.context}.`,
-    );
-  }
-  const hash = createHash('sha256');
-  hash.update(dockerfile).update('\0');
-  const inputs: string[] = [];
-  let dockerfileKind: ContextVisit['kind'] | null = null;
-  let bytes = 0;
-  walkContext(build, source, (entry) => {
-    if (entry.path === dockerfile) {
-      dockerfileKind = entry.kind;
-      if (entry.kind === 'file') hash.update(entry.read()).update('\0');
-    }
-    if (entry.kind !== 'directory') inputs.push(posix.join(build.context, entry.path));
-    if (entry.kind === 'file') bytes += entry.size;
-    hash.update(`${entry.path}\0${entry.size}\0${entry.mtimeMs}\0${entry.kind}\0${entry.mode}\n`);
-  });
-  if (dockerfileKind !== 'file') {
-    throw new WorkspaceError(
-      'INVALID_ARGUMENT',
-      `The Dockerfile ${build.dockerfile} is ${dockerfileKind === 'link' ? 'a symbolic link' : 'not a regular file you may read'} ` +
-        'in the build context; point "build.dockerfile" at a regular file inside the workspace.',
-      { dockerfile: build.dockerfile },
-    );
-  }
-  if (bytes > MAX_CONTEXT_BYTES) {
-    throw new WorkspaceError(
-      'INVALID_ARGUMENT',
-      `The build context ${build.context} holds ${bytes} bytes, more than ${MAX_CONTEXT_BYTES}; ` +
-        'point "build.context" at a smaller folder.',
-      { context: build.context, bytes },
-    );
-  }
-  const args = Object.entries(build.args).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  hash
-    .update(JSON.stringify(args))
-    .update('\0')
-    .update(build.target ?? '')
-    .update(network ? '\0network' : '\0offline');
-  const fingerprint = hash.digest('hex').slice(0, 16);
-  return { tag: `mcpw-build-${fingerprint}:latest`, inputs: inputs.sort(), dockerfile };
-}
-
-/** Assembles the context tar from a second confined walk (same filter): only readable files ship. */
-function contextTar(build: BuildSpec, source: BuildSource): Buffer {
-  const chunks: Buffer[] = [];
-  walkContext(build, source, (entry) => {
-    if (entry.kind === 'directory') chunks.push(tarDirectory(entry.path, entry.mode, entry.mtimeMs));
-    else if (entry.kind === 'link') chunks.push(tarSymlink(entry.path, entry.target(), entry.mtimeMs));
-    else chunks.push(tarFile(entry.path, entry.read(), entry.mode, entry.mtimeMs));
-  });
-  chunks.push(tarEnd());
-  return Buffer.concat(chunks);
+export async function planBuild(build: BuildSpec, source: BuildSource, network: boolean): Promise<BuildPlan> {
+  return planOffThread(build, source, network);
 }
 
 /**
@@ -260,9 +126,14 @@ export async function buildImage(
   if (Object.keys(build.args).length > 0) buildOptions.buildargs = build.args;
   if (build.target) buildOptions.target = build.target;
   let lastError: string | null = null;
+  // The context tar is packed on a worker thread and streamed (only what the agent may read ships).
+  const tar = contextStream(build, options.source, options.network);
+  let packingError: string | null = null;
+  tar.on('error', (error) => {
+    packingError ??= reason(error);
+  });
   try {
-    const tar = contextTar(build, options.source);
-    const stream = await docker.buildImage(Readable.from([tar]), buildOptions);
+    const stream = await docker.buildImage(tar, buildOptions);
     await follow(docker, stream, (event) => {
       const text = (event.stream ?? event.status ?? '').trim();
       if (!text) return;
@@ -274,7 +145,10 @@ export async function buildImage(
       });
     });
   } catch (error) {
-    lastError = reason(error);
+    lastError = packingError ?? reason(error);
+  } finally {
+    // The engine stopped reading (done or failed): a packing still under way is abandoned.
+    tar.destroy();
   }
   const info = await inspectImage(docker, plan.tag);
   if (lastError !== null || !info) {

@@ -207,7 +207,7 @@ export class DockerRuntime {
     let key = file ? `${file.path}\0${file.text}` : 'default';
     let plan: BuildPlan | null = null;
     if (parsed?.build) {
-      plan = planBuild(parsed.build, { root: this.root(), mayRead: view.mayRead }, view.network);
+      plan = await planBuild(parsed.build, { root: this.root(), mayRead: view.mayRead }, view.network);
       key += `\0${plan.tag}`;
     }
     let environment = this.environments.get(key);

@@ -68,11 +68,10 @@ function header(fields: {
   return block;
 }
 
-/** An entry, preceded by a pax header when its name or link target does not fit ustar. */
-function entry(
+/** An entry's header blocks, preceded by a pax header when its name or link target does not fit ustar. */
+function entryHeader(
   name: string,
   fields: { mode: number; size: number; mtimeMs: number; type: '0' | '2' | '5'; linkname?: string },
-  body: Buffer | null,
 ): Buffer {
   const parts: Buffer[] = [];
   const records: string[] = [];
@@ -92,23 +91,39 @@ function entry(
   parts.push(
     header({ ...fields, name: shortName, ...(shortLink !== undefined ? { linkname: shortLink } : {}) }),
   );
-  if (body) parts.push(body, padding(body.length));
   return Buffer.concat(parts);
+}
+
+/**
+ * The header blocks of a regular file entry of `size` bytes: stream exactly `size` bytes of content
+ * after it, then {@link tarPadding}(size).
+ */
+export function tarFileHeader(path: string, size: number, mode: number, mtimeMs: number): Buffer {
+  return entryHeader(path, { mode, size, mtimeMs, type: '0' });
+}
+
+/** The zero padding that follows `size` bytes of file content, up to the next 512-byte block. */
+export function tarPadding(size: number): Buffer {
+  return padding(size);
 }
 
 /** A regular file entry with its content. */
 export function tarFile(path: string, content: Buffer, mode: number, mtimeMs: number): Buffer {
-  return entry(path, { mode, size: content.length, mtimeMs, type: '0' }, content);
+  return Buffer.concat([
+    tarFileHeader(path, content.length, mode, mtimeMs),
+    content,
+    padding(content.length),
+  ]);
 }
 
 /** A directory entry (`path/`). */
 export function tarDirectory(path: string, mode: number, mtimeMs: number): Buffer {
-  return entry(`${path}/`, { mode, size: 0, mtimeMs, type: '5' }, null);
+  return entryHeader(`${path}/`, { mode, size: 0, mtimeMs, type: '5' });
 }
 
 /** A symbolic link entry: only its target text ships, never what it points to. */
 export function tarSymlink(path: string, target: string, mtimeMs: number): Buffer {
-  return entry(path, { mode: 0o777, size: 0, mtimeMs, type: '2', linkname: target }, null);
+  return entryHeader(path, { mode: 0o777, size: 0, mtimeMs, type: '2', linkname: target });
 }
 
 /** The two zero blocks that end an archive. */
