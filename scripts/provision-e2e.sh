@@ -57,6 +57,21 @@ clean_env() {
   env -i "${keep[@]}" "$@"
 }
 
+# Installs PACKAGE into DIR (log: DIR/npm-install.log) with npm running under the private Node 22
+# (code-server's postinstall checks npm's user agent) and the clean environment above. Extra
+# NAME=VALUE pairs after PACKAGE configure that npm. Needs NODE22 and NPM_CLI.
+npm22_install() {
+  local dir="$1" package="$2"
+  shift 2
+  if ! (cd "$dir" &&
+    clean_env PATH="$NODE22/bin:$PATH" npm_config_update_notifier=false npm_config_fund=false \
+      npm_config_audit=false "$@" "$NODE22/bin/node" "$NPM_CLI" install --no-save "$package" \
+      >"$dir/npm-install.log" 2>&1); then
+    tail -n 40 "$dir/npm-install.log" >&2 || true
+    fail "npm install $package failed; full log: $dir/npm-install.log"
+  fi
+}
+
 [[ "$(uname -s)" == Linux && "$(uname -m)" == x86_64 ]] || fail "only linux x86_64 is supported (got $(uname -sm))"
 
 mkdir -p "$CACHE" || fail "cannot create $CACHE (set MCPW_E2E_CACHE to a writable directory)"
@@ -131,14 +146,8 @@ else
   printf '{"name":"mcpw-e2e-code-server","private":true}\n' >"$CS_DIR/package.json"
   log "installing code-server@$CODE_SERVER_VERSION under Node $NODE22_VERSION into $CS_DIR (about a minute)"
   install_log="$CS_DIR/npm-install.log"
-  if ! (cd "$CS_DIR" &&
-    clean_env PATH="$NODE22/bin:$PATH" TMPDIR="$CS_DIR/tmp" npm_config_yes=true npm_config_nodedir="$NODE22" \
-      npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false \
-      "$NODE22/bin/node" "$NPM_CLI" install --unsafe-perm --no-save "code-server@$CODE_SERVER_VERSION" \
-      >"$install_log" 2>&1); then
-    tail -n 40 "$install_log" >&2 || true
-    fail "npm install code-server@$CODE_SERVER_VERSION failed; full log: $install_log"
-  fi
+  npm22_install "$CS_DIR" "code-server@$CODE_SERVER_VERSION" TMPDIR="$CS_DIR/tmp" npm_config_yes=true \
+    npm_config_nodedir="$NODE22" npm_config_unsafe_perm=true
   entry="$CS_DIR/node_modules/code-server/out/node/entry.js"
   [[ -f "$entry" ]] || fail "code-server installed without $entry; see $install_log"
   mkdir -p "$CS_DIR/bin"
@@ -171,13 +180,7 @@ else
   printf '{"name":"mcpw-e2e-conformance","private":true}\n' >"$CF_DIR/package.json"
   log "installing @modelcontextprotocol/conformance@$CONFORMANCE_VERSION under Node $NODE22_VERSION into $CF_DIR"
   install_log="$CF_DIR/npm-install.log"
-  if ! (cd "$CF_DIR" &&
-    clean_env PATH="$NODE22/bin:$PATH" npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false \
-      "$NODE22/bin/node" "$NPM_CLI" install --no-save "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION" \
-      >"$install_log" 2>&1); then
-    tail -n 40 "$install_log" >&2 || true
-    fail "npm install @modelcontextprotocol/conformance@$CONFORMANCE_VERSION failed; full log: $install_log"
-  fi
+  npm22_install "$CF_DIR" "@modelcontextprotocol/conformance@$CONFORMANCE_VERSION"
   cf_entry="$CF_DIR/node_modules/@modelcontextprotocol/conformance/dist/index.js"
   [[ -f "$cf_entry" ]] || fail "the conformance package installed without $cf_entry; see $install_log"
   cat >"$CONFORMANCE" <<EOF
