@@ -4,14 +4,14 @@
  * the Docker engine removes them by itself.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { Page } from 'playwright-core';
 import { type DiscoveredServer } from '../../src/extension/discovery';
-import { descendants, runCommand, waitFor, type RunningCodeServer } from './harness';
+import { commandLine, descendants } from '../helpers/procs';
+import { runCommand, waitFor, type RunningCodeServer } from './harness';
 import { openExtensionWindow, type ExtensionWindow } from './window';
 
 const TEST_IMAGE = 'mcpw-test-busybox:1';
@@ -104,13 +104,7 @@ describe('VS Code extension: session containers end with the server', function (
         if (event.Action === 'die') died.push(event.Actor.Attributes.exitCode ?? '');
       }
     });
-    const hosts = descendants(codeServer.pid).filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('extensionHost');
-      } catch {
-        return false;
-      }
-    });
+    const hosts = descendants(codeServer.pid).filter((pid) => commandLine(pid)?.includes('extensionHost'));
     assert.ok(hosts.length > 0, 'the extension host process is found');
     for (const pid of hosts) process.kill(pid, 'SIGKILL');
     try {

@@ -31,6 +31,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
+import { descendants, procStat } from '../helpers/procs';
 import { chromium, type BrowserContext, type FrameLocator, type Locator, type Page } from 'playwright-core';
 
 /** The repository root. */
@@ -456,39 +457,6 @@ async function waitPortFree(port: number, timeoutMs: number): Promise<void> {
       throw new Error(`port ${port} still in use ${timeoutMs} ms after stopping code-server`);
     await sleep(200);
   }
-}
-
-/** /proc/<pid>/stat: parent PID and state (the command name may contain spaces and parens). */
-function procStat(pid: number): { ppid: number; state: string } | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0] ?? '', ppid: Number(fields[1]) };
-  } catch {
-    return null;
-  }
-}
-
-/** Every live descendant of `pid`, found through /proc. */
-export function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = procStat(Number(entry));
-    if (!stat) continue;
-    const list = children.get(stat.ppid) ?? [];
-    list.push(Number(entry));
-    children.set(stat.ppid, list);
-  }
-  const out: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0) {
-    for (const child of children.get(queue.shift() as number) ?? []) {
-      out.push(child);
-      queue.push(child);
-    }
-  }
-  return out;
 }
 
 function alive(pid: number): boolean {

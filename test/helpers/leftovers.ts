@@ -5,43 +5,17 @@
  * Checks that no session container remains on the engine and that no code-server or Chromium
  * started by this process is still alive. A leftover fails the run as a failed "after all" hook.
  */
-import { readFileSync, readdirSync } from 'node:fs';
 import Docker from 'dockerode';
+import { commandLine, descendants } from './procs';
 
 const SETTLE_MS = 15_000;
 
-/** Parent PID of `pid`, or null when it is gone. */
-function parentOf(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return null;
-  }
-}
-
 /** Live descendants of this process whose command line names code-server or Chromium. */
 function leftoverProcesses(): string[] {
-  const found: string[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let pid: number | null = Number(entry);
-    let cmdline: string;
-    try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-    } catch {
-      continue;
-    }
-    if (!/code-server|chromium/.test(cmdline)) continue;
-    for (let hops = 0; pid !== null && pid > 1 && hops < 64; hops++) {
-      pid = parentOf(pid);
-      if (pid === process.pid) {
-        found.push(`${entry}: ${cmdline.slice(0, 160)}`);
-        break;
-      }
-    }
-  }
-  return found;
+  return descendants(process.pid).flatMap((pid) => {
+    const cmdline = commandLine(pid);
+    return cmdline && /code-server|chromium/.test(cmdline) ? [`${pid}: ${cmdline.slice(0, 160)}`] : [];
+  });
 }
 
 async function sessionContainers(): Promise<string[]> {
