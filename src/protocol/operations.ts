@@ -63,11 +63,19 @@ const executionResult = z.object({
 });
 const executionId = z.string().min(1).max(100);
 
+const auditDecision = z.object({
+  action: z.string(),
+  target: z.string(),
+  decision: z.enum(['allow', 'deny']),
+  rule: z.string().nullable(),
+});
+
 const auditRecord = z.object({
   seq: z.number().int(),
   ts: z.string(),
   prev: z.string(),
   hash: z.string(),
+  v: z.literal(2).optional().describe('Record format version: 2, or absent for version 1 records.'),
   sessionId: z.string().nullable(),
   agent: z.string(),
   role: z.string(),
@@ -76,6 +84,10 @@ const auditRecord = z.object({
   params: z.unknown(),
   decision: z.enum(['allow', 'deny']),
   rule: z.string().nullable(),
+  decisions: z
+    .array(auditDecision)
+    .optional()
+    .describe('Every policy decision the operation made, in order (version 2 records).'),
   outcome: z.record(z.string(), z.unknown()),
   durationMs: z.number(),
 });

@@ -1,3 +1,17 @@
+/** The audit record format written today; records without a `v` field are version 1. */
+export const AUDIT_RECORD_VERSION = 2;
+
+/** One policy decision an operation made (version 2 records list every one, in order). */
+export interface AuditDecision {
+  /** The policy action asked about: read, write, exec, env, network, tool. */
+  action: string;
+  /** The target as the policy saw it (a path, a command, an env name...); redacted when stored. */
+  target: string;
+  decision: 'allow' | 'deny';
+  /** The rule that decided, or null (deny by default). */
+  rule: string | null;
+}
+
 /** One action to record, as handed to {@link AuditLog.append}; `params` and `outcome` are redacted on append. */
 export interface AuditEntry {
   /** Session the action belongs to, or null outside a session. */
@@ -16,6 +30,11 @@ export interface AuditEntry {
   decision: 'allow' | 'deny';
   /** The policy rule that decided, or null (deny by default). */
   rule: string | null;
+  /**
+   * Every policy decision the operation made, in order (`decision`/`rule` above summarise them: the
+   * refusing one, else the last). Absent means none was made.
+   */
+  decisions?: AuditDecision[];
   /** What happened; redacted before it is stored. */
   outcome: { ok: boolean; code?: string; message?: string; [k: string]: unknown };
   /** Wall time the action took, in milliseconds. */
@@ -24,6 +43,8 @@ export interface AuditEntry {
 
 /** A committed audit record: the redacted entry plus its place in the hash chain. */
 export interface AuditRecord extends AuditEntry {
+  /** Record format version: 2 for records written now, absent in version 1 records. */
+  v?: 2;
   /** 1-based sequence number, contiguous. */
   seq: number;
   /** ISO timestamp; never decreases along the log. */
