@@ -14,7 +14,7 @@ import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../c
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { OperationDispatcher } from '../core/operations';
 import { RateLimiter, SessionManager } from '../core/session';
-import { createAdmission } from '../gateway/auth';
+import { createAdmission, LOOPBACK_BIND_HOSTS } from '../gateway/auth';
 import { assertJsonDepth } from '../gateway/jsonDepth';
 import type { McpGateway, McpGatewayDeps } from '../gateway/mcp';
 import { buildOpenApi } from '../gateway/openapi';
@@ -23,8 +23,6 @@ import { WsGateway } from '../gateway/ws';
 
 /** The product version reported to clients. */
 export const SERVER_VERSION = '0.1.0';
-
-const LOOPBACK_HOSTS = ['127.0.0.1', 'localhost', '::1'];
 
 /** Options of {@link startWorkspaceServer}; everything but `workspace` has an embedded default. */
 export interface WorkspaceServerOptions {
@@ -127,7 +125,7 @@ export function defaultStateDir(workspaceRealPath: string): string {
  */
 export async function startWorkspaceServer(options: WorkspaceServerOptions): Promise<RunningWorkspaceServer> {
   const host = options.host ?? '127.0.0.1';
-  if (!LOOPBACK_HOSTS.includes(host)) {
+  if (!LOOPBACK_BIND_HOSTS.includes(host)) {
     throw new WorkspaceError(
       'INVALID_ARGUMENT',
       `Refusing to bind ${host}: MCP Workspace listens on loopback only (127.0.0.1, ::1, localhost). Use an SSH tunnel for remote access.`,
