@@ -14,12 +14,18 @@ import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../c
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { OperationDispatcher } from '../core/operations';
 import { RateLimiter, SessionManager } from '../core/session';
-import { createAdmission, LOOPBACK_BIND_HOSTS } from '../gateway/auth';
-import { assertJsonDepth } from '../gateway/jsonDepth';
-import type { McpGateway, McpGatewayDeps } from '../gateway/mcp';
-import { buildOpenApi } from '../gateway/openapi';
-import { createRestRouter, sendError } from '../gateway/rest';
-import { WsGateway } from '../gateway/ws';
+import {
+  assertJsonDepth,
+  buildOpenApi,
+  createAdmission,
+  createRestRouter,
+  loadMcpGateway,
+  LOOPBACK_BIND_HOSTS,
+  sendError,
+  WsGateway,
+  type McpGateway,
+  type McpGatewayDeps,
+} from '../gateway';
 
 /** The product version reported to clients. */
 export const SERVER_VERSION = '0.1.0';
@@ -256,8 +262,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   };
   // The MCP SDK is loaded with the first MCP request: a server no MCP client uses stays lean.
   let mcp: Promise<McpGateway> | null = null;
-  const mcpGateway = (): Promise<McpGateway> =>
-    (mcp ??= import('../gateway/mcp').then(({ McpGateway: Gateway }) => new Gateway(mcpDeps)));
+  const mcpGateway = (): Promise<McpGateway> => (mcp ??= loadMcpGateway(mcpDeps));
   // Built on first request: most servers are never asked for it.
   let openApi: ReturnType<typeof buildOpenApi> | null = null;
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
