@@ -142,7 +142,8 @@ export function containerOptions(plan: ContainerPlan): Docker.ContainerCreateOpt
     name: plan.name,
     Image: env.image,
     Entrypoint: [RUNNER_TARGET],
-    Cmd: [],
+    // The runner's create guard covers the workspace mount: no `.git` or `*.code-workspace` there.
+    Cmd: [env.workspaceFolder],
     OpenStdin: true,
     // The attach connection is the container's lifeline: when it closes, stdin closes too.
     StdinOnce: true,

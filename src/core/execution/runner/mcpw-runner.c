@@ -39,11 +39,16 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include "guard.h"
 
 #define HEADER_SIZE 9
 #define MAX_PAYLOAD (1u << 20)
 #define MAX_PROCS 256
+/* Create-guard listeners: one per command, kept until every process of that command has exited. */
+#define MAX_LISTENERS 1024
 #define READ_CHUNK 65536
 /* How long EXIT may wait for pipe EOF after the child was reaped (a background grandchild may hold them). */
 #define LINGER_MS 200
@@ -64,7 +69,7 @@ enum {
 };
 
 /* Which step of the child's setup failed; sent with errno over the CLOEXEC error pipe. */
-enum { STAGE_CHDIR = 0, STAGE_EXEC = 1, STAGE_SETUP = 2 };
+enum { STAGE_CHDIR = 0, STAGE_EXEC = 1, STAGE_SETUP = 2, STAGE_GUARD = 3 };
 
 struct child_error {
     int stage;
@@ -98,6 +103,8 @@ static size_t host_len;
 static unsigned char read_buf[READ_CHUNK];
 static int sig_pipe[2] = {-1, -1};
 static volatile sig_atomic_t term_requested;
+static int listeners[MAX_LISTENERS];
+static int n_listeners;
 static int host_eof;
 static int out_dead; /* writing to the host failed: it is gone */
 
@@ -322,7 +329,7 @@ static void child_fail(int err_fd, int stage, int err) {
  * keep that pipe from ever reaching EOF).
  */
 static void child_exec(const char *cwd, char *const argv[], char *const envp[], int in_r, int out_w,
-                       int err_w, int err_pipe) {
+                       int err_w, int err_pipe, int guard_sock) {
     struct sigaction sa;
     sigset_t none;
     int null_fd;
@@ -348,6 +355,10 @@ static void child_exec(const char *cwd, char *const argv[], char *const envp[], 
     if (dup2(out_w, STDOUT_FILENO) < 0 || dup2(err_w, STDERR_FILENO) < 0)
         child_fail(err_pipe, STAGE_SETUP, errno);
     if (chdir(cwd) < 0) child_fail(err_pipe, STAGE_CHDIR, errno);
+    {
+        int e = guard_install(guard_sock);
+        if (e) child_fail(err_pipe, STAGE_GUARD, e);
+    }
     child_fail(err_pipe, STAGE_EXEC, exec_search(argv, envp));
 }
 
@@ -381,6 +392,7 @@ static void handle_spawn(uint32_t id, unsigned char *payload, size_t len) {
     uint64_t argc, envc, cap, flags, i;
     struct proc *pr = NULL;
     int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1}, errp[2] = {-1, -1};
+    int gsock[2] = {-1, -1}, listener = -1;
     struct child_error ce;
     ssize_t n;
     pid_t pid;
@@ -410,13 +422,14 @@ static void handle_spawn(uint32_t id, unsigned char *payload, size_t len) {
             break;
         }
     }
-    if (!pr) {
-        snprintf(msg, sizeof msg, "too many processes (limit %d)", MAX_PROCS);
+    if (!pr || n_listeners == MAX_LISTENERS) {
+        snprintf(msg, sizeof msg, "too many processes (limit %d)", pr ? MAX_LISTENERS : MAX_PROCS);
         reject(id, 126, msg);
         goto done;
     }
 
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, gsock) < 0 ||
         ((flags & 1) && pipe2(in, O_CLOEXEC) < 0)) {
         snprintf(msg, sizeof msg, "pipe: %s", strerror(errno));
         reject(id, 126, msg);
@@ -431,12 +444,16 @@ static void handle_spawn(uint32_t id, unsigned char *payload, size_t len) {
         reject(id, 126, msg);
         goto close_all;
     }
-    if (pid == 0) child_exec(cwd, argv, envp, in[0], out[1], err[1], errp[1]);
+    if (pid == 0) child_exec(cwd, argv, envp, in[0], out[1], err[1], errp[1], gsock[1]);
 
     close_fd(&out[1]);
     close_fd(&err[1]);
     close_fd(&errp[1]);
     close_fd(&in[0]);
+    close_fd(&gsock[1]);
+    /* The child sends its guard's listener before it execs (or exits: then this fails). */
+    listener = guard_receive(gsock[0]);
+    close_fd(&gsock[0]);
     /*
      * Block until the child has exec'd (the CLOEXEC error pipe closes: read returns 0) or reported
      * a setup failure. This is what makes spawn failures synchronous, like posix_spawn().
@@ -448,8 +465,14 @@ static void handle_spawn(uint32_t id, unsigned char *payload, size_t len) {
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
         }
+        close_fd(&listener);
         if (ce.stage == STAGE_CHDIR)
             snprintf(msg, sizeof msg, "chdir %s: %s", cwd, strerror(ce.err));
+        else if (ce.stage == STAGE_GUARD)
+            snprintf(msg, sizeof msg,
+                     "the create guard needs seccomp user notification (Linux 5.9 or later) and "
+                     "the seccomp system call in the container: %s",
+                     strerror(ce.err));
         else if (ce.stage == STAGE_EXEC)
             snprintf(msg, sizeof msg, "exec %s: %s", argv[0], strerror(ce.err));
         else
@@ -458,6 +481,17 @@ static void handle_spawn(uint32_t id, unsigned char *payload, size_t len) {
         reject(id, ce.stage == STAGE_EXEC && ce.err != EACCES && ce.err != EPERM ? 127 : 126, msg);
         goto close_all;
     }
+
+    if (listener < 0) {
+        /* Exec'd without a guard cannot happen (install failures are reported above): be safe. */
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        reject(id, 126, "the create guard did not start");
+        goto close_all;
+    }
+    set_nonblock(listener);
+    listeners[n_listeners++] = listener;
 
     pr->used = 1;
     pr->id = id;
@@ -486,6 +520,8 @@ close_all:
     close_fd(&in[1]);
     close_fd(&errp[0]);
     close_fd(&errp[1]);
+    close_fd(&gsock[0]);
+    close_fd(&gsock[1]);
 done:
     free(argv);
     free(envp);
@@ -741,13 +777,13 @@ static void install_handlers(void) {
     sigaction(SIGHUP, &sa, NULL);
 }
 
-int main(void) {
-    /* poll slots: host stdin, signal pipe, and per process stdout, stderr, stdin. */
-    static struct pollfd fds[2 + 3 * MAX_PROCS];
+int main(int argc, char **argv) {
+    /* poll slots: host stdin, signal pipe, per process stdout, stderr, stdin, and guard listeners. */
+    static struct pollfd fds[2 + 3 * MAX_PROCS + MAX_LISTENERS];
     static struct {
         struct proc *pr;
         int kind;
-    } owners[2 + 3 * MAX_PROCS];
+    } owners[2 + 3 * MAX_PROCS + MAX_LISTENERS];
     int fd;
 
     /* Make sure 0-2 are open so no pipe can land on a standard fd number. */
@@ -759,6 +795,11 @@ int main(void) {
         return 1;
     }
     install_handlers();
+    /* The workspace folder, whose mount the create guard covers (see guard.h). */
+    if (argc > 1 && guard_set_root(argv[1]) < 0) {
+        fprintf(stderr, "mcpw-runner: cannot open the guarded folder %s\n", argv[1]);
+        return 1;
+    }
     /* Outside a container (tests) orphans of our commands are re-parented to us and reaped. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
 
@@ -793,6 +834,12 @@ int main(void) {
             }
         }
 
+        for (i = 0; i < n_listeners; i++) {
+            fds[nfds] = (struct pollfd){listeners[i], POLLIN, 0};
+            owners[nfds].pr = NULL;
+            owners[nfds++].kind = i;
+        }
+
         ready = poll(fds, (nfds_t)nfds, timeout);
         if (ready < 0) {
             if (errno == EINTR) continue;
@@ -805,9 +852,19 @@ int main(void) {
          * Child output first, so data already in a pipe is forwarded before the EXIT of its
          * process; then reaping; host frames last (a SPAWN may reuse a freed slot).
          */
+        /* Guard requests first: a process waiting on one may be what a pipe is waiting for. */
+        for (i = nfds - 1; i >= 2 && owners[i].pr == NULL; i--) {
+            int slot = owners[i].kind;
+            if (fds[i].revents & POLLIN) guard_handle(fds[i].fd);
+            /* Every process of that command has exited: the listener reports a hang-up. */
+            if (fds[i].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+                close(listeners[slot]);
+                listeners[slot] = listeners[--n_listeners];
+            }
+        }
         for (i = 2; i < nfds; i++) {
             struct proc *pr = owners[i].pr;
-            if (!fds[i].revents) continue;
+            if (!fds[i].revents || pr == NULL) continue;
             if (owners[i].kind == T_STDOUT && pr->out_fd == fds[i].fd)
                 read_child(pr, &pr->out_fd, T_STDOUT);
             else if (owners[i].kind == T_STDERR && pr->err_fd == fds[i].fd)
