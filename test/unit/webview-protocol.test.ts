@@ -13,10 +13,9 @@ import {
   type HostMessage,
   type QueryCommand,
 } from '../../src/extension/webview/protocol';
+import { AuditBridge, type AuditSource } from '../../src/extension/webview/bridge';
 import {
-  AuditBridge,
   RowStore,
-  type AuditSource,
   decisionLabel,
   decisionTitle,
   describeTarget,
