@@ -3,8 +3,8 @@
  * The virtualised table body: a pool of row elements, each positioned at its row and refilled only
  * when the record it shows changes.
  */
-import type { RowStore } from '../../src/extension/webview/model';
 import {
+  type RowStore,
   decisionLabel,
   decisionTitle,
   describeTarget,
