@@ -1,6 +1,6 @@
 /**
  * The audit-log webview's message protocol, shared by the extension host (src/extension/auditPanel.ts)
- * and the webview script (media/audit/main.ts). No `vscode` import: the webview bundles what it uses.
+ * and the webview script (media/audit/). No `vscode` import: the webview bundles what it uses.
  *
  * Commands go webview -> host and are untrusted input: the host accepts them only through
  * {@link parseWebviewMessage}, which checks them against zod schemas. Notifications go host -> webview.
