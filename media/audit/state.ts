@@ -20,8 +20,9 @@ import { RowStore, matchesFilters } from '../../src/extension/webview/model';
 export const PAGE_SIZE = 500;
 /** Ask for the next older page when the view is this close to the last row. */
 export const PREFETCH_ROWS = 200;
-/** Records held in memory: above EVICT_AT, those far from the viewport are dropped down to MAX_LOADED. */
+/** Records kept in memory after an eviction. */
 export const MAX_LOADED = 20_000;
+/** Above this many records in memory, those far from the viewport are dropped down to MAX_LOADED. */
 export const EVICT_AT = 25_000;
 /** Rows on each side of the viewport whose records are never evicted. */
 export const KEEP_MARGIN = 1_000;
