@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { relative } from 'node:path';
-import { build } from 'esbuild';
+import { build, stop } from 'esbuild';
 
 /**
  * The audit webview's bundle (media/audit.js) runs in a browser sandbox: it may pull in only its own
@@ -8,6 +8,9 @@ import { build } from 'esbuild';
  * the host bridge or zod (the host validates; the webview never needs the schemas).
  */
 describe('audit webview bundle', () => {
+  // esbuild's service process must not outlive the suite.
+  after(() => stop());
+
   it('holds only the webview, its pure helpers and the audit protocol', async () => {
     const result = await build({
       entryPoints: ['media/audit/main.ts'],
