@@ -332,6 +332,21 @@ describe('audit webview state (media/audit/state.ts)', () => {
       assert.deepEqual(seqs(state), [2]);
     });
 
+    it("matches the text filter against a version 2 record's decisions, which its stored line holds", () => {
+      const { state } = loaded([], null, { filters: { text: 'Secrets/KEY' }, paused: false });
+      const decision = { action: 'write', target: 'secrets/key.pem', decision: 'deny' as const, rule: null };
+      state.onAppended({
+        type: 'appended',
+        records: [
+          record(5, { v: 2, params: { path: 'a.ts' }, decisions: [{ ...decision, target: 'a.ts' }] }),
+          record(4, { v: 2, params: { path: 'a.ts' }, decisions: [decision] }),
+          record(3, { params: { path: 'a.ts' } }),
+        ],
+        truncated: false,
+      });
+      assert.deepEqual(seqs(state), [4]);
+    });
+
     it('caps the remembered names', () => {
       const { state } = loaded([], null);
       const flood = Array.from({ length: MAX_SEEN + 50 }, (_, i) =>
