@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import { OPERATION_NAMES } from '../protocol/operations';
-import { AuditBridge, type AuditSource } from './webview/model';
+import { AuditBridge, type AuditSource } from './webview/bridge';
 import type { HostMessage } from './webview/protocol';
 
 export type { AuditSource };

@@ -13,10 +13,9 @@ import {
   type HostMessage,
   type QueryCommand,
 } from '../../src/extension/webview/protocol';
+import { AuditBridge, type AuditSource } from '../../src/extension/webview/bridge';
 import {
-  AuditBridge,
   RowStore,
-  type AuditSource,
   decisionLabel,
   decisionTitle,
   describeTarget,
@@ -141,6 +140,67 @@ describe('audit webview protocol', () => {
         '{"type":"query","requestId":1,"limit":5,"filters":{"__proto__":{"agent":"x"}}}',
       );
       assert.equal(parseWebviewMessage(polluted).ok, false);
+    });
+
+    it('says which field was refused and why', () => {
+      const refusals: [unknown, string][] = [
+        [[], 'message must be an object'],
+        [{ type: 'eval' }, 'unknown message type "eval"'],
+        [{}, 'unknown message type undefined'],
+        [{ type: 'verify', x: 1 }, 'unknown field "x"'],
+        [{ type: 'query', requestId: 1, limit: 10, filters: {}, since: 'x' }, 'unknown field "since"'],
+        [{ type: 'query', requestId: 1, limit: 10, filters: { hash: 'x' } }, 'unknown filter "hash"'],
+        [{ type: 'query', requestId: 1, limit: 10, filters: 'x' }, 'filters must be an object'],
+        [{ type: 'query', requestId: 1, limit: 10, filters: { op: 3 } }, 'filter op must be a string'],
+        [
+          {
+            type: 'query',
+            requestId: 1,
+            limit: 10,
+            filters: { sessionId: 's'.repeat(MAX_FILTER_LENGTH + 1) },
+          },
+          `filter sessionId is longer than ${MAX_FILTER_LENGTH} characters`,
+        ],
+        [
+          { type: 'query', requestId: 1, limit: 10, filters: { decision: 'maybe' } },
+          'filter decision must be "allow" or "deny"',
+        ],
+        [
+          { type: 'query', requestId: 1.5, limit: 10, filters: {} },
+          'requestId must be a non-negative integer',
+        ],
+        [
+          { type: 'query', requestId: Number.MAX_SAFE_INTEGER + 2, limit: 10, filters: {} },
+          'requestId must be a non-negative integer',
+        ],
+        [
+          { type: 'query', requestId: 1, limit: 1001, filters: {} },
+          'limit must be an integer from 1 to 1000',
+        ],
+        [
+          { type: 'query', requestId: 1, limit: 10, before: -3, filters: {} },
+          'before must be a positive integer',
+        ],
+      ];
+      for (const [value, error] of refusals) {
+        assert.deepEqual(parseWebviewMessage(value), { ok: false, error }, JSON.stringify(value));
+      }
+      assert.deepEqual(parseFilters({ agent: 'a', zz: 1 }), { ok: false, error: 'unknown filter "zz"' });
+      assert.deepEqual(parseFilters(null), { ok: false, error: 'filters must be an object' });
+    });
+
+    it('accepts a null-prototype message and drops an explicitly undefined before', () => {
+      const bare = Object.assign(Object.create(null) as object, { type: 'verify' });
+      assert.deepEqual(parseWebviewMessage(bare), { ok: true, message: { type: 'verify' } });
+      const result = parseWebviewMessage({
+        type: 'query',
+        requestId: 2,
+        limit: 3,
+        filters: {},
+        before: undefined,
+      });
+      assert.deepEqual(result, { ok: true, message: { type: 'query', requestId: 2, filters: {}, limit: 3 } });
+      assert.ok(result.ok && !('before' in result.message));
     });
 
     it('accepts a filter string of exactly the maximum length', () => {

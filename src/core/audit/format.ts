@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-export { lineFromBody, serializeBody } from './canonical';
+export { lineFromBody, serializeBody } from '../../protocol/audit';
 
 /** File name of the JSONL log inside the state directory. */
 export const AUDIT_FILE = 'audit.jsonl';

@@ -1,5 +1,8 @@
 import type { AuditDecisionData, AuditRecordData } from '../../protocol/operations';
 
+/** The query, page and verification shapes are the protocol's (src/protocol/audit.ts). */
+export type { AuditPage, AuditQuery, VerifyResult } from '../../protocol/audit';
+
 /** The audit record format written today; records without a `v` field are version 1. */
 export const AUDIT_RECORD_VERSION = 2;
 
@@ -18,32 +21,6 @@ export type AuditRecord = AuditRecordData;
  */
 export type AuditEntry = Omit<AuditRecord, 'seq' | 'ts' | 'prev' | 'hash' | 'v'>;
 
-/** Filters for {@link AuditLog.query}; all given filters must match. */
-export interface AuditQuery {
-  sessionId?: string;
-  agent?: string;
-  op?: string;
-  decision?: 'allow' | 'deny';
-  /** ISO time, inclusive lower bound on `ts`. */
-  since?: string;
-  /** ISO time, inclusive upper bound on `ts`. */
-  until?: string;
-  /** Case-insensitive substring over the stored record JSON. */
-  text?: string;
-  /** Only records with `seq < before` (paging cursor). */
-  before?: number;
-  /** Page size: default 100, max 1000. */
-  limit?: number;
-}
-
-/** One page of query results. */
-export interface AuditPage {
-  /** Matching records, newest first. */
-  records: AuditRecord[];
-  /** Pass as `before` for the next older page; null when there are no more. */
-  nextBefore: number | null;
-}
-
 /** Options for {@link AuditLog.open}. */
 export interface AuditOpenOptions {
   /** State directory holding `audit.jsonl` and `audit.head`. */
@@ -58,8 +35,3 @@ export interface AuditOpenOptions {
   /** Exact secrets (such as the owner token) removed from records wherever they appear. */
   secrets?: () => Iterable<string>;
 }
-
-/** Outcome of {@link verifyAuditLog}: the chain head, or the first bad record and why. */
-export type VerifyResult =
-  | { ok: true; records: number; head: string }
-  | { ok: false; records: number; badSeq: number; reason: string };

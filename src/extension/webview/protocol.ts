@@ -1,11 +1,14 @@
 /**
  * The audit-log webview's message protocol, shared by the extension host (src/extension/auditPanel.ts)
- * and the webview script (media/audit/main.ts). No `vscode` import: the webview bundles what it uses.
+ * and the webview script (media/audit/). No `vscode` import: the webview bundles what it uses.
  *
  * Commands go webview -> host and are untrusted input: the host accepts them only through
- * {@link parseWebviewMessage}. Notifications go host -> webview.
+ * {@link parseWebviewMessage}, which checks them against zod schemas. Notifications go host -> webview.
+ * The webview script imports only this file's types, so zod stays out of its bundle.
  */
-import type { AuditPage, AuditQuery, AuditRecord, VerifyResult } from '../../core/audit/types';
+import { z } from 'zod';
+import type { AuditPage, AuditQuery, VerifyResult } from '../../protocol/audit';
+import type { AuditRecordData as AuditRecord } from '../../protocol/operations';
 
 export type { AuditPage, AuditQuery, AuditRecord, VerifyResult };
 
@@ -107,20 +110,106 @@ export type HostMessage =
 /** The outcome of {@link parseWebviewMessage}: a clean copy of the command, or why it was refused. */
 export type ParseResult = { ok: true; message: WebviewMessage } | { ok: false; error: string };
 
-const FILTER_KEYS: readonly (keyof AuditFilters)[] = ['agent', 'op', 'decision', 'sessionId', 'text'];
-
+/**
+ * Only plain objects and null-prototype objects: a class instance or an object whose fields are
+ * inherited is refused before zod reads a property, so nothing is taken from a prototype.
+ */
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
   const proto = Object.getPrototypeOf(value) as unknown;
   return proto === Object.prototype || proto === null;
 }
 
-function own(obj: Record<string, unknown>, key: string): unknown {
-  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : undefined;
+/** `schema`, applied only to a plain object (otherwise refused with `error`). */
+function plainObject<T extends z.ZodType>(schema: T, error: string) {
+  return z
+    .custom<z.input<T>>(isPlainObject, { error })
+    .pipe(schema as unknown as z.ZodType<z.output<T>, z.input<T>>);
 }
 
-function unknownKeys(obj: Record<string, unknown>, allowed: readonly string[]): string[] {
-  return Object.keys(obj).filter((key) => !allowed.includes(key));
+/** A text filter: a string up to {@link MAX_FILTER_LENGTH}; the empty string means "no filter". */
+function textFilter(key: 'agent' | 'op' | 'sessionId' | 'text') {
+  return z
+    .string({ error: `filter ${key} must be a string` })
+    .max(MAX_FILTER_LENGTH, { error: `filter ${key} is longer than ${MAX_FILTER_LENGTH} characters` })
+    .optional();
+}
+
+const filtersSchema = plainObject(
+  z.strictObject({
+    agent: textFilter('agent'),
+    op: textFilter('op'),
+    decision: z
+      .enum(['allow', 'deny', ''], { error: 'filter decision must be "allow" or "deny"' })
+      .optional(),
+    sessionId: textFilter('sessionId'),
+    text: textFilter('text'),
+  }),
+  'filters must be an object',
+).transform((raw): AuditFilters => {
+  const filters: AuditFilters = {};
+  for (const key of ['agent', 'op', 'sessionId', 'text'] as const) {
+    const v = raw[key];
+    if (v !== undefined && v !== '') filters[key] = v;
+  }
+  if (raw.decision !== undefined && raw.decision !== '') filters.decision = raw.decision;
+  return filters;
+});
+
+const requestIdSchema = z
+  .number({ error: 'requestId must be a non-negative integer' })
+  .int({ error: 'requestId must be a non-negative integer' })
+  .min(0, { error: 'requestId must be a non-negative integer' });
+const limitSchema = z
+  .number({ error: `limit must be an integer from 1 to ${MAX_PAGE_SIZE}` })
+  .int({ error: `limit must be an integer from 1 to ${MAX_PAGE_SIZE}` })
+  .min(1, { error: `limit must be an integer from 1 to ${MAX_PAGE_SIZE}` })
+  .max(MAX_PAGE_SIZE, { error: `limit must be an integer from 1 to ${MAX_PAGE_SIZE}` });
+const beforeSchema = z
+  .number({ error: 'before must be a positive integer' })
+  .int({ error: 'before must be a positive integer' })
+  .min(1, { error: 'before must be a positive integer' });
+
+const webviewMessageSchema = plainObject(
+  z.discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('ready') }),
+    z.strictObject({ type: z.literal('verify') }),
+    z.strictObject({
+      type: z.literal('query'),
+      requestId: requestIdSchema,
+      filters: filtersSchema,
+      before: beforeSchema.optional(),
+      limit: limitSchema,
+    }),
+  ]),
+  'message must be an object',
+).transform((raw): WebviewMessage => {
+  if (raw.type !== 'query') return { type: raw.type };
+  // A clean copy: `before` only when given, so a first page is told from a later one by its absence.
+  const message: QueryCommand = {
+    type: 'query',
+    requestId: raw.requestId,
+    filters: raw.filters,
+    limit: raw.limit,
+  };
+  if (raw.before !== undefined) message.before = raw.before;
+  return message;
+});
+
+/** One line saying why `value` was refused, from the first (most telling) zod issue. */
+function describeRefusal(error: z.ZodError, value: unknown): string {
+  const issues = error.issues;
+  const issue = issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0];
+  if (issue === undefined) return 'invalid message';
+  if (issue.code === 'unrecognized_keys') {
+    const what = issue.path[0] === 'filters' ? 'filter' : 'field';
+    return `unknown ${what} ${JSON.stringify(issue.keys[0])}`;
+  }
+  if (issue.code === 'invalid_union' && issue.path.length === 1 && issue.path[0] === 'type') {
+    const type = isPlainObject(value) ? value.type : undefined;
+    return `unknown message type ${JSON.stringify(type)}`;
+  }
+  return issue.message;
 }
 
 /**
@@ -130,31 +219,13 @@ function unknownKeys(obj: Record<string, unknown>, allowed: readonly string[]): 
 export function parseFilters(
   value: unknown,
 ): { ok: true; filters: AuditFilters } | { ok: false; error: string } {
-  if (!isPlainObject(value)) return { ok: false, error: 'filters must be an object' };
-  const extra = unknownKeys(value, FILTER_KEYS);
-  if (extra.length > 0) return { ok: false, error: `unknown filter ${JSON.stringify(extra[0])}` };
-  const filters: AuditFilters = {};
-  for (const key of ['agent', 'op', 'sessionId', 'text'] as const) {
-    const v = own(value, key);
-    if (v === undefined) continue;
-    if (typeof v !== 'string') return { ok: false, error: `filter ${key} must be a string` };
-    if (v.length > MAX_FILTER_LENGTH) {
-      return { ok: false, error: `filter ${key} is longer than ${MAX_FILTER_LENGTH} characters` };
-    }
-    if (v !== '') filters[key] = v;
+  const parsed = filtersSchema.safeParse(value);
+  if (parsed.success) return { ok: true, filters: parsed.data };
+  const issue = parsed.error.issues.find((i) => i.code === 'unrecognized_keys');
+  if (issue?.code === 'unrecognized_keys') {
+    return { ok: false, error: `unknown filter ${JSON.stringify(issue.keys[0])}` };
   }
-  const decision = own(value, 'decision');
-  if (decision !== undefined && decision !== '') {
-    if (decision !== 'allow' && decision !== 'deny') {
-      return { ok: false, error: 'filter decision must be "allow" or "deny"' };
-    }
-    filters.decision = decision;
-  }
-  return { ok: true, filters };
-}
-
-function isIntIn(value: unknown, min: number, max: number): value is number {
-  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+  return { ok: false, error: parsed.error.issues[0]?.message ?? 'invalid filters' };
 }
 
 /**
@@ -162,39 +233,9 @@ function isIntIn(value: unknown, min: number, max: number): value is number {
  * returns a clean copy holding only the known fields.
  */
 export function parseWebviewMessage(value: unknown): ParseResult {
-  if (!isPlainObject(value)) return { ok: false, error: 'message must be an object' };
-  const type = own(value, 'type');
-  switch (type) {
-    case 'ready':
-    case 'verify': {
-      const extra = unknownKeys(value, ['type']);
-      if (extra.length > 0) return { ok: false, error: `unknown field ${JSON.stringify(extra[0])}` };
-      return { ok: true, message: { type } };
-    }
-    case 'query': {
-      const extra = unknownKeys(value, ['type', 'requestId', 'filters', 'before', 'limit']);
-      if (extra.length > 0) return { ok: false, error: `unknown field ${JSON.stringify(extra[0])}` };
-      const requestId = own(value, 'requestId');
-      if (!isIntIn(requestId, 0, Number.MAX_SAFE_INTEGER)) {
-        return { ok: false, error: 'requestId must be a non-negative integer' };
-      }
-      const limit = own(value, 'limit');
-      if (!isIntIn(limit, 1, MAX_PAGE_SIZE)) {
-        return { ok: false, error: `limit must be an integer from 1 to ${MAX_PAGE_SIZE}` };
-      }
-      const before = own(value, 'before');
-      if (before !== undefined && !isIntIn(before, 1, Number.MAX_SAFE_INTEGER)) {
-        return { ok: false, error: 'before must be a positive integer' };
-      }
-      const parsed = parseFilters(own(value, 'filters'));
-      if (!parsed.ok) return parsed;
-      const message: QueryCommand = { type: 'query', requestId, filters: parsed.filters, limit };
-      if (before !== undefined) message.before = before;
-      return { ok: true, message };
-    }
-    default:
-      return { ok: false, error: `unknown message type ${JSON.stringify(type)}` };
-  }
+  const parsed = webviewMessageSchema.safeParse(value);
+  if (parsed.success) return { ok: true, message: parsed.data };
+  return { ok: false, error: describeRefusal(parsed.error, value) };
 }
 
 /** Type guard over {@link parseWebviewMessage}; prefer the parser, which also strips the message. */
