@@ -8,7 +8,6 @@
 import type Docker from 'dockerode';
 import { WorkspaceError } from '../../../protocol/errors';
 import { openConfinedRoot, type ConfinedRootHandle } from '../../resources/confined';
-import { runnerBinaryPath } from '../runner';
 import type { SandboxRuntime, SandboxSpec } from '../runtime';
 import { EngineConnection } from './engine';
 import { EnvironmentResolver } from './environment';
@@ -104,7 +103,7 @@ export class DockerRuntime implements SandboxRuntime {
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       maxContainersPerAgent,
-      runnerPath: options.runnerPath ?? runnerBinaryPath(),
+      runnerPath: options.runnerPath,
       protectedPaths: options.protectedPaths ?? [],
       stateDir: options.stateDir,
       engine: this.engine,

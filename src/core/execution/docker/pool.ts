@@ -10,6 +10,7 @@ import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { WorkspaceError } from '../../../protocol/errors';
 import type { ConfinedRootHandle } from '../../resources/confined';
+import { runnerBinaryPath } from '../runner';
 import type { SandboxSpec } from '../runtime';
 import type { EngineConnection } from './engine';
 import type { EnvironmentResolver } from './environment';
@@ -35,8 +36,11 @@ export interface ContainerPoolOptions {
   idleTimeoutMs: number;
   /** Session containers at once per agent. */
   maxContainersPerAgent: number;
-  /** Host path of the runner binary bind-mounted into every container. */
-  runnerPath: string;
+  /**
+   * Host path of the runner binary bind-mounted into every container; default runnerBinaryPath(),
+   * looked up when a container starts (a server without one still serves files).
+   */
+  runnerPath: string | undefined;
   /** Host paths masked inside every container. */
   protectedPaths: readonly string[];
   /** Holds the empty placeholder file (else a temporary folder is used). */
@@ -280,7 +284,7 @@ export class ContainerPool {
       workspace,
       protectedMounts: protection.map((entry) => entry.mount),
       masked: await this.maskedPaths(env.workspaceFolder),
-      runnerPath: this.options.runnerPath,
+      runnerPath: this.options.runnerPath ?? runnerBinaryPath(),
       emptyFile: await this.emptyFile(),
       limits: this.options.limits,
       user: env.user ?? (await workspaceOwner(workspace)),
