@@ -9,6 +9,8 @@ import { percentile } from './stats';
 
 const IMAGE = 'mcpw-test-busybox:1';
 
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 async function timeIt(n: number, fn: () => Promise<unknown>, pauseMs = 0): Promise<number[]> {
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -45,7 +47,8 @@ async function rawDockerExec(docker: Docker, container: Docker.Container): Promi
 /**
  * RunCommand figures against dist/cli.js on a real engine (DOCKER_HOST): warm round trip of `true`
  * (request to final result) beside raw docker exec and a host spawn measured in the same run, the
- * cold first command of a new session, and stdout streaming throughput.
+ * cold first command of a new session, stdout streaming throughput, how fast CancelExecution
+ * returns, how far past its timeout a command is stopped, and request latency during a 1 GB flood.
  */
 export async function benchExecution(): Promise<Record<string, number>> {
   const root = await mkdtemp(join(tmpdir(), 'mcpw-bench-exec-'));
@@ -134,6 +137,49 @@ export async function benchExecution(): Promise<Record<string, number>> {
     await streamed.text();
     const streamSeconds = (performance.now() - t0) / 1000;
 
+    const call = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
+      const res = await fetch(`${ready.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return (await res.json()) as Record<string, unknown>;
+    };
+    // CancelExecution on a running tree (one child ignores TERM): request to reply.
+    const cancels: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const started = await call('POST', '/execute', {
+        command: 'sh -c \'trap "" TERM; sleep 30\' & sleep 30 & echo started; wait',
+        background: true,
+      });
+      const id = started.executionId as string;
+      for (let attempt = 0; (await call('GET', `/executions/${id}`)).stdout !== 'started\n'; attempt++) {
+        if (attempt > 500) throw new Error(`execution ${id} never printed 'started'`);
+        await delay(20);
+      }
+      const c0 = performance.now();
+      await call('POST', `/executions/${id}/cancel`, {});
+      cancels.push(performance.now() - c0);
+      await call('GET', `/executions/${id}?wait=true`);
+    }
+    // How long a command with a 300 ms timeout runs in all (its durationMs).
+    const timeouts: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const result = await call('POST', '/execute', { command: 'sleep 20', timeoutMs: 300 });
+      timeouts.push(result.durationMs as number);
+    }
+    // Latency of a cheap request while a 1 GB output flood runs in the same server.
+    let flooding = true;
+    const settled = () => (flooding = false);
+    call('POST', '/execute', { command: 'head -c 1000000000 /dev/zero' }).then(settled, settled);
+    const duringFlood: number[] = [];
+    while (flooding) {
+      const l0 = performance.now();
+      await call('GET', '/list');
+      if (flooding) duringFlood.push(performance.now() - l0);
+      await delay(50);
+    }
+
     return {
       runCommandWarmP50Ms: percentile(warm, 50),
       runCommandWarmP99Ms: percentile(warm, 99),
@@ -143,6 +189,12 @@ export async function benchExecution(): Promise<Record<string, number>> {
       dockerExecRawP99Ms: percentile(raw, 99),
       hostSpawnP50Ms: percentile(host, 50),
       stdoutStreamMBps: Math.round((bytes / 1024 / 1024 / streamSeconds) * 10) / 10,
+      cancelReturnP50Ms: percentile(cancels, 50),
+      cancelReturnMaxMs: percentile(cancels, 100),
+      timeout300MsRunP50Ms: percentile(timeouts, 50),
+      timeout300MsRunMaxMs: percentile(timeouts, 100),
+      listDuringFloodP50Ms: percentile(duringFlood, 50),
+      listDuringFloodMaxMs: percentile(duringFlood, 100),
     };
   } finally {
     if (container) await container.remove({ force: true }).catch(() => undefined);

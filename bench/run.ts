@@ -5,6 +5,7 @@ import { benchBuildContext } from './build-context';
 import { benchExecution } from './execution';
 import { benchExtension } from './extension';
 import { benchRunner } from './runner';
+import { benchRuntime } from './runtime';
 import { benchSearch } from './search';
 import { benchServer } from './server';
 
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
   Object.assign(figures, await benchRunner());
   // Execution figures need a real engine: provision it as the tests do.
   ensureDocker();
+  Object.assign(figures, await benchRuntime());
   Object.assign(figures, await benchExecution());
   Object.assign(figures, await benchBuildContext());
   Object.assign(figures, await benchExtension());

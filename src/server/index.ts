@@ -7,8 +7,13 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { WorkspaceError } from '../protocol/errors';
 import { OWNER } from '../protocol/principal';
 import { AuditLog, createRedactor, REDACTION_KEY_BYTES } from '../core/audit';
-import { ExecutionManager, type ExecutionLimits } from '../core/execution';
-import { DockerRuntime, type ProgressEvent, type SandboxLimits } from '../core/execution/docker';
+import {
+  DockerRuntime,
+  ExecutionManager,
+  type ExecutionLimits,
+  type ProgressEvent,
+  type SandboxLimits,
+} from '../core/execution';
 import { createLogger, redactingLogger, unexpectedError, type Logger } from '../core/log';
 import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../core/policy';
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';

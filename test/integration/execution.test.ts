@@ -4,7 +4,6 @@ import { createInterface } from 'node:readline';
 import Docker from 'dockerode';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { callTool, connectMcp } from '../helpers/clients';
 import { TEST_IMAGE, ensureDocker } from '../helpers/docker';
@@ -165,7 +164,7 @@ describe('RunCommand / CancelExecution in the session container (real Docker eng
     }
   });
 
-  it('cancels the whole process tree within a second, including a child that ignores TERM', async () => {
+  it('cancels the whole process tree, including a child that ignores TERM', async () => {
     const started = await t.api('/execute', {
       method: 'POST',
       body: {
@@ -175,11 +174,13 @@ describe('RunCommand / CancelExecution in the session container (real Docker eng
     });
     assert.equal(started.body.status, 'running');
     const id = started.body.executionId;
-    await new Promise((r) => setTimeout(r, 300));
-    const t0 = performance.now();
+    // The tree is up once it printed `started` (bounded wait; how fast cancel returns is in bench/).
+    for (let attempt = 0; attempt < 100; attempt++) {
+      if ((await t.api(`/executions/${id}`)).body.stdout === 'started\n') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const cancel = await t.api(`/executions/${id}/cancel`, { method: 'POST', body: {} });
     assert.equal(cancel.body.success, true);
-    assert.ok(performance.now() - t0 < 1000, 'cancel returns within 1 s');
     const done = await t.api(`/executions/${id}?wait=true`);
     assert.equal(done.body.status, 'cancelled');
     assert.equal(done.body.cancelled, true);
@@ -197,7 +198,7 @@ describe('RunCommand / CancelExecution in the session container (real Docker eng
     });
     assert.equal(timedOut.body.status, 'timed_out');
     assert.equal(timedOut.body.timedOut, true);
-    assert.ok(timedOut.body.durationMs < 5000);
+    assert.equal(timedOut.body.signal, 'SIGTERM', 'the timeout stopped sleep before it ended by itself');
 
     const bg = await t.api('/execute', {
       method: 'POST',
@@ -270,11 +271,28 @@ describe('RunCommand / CancelExecution in the session container (real Docker eng
   });
 
   it('caps a 1 GB output flood, keeps memory bounded and stays responsive', async () => {
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    let flooding = true;
     const flood = t.api('/execute', { method: 'POST', body: { command: 'head -c 1000000000 /dev/zero' } });
-    const t0 = performance.now();
-    const health = await t.api('/list');
-    assert.equal(health.status, 200);
-    assert.ok(performance.now() - t0 < 2000, 'the server answers during the flood');
+    const settled = () => (flooding = false);
+    flood.then(settled, settled);
+    // The server (in this process) answers while the flood runs; how fast is measured in bench/.
+    let answeredDuringFlood = 0;
+    while (flooding) {
+      const health = await t.api('/list');
+      assert.equal(health.status, 200);
+      if (flooding) answeredDuringFlood++;
+      peak = Math.max(peak, process.memoryUsage().rss);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(answeredDuringFlood > 0, 'the server answered during the flood');
+    // Holding the flood would take 1000 MB; the output cap keeps 10 MiB (the rest is the process's
+    // own churn, such as loading the Docker client on first use).
+    assert.ok(
+      peak - before < 500 * 1024 * 1024,
+      `memory grew by ${Math.round((peak - before) / 1024 / 1024)} MiB during a 1000 MB flood`,
+    );
     const res = await flood;
     assert.equal(res.status, 200);
     assert.equal(res.body.truncated, true);

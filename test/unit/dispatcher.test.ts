@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditLog, type AuditRecord } from '../../src/core/audit';
-import { ExecutionManager, type SandboxProvider } from '../../src/core/execution';
+import { ExecutionManager, type SandboxRuntime } from '../../src/core/execution';
 import type { Logger } from '../../src/core/log';
 import { OperationDispatcher, type CallContext } from '../../src/core/operations';
 import { PolicyEngine, PolicyStore } from '../../src/core/policy';
@@ -20,9 +20,9 @@ interface Logged {
 }
 
 /** No sandbox in these tests: the dispatcher's own logic is under test, not Docker. */
-const NO_SANDBOX: SandboxProvider = {
+const NO_SANDBOX: SandboxRuntime = {
   acquire: () => Promise.reject(new WorkspaceError('SANDBOX_UNAVAILABLE', 'no sandbox in unit tests')),
-} as unknown as SandboxProvider;
+} as unknown as SandboxRuntime;
 
 async function assertCode(promise: Promise<unknown>, code: string): Promise<WorkspaceError> {
   let caught: unknown;

@@ -1,43 +1,26 @@
+/**
+ * The Execution Manager and the public entry of the execution component: the runtime-neutral
+ * sandbox vocabulary (./runtime), the Docker runtime that implements it (./docker) and the types
+ * of the in-container runner's processes (./runner). Nothing outside this folder imports its
+ * subfolders.
+ */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { WorkspaceError } from '../../protocol/errors';
 import type { Principal } from '../../protocol/principal';
 import type { RunnerExit, RunnerProcess } from './runner';
+import type { Sandbox, SandboxEnvironment, SandboxRuntime } from './runtime';
 
-/** What a session container offers the Execution Manager (implemented by the Docker runtime). */
-export interface SandboxHandle {
-  readonly containerId: string;
-  readonly env: {
-    image: string;
-    workspaceFolder: string;
-    remoteEnv: Record<string, string>;
-    /**
-     * Workspace-relative files the image was built from (the Dockerfile and the build context), or
-     * null when the image was not built from the workspace.
-     */
-    buildInputs: readonly string[] | null;
-  };
-  exec(spec: {
-    argv: string[];
-    cwd: string;
-    env: Record<string, string>;
-    outputCapBytes: number;
-    stdin?: boolean;
-  }): RunnerProcess;
-}
-
-/** Where session containers come from (the Docker runtime, or a test double). */
-export interface SandboxProvider {
-  acquire(spec: {
-    sessionId: string;
-    agent: string;
-    readOnly: boolean;
-    network: boolean;
-    /** Whether the agent may read a workspace-relative path (what an image build may ship). */
-    mayRead?: (path: string) => boolean;
-  }): Promise<SandboxHandle>;
-  release(sessionId: string): Promise<void>;
-}
+export type { Sandbox, SandboxEnvironment, SandboxExecSpec, SandboxRuntime, SandboxSpec } from './runtime';
+export type { RunnerExit, RunnerProcess } from './runner';
+export {
+  DockerRuntime,
+  type DockerRuntimeOptions,
+  type DockerSandbox,
+  type ProgressEvent,
+  type ResolvedEnvironment,
+  type SandboxLimits,
+} from './docker';
 
 /** RunCommand parameters, validated by the protocol schema and authorised by the operation runner. */
 export interface RunCommandRequest {
@@ -47,7 +30,7 @@ export interface RunCommandRequest {
   /** What runs: the argv the policy judged (no shell), or `/bin/sh -c COMMAND` for `allow exec(*)`. */
   argv: string[];
   /** Refuses (by throwing) to run in the environment the sandbox resolved, e.g. an agent-built image. */
-  checkEnvironment?: (env: SandboxHandle['env']) => void;
+  checkEnvironment?: (env: SandboxEnvironment) => void;
   /** Workspace-relative working directory (already confined by the caller). */
   cwd: string;
   env?: Record<string, string> | undefined;
@@ -313,7 +296,7 @@ export class ExecutionManager {
   private readonly starting = new Map<string, { agent: string; count: number }>();
 
   constructor(
-    private readonly sandboxes: SandboxProvider,
+    private readonly sandboxes: SandboxRuntime,
     limits: Partial<ExecutionLimits> = {},
   ) {
     this.limits = { ...DEFAULT_EXECUTION_LIMITS, ...limits };
@@ -333,7 +316,7 @@ export class ExecutionManager {
     this.admit(session.sessionId, session.principal);
     const reservation = this.starting.get(session.sessionId)!;
     reservation.count++;
-    let sandbox: SandboxHandle;
+    let sandbox: Sandbox;
     try {
       sandbox = await this.sandboxes.acquire({
         sessionId: session.sessionId,

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { WorkspaceError } from '../../protocol/errors';
 import { AGENT_NAME_RE, OWNER, type Principal } from '../../protocol/principal';
 import { errnoCode, writeFileAtomic } from '../shared/fs';
@@ -91,6 +92,23 @@ function fsError(action: string, file: string, err: unknown): WorkspaceError {
   return new WorkspaceError('INTERNAL', `Could not ${action} ${file}: ${errnoCode(err) ?? String(err)}.`);
 }
 
+/** One entry of `tokens.json`: a minted agent token, stored as its hash. */
+const TokenEntrySchema = z.object({
+  name: z.string().regex(AGENT_NAME_RE),
+  role: z.enum(['agent', 'viewer']),
+  hash: z.string().regex(HASH_RE),
+  createdAt: z.string(),
+});
+
+/** `tokens.json`: an array of token entries with unique names (extra fields are ignored). */
+const TokensFileSchema = z.array(TokenEntrySchema).superRefine((entries, ctx) => {
+  const names = new Set<string>();
+  for (const { name } of entries) {
+    if (names.has(name)) ctx.addIssue({ code: 'custom', message: `duplicate name '${name}'` });
+    names.add(name);
+  }
+});
+
 /** Parses `tokens.json`; a malformed file is reported rather than silently dropped. */
 function parseTokens(text: string, file: string): TokenRecord[] {
   const corrupt = (why: string) =>
@@ -104,24 +122,25 @@ function parseTokens(text: string, file: string): TokenRecord[] {
   } catch (err) {
     throw corrupt((err as Error).message);
   }
-  if (!Array.isArray(value)) throw corrupt('expected an array');
-  const names = new Set<string>();
-  return value.map((entry: unknown, i) => {
-    const { name, role, hash, createdAt } = (entry ?? {}) as Record<string, unknown>;
-    if (
-      typeof name !== 'string' ||
-      !AGENT_NAME_RE.test(name) ||
-      (role !== 'agent' && role !== 'viewer') ||
-      typeof hash !== 'string' ||
-      !HASH_RE.test(hash) ||
-      typeof createdAt !== 'string'
-    ) {
-      throw corrupt(`entry ${i + 1} is not {name, role, hash, createdAt}`);
-    }
-    if (names.has(name)) throw corrupt(`duplicate name '${name}'`);
-    names.add(name);
-    return { name, role, hash, createdAt, principal: agentPrincipal(name, role) };
-  });
+  const parsed = TokensFileSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const entry = issue.path[0];
+    throw corrupt(
+      issue.code === 'custom'
+        ? issue.message
+        : typeof entry === 'number'
+          ? `entry ${entry + 1} is not {name, role, hash, createdAt}`
+          : 'expected an array',
+    );
+  }
+  return parsed.data.map(({ name, role, hash, createdAt }) => ({
+    name,
+    role,
+    hash,
+    createdAt,
+    principal: agentPrincipal(name, role),
+  }));
 }
 
 /** Reads the persisted owner token if it is present and well-formed. */

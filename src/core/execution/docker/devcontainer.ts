@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
 import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { z } from 'zod';
 import { WorkspaceError } from '../../../protocol/errors';
 import { isDangerousEnv } from '../../policy';
 
@@ -66,6 +67,31 @@ const IGNORED_FIELDS = [
   'appPort',
   'workspaceMount',
 ];
+
+/** The shapes of devcontainer.json fields; null and absent both mean "not set". */
+const FIELD = {
+  /** `image`, `workspaceFolder`, `containerUser`, `build.dockerfile`... */
+  string: z.string().min(1).nullish(),
+  /** `capAdd`, `securityOpt`, `runArgs`. */
+  stringList: z.array(z.string()).nullish(),
+  /** `containerEnv`, `remoteEnv`, `build.args`: checked entry by entry with {@link ENV_ENTRY}. */
+  object: z.record(z.string(), z.unknown()).nullish(),
+  privileged: z.boolean(),
+  mounts: z.array(z.unknown()),
+  mountEntry: z.union([z.string(), z.record(z.string(), z.unknown())]),
+};
+
+/** One `NAME: value` entry of an environment map: a non-empty name without `=`, a string value. */
+const ENV_ENTRY = z.tuple([
+  z
+    .string()
+    .min(1)
+    .refine((name) => !name.includes('=')),
+  z.string(),
+]);
+
+/** What a mount must resolve to: a known type and an absolute in-container target. */
+const MOUNT = z.object({ type: z.enum(['bind', 'volume', 'tmpfs']), target: z.string().startsWith('/') });
 
 /** Reads the first non-empty devcontainer.json of `workspace`, or null when there is none. */
 export async function findDevcontainer(workspace: string): Promise<DevcontainerFile | null> {
@@ -141,9 +167,9 @@ export function parseDevcontainer(
   const extraHostConfig: ExtraHostConfig = {};
 
   if (config.privileged !== undefined) {
-    if (typeof config.privileged !== 'boolean')
-      throw invalid('devcontainer.json "privileged" must be a boolean.');
-    if (config.privileged) extraHostConfig.Privileged = true;
+    const privileged = FIELD.privileged.safeParse(config.privileged);
+    if (!privileged.success) throw invalid('devcontainer.json "privileged" must be a boolean.');
+    if (privileged.data) extraHostConfig.Privileged = true;
   }
   const capAdd = stringList(config, 'capAdd', vars);
   if (capAdd.length > 0) extraHostConfig.CapAdd = capAdd;
@@ -258,35 +284,32 @@ function nonEmpty(value: unknown): boolean {
   return value !== undefined && value !== null && !(Array.isArray(value) && value.length === 0);
 }
 
+/** `config[field]` checked against `schema`; INVALID_ARGUMENT with `message` when it does not fit. */
+function read<T>(config: Config, field: string, schema: z.ZodType<T>, message: string): T {
+  const parsed = schema.safeParse(config[field]);
+  if (!parsed.success) throw invalid(`devcontainer.json "${field}" ${message}`, { field });
+  return parsed.data;
+}
+
 function optionalString(config: Config, field: string): string | null {
-  const value = config[field];
-  if (value === undefined || value === null) return null;
-  if (typeof value !== 'string' || value === '') {
-    throw invalid(`devcontainer.json "${field}" must be a non-empty string.`, { field });
-  }
-  return value;
+  return read(config, field, FIELD.string, 'must be a non-empty string.') ?? null;
 }
 
 function stringList(config: Config, field: string, vars: (value: string) => string): string[] {
-  const value = config[field];
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
-    throw invalid(`devcontainer.json "${field}" must be an array of strings.`, { field });
-  }
-  return value.map(vars);
+  return (read(config, field, FIELD.stringList, 'must be an array of strings.') ?? []).map(vars);
 }
 
 function stringMap(config: Config, field: string, vars: (value: string) => string): Record<string, string> {
-  const value = config[field];
-  if (value === undefined || value === null) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) {
-    throw invalid(`devcontainer.json "${field}" must be an object of strings.`, { field });
-  }
+  const value = read(config, field, FIELD.object, 'must be an object of strings.') ?? {};
   const result: Record<string, string> = {};
-  for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
-    if (typeof item !== 'string' || key === '' || key.includes('=')) {
-      throw invalid(`devcontainer.json "${field}.${key}" must be a string with a valid name.`, { field });
+  for (const entry of Object.entries(value)) {
+    const parsed = ENV_ENTRY.safeParse(entry);
+    if (!parsed.success) {
+      throw invalid(`devcontainer.json "${field}.${entry[0]}" must be a string with a valid name.`, {
+        field,
+      });
     }
+    const [key, item] = parsed.data;
     result[key] = vars(item);
   }
   return result;
@@ -316,10 +339,11 @@ function readBuild(
 ): BuildSpec | null {
   let build: Config;
   if (config.build !== undefined) {
-    if (typeof config.build !== 'object' || config.build === null || Array.isArray(config.build)) {
+    const parsed = FIELD.object.safeParse(config.build);
+    if (!parsed.success || !parsed.data) {
       throw invalid('devcontainer.json "build" must be an object.', { field: 'build' });
     }
-    build = config.build as Config;
+    build = parsed.data;
   } else if (config.dockerFile !== undefined) {
     build = { dockerfile: config.dockerFile, context: config.context };
   } else {
@@ -366,31 +390,30 @@ function readBuild(
 function readMounts(config: Config, vars: (value: string) => string): object[] {
   const value = config.mounts;
   if (value === undefined || value === null) return [];
-  if (!Array.isArray(value))
-    throw invalid('devcontainer.json "mounts" must be an array.', { field: 'mounts' });
-  return value.map((entry: unknown) => {
+  const entries = read(config, 'mounts', FIELD.mounts, 'must be an array.');
+  return entries.map((entry: unknown) => {
+    const shape = FIELD.mountEntry.safeParse(entry);
+    if (!shape.success) {
+      throw invalid('devcontainer.json "mounts" entries must be strings or objects.', { field: 'mounts' });
+    }
     const fields: Record<string, string | boolean> = {};
-    if (typeof entry === 'string') {
-      for (const part of vars(entry).split(',')) {
+    if (typeof shape.data === 'string') {
+      for (const part of vars(shape.data).split(',')) {
         const eq = part.indexOf('=');
         if (eq < 0) fields[part.trim()] = true;
         else fields[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
       }
-    } else if (typeof entry === 'object' && entry !== null && !Array.isArray(entry)) {
-      for (const [key, item] of Object.entries(entry as Record<string, unknown>)) {
+    } else {
+      for (const [key, item] of Object.entries(shape.data)) {
         fields[key] = typeof item === 'string' ? vars(item) : item === true;
       }
-    } else {
-      throw invalid('devcontainer.json "mounts" entries must be strings or objects.', { field: 'mounts' });
     }
-    const type = typeof fields.type === 'string' ? fields.type : 'volume';
     const source = fields.source ?? fields.src;
-    const target = fields.target ?? fields.destination ?? fields.dst;
-    if (
-      !['bind', 'volume', 'tmpfs'].includes(type) ||
-      typeof target !== 'string' ||
-      !target.startsWith('/')
-    ) {
+    const mount = MOUNT.safeParse({
+      type: typeof fields.type === 'string' ? fields.type : 'volume',
+      target: fields.target ?? fields.destination ?? fields.dst,
+    });
+    if (!mount.success) {
       throw invalid(
         `devcontainer.json mount ${JSON.stringify(entry)} needs a type (bind, volume, tmpfs) and an absolute target.`,
         {
@@ -400,9 +423,13 @@ function readMounts(config: Config, vars: (value: string) => string): object[] {
     }
     const readOnly =
       fields.readonly === true || fields.readonly === 'true' || fields.ro === true || fields.ro === 'true';
-    const mount: Record<string, unknown> = { Type: type, Target: target, ReadOnly: readOnly };
-    if (typeof source === 'string' && source !== '') mount.Source = source;
-    return mount;
+    const { type, target } = mount.data;
+    return {
+      Type: type,
+      Target: target,
+      ReadOnly: readOnly,
+      ...(typeof source === 'string' && source !== '' ? { Source: source } : {}),
+    };
   });
 }
 

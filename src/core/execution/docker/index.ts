@@ -1,51 +1,35 @@
 /**
  * The Docker runtime: one hardened container per session, running the workspace's dev-container
  * image (devcontainer.json `image` or `build`, else a default image) with mcpw-runner as its main
- * process. Commands go to the runner over the container's attached stdin/stdout.
+ * process. Commands go to the runner over the container's attached stdin/stdout. This file is the
+ * runtime's public entry: environment resolution lives in ./environment, the container pool in
+ * ./pool, the engine connection in ./engine.
  */
-import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { isAbsolute, join, posix, relative, sep } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import type Docker from 'dockerode';
 import { WorkspaceError } from '../../../protocol/errors';
-import { runnerBinaryPath } from '../runner';
-import { engineRequest, parseEngineAddress, type EngineAddress } from './engine';
-import {
-  defaultWorkspaceFolder,
-  findDevcontainer,
-  parseDevcontainer,
-  resolveRemoteEnv,
-  type DevcontainerFile,
-  type ParsedDevcontainer,
-} from './devcontainer';
 import { openConfinedRoot, type ConfinedRootHandle } from '../../resources/confined';
-import { buildImage, ensureLocalImage, planBuild, reason, statusCode, type BuildPlan } from './images';
-import { Placeholders, planProtection, verifyProtection, type PlannedProtection } from './protect';
-import { LABELS, SessionSandbox, withTimeout, type ContainerPlan } from './sandbox';
+import type { SandboxRuntime, SandboxSpec } from '../runtime';
+import { EngineConnection } from './engine';
+import { EnvironmentResolver } from './environment';
+import { ContainerPool } from './pool';
 import {
   DEFAULT_LIMITS,
   type BuildView,
   type DevcontainerPermissions,
+  type DockerSandbox,
   type ProgressEvent,
   type ResolvedEnvironment,
-  type RuntimeLog,
-  type Sandbox,
   type SandboxLimits,
-  type SandboxSpec,
 } from './types';
 
 export { DEFAULT_LIMITS } from './types';
 export type {
   BuildView,
   DevcontainerPermissions,
+  DockerSandbox,
   ProgressEvent,
   ResolvedEnvironment,
-  Sandbox,
-  SandboxExecSpec,
   SandboxLimits,
-  SandboxSpec,
 } from './types';
 
 /** Options of a {@link DockerRuntime}. */
@@ -82,69 +66,57 @@ export interface DockerRuntimeOptions {
 
 /** Default cap of session containers running at once per agent token. */
 export const DEFAULT_MAX_CONTAINERS_PER_AGENT = 4;
-/** How the engine reports a bind mount whose host path disappeared before the container started. */
-const MOUNT_SOURCE_GONE =
-  /bind source path does not exist|error mounting "[^"]*" to rootfs .*no such file or directory/;
-/** How many times a start plans its mounts again after a mount point vanished. */
-const MAX_REPLANS = 5;
 const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60 * 1000;
-const ENGINE_PING_TIMEOUT_MS = 5000;
-const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 
-/** Manages the session containers of one workspace on one Docker engine. */
-export class DockerRuntime {
-  private readonly address: EngineAddress;
-  private clientPromise: Promise<Docker> | null = null;
-
-  private readonly options: DockerRuntimeOptions;
-  private readonly limits: SandboxLimits;
-  private readonly idleTimeoutMs: number;
-  private readonly log: RuntimeLog;
-  private readonly engineAddress: string;
-  private readonly timer: NodeJS.Timeout;
-  private engineReady: Promise<void> | null = null;
-  private readonly environments = new Map<string, Promise<ResolvedEnvironment>>();
-  private readonly sandboxes = new Map<string, SessionSandbox>();
-  private readonly pending = new Map<string, Promise<SessionSandbox>>();
-  /** The agent of each pending acquisition, so containers being started count toward its cap. */
-  private readonly pendingAgents = new Map<string, string>();
-  private readonly maxContainersPerAgent: number;
-  private closed = false;
+/** The {@link SandboxRuntime} on a Docker engine: the session containers of one workspace. */
+export class DockerRuntime implements SandboxRuntime {
+  private readonly engine: EngineConnection;
+  private readonly environments: EnvironmentResolver;
+  private readonly pool: ContainerPool;
   private confinedRoot: ConfinedRootHandle | null = null;
-  private readonly placeholders = new Placeholders();
-  /**
-   * Serialises what touches placeholder mount points: planning and starting a container, and
-   * removing the placeholders once no container runs. Without it a removal could delete a mount
-   * point a starting container was about to bind.
-   */
-  private mountQueue: Promise<unknown> = Promise.resolve();
-  private emptyFilePath: Promise<string> | null = null;
-  private unverifiedLogged = false;
 
-  constructor(options: DockerRuntimeOptions) {
-    this.options = options;
-    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    this.maxContainersPerAgent = options.maxContainersPerAgent ?? DEFAULT_MAX_CONTAINERS_PER_AGENT;
-    if (!(Number.isInteger(this.maxContainersPerAgent) && this.maxContainersPerAgent > 0)) {
+  /** @throws WorkspaceError INVALID_ARGUMENT for a bad per-agent cap or engine address. */
+  constructor(private readonly options: DockerRuntimeOptions) {
+    const maxContainersPerAgent = options.maxContainersPerAgent ?? DEFAULT_MAX_CONTAINERS_PER_AGENT;
+    if (!(Number.isInteger(maxContainersPerAgent) && maxContainersPerAgent > 0)) {
       throw new WorkspaceError(
         'INVALID_ARGUMENT',
-        `maxContainersPerAgent must be a positive integer; got ${this.maxContainersPerAgent}.`,
+        `maxContainersPerAgent must be a positive integer; got ${maxContainersPerAgent}.`,
       );
     }
-    this.log = options.log ?? (() => undefined);
-    this.engineAddress = options.dockerHost || process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
-    this.address = parseEngineAddress(this.engineAddress);
-    const sweepEvery = Math.min(Math.max(this.idleTimeoutMs / 4, 50), 30_000);
-    this.timer = setInterval(() => this.sweepIdle(), sweepEvery);
-    this.timer.unref();
+    const log = options.log ?? (() => undefined);
+    const progress = (event: ProgressEvent) => options.onProgress?.(event);
+    const root = () => this.root();
+    this.engine = new EngineConnection(options.dockerHost);
+    this.environments = new EnvironmentResolver({
+      workspace: options.workspace,
+      defaultImage: options.defaultImage,
+      permissions: options.permissions,
+      engine: this.engine,
+      root,
+      progress,
+      log,
+    });
+    this.pool = new ContainerPool({
+      workspace: options.workspace,
+      stateId: options.stateId,
+      limits: { ...DEFAULT_LIMITS, ...options.limits },
+      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      maxContainersPerAgent,
+      runnerPath: options.runnerPath,
+      protectedPaths: options.protectedPaths ?? [],
+      stateDir: options.stateDir,
+      engine: this.engine,
+      environments: this.environments,
+      root,
+      progress,
+      log,
+    });
   }
 
   /** The dockerode client, loaded on first use (an idle server never needs it). */
   client(): Promise<Docker> {
-    return (this.clientPromise ??= import('dockerode').then(
-      ({ default: DockerClient }) => new DockerClient(this.address),
-    ));
+    return this.engine.client();
   }
 
   /**
@@ -152,32 +124,8 @@ export class DockerRuntime {
    * re-checked on the next call.
    * @throws WorkspaceError SANDBOX_UNAVAILABLE saying how to start an engine.
    */
-  async ensureEngine(): Promise<void> {
-    let ready = this.engineReady;
-    if (!ready) {
-      const attempt = withTimeout(
-        engineRequest(this.address, 'GET', '/_ping', ENGINE_PING_TIMEOUT_MS),
-        ENGINE_PING_TIMEOUT_MS,
-        () => new Error(`no answer within ${ENGINE_PING_TIMEOUT_MS} ms`),
-      ).then(({ status }) => {
-        if (status !== 200) throw new Error(`the engine answered ${status} to a ping`);
-      });
-      this.engineReady = ready = attempt;
-      attempt.catch(() => {
-        if (this.engineReady === attempt) this.engineReady = null;
-      });
-    }
-    try {
-      await ready;
-    } catch (error) {
-      throw new WorkspaceError(
-        'SANDBOX_UNAVAILABLE',
-        `No Docker engine answers at ${this.engineAddress} (${reason(error)}). Start one (e.g. ` +
-          '`sudo systemctl start docker`), or run `bash scripts/provision-docker.sh` from the MCP Workspace ' +
-          'repository and set DOCKER_HOST to the address it prints (unix:///tmp/mcpw-docker.sock).',
-        { dockerHost: this.engineAddress },
-      );
-    }
+  ensureEngine(): Promise<void> {
+    return this.engine.ensure();
   }
 
   /**
@@ -190,44 +138,8 @@ export class DockerRuntime {
    * POLICY_DENIED (field or env key not allowed), SANDBOX_UNAVAILABLE (no engine, image missing,
    * build failed).
    */
-  async resolveEnvironment(
-    view: BuildView = { network: false, mayRead: () => true },
-  ): Promise<ResolvedEnvironment> {
-    await this.ensureEngine();
-    const { workspace, permissions } = this.options;
-    const file = await findDevcontainer(workspace);
-    const parsed = file
-      ? parseDevcontainer(
-          file,
-          workspace,
-          (field) => permissions.allows(field),
-          (key) => permissions.allowsEnv?.(key) ?? false,
-        )
-      : null;
-    let key = file ? `${file.path}\0${file.text}` : 'default';
-    let plan: BuildPlan | null = null;
-    if (parsed?.build) {
-      plan = await planBuild(parsed.build, { root: this.root(), mayRead: view.mayRead }, view.network);
-      key += `\0${plan.tag}`;
-    }
-    let environment = this.environments.get(key);
-    if (!environment) {
-      const loading = this.loadEnvironment(file, parsed, plan, view);
-      environment = loading;
-      this.environments.set(key, loading);
-      loading.catch(() => {
-        if (this.environments.get(key) === loading) this.environments.delete(key);
-      });
-    }
-    return environment;
-  }
-
-  /** The workspace root held open for confined build-context walks (opened once). */
-  private root(): ConfinedRootHandle {
-    return (this.confinedRoot ??= openConfinedRoot(
-      this.options.workspace,
-      this.options.protectedPaths ?? [],
-    ));
+  resolveEnvironment(view?: BuildView): Promise<ResolvedEnvironment> {
+    return this.environments.resolve(view);
   }
 
   /**
@@ -238,467 +150,30 @@ export class DockerRuntime {
    * @throws WorkspaceError SANDBOX_LIMIT (every container of the agent is busy), SANDBOX_UNAVAILABLE,
    * plus the errors of {@link resolveEnvironment}.
    */
-  acquire(spec: SandboxSpec): Promise<Sandbox> {
-    if (this.closed) {
-      return Promise.reject(new WorkspaceError('SANDBOX_UNAVAILABLE', 'The Docker runtime is closed.'));
-    }
-    if (typeof spec.sessionId !== 'string' || spec.sessionId === '') {
-      return Promise.reject(new WorkspaceError('INVALID_ARGUMENT', 'sessionId must be a non-empty string.'));
-    }
-    const inFlight = this.pending.get(spec.sessionId);
-    if (inFlight) return inFlight;
-    let evicted: SessionSandbox[];
-    try {
-      evicted = this.sandboxes.has(spec.sessionId) ? [] : this.makeRoomFor(spec);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    // The evicted containers are gone before the new one starts: the cap holds at every moment.
-    const acquiring = Promise.all(evicted.map((sandbox) => this.disposeQuietly(sandbox, 'an idle')))
-      .then(() => this.acquireNow(spec))
-      .finally(() => {
-        this.pending.delete(spec.sessionId);
-        this.pendingAgents.delete(spec.sessionId);
-      });
-    this.pending.set(spec.sessionId, acquiring);
-    this.pendingAgents.set(spec.sessionId, spec.agent);
-    return acquiring;
+  acquire(spec: SandboxSpec): Promise<DockerSandbox> {
+    return this.pool.acquire(spec);
   }
 
   /** Stops and removes the session's container (no-op when it has none). */
-  async release(sessionId: string): Promise<void> {
-    await this.pending.get(sessionId)?.catch(() => undefined);
-    const sandbox = this.sandboxes.get(sessionId);
-    if (!sandbox) return;
-    this.sandboxes.delete(sessionId);
-    await sandbox.dispose();
-    await this.removePlaceholdersWhenIdle();
+  release(sessionId: string): Promise<void> {
+    return this.pool.release(sessionId);
   }
 
   /** Removes containers labelled with this stateId that this runtime does not manage. Returns how many. */
-  async cleanupOrphans(): Promise<number> {
-    await this.ensureEngine();
-    const filters = encodeURIComponent(
-      JSON.stringify({ label: [`${LABELS.state}=${this.options.stateId}`] }),
-    );
-    const listed = await engineRequest(
-      this.address,
-      'GET',
-      `/containers/json?all=1&filters=${filters}`,
-      30_000,
-    );
-    if (listed.status !== 200)
-      throw new WorkspaceError('SANDBOX_UNAVAILABLE', `Listing containers failed: ${listed.body}`);
-    const containers = JSON.parse(listed.body) as { Id: string; Labels: Record<string, string> }[];
-    const own = new Set([...this.sandboxes.values()].map((sandbox) => sandbox.containerId));
-    let removed = 0;
-    for (const container of containers) {
-      if (own.has(container.Id) || this.pending.has(container.Labels[LABELS.session] ?? '')) continue;
-      try {
-        const { status, body } = await engineRequest(
-          this.address,
-          'DELETE',
-          `/containers/${container.Id}?force=1&v=1`,
-          30_000,
-        );
-        if (status === 404) continue;
-        if (status >= 300) throw Object.assign(new Error(body), { statusCode: status });
-        removed++;
-      } catch (error) {
-        if (statusCode(error) !== 404) {
-          this.log('warn', 'could not remove an orphaned container', {
-            containerId: container.Id,
-            error: reason(error),
-          });
-        }
-      }
-    }
-    if (removed > 0) this.log('info', 'removed orphaned session containers', { removed });
-    return removed;
+  cleanupOrphans(): Promise<number> {
+    return this.pool.cleanupOrphans();
   }
 
   /** Releases every session container and stops the idle timer; acquire() fails afterwards. */
-  async close(): Promise<void> {
-    this.closed = true;
-    clearInterval(this.timer);
-    await Promise.allSettled([...this.pending.values()]);
-    await Promise.allSettled([...this.sandboxes.keys()].map((sessionId) => this.release(sessionId)));
-    await this.placeholders.removeAll();
+  close(): Promise<void> {
+    return this.pool.close();
   }
 
-  private progress(event: ProgressEvent): void {
-    this.options.onProgress?.(event);
+  /** The workspace root held open for confined walks (build contexts, protected mounts), opened once. */
+  private root(): ConfinedRootHandle {
+    return (this.confinedRoot ??= openConfinedRoot(
+      this.options.workspace,
+      this.options.protectedPaths ?? [],
+    ));
   }
-
-  private async acquireNow(spec: SandboxSpec): Promise<SessionSandbox> {
-    const existing = this.sandboxes.get(spec.sessionId);
-    if (existing) {
-      if (this.reusable(existing, spec)) {
-        existing.lastUsed = performance.now();
-        return existing;
-      }
-      this.sandboxes.delete(spec.sessionId);
-      await existing.dispose().catch((error: unknown) =>
-        this.log('warn', 'could not remove a stale session container', {
-          containerId: existing.containerId,
-          error: reason(error),
-        }),
-      );
-    }
-    await this.ensureEngine();
-    const view: BuildView = {
-      network: spec.network,
-      mayRead: spec.mayRead ?? (() => true),
-      sessionId: spec.sessionId,
-    };
-    let env = await this.resolveEnvironment(view);
-    let sandbox: SessionSandbox;
-    try {
-      sandbox = await this.start(spec, env);
-    } catch (error) {
-      if (statusCode(error) !== 404) throw error;
-      // The memoised image is gone (removed behind our back): resolve it again, once.
-      this.environments.clear();
-      env = await this.resolveEnvironment(view);
-      sandbox = await this.start(spec, env).catch((retryError: unknown) => {
-        if (statusCode(retryError) !== 404) throw retryError;
-        throw new WorkspaceError(
-          'SANDBOX_UNAVAILABLE',
-          `The image ${env.image} disappeared: ${reason(retryError)}`,
-          {
-            image: env.image,
-          },
-        );
-      });
-    }
-    if (this.closed) {
-      await sandbox.dispose();
-      throw new WorkspaceError('SANDBOX_UNAVAILABLE', 'The Docker runtime is closed.');
-    }
-    this.sandboxes.set(spec.sessionId, sandbox);
-    this.log('info', 'session container started', {
-      sessionId: spec.sessionId,
-      agent: spec.agent,
-      containerId: sandbox.containerId,
-      image: env.image,
-      ms: sandbox.timings,
-    });
-    return sandbox;
-  }
-
-  /** The protected paths inside the workspace, as in-container paths to mask. */
-  private async maskedPaths(workspaceFolder: string): Promise<{ target: string; directory: boolean }[]> {
-    const masked: { target: string; directory: boolean }[] = [];
-    for (const path of this.options.protectedPaths ?? []) {
-      const rel = relative(this.options.workspace, path);
-      if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) continue;
-      const stats = await lstat(path).catch(() => null);
-      if (!stats) continue;
-      masked.push({ target: posix.join(workspaceFolder, ...rel.split(sep)), directory: stats.isDirectory() });
-    }
-    return masked;
-  }
-
-  /** Whether `sandbox` can serve `spec`: same mounts and network, and its runner still connected. */
-  private reusable(sandbox: SessionSandbox, spec: SandboxSpec): boolean {
-    if (sandbox.spec.readOnly !== spec.readOnly || sandbox.spec.network !== spec.network) return false;
-    return !sandbox.connectionLost;
-  }
-
-  /** Creates and starts the session container, handling a name already in use. */
-  private start(spec: SandboxSpec, env: ResolvedEnvironment): Promise<SessionSandbox> {
-    return this.withMounts(() => this.startNow(spec, env));
-  }
-
-  /** Runs `task` after every earlier task of the mount queue (see {@link mountQueue}). */
-  private withMounts<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.mountQueue.then(task, task);
-    this.mountQueue = run.catch(() => undefined);
-    return run;
-  }
-
-  private async startNow(spec: SandboxSpec, env: ResolvedEnvironment): Promise<SessionSandbox> {
-    this.progress({
-      phase: 'start',
-      message: `Starting a container from ${env.image}`,
-      sessionId: spec.sessionId,
-    });
-    const { workspace } = this.options;
-    // A read-only workspace mount protects everything already (and placeholders could not be made).
-    const planMounts = async () => {
-      const planned = spec.readOnly ? [] : await planProtection(workspace, env.workspaceFolder, this.root());
-      this.placeholders.note(workspace, planned);
-      return planned;
-    };
-    let protection = await planMounts();
-    const plan: ContainerPlan = {
-      name: containerName(this.options.stateId, spec.sessionId),
-      stateId: this.options.stateId,
-      spec,
-      env,
-      workspace,
-      protectedMounts: protection.map((entry) => entry.mount),
-      masked: await this.maskedPaths(env.workspaceFolder),
-      runnerPath: this.options.runnerPath ?? runnerBinaryPath(),
-      emptyFile: await this.emptyFile(),
-      limits: this.limits,
-      user: env.user ?? (await workspaceOwner(workspace)),
-    };
-    for (let attempt = 0, replanned = 0; ; attempt++) {
-      try {
-        const sandbox = await SessionSandbox.start(await this.client(), plan, this.log);
-        await this.verify(sandbox, protection);
-        return sandbox;
-      } catch (error) {
-        if (statusCode(error) === 404) throw error;
-        // A mount point vanished or changed between planning and start (another server on this
-        // folder removed its placeholders when its last container ended, or a command swapped a
-        // protected folder): plan the mounts again from what is there, a bounded number of times.
-        const raced =
-          MOUNT_SOURCE_GONE.test(reason(error)) ||
-          (error instanceof WorkspaceError && error.details?.['changedDuringStart'] === true);
-        if (raced && replanned++ < MAX_REPLANS) {
-          protection = await planMounts();
-          plan.protectedMounts = protection.map((entry) => entry.mount);
-          attempt--;
-          continue;
-        }
-        if (statusCode(error) !== 409 || attempt >= 2) {
-          if (error instanceof WorkspaceError) throw error;
-          throw new WorkspaceError(
-            'SANDBOX_UNAVAILABLE',
-            `Creating the session container failed: ${reason(error)}`,
-            {
-              image: env.image,
-            },
-          );
-        }
-      }
-      // The name is taken: by a leftover of this very session (remove it) or by another session.
-      const holder = await (
-        await this.client()
-      )
-        .getContainer(plan.name)
-        .inspect()
-        .catch(() => null);
-      const labels = holder?.Config.Labels ?? {};
-      if (
-        holder &&
-        labels[LABELS.state] === this.options.stateId &&
-        labels[LABELS.session] === spec.sessionId
-      ) {
-        await (
-          await this.client()
-        )
-          .getContainer(holder.Id)
-          .remove({ force: true, v: true })
-          .catch(() => undefined);
-      } else {
-        plan.name = `${plan.name}-${createHash('sha256').update(spec.sessionId).digest('hex').slice(0, 8)}`;
-      }
-    }
-  }
-
-  /**
-   * An empty, read-only file to bind over masked and missing protected files: in the state dir
-   * when one is given, else in a folder of this user under the temporary directory (re-created if
-   * anything changed it, never trusted when someone else owns it).
-   */
-  private emptyFile(): Promise<string> {
-    return (this.emptyFilePath ??= (async () => {
-      let dir = this.options.stateDir;
-      if (!dir) {
-        dir = join(tmpdir(), `mcpw-empty-${process.getuid?.() ?? 'user'}`);
-        await mkdir(dir, { recursive: true, mode: 0o700 });
-        const owner = await lstat(dir);
-        if (!owner.isDirectory() || owner.uid !== process.getuid?.() || (owner.mode & 0o022) !== 0) {
-          dir = await mkdtemp(join(tmpdir(), 'mcpw-empty-'));
-        }
-      }
-      const file = join(dir, 'empty-placeholder');
-      const found = await lstat(file).catch(() => null);
-      if (!found || !found.isFile() || found.size !== 0 || (found.mode & 0o222) !== 0) {
-        await rm(file, { recursive: true, force: true });
-        // EEXIST: another runtime of this user made it in between (the folder is private).
-        await writeFile(file, '', { mode: 0o444, flag: 'wx' }).catch((error: unknown) => {
-          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        });
-      }
-      return file;
-    })());
-  }
-
-  /** Checks the started container's protected mounts; removes the container when one is wrong. */
-  private async verify(sandbox: SessionSandbox, protection: readonly PlannedProtection[]): Promise<void> {
-    try {
-      const info = await (await this.client()).getContainer(sandbox.containerId).inspect();
-      if (!(await verifyProtection(info.State.Pid, protection)) && !this.unverifiedLogged) {
-        this.unverifiedLogged = true;
-        this.log(
-          'warn',
-          'cannot see session containers from this host; protected mounts are not re-checked',
-          {
-            dockerHost: this.engineAddress,
-          },
-        );
-      }
-    } catch (error) {
-      await sandbox.dispose().catch(() => undefined);
-      throw error instanceof WorkspaceError
-        ? error
-        : new WorkspaceError(
-            'SANDBOX_UNAVAILABLE',
-            `Checking the session container failed: ${reason(error)}`,
-          );
-    }
-  }
-
-  /** Removes placeholder mount points from the host once no session container can be using them. */
-  private removePlaceholdersWhenIdle(): Promise<void> {
-    return this.withMounts(async () => {
-      if (this.sandboxes.size === 0 && this.pending.size === 0) await this.placeholders.removeAll();
-    });
-  }
-
-  /** Loads the image of a parsed config (or the default image) and builds the environment. */
-  private async loadEnvironment(
-    file: DevcontainerFile | null,
-    parsed: ParsedDevcontainer | null,
-    plan: BuildPlan | null,
-    view: BuildView,
-  ): Promise<ResolvedEnvironment> {
-    const progress = (event: ProgressEvent) =>
-      this.progress(view.sessionId === undefined ? event : { ...event, sessionId: view.sessionId });
-    const { workspace, defaultImage } = this.options;
-    if (!file || !parsed) {
-      progress({ phase: 'resolve', message: `No devcontainer.json; using ${defaultImage}` });
-      await ensureLocalImage(await this.client(), defaultImage, progress);
-      return {
-        image: defaultImage,
-        source: 'default',
-        configPath: null,
-        workspaceFolder: defaultWorkspaceFolder(workspace),
-        containerEnv: {},
-        remoteEnv: {},
-        user: null,
-        extraHostConfig: {},
-        buildInputs: null,
-      };
-    }
-    progress({ phase: 'resolve', message: `Using ${file.path}` });
-    for (const warning of parsed.warnings) this.log('warn', warning, { configPath: file.path });
-    let image: string;
-    let imageEnv: string[];
-    if (parsed.build && plan) {
-      const { info, built } = await buildImage(await this.client(), parsed.build, plan, {
-        source: { root: this.root(), mayRead: view.mayRead },
-        network: view.network,
-        progress,
-      });
-      if (built)
-        this.log('info', 'built the dev container image', { image: plan.tag, configPath: file.path });
-      image = plan.tag;
-      imageEnv = info.Config?.Env ?? [];
-    } else {
-      image = parsed.image as string;
-      imageEnv = (await ensureLocalImage(await this.client(), image, progress)).Config?.Env ?? [];
-    }
-    const containerEnvironment: Record<string, string> = {};
-    for (const entry of imageEnv) {
-      const eq = entry.indexOf('=');
-      if (eq > 0) containerEnvironment[entry.slice(0, eq)] = entry.slice(eq + 1);
-    }
-    Object.assign(containerEnvironment, parsed.containerEnv);
-    return {
-      image,
-      source: parsed.build ? 'devcontainer-build' : 'devcontainer-image',
-      configPath: file.path,
-      workspaceFolder: parsed.workspaceFolder,
-      containerEnv: parsed.containerEnv,
-      remoteEnv: resolveRemoteEnv(parsed.remoteEnv, containerEnvironment),
-      user: parsed.user,
-      extraHostConfig: parsed.extraHostConfig,
-      buildInputs: plan ? plan.inputs : null,
-    };
-  }
-
-  /**
-   * Makes room for one more container of `spec.agent`: at its cap, takes the agent's least recently
-   * used idle containers (no command running, none being acquired) out of service and returns them
-   * for disposal; when too few are idle, refuses with SANDBOX_LIMIT.
-   */
-  private makeRoomFor(spec: SandboxSpec): SessionSandbox[] {
-    const others = [...this.sandboxes].filter(
-      ([sessionId, sandbox]) => sessionId !== spec.sessionId && sandbox.spec.agent === spec.agent,
-    );
-    let starting = 0;
-    for (const [sessionId, agent] of this.pendingAgents) {
-      if (sessionId !== spec.sessionId && agent === spec.agent && !this.sandboxes.has(sessionId)) starting++;
-    }
-    const excess = others.length + starting + 1 - this.maxContainersPerAgent;
-    if (excess <= 0) return [];
-    const idle = others
-      .filter(([sessionId, sandbox]) => sandbox.active === 0 && !this.pending.has(sessionId))
-      .sort(([, a], [, b]) => a.lastUsed - b.lastUsed)
-      .slice(0, excess);
-    if (idle.length < excess) {
-      throw new WorkspaceError(
-        'SANDBOX_LIMIT',
-        `Agent '${spec.agent}' already has ${others.length + starting} session containers running commands (the limit is ${this.maxContainersPerAgent}). ` +
-          'Run this command in a session that already has a container, or wait for a command to finish (or cancel one) and retry.',
-        { limit: this.maxContainersPerAgent, retryAfterMs: 1000 },
-      );
-    }
-    for (const [sessionId, sandbox] of idle) {
-      this.sandboxes.delete(sessionId);
-      this.log('info', 'removing an idle session container to stay within the per-agent cap', {
-        sessionId,
-        agent: spec.agent,
-        containerId: sandbox.containerId,
-      });
-    }
-    return idle.map(([, sandbox]) => sandbox);
-  }
-
-  /** Disposes a container taken out of service, logging (not throwing) a failure. */
-  private async disposeQuietly(sandbox: SessionSandbox, what: string): Promise<void> {
-    await sandbox.dispose().catch((error: unknown) =>
-      this.log('warn', `could not remove ${what} session container`, {
-        containerId: sandbox.containerId,
-        error: reason(error),
-      }),
-    );
-  }
-
-  /** Stops and removes containers idle longer than idleTimeoutMs (never one running a command). */
-  private sweepIdle(): void {
-    const now = performance.now();
-    for (const [sessionId, sandbox] of this.sandboxes) {
-      if (sandbox.active > 0 || this.pending.has(sessionId) || now - sandbox.lastUsed < this.idleTimeoutMs)
-        continue;
-      this.sandboxes.delete(sessionId);
-      this.log('info', 'stopping an idle session container', { sessionId, containerId: sandbox.containerId });
-      sandbox
-        .dispose()
-        .then(() => this.removePlaceholdersWhenIdle())
-        .catch((error: unknown) =>
-          this.log('warn', 'could not remove an idle session container', {
-            containerId: sandbox.containerId,
-            error: reason(error),
-          }),
-        );
-    }
-  }
-}
-
-/** `mcpw-<stateId first 8>-<sessionId first 12>`, with characters Docker refuses replaced by '-'. */
-function containerName(stateId: string, sessionId: string): string {
-  const clean = (value: string) => value.replace(/[^a-zA-Z0-9_.-]/g, '-');
-  return `mcpw-${clean(stateId).slice(0, 8)}-${clean(sessionId).slice(0, 12)}`;
-}
-
-/** `uid:gid` of the workspace owner when it is not root (so a cap-less container can write to it). */
-async function workspaceOwner(workspace: string): Promise<string | null> {
-  const info = await stat(workspace);
-  return info.uid === 0 ? null : `${info.uid}:${info.gid}`;
 }

@@ -11,14 +11,8 @@ import type Docker from 'dockerode';
 import { WorkspaceError } from '../../../protocol/errors';
 import { RunnerClient, type RunnerProcess } from '../runner';
 import { reason, statusCode } from './images';
-import type {
-  ResolvedEnvironment,
-  RuntimeLog,
-  Sandbox,
-  SandboxExecSpec,
-  SandboxLimits,
-  SandboxSpec,
-} from './types';
+import type { SandboxExecSpec, SandboxSpec } from '../runtime';
+import type { DockerSandbox, ResolvedEnvironment, RuntimeLog, SandboxLimits } from './types';
 
 /** Where the runner binary is bind-mounted inside every session container. */
 export const RUNNER_TARGET = '/.mcpw/mcpw-runner';
@@ -172,8 +166,8 @@ export interface StartTimings {
 }
 
 /** A running session container and its runner connection. */
-export class SessionSandbox implements Sandbox {
-  readonly containerId: string;
+export class SessionSandbox implements DockerSandbox {
+  readonly id: string;
   readonly env: ResolvedEnvironment;
   readonly spec: SandboxSpec;
   readonly timings: StartTimings;
@@ -195,7 +189,7 @@ export class SessionSandbox implements Sandbox {
     timings: StartTimings,
   ) {
     this.container = container;
-    this.containerId = container.id;
+    this.id = container.id;
     this.env = plan.env;
     this.spec = { ...plan.spec };
     this.client = client;

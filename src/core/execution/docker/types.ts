@@ -2,7 +2,7 @@
  * Public types of the Docker runtime, re-exported by its index. Kept apart so private modules
  * can use them without importing the runtime itself.
  */
-import type { RunnerProcess } from '../runner';
+import type { Sandbox, SandboxEnvironment } from '../runtime';
 import type { ExtraHostConfig } from './devcontainer';
 
 /** cgroup limits of one session container. */
@@ -34,7 +34,7 @@ export interface DevcontainerPermissions {
 }
 
 /** The environment session containers run in, resolved from devcontainer.json or the default image. */
-export interface ResolvedEnvironment {
+export interface ResolvedEnvironment extends SandboxEnvironment {
   /** Local image tag to run. */
   image: string;
   source: 'devcontainer-image' | 'devcontainer-build' | 'default';
@@ -43,17 +43,10 @@ export interface ResolvedEnvironment {
   /** In-container path of the workspace; default /workspaces/<basename of workspace>. */
   workspaceFolder: string;
   containerEnv: Record<string, string>;
-  /** Environment the caller merges into every command's env. */
-  remoteEnv: Record<string, string>;
   /** containerUser ?? remoteUser. */
   user: string | null;
   /** Only the fields the owner allowed. */
   extraHostConfig: ExtraHostConfig;
-  /**
-   * Workspace-relative paths the image was built from (Dockerfile and shipped context), or null
-   * when it was not built from the workspace. Whoever may write one of them controls the image.
-   */
-  buildInputs: readonly string[] | null;
 }
 
 /** Whose view of the workspace an image build uses, and whether its RUN steps get the network. */
@@ -76,41 +69,11 @@ export interface ProgressEvent {
   total?: number;
 }
 
-/** What a session container is for. */
-export interface SandboxSpec {
-  sessionId: string;
-  agent: string;
-  /** Mount the workspace read-only. */
-  readOnly: boolean;
-  /** Give the container a bridge network (otherwise none). */
-  network: boolean;
-  /**
-   * Whether the session's agent may read a workspace-relative path (filters an image build's
-   * context); absent means every path the confined layer reaches.
-   */
-  mayRead?: (path: string) => boolean;
-}
-
-/** One command to run in a session container. */
-export interface SandboxExecSpec {
-  argv: string[];
-  /** In-container working directory. */
-  cwd: string;
-  env: Record<string, string>;
-  outputCapBytes: number;
-  stdin?: boolean;
-}
-
-/** A session's container, reachable through its in-container runner. */
-export interface Sandbox {
-  readonly containerId: string;
+/** A session container: a {@link Sandbox} whose environment is the resolved dev container. */
+export interface DockerSandbox extends Sandbox {
+  /** The container id. */
+  readonly id: string;
   readonly env: ResolvedEnvironment;
-  /** Runs one command through the in-container runner. */
-  exec(spec: SandboxExecSpec): RunnerProcess;
-  /** Kills every process of the session container except the runner (used when a cancel must be total). */
-  killAll(): Promise<void>;
-  /** Measures one round trip to the runner, in milliseconds. */
-  ping(): Promise<number>;
 }
 
 /** Log sink of the runtime. */

@@ -1,5 +1,5 @@
 import { WorkspaceError } from '../../../protocol/errors';
-import type { Execution, SandboxHandle } from '../../execution';
+import type { Execution, SandboxEnvironment } from '../../execution';
 import {
   argvTarget,
   refuseAmbiguousCharacters,
@@ -34,7 +34,7 @@ export function execHandlers(deps: DispatcherDeps, audit: ExecutionAuditor): Han
       const principal = ctx.principal;
       // An image built from files this agent may write runs whatever the agent put in it (its own
       // /bin/sh, /usr/bin/echo...): a narrow exec rule then guarantees nothing, so it needs exec(*).
-      const checkEnvironment = (env: SandboxHandle['env']): void => {
+      const checkEnvironment = (env: SandboxEnvironment): void => {
         if (plan.shell || !env.buildInputs) return;
         const writable = env.buildInputs.find((path) => policy.decide(principal, 'write', path).allowed);
         if (writable === undefined) return;
