@@ -17,7 +17,7 @@ import {
   type StandardSchemaWithJSON,
 } from '@modelcontextprotocol/server';
 import type { NodeMcpRequestHandler, NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
-import { toWorkspaceError } from '../protocol/errors';
+import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
 import { MCP_TOOL_NAMES, OPERATIONS, type OperationName } from '../protocol/operations';
 import type { Principal } from '../protocol/principal';
 import { principalOf } from './auth';
@@ -30,6 +30,13 @@ export const CLIENT_TOOLS_EXTENSION = 'mcp-workspace';
 
 const FILE_URI_PREFIX = 'workspace://files/';
 const AUDIT_TAIL_URI = 'audit://tail';
+const INBOX_URI_PREFIX = 'inbox://';
+
+/**
+ * Logger of the `notifications/message` (logging) notification that carries a broadcast message to
+ * a 2025-era session: stock clients surface log notifications; `data` is the message object.
+ */
+export const MESSAGE_LOGGER = 'mcp-workspace/message';
 
 /** The SDK's Node adapters and the 2026-07-28 handler wrapped by them, loaded together. */
 interface NodeAdapters {
@@ -104,6 +111,7 @@ export class McpGateway {
   // without MCP clients never pays for them.
   private node: Promise<NodeAdapters> | null = null;
   private readonly unsubscribeAudit: () => void;
+  private readonly unsubscribeInbox: () => void;
   private readonly unsubscribeSessions: () => void;
 
   constructor(private readonly deps: McpGatewayDeps) {
@@ -115,6 +123,10 @@ export class McpGateway {
     // 2026-07-28 clients that listen for updates of the audit tail are told when it grows.
     this.unsubscribeAudit = deps.dispatcher.onAuditCommitted(() =>
       this.modern.notify.resourceUpdated(AUDIT_TAIL_URI),
+    );
+    // 2026-07-28 clients learn of a message by an update of their inbox resource, then read it.
+    this.unsubscribeInbox = deps.dispatcher.onInboxUpdated((agent) =>
+      this.modern.notify.resourceUpdated(INBOX_URI_PREFIX + encodeURIComponent(agent)),
     );
     this.unsubscribeSessions = deps.sessions.onSessionEnded((session) => {
       const entry = this.legacy.get(session.sessionId);
@@ -154,6 +166,11 @@ export class McpGateway {
         refuseRequest(res, req.body, err);
         return;
       }
+      const refused = foreignInboxListen(principal, req.body);
+      if (refused) {
+        refuseRequest(res, req.body, refused);
+        return;
+      }
       res.on('close', this.deps.sessions.hold(modernSession));
       await node.modern(req, res, req.body);
       return;
@@ -188,11 +205,18 @@ export class McpGateway {
       sessionIdGenerator: () => session.sessionId,
       onsessionclosed: (id) => this.deps.sessions.end(id, 'closed'),
     });
+    const server = this.buildServer(principal, () => session.sessionId, session.capabilities, 'mcp');
+    // Once this session joins the workspace, broadcast messages reach it as log notifications.
+    const detachDeliveries = this.deps.dispatcher.attachDeliveries(session.sessionId, (message) => {
+      server
+        .sendLoggingMessage({ level: 'notice', logger: MESSAGE_LOGGER, data: message })
+        .catch(() => undefined);
+    });
     transport.onclose = () => {
+      detachDeliveries();
       if (this.legacy.delete(session.sessionId)) this.deps.sessions.end(session.sessionId, 'closed');
     };
     this.legacy.set(session.sessionId, { transport, principal: principal.name });
-    const server = this.buildServer(principal, () => session.sessionId, session.capabilities, 'mcp');
     await server.connect(transport);
     await transport.handleRequest(req, res, req.body);
   };
@@ -207,6 +231,7 @@ export class McpGateway {
   /** Closes every MCP session and the stateless handler. */
   async close(): Promise<void> {
     this.unsubscribeAudit();
+    this.unsubscribeInbox();
     this.unsubscribeSessions();
     const transports = [...this.legacy.values()].map((e) => e.transport);
     this.legacy.clear();
@@ -306,6 +331,26 @@ export class McpGateway {
         },
       );
     }
+    if (capabilities.includes('read_inbox')) {
+      const own = INBOX_URI_PREFIX + encodeURIComponent(principal.name);
+      server.registerResource(
+        'inbox',
+        new ResourceTemplate(`${INBOX_URI_PREFIX}{agent}`, {
+          list: async () => ({ resources: [{ uri: own, name: `Inbox of ${principal.name}` }] }),
+        }),
+        {
+          title: 'Inbox',
+          description:
+            'Messages sent to you with broadcast_message (newest 100); updated when one arrives. Agents read only their own.',
+          mimeType: 'application/json',
+        },
+        async (uri) => {
+          const agent = decodeURIComponent(uri.href.slice(INBOX_URI_PREFIX.length));
+          const inbox = await call('read_inbox', { agent });
+          return { contents: [{ uri: uri.href, text: JSON.stringify(inbox), mimeType: 'application/json' }] };
+        },
+      );
+    }
     if (capabilities.includes('query_audit')) {
       server.registerResource(
         'audit-tail',
@@ -362,6 +407,34 @@ function refuseRequest(res: Response, body: unknown, err: unknown): void {
     error: { code: -32000, message: `${error.code}: ${error.message}`, data: error.toJSON() },
     id: typeof id === 'string' || typeof id === 'number' ? id : null,
   });
+}
+
+/**
+ * A 2026-07-28 `subscriptions/listen` for another agent's inbox (`inbox://NAME`) is refused: the
+ * listen route does not authorise resources by itself. The owner may listen to any inbox.
+ */
+function foreignInboxListen(principal: Principal, body: unknown): WorkspaceError | null {
+  if (principal.kind === 'owner') return null;
+  const own = INBOX_URI_PREFIX + encodeURIComponent(principal.name);
+  for (const message of Array.isArray(body) ? body : [body]) {
+    const request = message as {
+      method?: unknown;
+      params?: { notifications?: { resourceSubscriptions?: unknown } };
+    };
+    if (request?.method !== 'subscriptions/listen') continue;
+    const uris = request.params?.notifications?.resourceSubscriptions;
+    if (!Array.isArray(uris)) continue;
+    const foreign = uris.find(
+      (uri) => typeof uri === 'string' && uri.startsWith(INBOX_URI_PREFIX) && uri !== own,
+    );
+    if (foreign !== undefined) {
+      return new WorkspaceError(
+        'OWNER_ONLY',
+        `An agent listens only to its own inbox (${own}); only the owner may listen to ${String(foreign)}.`,
+      );
+    }
+  }
+  return null;
 }
 
 function jsonRpcError(code: number, message: string): unknown {
