@@ -256,7 +256,14 @@ export class McpGateway {
     const server = new McpServer(
       { name: this.deps.serverName, version: this.deps.serverVersion },
       {
-        capabilities: { tools: {}, logging: {}, resources: { subscribe: false, listChanged: false } },
+        capabilities: {
+          tools: {},
+          logging: {},
+          // 2026-07-28 clients subscribe to resource updates (inbox://AGENT, audit://tail) over
+          // subscriptions/listen, which honours them only when `subscribe` is advertised; 2025
+          // sessions get messages as log notifications and have no resources/subscribe handler.
+          resources: { subscribe: transport === 'mcp-2026', listChanged: false },
+        },
         instructions:
           'Workspace files under a deny-by-default policy; every call is audited. Call list_capabilities to see your tools, get_policies for the rules; read_file returns a revision to pass as expectedRevision when writing.',
       },
