@@ -17,7 +17,7 @@ import {
   type StandardSchemaWithJSON,
 } from '@modelcontextprotocol/server';
 import type { NodeMcpRequestHandler, NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
-import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
+import { toWorkspaceError } from '../protocol/errors';
 import { MCP_TOOL_NAMES, OPERATIONS, type OperationName } from '../protocol/operations';
 import type { Principal } from '../protocol/principal';
 import { principalOf } from './auth';
@@ -166,9 +166,17 @@ export class McpGateway {
         refuseRequest(res, req.body, err);
         return;
       }
-      const refused = foreignInboxListen(principal, req.body);
-      if (refused) {
-        refuseRequest(res, req.body, refused);
+      // Listening to an inbox is reading it: authorised and audited as read_inbox (own inbox only).
+      try {
+        for (const agent of listenedInboxes(req.body)) {
+          await this.deps.dispatcher.run(
+            'read_inbox',
+            { agent },
+            { principal, sessionId: modernSession, transport: 'mcp-2026' },
+          );
+        }
+      } catch (err) {
+        refuseRequest(res, req.body, err);
         return;
       }
       res.on('close', this.deps.sessions.hold(modernSession));
@@ -417,31 +425,33 @@ function refuseRequest(res: Response, body: unknown, err: unknown): void {
 }
 
 /**
- * A 2026-07-28 `subscriptions/listen` for another agent's inbox (`inbox://NAME`) is refused: the
- * listen route does not authorise resources by itself. The owner may listen to any inbox.
+ * The agents whose inbox (`inbox://AGENT`) a 2026-07-28 `subscriptions/listen` asks to follow: the
+ * listen route does not authorise resources by itself, so the gateway has each one decided first.
  */
-function foreignInboxListen(principal: Principal, body: unknown): WorkspaceError | null {
-  if (principal.kind === 'owner') return null;
-  const own = INBOX_URI_PREFIX + encodeURIComponent(principal.name);
+function listenedInboxes(body: unknown): string[] {
+  const agents: string[] = [];
   for (const message of Array.isArray(body) ? body : [body]) {
     const request = message as {
       method?: unknown;
       params?: { notifications?: { resourceSubscriptions?: unknown } };
-    };
+    } | null;
     if (request?.method !== 'subscriptions/listen') continue;
     const uris = request.params?.notifications?.resourceSubscriptions;
     if (!Array.isArray(uris)) continue;
-    const foreign = uris.find(
-      (uri) => typeof uri === 'string' && uri.startsWith(INBOX_URI_PREFIX) && uri !== own,
-    );
-    if (foreign !== undefined) {
-      return new WorkspaceError(
-        'OWNER_ONLY',
-        `An agent listens only to its own inbox (${own}); only the owner may listen to ${String(foreign)}.`,
-      );
+    for (const uri of uris) {
+      if (typeof uri === 'string' && uri.startsWith(INBOX_URI_PREFIX)) {
+        const raw = uri.slice(INBOX_URI_PREFIX.length);
+        let agent = raw;
+        try {
+          agent = decodeURIComponent(raw);
+        } catch {
+          // Not percent-encoded validly: decided as written (it names no agent's inbox).
+        }
+        if (!agents.includes(agent)) agents.push(agent);
+      }
     }
   }
-  return null;
+  return agents;
 }
 
 function jsonRpcError(code: number, message: string): unknown {

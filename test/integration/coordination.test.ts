@@ -289,9 +289,14 @@ describe('Agents working together: join, messages, leases (real server, official
       ['for carol only'],
     );
     const denied = (await auditRecords('read_inbox')).filter((r) => r.decision === 'deny');
-    assert.ok(
-      denied.some((r) => r.agent === 'bob' && r.params.agent === 'carol'),
-      'the refused read is audited',
+    assert.deepEqual(
+      denied.map((r) => [r.agent, r.transport, r.params.agent]).sort(),
+      [
+        ['bob', 'mcp', 'carol'],
+        ['bob', 'mcp-2026', 'carol'],
+        ['bob', 'rest', 'carol'],
+      ],
+      'every refused read or listen is audited',
     );
     await assertAuditVerifies();
   });
