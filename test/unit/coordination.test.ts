@@ -127,6 +127,26 @@ describe('coordination: leases and messages', () => {
     assert.equal(coordination.leaseBlocks(bob, 'docs/a.md'), null);
   });
 
+  it('delivers to every recipient even when one of them fails', () => {
+    const session = sessions.initSession(bob, undefined, ['join_workspace'], { transport: 'ws' });
+    coordination.join(session, 'w1');
+    coordination.attachDeliveries(session.sessionId, () => {
+      throw new Error('socket gone');
+    });
+    const human: string[] = [];
+    coordination.onMessage(() => {
+      throw new Error('window closed');
+    });
+    coordination.onMessage((m) => human.push(m.message));
+    const sent = coordination.broadcast(alice, 'other', 'hello');
+    assert.equal(sent.delivered, 2);
+    assert.deepEqual(human, ['hello']);
+    assert.deepEqual(
+      coordination.inbox(bob, 'bob').map((m) => m.message),
+      ['hello'],
+    );
+  });
+
   it('keeps a bounded inbox per agent and pages it after a message id', () => {
     const session = sessions.initSession(bob, undefined, ['join_workspace'], { transport: 'rest' });
     coordination.join(session, 'w1');

@@ -88,6 +88,15 @@ function keyOf(principal: Pick<Principal, 'kind' | 'name'>): string {
   return `${principal.kind}:${principal.name}`;
 }
 
+/** Runs one listener: a failing recipient never fails the sender or skips the other recipients. */
+function notify(deliver: () => void): void {
+  try {
+    deliver();
+  } catch {
+    // The recipient's transport is gone or broken; its session ends on its own.
+  }
+}
+
 /** The public, timer-free view of a lease. */
 function infoOf(lease: Lease): LeaseInfo {
   const { id, holder, holderRole, paths, reason, acquiredAt, expiresAt, ttlMs } = lease;
@@ -234,16 +243,16 @@ export class Coordination {
     const agents = new Set<string>();
     for (const { session } of recipients) {
       agents.add(session.principal.name);
-      for (const sink of this.sinks.get(session.sessionId) ?? []) sink(message);
+      for (const sink of this.sinks.get(session.sessionId) ?? []) notify(() => sink(message));
     }
     for (const agent of agents) {
       const inbox = this.inboxes.get(agent) ?? [];
       inbox.push(message);
       if (inbox.length > INBOX_SIZE) inbox.splice(0, inbox.length - INBOX_SIZE);
       this.inboxes.set(agent, inbox);
-      for (const listener of this.inboxListeners) listener(agent);
+      for (const listener of this.inboxListeners) notify(() => listener(agent));
     }
-    if (toHuman) for (const listener of this.humanListeners) listener(message);
+    if (toHuman) for (const listener of this.humanListeners) notify(() => listener(message));
     return { id: message.id, delivered: recipients.length + (toHuman ? 1 : 0) };
   }
 
@@ -493,6 +502,6 @@ export class Coordination {
   }
 
   private emit(event: LeaseEvent): void {
-    for (const listener of this.leaseListeners) listener(event);
+    for (const listener of this.leaseListeners) notify(() => listener(event));
   }
 }

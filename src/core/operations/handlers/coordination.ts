@@ -78,9 +78,7 @@ export function coordinationHandlers(deps: DispatcherDeps): Handlers<Coordinatio
         message: `Lease ${lease.id} of '${lease.holder}' on ${lease.paths.join(', ')} released.`,
       };
     },
-    list_leases: async () => ({
-      leases: coordination.list().map((lease) => ({ ...leaseView(coordination, lease), idle: lease.idle })),
-    }),
+    list_leases: async () => ({ leases: coordination.list().map((lease) => leaseView(coordination, lease)) }),
   };
 }
 
