@@ -10,6 +10,7 @@ import {
 } from '../../protocol/operations';
 import { OWNER, type Principal } from '../../protocol/principal';
 import type { AuditDecision, AuditRecord } from '../audit';
+import type { LeaseEvent, MessageSink } from '../coordination';
 import type { Execution, ExecutionResult, OutputEvent } from '../execution';
 import { unexpectedError } from '../log';
 import type { PolicyAction } from '../policy';
@@ -70,6 +71,21 @@ export class OperationDispatcher {
     this.handlers = createHandlers(deps, (execution, ctx, shell) =>
       this.auditExecution(execution, ctx, shell),
     );
+    // Leases that end without their holder asking (expiry, revoked token, takeover) are audited too.
+    deps.coordination.onLeaseEvent((event) => void this.recordLeaseEvent(event));
+  }
+
+  /**
+   * Where a member session's broadcast messages go (an MCP notification, a WebSocket event): only
+   * sessions that joined the workspace receive them. Returns the detach function.
+   */
+  attachDeliveries(sessionId: string, sink: MessageSink): () => void {
+    return this.deps.coordination.attachDeliveries(sessionId, sink);
+  }
+
+  /** Calls `listener` with the agent's name whenever a message lands in its inbox (`inbox://AGENT`). */
+  onInboxUpdated(listener: (agent: string) => void): () => void {
+    return this.deps.coordination.onInboxUpdated(listener);
   }
 
   /** Operations a principal may negotiate: role limits, then any `deny tool(NAME)` rule. */
@@ -324,7 +340,11 @@ export class OperationDispatcher {
         sessionId: ctx.sessionId,
         agent: ctx.principal.name,
       });
-      const summary = REFUSALS.has(error.code)
+      const refused =
+        REFUSALS.has(error.code) ||
+        // An exclusive lease is a policy refusal (deny lease-conflict); an overlapping lease is not.
+        (error.code === 'LEASE_CONFLICT' && made.some((d) => d.decision === 'deny'));
+      const summary = refused
         ? ([...made].reverse().find((d) => d.decision === 'deny') ?? {
             action: 'tool',
             target: name,
@@ -376,6 +396,36 @@ export class OperationDispatcher {
     // recorded in order but answered without waiting for the fsync.
     if (readOnly) appended.catch(() => undefined);
     else await appended;
+  }
+
+  /** A lease that ended on its own, recorded under its holder so the holder's audit queries show it. */
+  private async recordLeaseEvent(event: LeaseEvent): Promise<void> {
+    const { lease } = event;
+    await this.deps.audit
+      .append({
+        sessionId: null,
+        agent: lease.holder,
+        role: lease.holderRole,
+        transport: 'server',
+        op: event.kind,
+        params: {
+          leaseId: lease.id,
+          paths: lease.paths,
+          reason: lease.reason,
+          expiresAt: new Date(lease.expiresAt).toISOString(),
+          ...(event.by !== undefined ? { takenOverBy: event.by } : {}),
+        },
+        decision: 'allow',
+        rule: null,
+        outcome: { ok: true },
+        durationMs: 0,
+      })
+      .catch((err: unknown) =>
+        this.deps.log.error('could not record a lease event', {
+          op: event.kind,
+          error: (err as Error).message,
+        }),
+      );
   }
 
   /** The start and the end of an execution each get their own audit record. */
