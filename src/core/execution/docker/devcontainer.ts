@@ -8,6 +8,7 @@ import { basename, dirname, isAbsolute, join, posix, relative, resolve, sep } fr
 import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { WorkspaceError } from '../../../protocol/errors';
 import { isDangerousEnv } from '../../policy';
+import { parseEnvEntry } from '../../shared/env';
 
 /** devcontainer.json fields that reach beyond the container and need the owner's permission. */
 export type DevcontainerField =
@@ -433,8 +434,8 @@ function applyRunArgs(
       extra.SecurityOpt = [...(extra.SecurityOpt ?? []), takeValue()];
     } else if (flag === '--env' || flag.startsWith('-e')) {
       const pair = takeValue();
-      const sep = pair.indexOf('=');
-      if (sep > 0) containerEnv[pair.slice(0, sep)] = pair.slice(sep + 1);
+      const entry = parseEnvEntry(pair);
+      if (entry !== undefined) containerEnv[entry[0]] = entry[1];
       else warnings.push(`runArgs "${arg}" would copy a host variable into the container and was ignored`);
     } else {
       throw invalid(

@@ -47,6 +47,7 @@ export type {
   SandboxLimits,
   SandboxSpec,
 } from './types';
+import { parseEnvList } from '../../shared/env';
 
 /** Options of a {@link DockerRuntime}. */
 export interface DockerRuntimeOptions {
@@ -603,11 +604,7 @@ export class DockerRuntime {
       image = parsed.image as string;
       imageEnv = (await ensureLocalImage(await this.client(), image, progress)).Config?.Env ?? [];
     }
-    const containerEnvironment: Record<string, string> = {};
-    for (const entry of imageEnv) {
-      const eq = entry.indexOf('=');
-      if (eq > 0) containerEnvironment[entry.slice(0, eq)] = entry.slice(eq + 1);
-    }
+    const containerEnvironment = parseEnvList(imageEnv);
     Object.assign(containerEnvironment, parsed.containerEnv);
     return {
       image,
