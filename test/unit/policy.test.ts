@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   DEFAULT_POLICY,
@@ -13,6 +12,7 @@ import {
 } from '../../src/core/policy';
 import { WorkspaceError } from '../../src/protocol/errors';
 import { OWNER, type Principal } from '../../src/protocol/principal';
+import { makeTempDir, removeTempDir } from '../helpers/fixtures';
 
 const bob: Principal = { kind: 'agent', name: 'bob', role: 'agent' };
 const builder: Principal = { kind: 'agent', name: 'builder', role: 'agent' };
@@ -575,10 +575,10 @@ describe('policy: PolicyStore', () => {
   let dir: string;
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'mcpw-policy-'));
+    dir = await makeTempDir('policy');
   });
   afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
+    await removeTempDir(dir);
   });
 
   it('returns null when nothing was saved', async () => {

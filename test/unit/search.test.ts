@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { ResourceManager } from '../../src/core/resources';
 import { MAX_DIFF_CHARS, unifiedDiff } from '../../src/core/resources/diff';
@@ -15,6 +14,7 @@ import { isIgnored, parseIgnoreFile } from '../../src/core/resources/search/giti
 import { compareWalkOrder } from '../../src/core/resources/search/pool';
 import { assertJsonDepth } from '../../src/gateway/jsonDepth';
 import { WorkspaceError } from '../../src/protocol/errors';
+import { makeTempDir, removeTempDir } from '../helpers/fixtures';
 
 function scan(query: string, text: string, opts = { regex: true, caseSensitive: true }): LineMatch[] {
   const found: LineMatch[] = [];
@@ -198,13 +198,13 @@ describe('large edits on a worker thread', () => {
   let rm: ResourceManager;
 
   beforeEach(async () => {
-    base = await fs.mkdtemp(path.join(os.tmpdir(), 'mcpw-edit-'));
+    base = await makeTempDir('edit');
     rm = await ResourceManager.create({ root: base });
   });
 
   afterEach(async () => {
     await rm.close();
-    await fs.rm(base, { recursive: true, force: true });
+    await removeTempDir(base);
   });
 
   it('applies, diffs and reports edit errors for a file above the inline size', async () => {
