@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AUDIT_FILE, verifyAuditLog } from '../core/audit';
 import { WorkspaceError } from '../protocol/errors';
-import { defaultStateDir, startWorkspaceServer, SERVER_VERSION } from '../gateway';
+import { defaultStateDir, startWorkspaceServer, SERVER_VERSION } from '../server';
 
 const USAGE = `mcp-workspace ${SERVER_VERSION}: a secure workspace server for AI coding agents
 

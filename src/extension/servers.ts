@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
-import { startWorkspaceServer, type RunningWorkspaceServer } from '../gateway';
+import { startWorkspaceServer, type RunningWorkspaceServer } from '../server';
 import { WorkspaceError } from '../protocol/errors';
 import { redact } from '../core/audit';
 import type { Logger } from '../core/log';

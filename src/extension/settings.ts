@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-import type { WorkspaceServerOptions } from '../gateway';
+import type { WorkspaceServerOptions } from '../server';
 import { WorkspaceError } from '../protocol/errors';
 
 /** The extension's settings (`mcpWorkspace.*`), validated. */

@@ -1,9 +1,13 @@
+import type { IncomingMessage } from 'node:http';
 import type { AuthInfo } from '@modelcontextprotocol/server';
 import { WorkspaceError } from '../protocol/errors';
 import type { Principal } from '../protocol/principal';
 
-/** Host names a request may address: loopback only (the DNS-rebinding defence). */
-const LOOPBACK_HOSTNAMES = new Set(['127.0.0.1', 'localhost', '[::1]']);
+/** Addresses the server may bind: loopback only. */
+export const LOOPBACK_BIND_HOSTS: readonly string[] = ['127.0.0.1', 'localhost', '::1'];
+
+/** Host names a request may address (URL form of {@link LOOPBACK_BIND_HOSTS}): the DNS-rebinding defence. */
+const LOOPBACK_HOSTNAMES = new Set(LOOPBACK_BIND_HOSTS.map((h) => (h.includes(':') ? `[${h}]` : h)));
 
 /** Whether a `Host` header names a loopback address (any port). */
 export function isLoopbackHost(host: string | undefined): boolean {
@@ -54,4 +58,77 @@ export function principalOf(auth: AuthInfo | undefined): Principal {
   const principal = auth?.extra?.['principal'] as Principal | undefined;
   if (!principal) throw new WorkspaceError('UNAUTHORIZED', 'Missing bearer token.');
   return principal;
+}
+
+/** The `WWW-Authenticate` challenge sent with every 401. */
+export const WWW_AUTHENTICATE = 'Bearer realm="mcp-workspace"';
+
+/** What {@link createAdmission} needs: token lookup, the owner's origins, the port, a log. */
+export interface AdmissionOptions {
+  /** The principal of a bearer token, or null when it is unknown or revoked. */
+  authenticate: (token: string) => Principal | null;
+  /** Origins the owner allowed besides this server's own loopback pages. */
+  allowedOrigins: ReadonlySet<string>;
+  /** The port the server listens on (known once it listens). */
+  serverPort: () => number;
+  /** Logs a failed authentication (never the token). */
+  onRefused: (fields: Record<string, unknown>) => void;
+}
+
+/** A request admitted by {@link Admission.admit}: who it is and the token it used. */
+export interface Admitted {
+  principal: Principal;
+  token: string;
+}
+
+/** The one place a request or upgrade is admitted: Host, Origin, then the bearer token. */
+export interface Admission {
+  /** Host and Origin checks (the DNS-rebinding and cross-site defence); null when they pass. */
+  checkHostAndOrigin(req: IncomingMessage): WorkspaceError | null;
+  /** The bearer token's principal, or UNAUTHORIZED. */
+  authenticate(req: IncomingMessage): Admitted | WorkspaceError;
+  /** Both, in order: what every endpoint but `/health` requires. */
+  admit(req: IncomingMessage): Admitted | WorkspaceError;
+}
+
+/** Builds the server's {@link Admission}, shared by HTTP requests and WebSocket upgrades. */
+export function createAdmission(options: AdmissionOptions): Admission {
+  const checkHostAndOrigin = (req: IncomingMessage): WorkspaceError | null => {
+    // DNS-rebinding defence: only loopback Host names, on every endpoint.
+    if (!isLoopbackHost(req.headers.host)) {
+      return new WorkspaceError('FORBIDDEN_HOST', 'Host header must name a loopback address.');
+    }
+    // Browsers: this server's own loopback pages and the owner's allowed origins, nothing else.
+    const origin = req.headers.origin;
+    const request = {
+      host: req.headers.host,
+      serverPort: options.serverPort(),
+      allowed: options.allowedOrigins,
+    };
+    if (!isAllowedOrigin(origin, request)) {
+      return new WorkspaceError(
+        'FORBIDDEN_ORIGIN',
+        `Origin ${origin} is not allowed; add it to the allowed origins.`,
+      );
+    }
+    return null;
+  };
+  const authenticate = (req: IncomingMessage): Admitted | WorkspaceError => {
+    const header = req.headers.authorization;
+    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    const principal = match ? options.authenticate(match[1]!) : null;
+    if (principal) return { principal, token: match![1]! };
+    options.onRefused({ path: req.url?.split('?')[0], method: req.method, hadToken: Boolean(match) });
+    return new WorkspaceError(
+      'UNAUTHORIZED',
+      match
+        ? 'Unknown or revoked token.'
+        : 'Send Authorization: Bearer <token> (the owner token or an agent token).',
+    );
+  };
+  return {
+    checkHostAndOrigin,
+    authenticate,
+    admit: (req) => checkHostAndOrigin(req) ?? authenticate(req),
+  };
 }

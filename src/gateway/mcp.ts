@@ -18,12 +18,12 @@ import {
 } from '@modelcontextprotocol/server';
 import type { NodeMcpRequestHandler, NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { toWorkspaceError } from '../protocol/errors';
+import { jsonSchemaOf } from '../protocol/jsonSchema';
 import { MCP_TOOL_NAMES, OPERATIONS, type OperationName } from '../protocol/operations';
 import type { Principal } from '../protocol/principal';
 import { principalOf } from './auth';
-import type { AuditRecord } from '../core/audit';
 import type { OutputEvent } from '../core/execution';
-import type { OperationRunner } from '../core/runner';
+import type { OperationDispatcher } from '../core/operations';
 import type { SessionManager } from '../core/session';
 
 /** Key under `capabilities.experimental` where a client may declare the tools it wants. */
@@ -40,19 +40,16 @@ interface NodeAdapters {
 
 /** Everything the MCP adapter needs from the server. */
 export interface McpGatewayDeps {
-  runner: OperationRunner;
+  dispatcher: OperationDispatcher;
+  /** Session lifetimes: requests in flight hold their session; ended sessions close their transport. */
   sessions: SessionManager;
   serverName: string;
   serverVersion: string;
-  /** Session for a principal on a session-less transport (2026-07-28 MCP). */
-  defaultSession: (principal: Principal, transport: string) => Promise<string>;
-  /** Live audit feed used for resource-updated notifications of the audit tail. */
-  onAudit: (listener: (record: AuditRecord) => void) => () => void;
   maxRequestBodySize: number;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
 
-// Input validation happens once, in the OperationRunner, so every transport reports bad input with the
+// Input validation happens once, in the OperationDispatcher, so every transport reports bad input with the
 // same stable code (INVALID_ARGUMENT). The SDK still advertises the exact JSON Schema of each tool.
 const passThrough: jsonSchemaValidator = {
   getValidator:
@@ -75,14 +72,9 @@ function schemasFor(name: OperationName): { input: StandardSchemaWithJSON; outpu
   return cached;
 }
 
-/**
- * A tool's JSON Schema as clients validate it: draft-07 and no `$schema` URL (VS Code drops every
- * tool whose schema names a meta-schema it cannot load, such as draft 2020-12 offline).
- */
+/** A tool's JSON Schema as clients validate it: draft-07, no `$schema` URL. */
 function toolSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchemaType {
-  const json = z.toJSONSchema(schema, { io, target: 'draft-7' }) as Record<string, unknown>;
-  delete json['$schema'];
-  return json as JsonSchemaType;
+  return jsonSchemaOf(schema, io, 'draft-7') as JsonSchemaType;
 }
 
 function toolError(err: unknown): CallToolResult {
@@ -117,7 +109,9 @@ export class McpGateway {
       onerror: (error) => deps.log('warn', 'mcp request failed', { error: error.message }),
     });
     // 2026-07-28 clients that listen for updates of the audit tail are told when it grows.
-    this.unsubscribeAudit = deps.onAudit(() => this.modern.notify.resourceUpdated(AUDIT_TAIL_URI));
+    this.unsubscribeAudit = deps.dispatcher.onAuditCommitted(() =>
+      this.modern.notify.resourceUpdated(AUDIT_TAIL_URI),
+    );
     this.unsubscribeSessions = deps.sessions.onSessionEnded((session) => {
       const entry = this.legacy.get(session.sessionId);
       if (entry) {
@@ -151,7 +145,7 @@ export class McpGateway {
       // The agent's stateless session is opened here, so a refusal reaches the client as such.
       let modernSession: string;
       try {
-        modernSession = await this.deps.defaultSession(principal, 'mcp-2026');
+        modernSession = await this.deps.dispatcher.resolveSession(principal, 'mcp-2026');
       } catch (err) {
         refuseRequest(res, req.body, err);
         return;
@@ -173,12 +167,10 @@ export class McpGateway {
     const params = req.body.params;
     const experimental = params.capabilities.experimental?.[CLIENT_TOOLS_EXTENSION] as
       { tools?: unknown } | undefined;
-    const requested = Array.isArray(experimental?.tools)
-      ? experimental.tools.filter((t): t is string => typeof t === 'string')
-      : undefined;
-    let session: Awaited<ReturnType<OperationRunner['initSession']>>;
+    let session: Awaited<ReturnType<OperationDispatcher['initSession']>>;
     try {
-      session = await this.deps.runner.initSession(principal, requested, {
+      const input = experimental?.tools !== undefined ? { tools: experimental.tools } : {};
+      session = await this.deps.dispatcher.initSession(principal, input, {
         transport: 'mcp',
         clientName: params.clientInfo.name,
         sessionId: randomUUID(),
@@ -220,7 +212,7 @@ export class McpGateway {
 
   private async modernServer(ctx: McpRequestContext): Promise<McpServer> {
     const principal = principalOf(ctx.authInfo);
-    const sessionId = await this.deps.defaultSession(principal, 'mcp-2026');
+    const sessionId = await this.deps.dispatcher.resolveSession(principal, 'mcp-2026');
     const capabilities = this.deps.sessions.get(sessionId)?.capabilities ?? [];
     return this.buildServer(principal, () => sessionId, capabilities, 'mcp-2026');
   }
@@ -231,7 +223,7 @@ export class McpGateway {
     capabilities: string[],
     transport: string,
   ): McpServer {
-    const { runner } = this.deps;
+    const { dispatcher } = this.deps;
     const server = new McpServer(
       { name: this.deps.serverName, version: this.deps.serverVersion },
       {
@@ -245,7 +237,7 @@ export class McpGateway {
       args: unknown,
       onOutput?: (event: OutputEvent) => void,
     ): Promise<unknown> =>
-      runner.run(name, args, {
+      dispatcher.run(name, args, {
         principal,
         sessionId: sessionId(),
         transport,

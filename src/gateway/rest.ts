@@ -2,22 +2,16 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import type { z } from 'zod';
 import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
 import { OPERATIONS, OPERATION_NAMES, type OperationName } from '../protocol/operations';
-import type { AuditLog, AuditRecord } from '../core/audit';
-import type { ExecutionManager, ExecutionResult, OutputEvent } from '../core/execution';
-import type { OperationRunner } from '../core/runner';
-import type { SessionManager } from '../core/session';
-import { principalOf } from './auth';
+import type { ExecutionResult, OutputEvent } from '../core/execution';
+import type { OperationDispatcher } from '../core/operations';
+import { principalOf, WWW_AUTHENTICATE } from './auth';
 
 /** Header that selects a REST session created by POST /session/init (else the agent's default one). */
 export const SESSION_HEADER = 'x-mcp-workspace-session';
 
 /** Everything the REST adapter needs from the server. */
 export interface RestGatewayDeps {
-  runner: OperationRunner;
-  sessions: SessionManager;
-  audit: AuditLog;
-  executions: ExecutionManager;
-  defaultSession: (principal: ReturnType<typeof principalOf>, transport: string) => Promise<string>;
+  dispatcher: OperationDispatcher;
   openApi: () => unknown;
 }
 
@@ -28,7 +22,7 @@ export function sendError(res: Response, err: unknown): void {
     const ms = Number(error.details?.['retryAfterMs'] ?? 1000);
     res.setHeader('Retry-After', String(Math.max(1, Math.ceil(ms / 1000))));
   }
-  if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Bearer realm="mcp-workspace"');
+  if (error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', WWW_AUTHENTICATE);
   res.status(error.httpStatus).json({ error: error.toJSON() });
 }
 
@@ -64,22 +58,16 @@ function coerceScalar(field: z.ZodType, value: string): unknown {
  */
 export function createRestRouter(deps: RestGatewayDeps): Router {
   const router = Router();
-  const { runner, sessions } = deps;
-
-  const sessionFor = async (req: Request): Promise<string> => {
+  const { dispatcher } = deps;
+  // The session named by the header (POST /session/init made it), else the agent's default one.
+  const contextOf = async (req: Request) => {
     const principal = principalOf(req.auth);
-    const requested = req.header(SESSION_HEADER);
-    if (requested) {
-      const session = sessions.get(requested);
-      if (!session || session.principal.name !== principal.name) {
-        throw new WorkspaceError(
-          'SESSION_NOT_FOUND',
-          'Unknown or ended session; call POST /session/init again.',
-        );
-      }
-      return requested;
-    }
-    return deps.defaultSession(principal, 'rest');
+    const sessionId = await dispatcher.resolveSession(
+      principal,
+      'rest',
+      req.header(SESSION_HEADER) || undefined,
+    );
+    return { principal, sessionId, transport: 'rest' };
   };
 
   router.get('/openapi.json', (_req, res) => {
@@ -88,55 +76,34 @@ export function createRestRouter(deps: RestGatewayDeps): Router {
 
   router.post('/session/init', async (req, res) => {
     try {
-      const body = OPERATIONS.init_session.input.safeParse(req.body ?? {});
-      if (!body.success)
-        throw new WorkspaceError('INVALID_ARGUMENT', 'Expected {"tools": ["read_file", ...]}.');
-      const principal = principalOf(req.auth);
-      const session = await runner.initSession(principal, body.data.tools, {
+      const session = await dispatcher.initSession(principalOf(req.auth), req.body, {
         transport: 'rest',
         ...(req.header('user-agent') ? { clientName: req.header('user-agent') } : {}),
       });
-      res.json({
-        sessionId: session.sessionId,
-        capabilities: session.capabilities,
-        agent: principal.name,
-        role: principal.role,
-      });
+      res.json(dispatcher.sessionReply(session));
     } catch (err) {
       sendError(res, err);
     }
   });
 
   router.get('/audit/stream', async (req, res) => {
-    const principal = principalOf(req.auth);
-    let sessionId: string;
+    let close: () => void;
     try {
-      sessionId = await sessionFor(req);
-      // Opening the stream is authorised and audited like a query of the newest record.
-      await runner.run('query_audit', { limit: 1 }, { principal, sessionId, transport: 'rest' });
+      close = await dispatcher.openAuditFeed(await contextOf(req), {
+        record: (record) => writeSseEvent(res, 'audit', record, record.seq),
+        ended: () => res.end(),
+      });
     } catch (err) {
       sendError(res, err);
       return;
     }
     writeSseHead(res);
     res.write(': audit stream\n\n');
-    // An open stream keeps its session busy (never ended to admit another of the same token).
-    const release = sessions.hold(sessionId);
-    const send = (record: AuditRecord): void => {
-      if (principal.kind !== 'owner' && record.agent !== principal.name) return;
-      writeSseEvent(res, 'audit', record, record.seq);
-    };
-    const unsubscribe = deps.audit.subscribe(send);
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
     keepAlive.unref();
-    const stop = sessions.onSessionEnded((s) => {
-      if (s.sessionId === sessionId) res.end();
-    });
     res.on('close', () => {
       clearInterval(keepAlive);
-      unsubscribe();
-      stop();
-      release();
+      close();
     });
   });
 
@@ -149,16 +116,11 @@ export function createRestRouter(deps: RestGatewayDeps): Router {
       return;
     }
     try {
-      const sessionId = await sessionFor(req);
-      const result = await runner.run(
+      const ctx = await contextOf(req);
+      const result = await dispatcher.run(
         'run_command',
         { ...(req.body as Record<string, unknown>), background: false },
-        {
-          principal: principalOf(req.auth),
-          sessionId,
-          transport: 'rest',
-          onOutput: (event) => stream.output(event),
-        },
+        { ...ctx, onOutput: (event) => stream.output(event) },
       );
       stream.result(result);
     } catch (err) {
@@ -170,16 +132,12 @@ export function createRestRouter(deps: RestGatewayDeps): Router {
   router.get('/executions/:executionId/stream', async (req, res) => {
     const stream = outputStream(req, res) ?? sseStream(res);
     try {
-      const principal = principalOf(req.auth);
-      const sessionId = await sessionFor(req);
-      const executionId = String(req.params['executionId']);
-      await runner.run('get_execution', { executionId }, { principal, sessionId, transport: 'rest' });
-      const execution = deps.executions.get(executionId, principal);
-      const stop = execution.subscribe((event) => {
-        if (event.stream === 'exit') stream.result(event.result);
-        else stream.output(event);
-      });
-      res.on('close', stop);
+      const detach = await dispatcher.attachExecution(
+        String(req.params['executionId']),
+        await contextOf(req),
+        stream,
+      );
+      res.on('close', detach);
     } catch (err) {
       stream.error(err);
     }
@@ -191,12 +149,7 @@ export function createRestRouter(deps: RestGatewayDeps): Router {
     const handler = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
       try {
         const input = inputFrom(name, req);
-        const sessionId = await sessionFor(req);
-        const result = await runner.run(name, input, {
-          principal: principalOf(req.auth),
-          sessionId,
-          transport: 'rest',
-        });
+        const result = await dispatcher.run(name, input, await contextOf(req));
         res.json(result);
       } catch (err) {
         if (err instanceof SyntaxError) next(err);

@@ -4,9 +4,9 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
 import { OPERATIONS, type OperationName } from '../protocol/operations';
 import type { Principal } from '../protocol/principal';
-import type { ExecutionManager } from '../core/execution';
-import type { OperationRunner } from '../core/runner';
+import type { OperationDispatcher } from '../core/operations';
 import type { SessionManager } from '../core/session';
+import { WWW_AUTHENTICATE } from './auth';
 import { assertJsonDepth } from './jsonDepth';
 
 /** Path of the WebSocket endpoint. */
@@ -14,12 +14,11 @@ export const WS_PATH = '/ws';
 
 /** Everything the WebSocket adapter needs from the server. */
 export interface WsGatewayDeps {
-  runner: OperationRunner;
+  dispatcher: OperationDispatcher;
+  /** Session lifetimes: a connection holds its session busy and closes when it ends. */
   sessions: SessionManager;
-  executions: ExecutionManager;
   /** Host, Origin and bearer-token checks shared with HTTP: a principal, or the error to refuse with. */
   admit: (req: IncomingMessage) => Principal | WorkspaceError;
-  defaultSession: (principal: Principal, transport: string) => Promise<string>;
   maxMessageBytes: number;
 }
 
@@ -64,7 +63,8 @@ export class WsGateway {
   }
 
   private serve(ws: WebSocket, principal: Principal): void {
-    let sessionId: Promise<string> = this.deps.defaultSession(principal, 'ws');
+    const { dispatcher } = this.deps;
+    let sessionId: Promise<string> = dispatcher.resolveSession(principal, 'ws');
     let ownSession: string | null = null;
     // An open connection keeps its session busy (never ended to admit another of its token).
     let releaseHold: () => void = () => undefined;
@@ -108,31 +108,22 @@ export class WsGateway {
       const params = message.params ?? {};
       void (async () => {
         if (op === 'init_session') {
-          const tools = (params as { tools?: unknown }).tools;
-          const session = await this.deps.runner.initSession(
-            principal,
-            Array.isArray(tools) ? tools.filter((t): t is string => typeof t === 'string') : undefined,
-            { transport: 'ws' },
-          );
+          const session = await dispatcher.initSession(principal, params, { transport: 'ws' });
           if (ownSession) this.deps.sessions.end(ownSession, 'closed');
           ownSession = session.sessionId;
           sessionId = Promise.resolve(session.sessionId);
           holdSession(session.sessionId);
-          reply({
-            type: 'result',
-            result: { sessionId: session.sessionId, capabilities: session.capabilities },
-          });
+          reply({ type: 'result', result: dispatcher.sessionReply(session) });
           return;
         }
         const ctx = { principal, sessionId: await sessionId, transport: 'ws' };
         if (op === 'attach') {
           const executionId = String((params as { executionId?: unknown }).executionId ?? '');
-          await this.deps.runner.run('get_execution', { executionId }, ctx);
-          const stop = this.deps.executions.get(executionId, principal).subscribe((event) => {
-            if (event.stream === 'exit') reply({ type: 'result', result: event.result });
-            else reply({ type: 'output', executionId, ...event });
+          const detach = await dispatcher.attachExecution(executionId, ctx, {
+            output: (event) => reply({ type: 'output', executionId, ...event }),
+            result: (result) => reply({ type: 'result', result }),
           });
-          cleanups.add(stop);
+          cleanups.add(detach);
           return;
         }
         if (typeof op !== 'string' || !(op in OPERATIONS)) {
@@ -141,7 +132,7 @@ export class WsGateway {
             `Unknown op ${JSON.stringify(op)}; see /openapi.json.`,
           );
         }
-        const result = await this.deps.runner.run(op as OperationName, params, {
+        const result = await dispatcher.run(op as OperationName, params, {
           ...ctx,
           onOutput: (event) => reply({ type: 'output', ...event }),
         });
@@ -157,7 +148,7 @@ function refuse(socket: Duplex, error: WorkspaceError): void {
     error.httpStatus === 401 ? 'Unauthorized' : error.httpStatus === 404 ? 'Not Found' : 'Forbidden';
   socket.end(
     `HTTP/1.1 ${error.httpStatus} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n` +
-      (error.httpStatus === 401 ? 'WWW-Authenticate: Bearer realm="mcp-workspace"\r\n' : '') +
+      (error.httpStatus === 401 ? `WWW-Authenticate: ${WWW_AUTHENTICATE}\r\n` : '') +
       `\r\n${body}`,
   );
 }

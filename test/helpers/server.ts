@@ -5,7 +5,7 @@ import {
   startWorkspaceServer,
   type RunningWorkspaceServer,
   type WorkspaceServerOptions,
-} from '../../src/gateway';
+} from '../../src/server';
 
 /** A server on a fresh temporary workspace and state dir, with a silent logger. */
 export interface TestServer {

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startWorkspaceServer, type RunningWorkspaceServer } from '../../src/gateway';
+import { startWorkspaceServer, type RunningWorkspaceServer } from '../../src/server';
 import { callTool, connectMcp } from '../helpers/clients';
 
 /**

@@ -363,7 +363,7 @@ describe('RunCommand / CancelExecution in the session container (real Docker eng
     await t.close();
     const { mkdir, mkdtemp, rm } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
-    const { startWorkspaceServer } = await import('../../src/gateway');
+    const { startWorkspaceServer } = await import('../../src/server');
     const root = await mkdtemp(join(tmpdir(), 'mcpw-mask-'));
     const ws = join(root, 'ws');
     await mkdir(ws);

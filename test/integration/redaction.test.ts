@@ -196,7 +196,7 @@ describe('Redaction that holds: planted secrets never reach the audit log or the
   it('keeps the same redaction key across restarts of the server', async () => {
     const keyFile = join(t.stateDir, 'audit', 'redaction.key');
     const before = await readFile(keyFile);
-    const { startWorkspaceServer } = await import('../../src/gateway');
+    const { startWorkspaceServer } = await import('../../src/server');
     const stateDir = t.stateDir;
     const workspace = t.workspace;
     await t.server.close();

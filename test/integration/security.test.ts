@@ -101,7 +101,7 @@ describe('Security: tokens, Host and Origin on every endpoint', () => {
   });
 
   it('refuses to bind anything but loopback', async () => {
-    const { startWorkspaceServer } = await import('../../src/gateway');
+    const { startWorkspaceServer } = await import('../../src/server');
     await assert.rejects(
       startWorkspaceServer({ workspace: t.workspace, host: '0.0.0.0', stateDir: t.stateDir }),
       /loopback only/,
@@ -152,7 +152,7 @@ describe('Security: tokens, Host and Origin on every endpoint', () => {
       JSON.stringify({ id: 'team', rules: ['allow read(**)', 'allow write(**)'] }),
     );
     await writeFile(join(ws, 'policy.json'), '{}');
-    const { startWorkspaceServer } = await import('../../src/gateway');
+    const { startWorkspaceServer } = await import('../../src/server');
     const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
     const refused = async (options: { stateDir: string; policyFile?: string }, what: RegExp) =>
       assert.rejects(startWorkspaceServer({ workspace: ws, logger: quiet, ...options }), (err: unknown) => {

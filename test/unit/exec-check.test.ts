@@ -10,7 +10,7 @@ import {
   refuseAmbiguousCharacters,
   shellParts,
   tokenizeCommand,
-} from '../../src/core/runner/command';
+} from '../../src/core/operations/command';
 import { WorkspaceError } from '../../src/protocol/errors';
 
 describe('exec check: tokenizing commands without a shell', () => {

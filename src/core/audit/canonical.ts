@@ -5,8 +5,9 @@
 import type { AuditRecord } from './types';
 
 /**
- * The record's canonical JSON without `hash`: the exact bytes its hash covers. `params` and `outcome`
- * must come from `redact()`, whose sorted key order makes `JSON.stringify` deterministic.
+ * The record's canonical JSON without `hash`: the exact bytes its hash covers. `params`, `outcome`
+ * and `decisions` must come from `redact()`, whose sorted key order makes `JSON.stringify`
+ * deterministic. Version 1 records (no `v`) keep their original layout, so old logs still verify.
  */
 export function serializeBody(r: Omit<AuditRecord, 'hash'>): string {
   return (
@@ -16,7 +17,7 @@ export function serializeBody(r: Omit<AuditRecord, 'hash'>): string {
     r.prev +
     '","ts":"' +
     r.ts +
-    '","sessionId":' +
+    (r.v === 2 ? '","v":2,"sessionId":' : '","sessionId":') +
     JSON.stringify(r.sessionId) +
     ',"agent":' +
     JSON.stringify(r.agent) +
@@ -30,6 +31,7 @@ export function serializeBody(r: Omit<AuditRecord, 'hash'>): string {
     r.decision +
     '","rule":' +
     JSON.stringify(r.rule) +
+    (r.v === 2 ? ',"decisions":' + JSON.stringify(r.decisions ?? []) : '') +
     ',"params":' +
     JSON.stringify(r.params) +
     ',"outcome":' +

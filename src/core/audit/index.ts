@@ -17,7 +17,16 @@ import {
 import { createRedactor, loadRedactionKey, type Redact } from './redact';
 import { verifyAuditLog } from './verify';
 import { OffsetIndex, TailRing, readLines, scanLines } from './store';
-import type { AuditEntry, AuditOpenOptions, AuditPage, AuditQuery, AuditRecord, VerifyResult } from './types';
+import {
+  AUDIT_RECORD_VERSION,
+  type AuditDecision,
+  type AuditEntry,
+  type AuditOpenOptions,
+  type AuditPage,
+  type AuditQuery,
+  type AuditRecord,
+  type VerifyResult,
+} from './types';
 
 export { AUDIT_FILE } from './format';
 export {
@@ -30,7 +39,16 @@ export {
   type RedactorOptions,
 } from './redact';
 export { verifyAuditLog, type AuditSnapshot } from './verify';
-export type { AuditEntry, AuditOpenOptions, AuditPage, AuditQuery, AuditRecord, VerifyResult } from './types';
+export { AUDIT_RECORD_VERSION } from './types';
+export type {
+  AuditDecision,
+  AuditEntry,
+  AuditOpenOptions,
+  AuditPage,
+  AuditQuery,
+  AuditRecord,
+  VerifyResult,
+} from './types';
 
 /** The redaction key's file name inside the audit directory. */
 export const REDACTION_KEY_FILE = 'redaction.key';
@@ -234,6 +252,7 @@ export class AuditLog {
       seq: this.nextSeq,
       prev: this.prevHash,
       ts: this.lastTs,
+      v: AUDIT_RECORD_VERSION,
       sessionId: entry.sessionId == null ? null : String(entry.sessionId),
       agent: String(entry.agent),
       role: String(entry.role),
@@ -241,6 +260,7 @@ export class AuditLog {
       op: String(entry.op),
       decision: entry.decision,
       rule: entry.rule == null ? null : String(entry.rule),
+      decisions: (this.redact(entry.decisions ?? []) ?? []) as AuditDecision[],
       params: this.redact(entry.params) ?? null,
       outcome: (this.redact(entry.outcome) ?? null) as AuditRecord['outcome'],
       durationMs: Number.isFinite(duration) && duration !== 0 ? duration : 0,

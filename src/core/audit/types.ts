@@ -1,38 +1,22 @@
-/** One action to record, as handed to {@link AuditLog.append}; `params` and `outcome` are redacted on append. */
-export interface AuditEntry {
-  /** Session the action belongs to, or null outside a session. */
-  sessionId: string | null;
-  /** Principal name. */
-  agent: string;
-  /** Principal role: owner | agent | viewer. */
-  role: string;
-  /** Transport the request came in on: mcp | rest | cli | ... */
-  transport: string;
-  /** Operation name, e.g. `write_file`. */
-  op: string;
-  /** Raw request parameters; redacted before they are stored. */
-  params: unknown;
-  /** Whether policy allowed the action. */
-  decision: 'allow' | 'deny';
-  /** The policy rule that decided, or null (deny by default). */
-  rule: string | null;
-  /** What happened; redacted before it is stored. */
-  outcome: { ok: boolean; code?: string; message?: string; [k: string]: unknown };
-  /** Wall time the action took, in milliseconds. */
-  durationMs: number;
-}
+import type { AuditDecisionData, AuditRecordData } from '../../protocol/operations';
 
-/** A committed audit record: the redacted entry plus its place in the hash chain. */
-export interface AuditRecord extends AuditEntry {
-  /** 1-based sequence number, contiguous. */
-  seq: number;
-  /** ISO timestamp; never decreases along the log. */
-  ts: string;
-  /** Hash of the previous record (64 zeros for the first). */
-  prev: string;
-  /** sha256 hex of this record's canonical JSON without `hash`. */
-  hash: string;
-}
+/** The audit record format written today; records without a `v` field are version 1. */
+export const AUDIT_RECORD_VERSION = 2;
+
+/** One policy decision an operation made (version 2 records list every one, in order). */
+export type AuditDecision = AuditDecisionData;
+
+/**
+ * A committed audit record: the redacted entry plus its place in the hash chain. Its shape is the
+ * protocol's (src/protocol/operations.ts), the one source every transport and the webview share.
+ */
+export type AuditRecord = AuditRecordData;
+
+/**
+ * One action to record, as handed to {@link AuditLog.append}: a record without its place in the
+ * chain. `params`, `outcome` and the decisions' targets are redacted on append.
+ */
+export type AuditEntry = Omit<AuditRecord, 'seq' | 'ts' | 'prev' | 'hash' | 'v'>;
 
 /** Filters for {@link AuditLog.query}; all given filters must match. */
 export interface AuditQuery {

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { WorkspaceError } from '../../protocol/errors';
 import { redact as redactWithProcessKey, type Redact } from '../audit';
 
 /** Log severity. */
@@ -37,4 +39,29 @@ export function redactingLogger(inner: Logger, redact: Redact): Logger {
     );
   };
   return { info: clean('info'), warn: clean('warn'), error: clean('error') };
+}
+
+/**
+ * The answer to an error nobody expected: a WorkspaceError passes through unchanged; anything else
+ * is logged with its stack, the caller's `fields` (session id, operation) and a new correlation id,
+ * and becomes `INTERNAL` carrying that id, so a client can quote it and the owner can find the cause.
+ */
+export function unexpectedError(
+  log: Logger,
+  err: unknown,
+  fields: Record<string, unknown> = {},
+): WorkspaceError {
+  if (err instanceof WorkspaceError) return err;
+  const correlationId = randomUUID();
+  log.error('unexpected error', {
+    ...fields,
+    correlationId,
+    error: err instanceof Error ? err.message : String(err),
+    ...(err instanceof Error && err.stack ? { stack: err.stack } : {}),
+  });
+  return new WorkspaceError(
+    'INTERNAL',
+    `Internal server error (correlation id ${correlationId}); the server log has the cause under that id.`,
+    { correlationId },
+  );
 }

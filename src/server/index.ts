@@ -1,30 +1,28 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { realpath, stat } from 'node:fs/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { WorkspaceError } from '../protocol/errors';
-import { OWNER, type Principal } from '../protocol/principal';
+import { OWNER } from '../protocol/principal';
 import { AuditLog, createRedactor, REDACTION_KEY_BYTES } from '../core/audit';
 import { ExecutionManager, type ExecutionLimits } from '../core/execution';
 import { DockerRuntime, type ProgressEvent, type SandboxLimits } from '../core/execution/docker';
-import { createLogger, redactingLogger, type Logger } from '../core/log';
+import { createLogger, redactingLogger, unexpectedError, type Logger } from '../core/log';
 import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../core/policy';
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
-import { OperationRunner } from '../core/runner';
+import { OperationDispatcher } from '../core/operations';
 import { RateLimiter, SessionManager } from '../core/session';
-import { isAllowedOrigin, isLoopbackHost } from './auth';
-import { assertJsonDepth } from './jsonDepth';
-import type { McpGateway, McpGatewayDeps } from './mcp';
-import { buildOpenApi } from './openapi';
-import { createRestRouter, sendError } from './rest';
-import { WsGateway } from './ws';
+import { createAdmission, LOOPBACK_BIND_HOSTS } from '../gateway/auth';
+import { assertJsonDepth } from '../gateway/jsonDepth';
+import type { McpGateway, McpGatewayDeps } from '../gateway/mcp';
+import { buildOpenApi } from '../gateway/openapi';
+import { createRestRouter, sendError } from '../gateway/rest';
+import { WsGateway } from '../gateway/ws';
 
 /** The product version reported to clients. */
 export const SERVER_VERSION = '0.1.0';
-
-const LOOPBACK_HOSTS = ['127.0.0.1', 'localhost', '::1'];
 
 /** Options of {@link startWorkspaceServer}; everything but `workspace` has an embedded default. */
 export interface WorkspaceServerOptions {
@@ -102,7 +100,7 @@ export interface RunningWorkspaceServer {
   sessions: SessionManager;
   audit: AuditLog;
   policy: PolicyEngine;
-  runner: OperationRunner;
+  dispatcher: OperationDispatcher;
   executions: ExecutionManager;
   /**
    * Stops accepting connections, ends sessions, removes session containers, records `server_stop`
@@ -127,7 +125,7 @@ export function defaultStateDir(workspaceRealPath: string): string {
  */
 export async function startWorkspaceServer(options: WorkspaceServerOptions): Promise<RunningWorkspaceServer> {
   const host = options.host ?? '127.0.0.1';
-  if (!LOOPBACK_HOSTS.includes(host)) {
+  if (!LOOPBACK_BIND_HOSTS.includes(host)) {
     throw new WorkspaceError(
       'INVALID_ARGUMENT',
       `Refusing to bind ${host}: MCP Workspace listens on loopback only (127.0.0.1, ::1, localhost). Use an SSH tunnel for remote access.`,
@@ -215,7 +213,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     log: (level, msg, fields) => log[level](msg, fields),
   });
   const executions = new ExecutionManager(docker, options.executionLimits);
-  const runner = new OperationRunner({
+  const dispatcher = new OperationDispatcher({
     sessions,
     resources,
     policy,
@@ -223,6 +221,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     audit,
     executions,
     limiters,
+    log,
     onSandboxProgress: (listener) => {
       progressListeners.add(listener);
       return () => progressListeners.delete(listener);
@@ -236,26 +235,6 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     .then((removed) => removed > 0 && log.info('removed orphaned session containers', { removed }))
     .catch((err: unknown) => log.info('docker engine not available', { error: (err as Error).message }));
 
-  const defaults = new Map<string, string>();
-  // Concurrent first requests of one agent share one opening: a burst opens one session, not many.
-  const opening = new Map<string, Promise<string>>();
-  const defaultSession = (principal: Principal, transport: string): Promise<string> => {
-    const key = `${principal.name}\u0000${transport}`;
-    const existing = defaults.get(key);
-    if (existing && sessions.get(existing)) return Promise.resolve(existing);
-    let pending = opening.get(key);
-    if (!pending) {
-      pending = runner
-        .initSession(principal, undefined, { transport })
-        .then((session) => {
-          defaults.set(key, session.sessionId);
-          return session.sessionId;
-        })
-        .finally(() => opening.delete(key));
-      opening.set(key, pending);
-    }
-    return pending;
-  };
   // Rate buckets belong to tokens, not sessions: ending a session must not refill them.
   const stopSessionCleanup = sessions.onSessionEnded((s) => {
     executions.endSession(s.sessionId).catch((err: unknown) =>
@@ -268,19 +247,17 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
 
   const maxRequestBodySize = Math.ceil(maxFileBytes * 1.4) + 1024 * 1024;
   const mcpDeps: McpGatewayDeps = {
-    runner,
+    dispatcher,
     sessions,
     serverName: 'mcp-workspace',
     serverVersion: SERVER_VERSION,
-    defaultSession,
-    onAudit: (listener) => audit.subscribe(listener),
     maxRequestBodySize,
     log: (level, msg, fields) => log[level](msg, fields),
   };
   // The MCP SDK is loaded with the first MCP request: a server no MCP client uses stays lean.
   let mcp: Promise<McpGateway> | null = null;
   const mcpGateway = (): Promise<McpGateway> =>
-    (mcp ??= import('./mcp').then(({ McpGateway: Gateway }) => new Gateway(mcpDeps)));
+    (mcp ??= import('../gateway/mcp').then(({ McpGateway: Gateway }) => new Gateway(mcpDeps)));
   // Built on first request: most servers are never asked for it.
   let openApi: ReturnType<typeof buildOpenApi> | null = null;
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
@@ -291,42 +268,14 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   // Host, Origin and token checks, shared by HTTP requests and WebSocket upgrades.
-  const checkHostAndOrigin = (req: IncomingMessage): WorkspaceError | null => {
-    // DNS-rebinding defence: only loopback Host names, on every endpoint.
-    if (!isLoopbackHost(req.headers.host)) {
-      return new WorkspaceError('FORBIDDEN_HOST', 'Host header must name a loopback address.');
-    }
-    // Browsers: this server's own loopback pages and the owner's allowed origins, nothing else.
-    const origin = req.headers.origin;
-    if (
-      !isAllowedOrigin(origin, { host: req.headers.host, serverPort: listeningPort, allowed: allowedOrigins })
-    ) {
-      return new WorkspaceError(
-        'FORBIDDEN_ORIGIN',
-        `Origin ${origin} is not allowed; add it to the allowed origins.`,
-      );
-    }
-    return null;
-  };
-  const authenticate = (req: IncomingMessage): { principal: Principal; token: string } | WorkspaceError => {
-    const header = req.headers.authorization;
-    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    const principal = match ? sessions.authenticate(match[1]) : null;
-    if (principal) return { principal, token: match![1]! };
-    log.warn('authentication failed', {
-      path: req.url?.split('?')[0],
-      method: req.method,
-      hadToken: Boolean(match),
-    });
-    return new WorkspaceError(
-      'UNAUTHORIZED',
-      match
-        ? 'Unknown or revoked token.'
-        : 'Send Authorization: Bearer <token> (the owner token or an agent token).',
-    );
-  };
+  const admission = createAdmission({
+    authenticate: (token) => sessions.authenticate(token),
+    allowedOrigins,
+    serverPort: () => listeningPort,
+    onRefused: (fields) => log.warn('authentication failed', fields),
+  });
   app.use((req: Request, res: Response, next: NextFunction) => {
-    const refused = checkHostAndOrigin(req);
+    const refused = admission.checkHostAndOrigin(req);
     if (refused) sendError(res, refused);
     else next();
   });
@@ -334,7 +283,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     res.json({ ok: true });
   });
   app.use((req: Request, res: Response, next: NextFunction) => {
-    const auth = authenticate(req);
+    const auth = admission.authenticate(req);
     if (auth instanceof WorkspaceError) {
       sendError(res, auth);
       return;
@@ -362,18 +311,14 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   });
   app.use(
     createRestRouter({
-      runner,
-      sessions,
-      audit,
-      executions,
-      defaultSession,
+      dispatcher,
       openApi: () => (openApi ??= buildOpenApi(SERVER_VERSION)),
     }),
   );
   app.use((_req: Request, res: Response) => {
     sendError(res, new WorkspaceError('NOT_FOUND', 'No such endpoint; see /openapi.json.'));
   });
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const status = (err as { status?: number }).status;
     if (err instanceof WorkspaceError) {
       sendError(res, err);
@@ -385,24 +330,20 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     } else if (status === 400 || err instanceof SyntaxError) {
       sendError(res, new WorkspaceError('INVALID_ARGUMENT', 'The request body is not valid JSON.'));
     } else {
-      log.error('request failed', { error: err instanceof Error ? err.message : String(err) });
-      if (!res.headersSent) sendError(res, err);
+      const error = unexpectedError(log, err, { path: req.path, method: req.method });
+      if (!res.headersSent) sendError(res, error);
     }
   });
 
   const server: Server = createServer(app);
   server.keepAliveTimeout = 65_000;
   const ws = new WsGateway(server, {
-    runner,
+    dispatcher,
     sessions,
-    executions,
-    defaultSession,
     maxMessageBytes: maxRequestBodySize,
     admit: (req) => {
-      const refused = checkHostAndOrigin(req);
-      if (refused) return refused;
-      const auth = authenticate(req);
-      return auth instanceof WorkspaceError ? auth : auth.principal;
+      const admitted = admission.admit(req);
+      return admitted instanceof WorkspaceError ? admitted : admitted.principal;
     },
   });
   await new Promise<void>((resolve, reject) => {
@@ -417,7 +358,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   log.info('server ready', { url, workspace, stateDir });
   const startedFrom = options.startedFrom ?? 'embedded';
   // What an agent may do depends on these: the audit log keeps what was in force from each start.
-  await runner.recordServerEvent(
+  await dispatcher.recordServerEvent(
     'server_start',
     {
       url,
@@ -443,7 +384,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     sessions,
     audit,
     policy,
-    runner,
+    dispatcher,
     executions,
     close: (reason?: string) =>
       (closing ??= (async () => {
@@ -454,7 +395,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
         stopSessionCleanup();
         sessions.close();
         await docker.close();
-        await runner
+        await dispatcher
           .recordServerEvent('server_stop', { url, reason: reason ?? null }, startedFrom)
           .catch((err: unknown) =>
             log.error('could not record server_stop', { error: (err as Error).message }),

@@ -1,0 +1,431 @@
+import { performance } from 'node:perf_hooks';
+import { z } from 'zod';
+import { WorkspaceError } from '../../protocol/errors';
+import {
+  NEGOTIABLE_OPERATIONS,
+  OPERATIONS,
+  type OperationInput,
+  type OperationName,
+  type OperationOutput,
+} from '../../protocol/operations';
+import { OWNER, type Principal } from '../../protocol/principal';
+import type { AuditDecision, AuditRecord } from '../audit';
+import type { Execution, ExecutionResult, OutputEvent } from '../execution';
+import { unexpectedError } from '../log';
+import type { PolicyAction } from '../policy';
+import type { SessionInfo } from '../session';
+import { createHandlers } from './handlers';
+import type { Authorize, CallContext, Decide, DispatcherDeps, Handler, Handlers } from './types';
+import { maySeeAuditRecord } from './visibility';
+
+/** Audit operations of the server's own lifecycle, recorded with the owner as actor. */
+export type ServerEvent = 'server_start' | 'server_stop';
+
+/** Where InitSession came from: its transport, the client's name, and a session id the transport chose. */
+export interface InitMeta {
+  transport: string;
+  clientName?: string;
+  sessionId?: string;
+}
+
+/** What an attached execution stream receives: live output, then the result (once). */
+export interface ExecutionSink {
+  output(event: OutputEvent): void;
+  result(result: ExecutionResult): void;
+}
+
+/** What a live audit feed receives: each record the caller may see, and the end of its session. */
+export interface AuditFeedSink {
+  record(record: AuditRecord): void;
+  /** The feed's session ended (revoked, idle, server stopping): close the stream. */
+  ended(): void;
+}
+
+/** Failures that are refusals: recorded as `deny`. */
+const REFUSALS = new Set(['POLICY_DENIED', 'OWNER_ONLY', 'CAPABILITY_NOT_NEGOTIATED', 'SESSION_NOT_FOUND']);
+
+/** A decision with how it was asked: `authorize` decisions summarise the record, `decide` ones only list. */
+interface Made extends AuditDecision {
+  summarises: boolean;
+}
+
+/** The rate-limit bucket of a caller: one per bearer token, whatever the session. */
+function rateKey(principal: Principal): string {
+  return `${principal.kind}:${principal.name}`;
+}
+
+/**
+ * The one place every operation flows through, whatever the transport (MCP, REST, WebSocket, the
+ * VS Code UI): session resolution, capability checks, schema validation, owner-only and rate limits,
+ * policy decisions, the service call, and one audit record listing every decision made and the
+ * outcome. Long-lived streams (execution attach, the audit feed) are opened here too.
+ */
+export class OperationDispatcher {
+  private readonly handlers: Handlers<OperationName>;
+  private readonly defaults = new Map<string, string>();
+  // Concurrent first requests of one agent share one opening: a burst opens one session, not many.
+  private readonly opening = new Map<string, Promise<string>>();
+
+  constructor(private readonly deps: DispatcherDeps) {
+    this.handlers = createHandlers(deps, (execution, ctx, shell) =>
+      this.auditExecution(execution, ctx, shell),
+    );
+  }
+
+  /** Operations a principal may negotiate: role limits, then any `deny tool(NAME)` rule. */
+  offeredFor(principal: Principal): OperationName[] {
+    return NEGOTIABLE_OPERATIONS.filter((name) => {
+      const def = OPERATIONS[name];
+      if (def.ownerOnly && principal.kind !== 'owner') return false;
+      if (principal.role === 'viewer' && !def.annotations.readOnlyHint) return false;
+      const decision = this.deps.policy.decide(principal, 'tool', name);
+      return decision.allowed || decision.rule === null;
+    });
+  }
+
+  /**
+   * InitSession: validates the raw request (`{tools?: string[]}`), negotiates the session's tools
+   * and opens it, audited like any operation. Every transport passes its wire input here unchanged.
+   */
+  async initSession(principal: Principal, rawInput: unknown, meta: InitMeta): Promise<SessionInfo> {
+    const parsed = OPERATIONS.init_session.input.safeParse(rawInput ?? {});
+    if (!parsed.success) {
+      throw new WorkspaceError(
+        'INVALID_ARGUMENT',
+        `Invalid arguments for init_session (expected {"tools": ["read_file", ...]}): ${z.prettifyError(parsed.error)}`,
+      );
+    }
+    const requested = parsed.data.tools;
+    const started = performance.now();
+    const session = this.deps.sessions.initSession(principal, requested, this.offeredFor(principal), meta);
+    await this.deps.audit.append({
+      sessionId: session.sessionId,
+      agent: principal.name,
+      role: principal.role,
+      transport: meta.transport,
+      op: 'init_session',
+      params: { tools: requested ?? null, clientName: meta.clientName ?? null },
+      decision: 'allow',
+      rule: null,
+      outcome: { ok: true, capabilities: session.capabilities.length },
+      durationMs: performance.now() - started,
+    });
+    return session;
+  }
+
+  /** The InitSession reply every transport sends: the session, its tools and who it belongs to. */
+  sessionReply(session: SessionInfo): OperationOutput<'init_session'> {
+    return {
+      sessionId: session.sessionId,
+      capabilities: session.capabilities,
+      agent: session.principal.name,
+      role: session.principal.role,
+    };
+  }
+
+  /**
+   * The session a request runs in: the one it names (which must be open and the caller's own), else
+   * the caller's default session on that transport, opened on first use.
+   */
+  async resolveSession(principal: Principal, transport: string, requested?: string): Promise<string> {
+    if (requested !== undefined) {
+      const session = this.deps.sessions.get(requested);
+      if (!session || session.principal.name !== principal.name) {
+        throw new WorkspaceError(
+          'SESSION_NOT_FOUND',
+          'Unknown or ended session; open a new one with InitSession.',
+        );
+      }
+      return requested;
+    }
+    const key = `${principal.name}\u0000${transport}`;
+    const existing = this.defaults.get(key);
+    if (existing && this.deps.sessions.get(existing)) return existing;
+    let pending = this.opening.get(key);
+    if (!pending) {
+      pending = this.initSession(principal, undefined, { transport })
+        .then((session) => {
+          this.defaults.set(key, session.sessionId);
+          return session.sessionId;
+        })
+        .finally(() => this.opening.delete(key));
+      this.opening.set(key, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * Records a server lifecycle event (`server_start`, `server_stop`) as an owner action outside any
+   * session, durably, so the log shows who started or stopped the server, from where and with what.
+   */
+  async recordServerEvent(
+    op: ServerEvent,
+    params: Record<string, unknown>,
+    transport: string,
+  ): Promise<void> {
+    await this.deps.audit.append({
+      sessionId: null,
+      agent: OWNER.name,
+      role: OWNER.role,
+      transport,
+      op,
+      params,
+      decision: 'allow',
+      rule: null,
+      outcome: { ok: true },
+      durationMs: 0,
+    });
+  }
+
+  /**
+   * Attaches to an execution (authorised and audited as `get_execution`): what it printed so far,
+   * then live output, then its result. Returns the detach function.
+   */
+  async attachExecution(executionId: string, ctx: CallContext, sink: ExecutionSink): Promise<() => void> {
+    await this.run('get_execution', { executionId }, ctx);
+    return this.deps.executions.get(executionId, ctx.principal).subscribe((event) => {
+      if (event.stream === 'exit') sink.result(event.result);
+      else sink.output(event);
+    });
+  }
+
+  /**
+   * Opens a live audit feed (authorised and audited like a query of the newest record): every record
+   * committed from now on that the caller may see. The open feed keeps its session busy; it ends when
+   * the session does. Returns the close function.
+   */
+  async openAuditFeed(ctx: CallContext, sink: AuditFeedSink): Promise<() => void> {
+    await this.run('query_audit', { limit: 1 }, ctx);
+    const { sessions, audit } = this.deps;
+    const release = sessions.hold(ctx.sessionId);
+    const unsubscribe = audit.subscribe((record) => {
+      if (maySeeAuditRecord(ctx.principal, record)) sink.record(record);
+    });
+    const stopWatch = sessions.onSessionEnded((s) => {
+      if (s.sessionId === ctx.sessionId) sink.ended();
+    });
+    let closed = false;
+    return () => {
+      if (closed) return;
+      closed = true;
+      unsubscribe();
+      stopWatch();
+      release();
+    };
+  }
+
+  /** Calls `listener` after each committed record, whoever it belongs to (change notifications only). */
+  onAuditCommitted(listener: () => void): () => void {
+    return this.deps.audit.subscribe(() => listener());
+  }
+
+  /** Runs one operation for a caller; throws a WorkspaceError with a stable code on failure. */
+  async run<N extends OperationName>(
+    name: N,
+    rawInput: unknown,
+    ctx: CallContext,
+  ): Promise<OperationOutput<N>> {
+    const started = performance.now();
+    const def = OPERATIONS[name];
+    const made: Made[] = [];
+    let params: unknown = rawInput;
+    // A session with an operation in flight is busy: never ended to admit another of its token.
+    let release = this.deps.sessions.hold(ctx.sessionId);
+    try {
+      const session = this.deps.sessions.get(ctx.sessionId);
+      if (!session || session.principal.name !== ctx.principal.name) {
+        throw new WorkspaceError(
+          'SESSION_NOT_FOUND',
+          'This session has ended (idle, revoked or closed). Start a new session.',
+        );
+      }
+      this.deps.sessions.touch(ctx.sessionId);
+      if (def.ownerOnly && ctx.principal.kind !== 'owner') {
+        throw new WorkspaceError(
+          'OWNER_ONLY',
+          `${name} is reserved for the workspace owner; agents cannot change policy, tokens or audit.`,
+        );
+      }
+      // Every session may ask what it negotiated; everything else must have been negotiated.
+      if (name !== 'list_capabilities' && !session.capabilities.includes(name)) {
+        throw new WorkspaceError(
+          'CAPABILITY_NOT_NEGOTIATED',
+          `${name} is not among this session's capabilities; request it at InitSession (your role or the policy may exclude it).`,
+        );
+      }
+      const parsed = def.input.safeParse(rawInput ?? {});
+      if (!parsed.success) {
+        throw new WorkspaceError(
+          'INVALID_ARGUMENT',
+          `Invalid arguments for ${name}: ${z.prettifyError(parsed.error)}`,
+        );
+      }
+      params = parsed.data;
+      if (def.rateLimit) {
+        // Keyed on the bearer token, not the session: more sessions buy no more throughput.
+        const bucket = this.deps.limiters[def.rateLimit].take(rateKey(ctx.principal));
+        if (!bucket.ok) {
+          const what = def.rateLimit === 'exec' ? 'commands' : 'writes';
+          throw new WorkspaceError('RATE_LIMITED', `Too many ${what}; retry in ${bucket.retryAfterMs} ms.`, {
+            retryAfterMs: bucket.retryAfterMs,
+          });
+        }
+      }
+      const ask = (action: PolicyAction, target: string, summarises: boolean): boolean => {
+        const decision = this.deps.policy.decide(ctx.principal, action, target);
+        made.push({
+          action,
+          target,
+          decision: decision.allowed ? 'allow' : 'deny',
+          rule: decision.rule,
+          summarises,
+        });
+        if (!decision.allowed && summarises) {
+          throw new WorkspaceError(
+            'POLICY_DENIED',
+            `Policy denies ${action}(${target}): ${decision.reason}`,
+            {
+              rule: decision.rule,
+            },
+          );
+        }
+        return decision.allowed;
+      };
+      const authorize: Authorize = (action, target) => void ask(action, target, true);
+      const decide: Decide = (action, target) => ask(action, target, false);
+      const handler = this.handlers[name] as Handler<N>;
+      const result = await handler(parsed.data as OperationInput<N>, {
+        ...ctx,
+        session,
+        authorize,
+        decide,
+        holdUntil: (done) => {
+          // The session stays busy while a command it started runs (background ones included).
+          const held = release;
+          release = () => undefined;
+          void done.finally(held);
+        },
+      });
+      const summary = [...made].reverse().find((d) => d.summarises) ?? null;
+      await this.record(
+        name,
+        ctx,
+        params,
+        summary,
+        made,
+        successOutcome(result),
+        started,
+        def.annotations.readOnlyHint,
+      );
+      return result;
+    } catch (err) {
+      const error = unexpectedError(this.deps.log, err, {
+        op: name,
+        sessionId: ctx.sessionId,
+        agent: ctx.principal.name,
+      });
+      const summary = REFUSALS.has(error.code)
+        ? ([...made].reverse().find((d) => d.decision === 'deny') ?? {
+            action: 'tool',
+            target: name,
+            decision: 'deny' as const,
+            rule: null,
+            summarises: true,
+          })
+        : ([...made].reverse().find((d) => d.summarises) ?? null);
+      await this.record(
+        name,
+        ctx,
+        params,
+        summary,
+        made,
+        { ok: false, code: error.code, message: error.message },
+        started,
+        false,
+      );
+      throw error;
+    } finally {
+      release();
+    }
+  }
+
+  private async record(
+    name: string,
+    ctx: CallContext,
+    params: unknown,
+    summary: AuditDecision | null,
+    made: Made[],
+    outcome: { ok: boolean; [key: string]: unknown },
+    started: number,
+    readOnly: boolean,
+  ): Promise<void> {
+    const appended = this.deps.audit.append({
+      sessionId: ctx.sessionId,
+      agent: ctx.principal.name,
+      role: ctx.principal.role,
+      transport: ctx.transport,
+      op: name,
+      params,
+      decision: summary?.decision ?? 'allow',
+      rule: summary?.rule ?? null,
+      decisions: made.map(({ action, target, decision, rule }) => ({ action, target, decision, rule })),
+      outcome,
+      durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+    });
+    // Mutations and refusals are acknowledged only once their record is durable; reads are
+    // recorded in order but answered without waiting for the fsync.
+    if (readOnly) appended.catch(() => undefined);
+    else await appended;
+  }
+
+  /** The start and the end of an execution each get their own audit record. */
+  private auditExecution(execution: Execution, ctx: CallContext, shell: boolean): void {
+    const started = performance.now();
+    const ids = { executionId: execution.id };
+    void this.record(
+      'execution_start',
+      ctx,
+      {
+        ...ids,
+        command: execution.command,
+        args: execution.args ?? null,
+        // Whether it ran through `/bin/sh -c` (allow exec(*)) or as an argv with no shell.
+        shell,
+        cwd: execution.cwd,
+        image: execution.image,
+      },
+      null,
+      [],
+      { ok: true },
+      started,
+      true,
+    );
+    void execution.done.then((result: ExecutionResult) =>
+      this.record(
+        'execution_end',
+        ctx,
+        ids,
+        null,
+        [],
+        {
+          ok: result.status === 'exited' && result.exitCode === 0,
+          status: result.status,
+          exitCode: result.exitCode,
+          signal: result.signal,
+          oomKilled: result.oomKilled,
+          truncated: result.truncated,
+          bytesOut: Buffer.byteLength(result.stdout) + Buffer.byteLength(result.stderr),
+        },
+        started,
+        true,
+      ),
+    );
+  }
+}
+
+/** The audit outcome of a success: a result cut short (a search at its deadline) says so and why. */
+function successOutcome(result: unknown): { ok: true; truncated?: true; truncatedReason?: unknown } {
+  const { truncated, truncatedReason } = (result ?? {}) as { truncated?: unknown; truncatedReason?: unknown };
+  if (truncated !== true) return { ok: true };
+  return { ok: true, truncated: true, ...(truncatedReason !== undefined ? { truncatedReason } : {}) };
+}

@@ -1,0 +1,109 @@
+import type { Handlers } from '../types';
+import type { DispatcherDeps } from '../types';
+import { AT_LOCATION, authorizePath, closing } from './paths';
+
+/** The file operations this group answers. */
+export type FileOperation =
+  | 'read_file'
+  | 'write_file'
+  | 'list_files'
+  | 'file_info'
+  | 'edit_file'
+  | 'search_files'
+  | 'create_directory'
+  | 'delete_file'
+  | 'move_file';
+
+/** Workspace file operations: each path is resolved and decided once, and the I/O uses that resolution. */
+export function fileHandlers(deps: DispatcherDeps): Handlers<FileOperation> {
+  const { resources, policy, writeGuard } = deps;
+  const follow = { followFinal: true, writeGuard };
+  const atLocation = { ...AT_LOCATION, writeGuard };
+  return {
+    read_file: async (input, ctx) => {
+      const target = authorizePath(resources, ctx.authorize, 'read', input.path);
+      return closing([target], () =>
+        resources.readFile(target, input.encoding ? { encoding: input.encoding } : {}),
+      );
+    },
+    write_file: async (input, ctx) => {
+      const target = authorizePath(resources, ctx.authorize, 'write', input.path, follow);
+      return closing([target], () =>
+        resources.writeFile(target, input.content, {
+          ...(input.encoding ? { encoding: input.encoding } : {}),
+          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+        }),
+      );
+    },
+    list_files: async (input, ctx) => {
+      const target = authorizePath(resources, ctx.authorize, 'read', input.path);
+      return closing([target], () =>
+        resources.listFiles(target, {
+          ...(input.depth !== undefined ? { depth: input.depth } : {}),
+          ...(input.includeIgnored !== undefined ? { includeIgnored: input.includeIgnored } : {}),
+        }),
+      );
+    },
+    file_info: async (input, ctx) => {
+      const target = authorizePath(resources, ctx.authorize, 'read', input.path);
+      return closing([target], () => resources.stat(target));
+    },
+    edit_file: async (input, ctx) => {
+      const target = authorizePath(resources, ctx.authorize, 'read', input.path);
+      return closing([target], async () => {
+        ctx.authorize('write', target.rel);
+        if (target.realRel !== target.rel) ctx.authorize('write', target.realRel);
+        writeGuard?.(target.realRel);
+        return resources.edit(target, input.edits, {
+          ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
+          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+          // Large edits run on the worker threads, shared fairly per token.
+          caller: `${ctx.principal.kind}:${ctx.principal.name}`,
+        });
+      });
+    },
+    search_files: async (input, ctx) => {
+      const target = authorizePath(resources, ctx.authorize, 'read', input.path ?? '.');
+      const principal = ctx.principal;
+      return closing([target], () =>
+        resources.search(input.query, {
+          path: target,
+          ...(input.regex !== undefined ? { regex: input.regex } : {}),
+          ...(input.caseSensitive !== undefined ? { caseSensitive: input.caseSensitive } : {}),
+          ...(input.glob !== undefined ? { glob: input.glob } : {}),
+          ...(input.maxResults !== undefined ? { maxResults: input.maxResults } : {}),
+          // Files the policy forbids reading (secrets) never show up in results: the search threads
+          // decide on the policy in force when the search started.
+          access: { policy: policy.policy, principal },
+          // Fair shares of the search threads are per token.
+          caller: `${principal.kind}:${principal.name}`,
+        }),
+      );
+    },
+    create_directory: async (input, ctx) => {
+      const target = authorizePath(resources, ctx.authorize, 'write', input.path, follow);
+      return closing([target], () => resources.mkdir(target));
+    },
+    delete_file: async (input, ctx) => {
+      const target = authorizePath(resources, ctx.authorize, 'write', input.path, atLocation);
+      return closing([target], () =>
+        resources.delete(target, {
+          ...(input.recursive !== undefined ? { recursive: input.recursive } : {}),
+          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+        }),
+      );
+    },
+    move_file: async (input, ctx) => {
+      const source = authorizePath(resources, ctx.authorize, 'write', input.from, atLocation);
+      return closing([source], () => {
+        const dest = authorizePath(resources, ctx.authorize, 'write', input.to, atLocation);
+        return closing([dest], () =>
+          resources.move(source, dest, {
+            ...(input.overwrite !== undefined ? { overwrite: input.overwrite } : {}),
+            ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+          }),
+        );
+      });
+    },
+  };
+}

@@ -1,0 +1,17 @@
+import type { OperationName } from '../../../protocol/operations';
+import type { DispatcherDeps, Handlers } from '../types';
+import { adminHandlers } from './admin';
+import { execHandlers, type ExecutionAuditor } from './exec';
+import { fileHandlers } from './files';
+
+/** Every operation's handler, grouped by what it touches. */
+export function createHandlers(
+  deps: DispatcherDeps,
+  auditExecution: ExecutionAuditor,
+): Handlers<OperationName> {
+  return {
+    ...adminHandlers(deps),
+    ...fileHandlers(deps),
+    ...execHandlers(deps, auditExecution),
+  };
+}
