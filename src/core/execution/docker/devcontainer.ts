@@ -9,6 +9,7 @@ import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { WorkspaceError } from '../../../protocol/errors';
 import { isDangerousEnv } from '../../policy';
 import { parseEnvEntry } from '../../shared/env';
+import { isErrno } from '../../shared/fs';
 
 /** devcontainer.json fields that reach beyond the container and need the owner's permission. */
 export type DevcontainerField =
@@ -78,8 +79,7 @@ export async function findDevcontainer(workspace: string): Promise<DevcontainerF
       if (text.trim() === '') continue;
       return { path, text };
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
+      if (!isErrno(error, 'ENOENT', 'ENOTDIR')) throw error;
     }
   }
   return null;

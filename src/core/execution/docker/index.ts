@@ -48,6 +48,7 @@ export type {
   SandboxSpec,
 } from './types';
 import { parseEnvList } from '../../shared/env';
+import { isErrno } from '../../shared/fs';
 
 /** Options of a {@link DockerRuntime}. */
 export interface DockerRuntimeOptions {
@@ -522,7 +523,7 @@ export class DockerRuntime {
         await rm(file, { recursive: true, force: true });
         // EEXIST: another runtime of this user made it in between (the folder is private).
         await writeFile(file, '', { mode: 0o444, flag: 'wx' }).catch((error: unknown) => {
-          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+          if (!isErrno(error, 'EEXIST')) throw error;
         });
       }
       return file;
