@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { parseEnvEntry, parseEnvList } from '../../src/core/shared/env';
+import { compileNameGlob, compilePathGlob } from '../../src/core/shared/glob';
 import { errnoCode, isErrno, writeFileAtomic } from '../../src/core/shared/fs';
 import { quote } from '../../src/core/shared/text';
 import { makeTempDir, removeTempDir } from '../helpers/fixtures';
@@ -20,6 +21,16 @@ describe('shared helpers', () => {
       for (const value of [undefined, null, 'ENOENT', 42, new Error('ENOENT'), {}]) {
         assert.equal(isErrno(value, 'ENOENT'), false, String(value));
       }
+    });
+  });
+
+  describe('globs on unnormalised input', () => {
+    it('lets only ** span an empty path segment, and * in a name match nothing', () => {
+      assert.equal(compilePathGlob('src/*').test('src/'), false);
+      assert.equal(compilePathGlob('a/*/b').test('a//b'), false);
+      assert.equal(compilePathGlob('src/**').test('src/'), true);
+      assert.equal(compilePathGlob('a/**/b').test('a//b'), true);
+      assert.equal(compileNameGlob('A*').test('A'), true);
     });
   });
 

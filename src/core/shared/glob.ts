@@ -294,7 +294,8 @@ function matchSegments(pattern: PathSegments, path: string): boolean {
       const part = pattern[i];
       if (part === undefined) continue;
       if (part === '**') next.add(i);
-      else if (matchPieces(part, segment)) next.add(i + 1);
+      // An empty segment (`a//b`, a trailing `/`) is no name: only `**` spans it, as `*` needs one character.
+      else if (segment !== '' && matchPieces(part, segment)) next.add(i + 1);
     }
     if (next.size === 0) return false;
     states = closure(next);
