@@ -165,9 +165,14 @@ const BEL = 0x07;
 
 /** `line` without ANSI escape sequences (CSI and OSC), other control characters but tab as U+FFFD. */
 function cleanLine(line: string): string {
-  let out = '';
+  const max = PARSER_LIMITS.maxLineChars;
   let i = 0;
-  while (i < line.length && out.length < PARSER_LIMITS.maxLineChars) {
+  while (i < line.length && i < max && !isControl(line.charCodeAt(i))) i++;
+  // Most lines have no control character: keep them as they are (no copy).
+  if (i === line.length || i === max) return line.length > max ? line.slice(0, max) : line;
+  const parts: string[] = [line.slice(0, i)];
+  let length = i;
+  while (i < line.length && length < max) {
     const code = line.charCodeAt(i);
     if (code === ESC && line[i + 1] === '[') {
       // CSI: parameter and intermediate bytes, then one final byte in 0x40-0x7e.
@@ -179,19 +184,29 @@ function cleanLine(line: string): string {
       i += 2;
       while (i < line.length && line.charCodeAt(i) !== BEL && line.charCodeAt(i) !== ESC) i++;
       i += line.charCodeAt(i) === ESC ? 2 : 1;
-    } else if ((code < 0x20 && code !== 0x09) || code === 0x7f) {
-      out += '\ufffd';
+    } else if (isControl(code)) {
+      parts.push('\ufffd');
+      length++;
       i++;
     } else {
-      out += line[i];
-      i++;
+      let end = i + 1;
+      while (end < line.length && end - i < max - length && !isControl(line.charCodeAt(end))) end++;
+      parts.push(line.slice(i, end));
+      length += end - i;
+      i = end;
     }
   }
-  return out;
+  return parts.join('');
 }
 
-/** Marks a replacement result as a match (lines never hold it: {@link outputLines} replaces it). */
-const MATCHED = '\u0001';
+function isControl(code: number): boolean {
+  return (code < 0x20 && code !== 0x09) || code === 0x7f;
+}
+
+/** Opens the group values in a replacement result (lines never hold it: {@link outputLines} replaces it). */
+const OPEN = '\u0001';
+/** Closes the group values in a replacement result. */
+const CLOSE = '\u0002';
 /** Separates group values in a replacement result. */
 const SEPARATOR = '\u0000';
 
@@ -199,7 +214,8 @@ const SEPARATOR = '\u0000';
  * A line pattern run by the linear-time engine (Rust's regex, in WebAssembly): never JavaScript's
  * backtracking RegExp, whose time on a hostile line can explode. Values of numbered groups are read
  * through the engine's replacement expansion, which keeps group numbers even when an optional group
- * did not take part (its captures list would not).
+ * did not take part (its captures list would not): the match is replaced by the values between
+ * markers that output lines cannot contain.
  */
 export class LinePattern {
   private readonly regex: RRegex;
@@ -207,17 +223,16 @@ export class LinePattern {
 
   /**
    * Compiles `pattern` (Rust regex syntax, matched anywhere in a line) to read `groups`; throws
-   * INVALID_ARGUMENT when it does not compile or lacks one of the groups.
+   * INVALID_ARGUMENT when it does not compile or lacks one of the groups. When `required` is given,
+   * a line that contains none of these literals is known not to match and skips the engine.
    */
   constructor(
     pattern: string,
     private readonly groups: readonly number[],
+    private readonly required: readonly string[] = [],
   ) {
     try {
-      // Compiled alone first: a pattern that only compiles inside the wrapper (say `a)|(b`) would
-      // change what the wrapper means.
-      new RRegex(pattern).free();
-      this.regex = new RRegex(`^.*?(?:${pattern}).*$`);
+      this.regex = new RRegex(pattern);
     } catch (err) {
       throw new WorkspaceError(
         'INVALID_ARGUMENT',
@@ -237,15 +252,22 @@ export class LinePattern {
         { field: 'parser', group: missing },
       );
     }
-    this.template = MATCHED + groups.map((g) => `\${${g}}`).join(SEPARATOR);
+    this.template = OPEN + groups.map((g) => `\${${g}}`).join(SEPARATOR) + CLOSE;
   }
 
-  /** The values of the requested groups ('' for a group that did not take part), or null when no match. */
+  /**
+   * The values of the requested groups ('' for a group that did not take part), or null when the
+   * pattern does not match. `line` must come from {@link outputLines} (no control characters).
+   */
   match(line: string): string[] | null {
+    if (this.required.length > 0 && !this.required.some((literal) => line.includes(literal))) return null;
     const expanded = this.regex.replace(line, this.template);
-    if (!expanded.startsWith(MATCHED)) return null;
+    const open = expanded.indexOf(OPEN);
+    if (open === -1) return null;
+    const close = expanded.indexOf(CLOSE, open);
+    if (close === -1) return null;
     if (this.groups.length === 0) return [];
-    const values = expanded.slice(1).split(SEPARATOR);
+    const values = expanded.slice(open + 1, close).split(SEPARATOR);
     return values.length === this.groups.length ? values : null;
   }
 

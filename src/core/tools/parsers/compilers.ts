@@ -65,6 +65,9 @@ export function parseEslint(output: ToolOutput, into: ResultBuilder): void {
   }
 }
 
+/** Every tsc diagnostic line holds one of these (lines without skip the regex engine). */
+const TSC_LITERALS = ['error TS', 'warning TS', 'message TS'];
+
 let tscPatterns: { located: LinePattern; pretty: LinePattern; global: LinePattern } | undefined;
 
 /**
@@ -77,12 +80,14 @@ export function parseTsc(output: ToolOutput, into: ResultBuilder): void {
     located: new LinePattern(
       String.raw`^(.+?)\((\d+),(\d+)\): (error|warning|message) (TS\d+): (.*)$`,
       [1, 2, 3, 4, 5, 6],
+      TSC_LITERALS,
     ),
     pretty: new LinePattern(
       String.raw`^(.+?):(\d+):(\d+) - (error|warning|message) (TS\d+): (.*)$`,
       [1, 2, 3, 4, 5, 6],
+      TSC_LITERALS,
     ),
-    global: new LinePattern(String.raw`^(error|warning|message) (TS\d+): (.*)$`, [1, 2, 3]),
+    global: new LinePattern(String.raw`^(error|warning|message) (TS\d+): (.*)$`, [1, 2, 3], TSC_LITERALS),
   };
   const patterns = tscPatterns;
   const { text, cut } = capped(output.stdout);
@@ -124,6 +129,7 @@ export function parseGcc(output: ToolOutput, into: ResultBuilder): void {
   gccPattern ??= new LinePattern(
     String.raw`^(.+?):(\d+):(?:(\d+):)? (fatal error|error|warning|note): (.*?)(?: \[(-[Wf][^\]]*)\])?$`,
     [1, 2, 3, 4, 5, 6],
+    ['error: ', 'warning: ', 'note: '],
   );
   const pattern = gccPattern;
   const { text, cut } = capped(output.stderr);

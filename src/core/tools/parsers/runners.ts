@@ -46,7 +46,11 @@ let nodeTestPattern: LinePattern | undefined;
  * Cancelled tests count as failed, todo tests as skipped.
  */
 export function parseNodeTest(output: ToolOutput, into: ResultBuilder): void {
-  nodeTestPattern ??= new LinePattern(String.raw`^(?:#|ℹ) (pass|fail|cancelled|skipped|todo) (\d+)$`, [2, 1]);
+  nodeTestPattern ??= new LinePattern(
+    String.raw`^(?:#|ℹ) (pass|fail|cancelled|skipped|todo) (\d+)$`,
+    [2, 1],
+    ['pass ', 'fail ', 'cancelled ', 'skipped ', 'todo '],
+  );
   countSummary(
     bothStreams(output, into),
     nodeTestPattern,
@@ -62,6 +66,7 @@ export function parseMocha(output: ToolOutput, into: ResultBuilder): void {
   mochaPattern ??= new LinePattern(
     String.raw`^\s*(\d+) (passing|failing|pending)(?: \(\d+(?:\.\d+)?m?s\))?\s*$`,
     [1, 2],
+    [' passing', ' failing', ' pending'],
   );
   countSummary(
     bothStreams(output, into),
@@ -83,6 +88,7 @@ export function parsePytest(output: ToolOutput, into: ResultBuilder): void {
     summary: new LinePattern(
       String.raw`^=*\s*((?:\d+ [a-z]+(?:, )?)+) in \d+(?:\.\d+)?s(?: \([^)]*\))?\s*=*$`,
       [1],
+      [' in '],
     ),
     part: new LinePattern(String.raw`^(\d+) ([a-z]+)$`, [1, 2]),
   };
@@ -115,8 +121,8 @@ let goTestPatterns: { test: LinePattern; buildFailed: LinePattern } | undefined;
  */
 export function parseGoTest(output: ToolOutput, into: ResultBuilder): void {
   goTestPatterns ??= {
-    test: new LinePattern(String.raw`^\s*--- (PASS|FAIL|SKIP): \S`, [1]),
-    buildFailed: new LinePattern(String.raw`^FAIL\s+\S+\s+\[(?:build|setup) failed\]\s*$`, []),
+    test: new LinePattern(String.raw`^\s*--- (PASS|FAIL|SKIP): \S`, [1], ['--- ']),
+    buildFailed: new LinePattern(String.raw`^FAIL\s+\S+\s+\[(?:build|setup) failed\]\s*$`, [], ['FAIL']),
   };
   const patterns = goTestPatterns;
   const counts = { passed: 0, failed: 0, skipped: 0 };
