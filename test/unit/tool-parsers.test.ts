@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
@@ -517,6 +517,37 @@ describe('tool output parsers', function () {
       const result = parseOutput(spec, { stdout: '', stderr: '', exitCode: 0 }, { containerWorkspace: '/w' });
       parsedResultSchema.parse(result);
       assert.deepEqual(result.diagnostics, [], spec.type);
+    }
+  });
+});
+
+describe('scripts/tool-image-files.js (what the tool image copies)', () => {
+  it('lists eslint, typescript and, for every listed package, each dependency it needs', () => {
+    const out = spawnSync(process.execPath, [path.join(ROOT, 'scripts/tool-image-files.js'), ROOT], {
+      encoding: 'utf8',
+    });
+    assert.equal(out.status, 0, out.stderr);
+    const listed = new Map(
+      out.stdout
+        .trim()
+        .split('\n')
+        .map((line) => line.split('\t') as [string, string]),
+    );
+    assert.ok(listed.has('node_modules/eslint') && listed.has('node_modules/typescript'));
+    for (const [dir, version] of listed) {
+      const manifest = JSON.parse(readFileSync(path.join(ROOT, dir, 'package.json'), 'utf8'));
+      assert.equal(manifest.version, version, dir);
+      for (const dep of Object.keys(manifest.dependencies ?? {})) {
+        const candidates = [];
+        for (let at = dir; at !== '.' && at !== ''; at = path.dirname(at)) {
+          candidates.push(path.join(at, 'node_modules', dep));
+        }
+        candidates.push(path.join('node_modules', dep));
+        assert.ok(
+          candidates.some((c) => listed.has(c)),
+          `${dir} needs ${dep}, which the image would lack`,
+        );
+      }
     }
   });
 });
