@@ -77,7 +77,7 @@ export function validateParserSpec(raw: unknown): ParserSpec {
   if (typeof type !== 'string' || !(PARSER_TYPES as readonly string[]).includes(type)) {
     throw new WorkspaceError(
       'INVALID_ARGUMENT',
-      `The output parser ${typeof type === 'string' ? `"${type.slice(0, 64)}"` : '(no "type")'} is unknown: ` +
+      `The output parser ${typeof type === 'string' ? JSON.stringify(type.slice(0, 64)) : '(no "type")'} is unknown: ` +
         `set "parser": {"type": ...} to one of ${PARSER_TYPES.join(', ')}.`,
       { field: 'parser.type', accepted: [...PARSER_TYPES] },
     );
