@@ -4,6 +4,7 @@ import { benchAudit } from './audit';
 import { benchBuildContext } from './build-context';
 import { benchExecution } from './execution';
 import { benchExtension } from './extension';
+import { benchParsers } from './parsers';
 import { benchRunner } from './runner';
 import { benchRuntime } from './runtime';
 import { benchSearch } from './search';
@@ -11,10 +12,15 @@ import { benchServer } from './server';
 
 /**
  * `npm run bench`: runs every benchmark and prints one JSON object of figures. `MCPW_BENCH=search`
- * runs only the named section.
+ * (or `parsers`) runs only the named section.
  */
 async function main(): Promise<void> {
   const figures: Record<string, unknown> = { machine: { cpus: cpus().length, node: process.version } };
+  if (process.env.MCPW_BENCH === 'parsers') {
+    Object.assign(figures, await benchParsers());
+    process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
+    return;
+  }
   if (process.env.MCPW_BENCH === 'search') {
     Object.assign(figures, await benchSearch());
     process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
@@ -24,6 +30,7 @@ async function main(): Promise<void> {
   Object.assign(figures, await benchSearch());
   Object.assign(figures, await benchAudit());
   Object.assign(figures, await benchRunner());
+  Object.assign(figures, await benchParsers());
   // Execution figures need a real engine: provision it as the tests do.
   ensureDocker();
   Object.assign(figures, await benchRuntime());
