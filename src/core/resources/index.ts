@@ -20,4 +20,12 @@ export type { ReadAccess, SearchMatch, TruncationReason } from './search';
 export type { EditOp } from './edits';
 export type { ConfinedPath, ConfinedRootHandle } from './confined';
 export { assertOutsideWorkspace } from './paths';
-export { walkConfined, walkHeldDirectory, openFileAt, type WalkEntry, type WalkOptions } from './confined';
+export {
+  fdPath,
+  openConfinedRoot,
+  openFileAt,
+  walkConfined,
+  walkHeldDirectory,
+  type WalkEntry,
+  type WalkOptions,
+} from './confined';

@@ -3,7 +3,7 @@
  * workspace's devcontainer.json `image` or `build`, else the default image), with the config's
  * environment, user and the host-side fields the owner allowed. Private to the Docker runtime.
  */
-import type { ConfinedRootHandle } from '../../resources/confined';
+import type { ConfinedRootHandle } from '../../resources';
 import {
   defaultWorkspaceFolder,
   findDevcontainer,

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { WorkspaceError } from '../../../protocol/errors';
-import type { ConfinedRootHandle } from '../../resources/confined';
+import type { ConfinedRootHandle } from '../../resources';
 import { runnerBinaryPath } from '../runner';
 import type { SandboxSpec } from '../runtime';
 import type { EngineConnection } from './engine';
