@@ -14,6 +14,8 @@ import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../c
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { OperationDispatcher } from '../core/operations';
 import { RateLimiter, SessionManager } from '../core/session';
+import { ToolRegistry, type ParseOutput } from '../core/tools';
+import { OPERATION_NAMES } from '../protocol/operations';
 import { createAdmission } from '../gateway/auth';
 import { assertJsonDepth } from '../gateway/jsonDepth';
 import type { McpGateway, McpGatewayDeps } from '../gateway/mcp';
@@ -86,6 +88,18 @@ export interface WorkspaceServerOptions {
   onSandboxProgress?: (event: ProgressEvent) => void;
   /** Where structured logs go (default: stderr as JSON lines). */
   logger?: Logger;
+  /**
+   * Tool manifests from the owner's settings (the VS Code `mcpWorkspace.tools` machine setting),
+   * besides those in the workspace's `.mcp-workspace/tools/*.json`.
+   */
+  tools?: readonly unknown[];
+  /**
+   * Offer detected tools (package.json scripts, Makefile targets, pytest, cargo test, go test). Each
+   * still needs a rule naming it, `allow tool(NAME)`; `allow tool(*)` never grants one.
+   */
+  detectTools?: boolean;
+  /** Output parsers of typed tools; without them a manifest naming a parser is reported and not loaded. */
+  parseOutput?: ParseOutput;
   /** Where the owner started the server from (`vscode`, `cli`): the transport of its server_start/stop audit records. */
   startedFrom?: string;
 }
@@ -104,6 +118,8 @@ export interface RunningWorkspaceServer {
   policy: PolicyEngine;
   dispatcher: OperationDispatcher;
   executions: ExecutionManager;
+  /** Typed tools in force; `onChange` reports each change, with the manifests that did not load. */
+  tools: ToolRegistry;
   /**
    * Stops accepting connections, ends sessions, removes session containers, records `server_stop`
    * (with `reason`) and flushes the audit log.
@@ -182,6 +198,19 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     ...(options.searchTimeoutMs !== undefined ? { searchTimeoutMs: options.searchTimeoutMs } : {}),
   });
   const audit = await AuditLog.open({ dir: join(stateDir, 'audit'), secrets });
+  // Names a tool may not take: the operations, and the WebSocket's own ops.
+  const tools = new ToolRegistry({
+    resources,
+    reserved: [...OPERATION_NAMES, 'tool', 'attach'],
+    ...(options.tools ? { settingsManifests: options.tools } : {}),
+    detect: options.detectTools === true,
+    parsersAvailable: options.parseOutput !== undefined,
+    log,
+  });
+  // Detected tools run what a project file says: only a rule naming one grants it.
+  tools.onChange(() => policy.setExplicitTools(tools.detectedNames()));
+  await tools.reload();
+  policy.setExplicitTools(tools.detectedNames());
   const limiters = {
     write: new RateLimiter(options.writeRateLimit ?? { capacity: 200, refillPerSec: 50 }),
     exec: new RateLimiter(options.execRateLimit ?? { capacity: 60, refillPerSec: 20 }),
@@ -224,6 +253,8 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     executions,
     limiters,
     log,
+    tools,
+    ...(options.parseOutput ? { parseOutput: options.parseOutput } : {}),
     onSandboxProgress: (listener) => {
       progressListeners.add(listener);
       return () => progressListeners.delete(listener);
@@ -260,8 +291,14 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   let mcp: Promise<McpGateway> | null = null;
   const mcpGateway = (): Promise<McpGateway> =>
     (mcp ??= import('../gateway/mcp').then(({ McpGateway: Gateway }) => new Gateway(mcpDeps)));
-  // Built on first request: most servers are never asked for it.
-  let openApi: ReturnType<typeof buildOpenApi> | null = null;
+  // Built on first request (most servers are never asked for it), again after the tools changed.
+  let openApi: { version: number; document: ReturnType<typeof buildOpenApi> } | null = null;
+  const openApiDocument = (): ReturnType<typeof buildOpenApi> => {
+    if (openApi?.version !== tools.version) {
+      openApi = { version: tools.version, document: buildOpenApi(SERVER_VERSION, tools.list()) };
+    }
+    return openApi.document;
+  };
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
   // Known once the server listens; until then no request can arrive.
   let listeningPort = -1;
@@ -314,7 +351,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   app.use(
     createRestRouter({
       dispatcher,
-      openApi: () => (openApi ??= buildOpenApi(SERVER_VERSION)),
+      openApi: openApiDocument,
     }),
   );
   app.use((_req: Request, res: Response) => {
@@ -374,6 +411,29 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     startedFrom,
   );
 
+  // Every change of the tool set is recorded, with the manifests that did not load and why.
+  const recordTools = (change: {
+    added: string[];
+    removed: string[];
+    changed: string[];
+    problems: unknown[];
+  }) =>
+    dispatcher
+      .recordServerEvent('tools_changed', { ...change }, startedFrom)
+      .catch((err: unknown) =>
+        log.error('could not record tools_changed', { error: (err as Error).message }),
+      );
+  if (tools.list().length > 0 || tools.problems.length > 0) {
+    await recordTools({
+      added: tools.list().map((t) => t.name),
+      removed: [],
+      changed: [],
+      problems: tools.problems,
+    });
+  }
+  const stopToolAudit = tools.onChange((change) => void recordTools(change));
+  tools.watch();
+
   let closing: Promise<void> | null = null;
   return {
     url,
@@ -388,8 +448,11 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     policy,
     dispatcher,
     executions,
+    tools,
     close: (reason?: string) =>
       (closing ??= (async () => {
+        stopToolAudit();
+        tools.close();
         if (mcp) await (await mcp).close();
         await ws.close();
         server.closeAllConnections();
