@@ -7,15 +7,22 @@ import { benchExtension } from './extension';
 import { benchRunner } from './runner';
 import { benchSearch } from './search';
 import { benchServer } from './server';
+import { benchTools } from './tools';
 
 /**
  * `npm run bench`: runs every benchmark and prints one JSON object of figures. `MCPW_BENCH=search`
- * runs only the named section.
+ * (or `tools`) runs only the named section.
  */
 async function main(): Promise<void> {
   const figures: Record<string, unknown> = { machine: { cpus: cpus().length, node: process.version } };
   if (process.env.MCPW_BENCH === 'search') {
     Object.assign(figures, await benchSearch());
+    process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
+    return;
+  }
+  if (process.env.MCPW_BENCH === 'tools') {
+    ensureDocker();
+    Object.assign(figures, await benchTools());
     process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
     return;
   }
@@ -26,6 +33,7 @@ async function main(): Promise<void> {
   // Execution figures need a real engine: provision it as the tests do.
   ensureDocker();
   Object.assign(figures, await benchExecution());
+  Object.assign(figures, await benchTools());
   Object.assign(figures, await benchBuildContext());
   Object.assign(figures, await benchExtension());
   process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
