@@ -9,10 +9,10 @@ import { schemas } from './operations';
 /** One finding of an output parser, with a workspace-relative path. */
 export const diagnosticSchema = z.object({
   path: z.string().describe('Workspace-relative path (posix separators).'),
-  line: z.number().int().describe('1-based line, 0 when unknown.'),
-  column: z.number().int().describe('1-based column, 0 when unknown.'),
+  line: z.number().int().min(1).describe('1-based line (1 when the tool gave none).'),
+  column: z.number().int().min(1).describe('1-based column (1 when the tool gave none).'),
   severity: z.enum(['error', 'warning', 'info']),
-  code: z.string().nullable(),
+  code: z.string().optional().describe("The tool's rule or error code."),
   message: z.string(),
   source: z.string().describe('The tool that reported it.'),
 });

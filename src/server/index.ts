@@ -14,7 +14,7 @@ import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../c
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { OperationDispatcher } from '../core/operations';
 import { RateLimiter, SessionManager } from '../core/session';
-import { ToolRegistry, type ParseOutput } from '../core/tools';
+import { ToolRegistry, type OutputParsers } from '../core/tools';
 import { OPERATION_NAMES } from '../protocol/operations';
 import { createAdmission } from '../gateway/auth';
 import { assertJsonDepth } from '../gateway/jsonDepth';
@@ -99,7 +99,7 @@ export interface WorkspaceServerOptions {
    */
   detectTools?: boolean;
   /** Output parsers of typed tools; without them a manifest naming a parser is reported and not loaded. */
-  parseOutput?: ParseOutput;
+  outputParsers?: OutputParsers;
   /** Where the owner started the server from (`vscode`, `cli`): the transport of its server_start/stop audit records. */
   startedFrom?: string;
 }
@@ -204,7 +204,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     reserved: [...OPERATION_NAMES, 'tool', 'attach'],
     ...(options.tools ? { settingsManifests: options.tools } : {}),
     detect: options.detectTools === true,
-    parsersAvailable: options.parseOutput !== undefined,
+    ...(options.outputParsers ? { parsers: options.outputParsers } : {}),
     log,
   });
   // Detected tools run what a project file says: only a rule naming one grants it.
@@ -254,7 +254,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     limiters,
     log,
     tools,
-    ...(options.parseOutput ? { parseOutput: options.parseOutput } : {}),
+    ...(options.outputParsers ? { parsers: options.outputParsers } : {}),
     onSandboxProgress: (listener) => {
       progressListeners.add(listener);
       return () => progressListeners.delete(listener);

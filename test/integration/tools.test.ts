@@ -7,6 +7,7 @@ import {
 } from '@modelcontextprotocol/client';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import WebSocket from 'ws';
+import type { OutputParsers } from '../../src/core/tools';
 import { callTool, connectMcp } from '../helpers/clients';
 import { TEST_IMAGE, ensureDocker } from '../helpers/docker';
 import { startTestServer, type TestServer } from '../helpers/server';
@@ -482,5 +483,63 @@ describe('Typed tools: manifests become operations run in the sandbox (real serv
     );
     await t.server.tools.setSettingsManifests([]);
     assert.equal(t.server.tools.get('from_settings'), undefined);
+  });
+
+  it('validates parser specs at load and returns what the output parsers found, with the run context', async () => {
+    const contexts: unknown[] = [];
+    // A minimal parser set for the wiring: `lines` turns "PATH:LINE:MESSAGE" lines into diagnostics.
+    const outputParsers: OutputParsers = {
+      validate: (spec) => {
+        if (spec.type !== 'lines') throw new Error(`unknown parser type "${spec.type}"`);
+      },
+      parse: (_spec, output, ctx) => {
+        contexts.push(ctx);
+        const diagnostics = output.stdout
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => {
+            const [path = '', at = '1', message = ''] = line.split(':');
+            return {
+              path,
+              line: Number(at),
+              column: 1,
+              severity: 'error' as const,
+              message,
+              source: ctx.toolName,
+            };
+          });
+        return { diagnostics, tests: { passed: 1, failed: diagnostics.length, skipped: 0 } };
+      },
+    };
+    t = await startTestServer({ defaultImage: TEST_IMAGE, outputParsers }, async (ws) => {
+      await mkdir(join(ws, 'sub'));
+      await writeManifest(ws, 'report.json', {
+        ...SAY,
+        name: 'report',
+        cwd: 'sub',
+        parser: { type: 'lines' },
+      });
+      await writeManifest(ws, 'other.json', { ...SAY, name: 'other', parser: { type: 'nope' } });
+    });
+    agent = (await t.api('/tokens', { method: 'POST', body: { name: 'tooler', role: 'agent' } })).body.token;
+    assert.deepEqual(
+      t.server.tools.problems.map((p) => [p.source, p.message]),
+      [['.mcp-workspace/tools/other.json', 'its parser cannot be used: unknown parser type "nope"']],
+    );
+    await setRules('allow read(**)', 'allow tool(report)');
+    const res = await t.api('/tools/report', {
+      method: 'POST',
+      body: { words: ['a.ts:3:bad'] },
+      token: agent,
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body.diagnostics, [
+      { path: 'a.ts', line: 3, column: 1, severity: 'error', message: 'bad', source: 'report' },
+    ]);
+    assert.deepEqual(res.body.tests, { passed: 1, failed: 1, skipped: 0 });
+    const name = t.workspace.split('/').pop();
+    assert.deepEqual(contexts, [
+      { containerWorkspace: `/workspaces/${name}`, cwd: 'sub', toolName: 'report' },
+    ]);
   });
 });

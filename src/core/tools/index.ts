@@ -26,18 +26,30 @@ export {
   type ToolSetChange,
 } from './registry';
 
-/** A manifest's output parser: `{type, ...options}`, validated by the parser itself. */
+/** A manifest's output parser: `{type, ...options}`, validated by the parsers themselves. */
 export interface ParserSpec {
   type: string;
   [option: string]: unknown;
 }
 
-/**
- * Turns a finished tool run's output into diagnostics (and test counts); `containerWorkspace` is the
- * workspace folder inside the container, mapped back to workspace-relative paths.
- */
-export type ParseOutput = (
-  parser: ParserSpec,
-  output: { stdout: string; stderr: string; exitCode: number | null },
-  ctx: { containerWorkspace: string },
-) => { diagnostics: Diagnostic[]; tests?: { passed: number; failed: number; skipped: number } };
+/** What a parser is given besides the output: where the workspace is in the container, the run's cwd. */
+export interface ParseContext {
+  /** Absolute POSIX path of the workspace folder in the container (paths are mapped back from it). */
+  containerWorkspace: string;
+  /** Workspace-relative working directory of the run. */
+  cwd: string;
+  /** The tool's name (the source of diagnostics a configurable parser reports). */
+  toolName: string;
+}
+
+/** The output parsers a server has (a manifest naming a parser is refused without them). */
+export interface OutputParsers {
+  /** Checks a manifest's parser spec when the manifest loads; throws an Error saying what to fix. */
+  validate(spec: ParserSpec): void;
+  /** Turns a finished run's output into diagnostics (and test counts); never throws on hostile output. */
+  parse(
+    spec: ParserSpec,
+    output: { stdout: string; stderr: string; exitCode: number | null },
+    ctx: ParseContext,
+  ): { diagnostics: Diagnostic[]; tests?: { passed: number; failed: number; skipped: number } | undefined };
+}

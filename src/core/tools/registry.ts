@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Logger } from '../log';
 import type { ResourceManager } from '../resources';
 import type { ToolAnnotations } from '../../protocol/tools';
+import type { OutputParsers, ParserSpec } from './index';
 import { detectTools, DETECTION_FILES } from './detect';
 import {
   compileManifest,
@@ -72,8 +73,8 @@ export interface ToolRegistryOptions {
   settingsManifests?: readonly unknown[];
   /** Offer detected tools (package.json scripts, Makefile targets, pytest, cargo, go test). */
   detect?: boolean;
-  /** Whether output parsers are available in this server (a manifest naming one is refused otherwise). */
-  parsersAvailable?: boolean;
+  /** Checks manifests' parser specs (a manifest naming a parser is refused without it). */
+  parsers?: Pick<OutputParsers, 'validate'>;
   log: Logger;
 }
 
@@ -309,8 +310,8 @@ export class ToolRegistry {
       if (taken.has(lower)) {
         const first = [...next.values()].find((t) => t.name.toLowerCase() === lower);
         problem = `the name "${manifest.name}" is already taken by ${first?.source ?? 'another tool'}.`;
-      } else if (manifest.parser && !this.options.parsersAvailable) {
-        problem = `names the output parser "${manifest.parser.type}", but this server has no output parsers.`;
+      } else if (manifest.parser) {
+        problem = this.parserProblem(manifest.parser);
       }
       if (problem) {
         releaseManifest(compiled);
@@ -365,6 +366,18 @@ export class ToolRegistry {
       } catch (err) {
         this.options.log.error('tool change listener failed', { error: (err as Error).message });
       }
+    }
+  }
+
+  /** Why a manifest's parser cannot be used, or null when it can. */
+  private parserProblem(spec: ParserSpec): string | null {
+    const parsers = this.options.parsers;
+    if (!parsers) return `names the output parser "${spec.type}", but this server has no output parsers.`;
+    try {
+      parsers.validate(spec);
+      return null;
+    } catch (err) {
+      return `its parser cannot be used: ${(err as Error).message}`;
     }
   }
 

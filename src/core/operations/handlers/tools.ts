@@ -122,11 +122,11 @@ export function toolRunner(deps: DispatcherDeps, audit: ExecutionAuditor): ToolR
       );
     }
     const parsed: Pick<ToolResult, 'diagnostics' | 'tests'> =
-      manifest.parser && deps.parseOutput
-        ? deps.parseOutput(
+      manifest.parser && deps.parsers
+        ? deps.parsers.parse(
             manifest.parser,
             { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode },
-            { containerWorkspace: workspaceFolder },
+            { containerWorkspace: workspaceFolder, cwd: realCwd, toolName: tool.name },
           )
         : { diagnostics: [] };
     return {
