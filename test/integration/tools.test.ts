@@ -483,6 +483,13 @@ describe('Typed tools: manifests become operations run in the sandbox (real serv
     );
     await t.server.tools.setSettingsManifests([]);
     assert.equal(t.server.tools.get('from_settings'), undefined);
+    // The manifest folder may appear after the start: it is watched from the workspace root.
+    await writeManifest(t.workspace, 'late.json', { ...SAY, name: 'late' });
+    await eventually('a manifest in a new folder', () => t.server.tools.get('late') !== undefined);
+    await rm(join(t.workspace, '.mcp-workspace'), { recursive: true });
+    await eventually('the folder removed', () => t.server.tools.get('late') === undefined);
+    await writeManifest(t.workspace, 'again.json', { ...SAY, name: 'again' });
+    await eventually('a folder created again', () => t.server.tools.get('again') !== undefined);
   });
 
   it('validates parser specs at load and returns what the output parsers found, with the run context', async () => {
