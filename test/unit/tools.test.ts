@@ -5,6 +5,7 @@ import {
   checkArguments,
   compileManifest,
   expandArgv,
+  loadPatternEngine,
   ManifestError,
   pathArguments,
   releaseManifest,
@@ -42,6 +43,8 @@ function refused(fn: () => unknown, code: string, message: RegExp): void {
 }
 
 describe('typed tools: manifests, arguments and argv templates', () => {
+  before(() => loadPatternEngine());
+
   it('compiles a manifest and expands whole argv items, paths in their confined form', () => {
     const compiled = compileManifest(LINT, RESERVED);
     try {

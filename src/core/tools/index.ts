@@ -10,6 +10,7 @@ export { DETECTION_FILES } from './detect';
 export {
   compileManifest,
   DEFAULT_TOOL_TIMEOUT_MS,
+  loadPatternEngine,
   ManifestError,
   MAX_MANIFEST_BYTES,
   releaseManifest,

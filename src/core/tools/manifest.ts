@@ -5,7 +5,7 @@
  * arguments only after the template's `--`, and patterns compiled by the linear-time engine.
  * Private to the tools component (its index re-exports what others need).
  */
-import { RRegex } from 'rregex';
+import type { RRegex } from 'rregex';
 import { z } from 'zod';
 
 /** Largest manifest file read (bytes). */
@@ -81,6 +81,19 @@ const annotationsSchema = z.strictObject({
   openWorldHint: z.boolean().optional(),
 });
 
+/** The linear-time regex engine, loaded on first need (its WebAssembly takes ~0.2 s to start). */
+let engine: typeof import('rregex') | null = null;
+
+/** Loads the linear-time engine that `pattern` fields need (once); call before compiling such manifests. */
+export async function loadPatternEngine(): Promise<void> {
+  engine ??= await import('rregex');
+}
+
+/** Whether a manifest value declares any `pattern` (and so needs {@link loadPatternEngine}). */
+export function mayDeclarePatterns(value: unknown): boolean {
+  return JSON.stringify(value ?? null).includes('"pattern"');
+}
+
 /** The manifest file format (unknown fields are refused). */
 export const manifestSchema = z.strictObject({
   $schema: z.string().max(500).optional(),
@@ -154,17 +167,14 @@ export function compileManifest(value: unknown, reserved: ReadonlySet<string>): 
   }
   const template = compileTemplate(manifest);
   const patterns = new Map<string, RRegex>();
+  const sources = patternsOf(manifest);
+  if (sources.length > 0 && !engine) {
+    throw new Error('compileManifest: call loadPatternEngine() before compiling a manifest with patterns');
+  }
   try {
-    for (const [name, schema] of Object.entries(properties)) {
-      const source =
-        schema.type === 'string'
-          ? schema.pattern
-          : schema.type === 'array'
-            ? schema.items.pattern
-            : undefined;
-      if (source === undefined) continue;
+    for (const [name, source] of sources) {
       try {
-        patterns.set(name, new RRegex(source));
+        patterns.set(name, new engine!.RRegex(source));
       } catch (err) {
         throw new ManifestError(
           `the pattern of "${name}" cannot be used (${String((err as Error).message ?? err)}): patterns use a ` +
@@ -177,6 +187,17 @@ export function compileManifest(value: unknown, reserved: ReadonlySet<string>): 
     throw err;
   }
   return { manifest, template, patterns };
+}
+
+/** The `pattern` fields of a manifest's properties (array items use the item's), by property name. */
+function patternsOf(manifest: ToolManifest): [string, string][] {
+  const found: [string, string][] = [];
+  for (const [name, schema] of Object.entries(manifest.inputSchema.properties)) {
+    const source =
+      schema.type === 'string' ? schema.pattern : schema.type === 'array' ? schema.items.pattern : undefined;
+    if (source !== undefined) found.push([name, source]);
+  }
+  return found;
 }
 
 /**

@@ -15,6 +15,8 @@ import { detectTools, DETECTION_FILES } from './detect';
 import {
   compileManifest,
   isPathProperty,
+  loadPatternEngine,
+  mayDeclarePatterns,
   ManifestError,
   MAX_MANIFEST_BYTES,
   releaseManifest,
@@ -293,6 +295,7 @@ export class ToolRegistry {
         candidates.push({ source: `detected:${found.source}`, value: found.manifest, detected: true });
       }
     }
+    if (candidates.some((c) => mayDeclarePatterns(c.value))) await loadPatternEngine();
     const next = new Map<string, RegisteredTool>();
     const taken = new Set<string>();
     for (const candidate of candidates) {
