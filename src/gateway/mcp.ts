@@ -207,7 +207,17 @@ export class McpGateway {
     );
     // Typed tools follow their manifests (and the policy) while the session is open: the SDK sends
     // notifications/tools/list_changed for each registration change.
-    const stopToolSync = this.deps.dispatcher.onToolsChanged(syncTools);
+    const stopToolSync = this.deps.dispatcher.onToolsChanged(() => {
+      try {
+        syncTools();
+      } catch (err) {
+        // Never fail a policy change or a reload for one session's tool list.
+        this.deps.log('error', 'could not update the tools of an MCP session', {
+          sessionId: session.sessionId,
+          error: (err as Error).message,
+        });
+      }
+    });
     transport.onclose = () => {
       stopToolSync();
       if (this.legacy.delete(session.sessionId)) this.deps.sessions.end(session.sessionId, 'closed');
