@@ -3,8 +3,11 @@ import type { AuthInfo } from '@modelcontextprotocol/server';
 import { WorkspaceError } from '../protocol/errors';
 import type { Principal } from '../protocol/principal';
 
-/** Host names a request may address: loopback only (the DNS-rebinding defence). */
-const LOOPBACK_HOSTNAMES = new Set(['127.0.0.1', 'localhost', '[::1]']);
+/** Addresses the server may bind: loopback only. */
+export const LOOPBACK_BIND_HOSTS: readonly string[] = ['127.0.0.1', 'localhost', '::1'];
+
+/** Host names a request may address (URL form of {@link LOOPBACK_BIND_HOSTS}): the DNS-rebinding defence. */
+const LOOPBACK_HOSTNAMES = new Set(LOOPBACK_BIND_HOSTS.map((h) => (h.includes(':') ? `[${h}]` : h)));
 
 /** Whether a `Host` header names a loopback address (any port). */
 export function isLoopbackHost(host: string | undefined): boolean {

@@ -18,6 +18,7 @@ import {
 } from '@modelcontextprotocol/server';
 import type { NodeMcpRequestHandler, NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { toWorkspaceError } from '../protocol/errors';
+import { jsonSchemaOf } from '../protocol/jsonSchema';
 import { MCP_TOOL_NAMES, OPERATIONS, type OperationName } from '../protocol/operations';
 import { toolResultSchema } from '../protocol/tools';
 import type { Principal } from '../protocol/principal';
@@ -79,14 +80,9 @@ function typedToolOutput(): StandardSchemaWithJSON {
   return (typedOutput ??= fromJsonSchema(toolSchema(toolResultSchema, 'output'), passThrough));
 }
 
-/**
- * A tool's JSON Schema as clients validate it: draft-07 and no `$schema` URL (VS Code drops every
- * tool whose schema names a meta-schema it cannot load, such as draft 2020-12 offline).
- */
+/** A tool's JSON Schema as clients validate it: draft-07, no `$schema` URL. */
 function toolSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchemaType {
-  const json = z.toJSONSchema(schema, { io, target: 'draft-7' }) as Record<string, unknown>;
-  delete json['$schema'];
-  return json as JsonSchemaType;
+  return jsonSchemaOf(schema, io, 'draft-7') as JsonSchemaType;
 }
 
 function toolError(err: unknown): CallToolResult {

@@ -1,14 +1,13 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../protocol/errors';
+import { jsonSchemaOf } from '../protocol/jsonSchema';
 import { OPERATIONS, OPERATION_NAMES } from '../protocol/operations';
 import { toolResultSchema, type ToolDescription } from '../protocol/tools';
 
 type JsonObject = Record<string, unknown>;
 
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonObject {
-  const out = z.toJSONSchema(schema, { io, target: 'openapi-3.0' }) as JsonObject;
-  delete out['$schema'];
-  return out;
+  return jsonSchemaOf(schema, io, 'openapi-3.0');
 }
 
 /**

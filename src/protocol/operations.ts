@@ -64,33 +64,45 @@ const executionResult = z.object({
 const executionId = z.string().min(1).max(100);
 
 const auditDecision = z.object({
-  action: z.string(),
-  target: z.string(),
+  action: z.string().describe('The policy action asked about: read, write, exec, env, network, tool.'),
+  target: z
+    .string()
+    .describe('The target as the policy saw it (a path, a command, an env name...), redacted.'),
   decision: z.enum(['allow', 'deny']),
-  rule: z.string().nullable(),
+  rule: z.string().nullable().describe('The rule that decided, or null (deny by default).'),
 });
 
 const auditRecord = z.object({
-  seq: z.number().int(),
-  ts: z.string(),
-  prev: z.string(),
-  hash: z.string(),
+  seq: z.number().int().describe('1-based sequence number, contiguous.'),
+  ts: z.string().describe('ISO timestamp; never decreases along the log.'),
+  prev: z.string().describe('Hash of the previous record (64 zeros for the first).'),
+  hash: z.string().describe("sha256 hex of this record's canonical JSON without `hash`."),
   v: z.literal(2).optional().describe('Record format version: 2, or absent for version 1 records.'),
-  sessionId: z.string().nullable(),
-  agent: z.string(),
-  role: z.string(),
-  transport: z.string(),
-  op: z.string(),
-  params: z.unknown(),
-  decision: z.enum(['allow', 'deny']),
-  rule: z.string().nullable(),
+  sessionId: z.string().nullable().describe('Session the action belongs to, or null outside a session.'),
+  agent: z.string().describe('Principal name.'),
+  role: z.string().describe('Principal role: owner | agent | viewer.'),
+  transport: z.string().describe('Transport the request came in on: mcp | rest | ws | vscode | ...'),
+  op: z.string().describe('Operation name, e.g. `write_file`.'),
+  params: z.unknown().describe('Request parameters, redacted.'),
+  decision: z
+    .enum(['allow', 'deny'])
+    .describe('Whether policy allowed the action (the refusing decision, else the last).'),
+  rule: z.string().nullable().describe('The policy rule that decided, or null (deny by default).'),
   decisions: z
     .array(auditDecision)
     .optional()
     .describe('Every policy decision the operation made, in order (version 2 records).'),
-  outcome: z.record(z.string(), z.unknown()),
-  durationMs: z.number(),
+  outcome: z
+    .object({ ok: z.boolean(), code: z.string().optional(), message: z.string().optional() })
+    .catchall(z.unknown())
+    .describe('What happened, redacted.'),
+  durationMs: z.number().describe('Wall time the action took, in milliseconds.'),
 });
+
+/** One committed audit record as every transport returns it (the hash chain's unit). */
+export type AuditRecordData = z.output<typeof auditRecord>;
+/** One policy decision listed in a version 2 audit record. */
+export type AuditDecisionData = z.output<typeof auditDecision>;
 
 /** MCP tool annotations (VS Code asks the user to confirm every tool not marked read-only). */
 export interface OperationAnnotations {

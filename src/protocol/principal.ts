@@ -12,3 +12,9 @@ export interface Principal {
 
 /** The owner principal: there is exactly one per server. */
 export const OWNER: Principal = Object.freeze({ kind: 'owner', name: 'owner', role: 'owner' }) as Principal;
+
+/**
+ * What an agent (token) name may look like: 1-64 of letters, digits, `.`, `_` and `-`, starting with
+ * a letter or digit. Token minting, policy `@agent:NAME` rules and every other check use this one.
+ */
+export const AGENT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

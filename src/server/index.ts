@@ -16,17 +16,21 @@ import { OperationDispatcher } from '../core/operations';
 import { RateLimiter, SessionManager } from '../core/session';
 import { ToolRegistry, type OutputParsers } from '../core/tools';
 import { OPERATION_NAMES } from '../protocol/operations';
-import { createAdmission } from '../gateway/auth';
-import { assertJsonDepth } from '../gateway/jsonDepth';
-import type { McpGateway, McpGatewayDeps } from '../gateway/mcp';
-import { buildOpenApi } from '../gateway/openapi';
-import { createRestRouter, sendError } from '../gateway/rest';
-import { WsGateway } from '../gateway/ws';
+import {
+  assertJsonDepth,
+  buildOpenApi,
+  createAdmission,
+  createRestRouter,
+  loadMcpGateway,
+  LOOPBACK_BIND_HOSTS,
+  sendError,
+  WsGateway,
+  type McpGateway,
+  type McpGatewayDeps,
+} from '../gateway';
 
 /** The product version reported to clients. */
 export const SERVER_VERSION = '0.1.0';
-
-const LOOPBACK_HOSTS = ['127.0.0.1', 'localhost', '::1'];
 
 /** Options of {@link startWorkspaceServer}; everything but `workspace` has an embedded default. */
 export interface WorkspaceServerOptions {
@@ -143,7 +147,7 @@ export function defaultStateDir(workspaceRealPath: string): string {
  */
 export async function startWorkspaceServer(options: WorkspaceServerOptions): Promise<RunningWorkspaceServer> {
   const host = options.host ?? '127.0.0.1';
-  if (!LOOPBACK_HOSTS.includes(host)) {
+  if (!LOOPBACK_BIND_HOSTS.includes(host)) {
     throw new WorkspaceError(
       'INVALID_ARGUMENT',
       `Refusing to bind ${host}: MCP Workspace listens on loopback only (127.0.0.1, ::1, localhost). Use an SSH tunnel for remote access.`,
@@ -289,8 +293,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   };
   // The MCP SDK is loaded with the first MCP request: a server no MCP client uses stays lean.
   let mcp: Promise<McpGateway> | null = null;
-  const mcpGateway = (): Promise<McpGateway> =>
-    (mcp ??= import('../gateway/mcp').then(({ McpGateway: Gateway }) => new Gateway(mcpDeps)));
+  const mcpGateway = (): Promise<McpGateway> => (mcp ??= loadMcpGateway(mcpDeps));
   // Built on first request (most servers are never asked for it), again after the tools changed.
   let openApi: { version: number; document: ReturnType<typeof buildOpenApi> } | null = null;
   const openApiDocument = (): ReturnType<typeof buildOpenApi> => {

@@ -473,8 +473,10 @@ describe('audit log', () => {
     it('delivers committed records in order until unsubscribed', async () => {
       const l = await openLog();
       const seen: number[] = [];
+      // The log swallows a listener's exceptions: collect what it saw and assert outside it.
+      const headAtDelivery: number[] = [];
       const unsubscribe = l.subscribe((r) => {
-        assert.ok(l.head.seq >= r.seq);
+        headAtDelivery.push(l.head.seq);
         seen.push(r.seq);
       });
       await Promise.all(Array.from({ length: 20 }, () => l.append(entry())));
@@ -482,6 +484,8 @@ describe('audit log', () => {
         seen,
         Array.from({ length: 20 }, (_, i) => i + 1),
       );
+      // Delivered only once committed: the head had reached each record when it was delivered.
+      seen.forEach((seq, i) => assert.ok(headAtDelivery[i]! >= seq, `record ${seq} delivered before commit`));
       unsubscribe();
       await l.append(entry());
       assert.equal(seen.length, 20);

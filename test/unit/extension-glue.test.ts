@@ -140,6 +140,9 @@ describe("extension glue: security settings are the user's", () => {
         ['machine', 'application'].includes(properties[`mcpWorkspace.${key}`]?.scope ?? ''),
         `mcpWorkspace.${key} must not be settable by a workspace`,
       );
+    }
+    // Every default the code falls back to is the one package.json shows the user.
+    for (const key of Object.keys(DEFAULT_SETTINGS) as (keyof typeof DEFAULT_SETTINGS)[]) {
       assert.deepEqual(defaults(key), DEFAULT_SETTINGS[key], `default of ${key} matches package.json`);
     }
     // Only `enabled` may come from a workspace, and only to turn the server off.

@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkspaceError } from '../../protocol/errors';
-import { OWNER, type Principal } from '../../protocol/principal';
+import { AGENT_NAME_RE, OWNER, type Principal } from '../../protocol/principal';
 import { errnoCode, writeFileAtomic } from '../shared/fs';
 
 export { RateLimiter } from './rateLimiter';
@@ -68,7 +68,6 @@ const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60 * 1000;
 const MAX_SWEEP_INTERVAL_MS = 60 * 1000;
 const MAX_TOKEN_LENGTH = 1024;
 const AGENT_TOKEN_PREFIX = 'mcpw_';
-const TOKEN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const OWNER_TOKEN_RE = /^[\x21-\x7e]{16,1024}$/;
 const HASH_RE = /^[0-9a-f]{64}$/;
 
@@ -111,7 +110,7 @@ function parseTokens(text: string, file: string): TokenRecord[] {
     const { name, role, hash, createdAt } = (entry ?? {}) as Record<string, unknown>;
     if (
       typeof name !== 'string' ||
-      !TOKEN_NAME_RE.test(name) ||
+      !AGENT_NAME_RE.test(name) ||
       (role !== 'agent' && role !== 'viewer') ||
       typeof hash !== 'string' ||
       !HASH_RE.test(hash) ||
@@ -259,7 +258,7 @@ export class SessionManager {
     name: string,
     role: 'agent' | 'viewer',
   ): Promise<{ token: string; name: string; role: 'agent' | 'viewer' }> {
-    if (typeof name !== 'string' || !TOKEN_NAME_RE.test(name)) {
+    if (typeof name !== 'string' || !AGENT_NAME_RE.test(name)) {
       throw new WorkspaceError(
         'INVALID_ARGUMENT',
         `Invalid token name ${JSON.stringify(name)}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.`,
