@@ -9,10 +9,11 @@ import { benchRunner } from './runner';
 import { benchRuntime } from './runtime';
 import { benchSearch } from './search';
 import { benchServer } from './server';
+import { benchTools } from './tools';
 
 /**
  * `npm run bench`: runs every benchmark and prints one JSON object of figures. `MCPW_BENCH=search`
- * (or `parsers`) runs only the named section.
+ * (or `parsers`, `tools`) runs only the named section.
  */
 async function main(): Promise<void> {
   const figures: Record<string, unknown> = { machine: { cpus: cpus().length, node: process.version } };
@@ -26,6 +27,12 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
     return;
   }
+  if (process.env.MCPW_BENCH === 'tools') {
+    ensureDocker();
+    Object.assign(figures, await benchTools());
+    process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
+    return;
+  }
   Object.assign(figures, await benchServer());
   Object.assign(figures, await benchSearch());
   Object.assign(figures, await benchAudit());
@@ -35,6 +42,7 @@ async function main(): Promise<void> {
   ensureDocker();
   Object.assign(figures, await benchRuntime());
   Object.assign(figures, await benchExecution());
+  Object.assign(figures, await benchTools());
   Object.assign(figures, await benchBuildContext());
   Object.assign(figures, await benchExtension());
   process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
