@@ -762,5 +762,28 @@ describe('audit log', () => {
       const text = await readFile(join(dir, AUDIT_FILE), 'utf8');
       for (const leaked of [secret, 'top secret body', 'tok-123']) assert.ok(!text.includes(leaked), leaked);
     });
+
+    it('summarises a large content prepared off the event loop exactly as it would inline', async () => {
+      const l = await openLog();
+      const key = await readFile(join(dir, 'redaction.key'));
+      const keyed = (data: string) => createHmac('sha256', key).update(data).digest('hex');
+      const big = 'é'.repeat(300 * 1024) + 'end';
+      const other = 'x'.repeat(400 * 1024);
+      const params = { path: 'big.txt', content: big, nested: [{ note: other }] };
+      await l.prepare({ params });
+      const prepared = await l.append(entry({ params }));
+      // Nothing prepared this time: the same record comes out of the synchronous path.
+      const inline = await l.append(
+        entry({ params: { path: 'big.txt', content: big, nested: [{ note: other }] } }),
+      );
+      const expected = {
+        content: { bytes: Buffer.byteLength(big), hmac: keyed(big) },
+        nested: [{ note: { bytes: other.length, hmac: keyed(other) } }],
+        path: 'big.txt',
+      };
+      assert.deepEqual(prepared.params, expected);
+      assert.deepEqual(inline.params, expected);
+      assert.equal((await l.verify()).ok, true);
+    });
   });
 });
