@@ -178,7 +178,9 @@ describe('attack: a directory swapped for a symlink while file tools run (issue 
     swapper = startSwapper(t.workspace, [outside, '.git']);
     const codes: string[] = [];
     try {
-      for (let i = 0; i < ATTEMPTS; i++) {
+      // At least ATTEMPTS rounds, and on (bounded) until one write went through: a loaded machine
+      // can let the swapper win every round of the first ATTEMPTS.
+      for (let i = 0; i < ATTEMPTS || (!codes.includes('ok') && i < 4 * ATTEMPTS); i++) {
         const read = await callTool(mcp.client, 'file_info', { path: 'a/big.txt' });
         const res = await callTool(mcp.client, 'write_file', {
           path: 'a/big.txt',

@@ -233,10 +233,16 @@ function escapeForPicomatch(piece: string): string {
   return out;
 }
 
+/** A piece that is plain text: compared in place, no regex needed (the common case: `.env`, `src`). */
+function literalPiece(text: string): Piece {
+  return (value, at) => (value.startsWith(text, at) ? at + text.length : -1);
+}
+
 /** One path segment pattern: picomatch-compiled pieces between `*` runs. */
 function segmentPieces(segment: string): Piece[] {
   return splitAtStars(segment).map((piece) => {
     if (piece === '') return stickyPiece('');
+    if (!/[?[\\]/.test(piece)) return literalPiece(piece);
     let source: string;
     try {
       source = picomatch.parse(escapeForPicomatch(piece), PICOMATCH_OPTIONS).output;
@@ -279,10 +285,39 @@ function pathAlternative(raw: string): PathSegments {
 
 /**
  * True if the segments match `path` (non-empty, `/`-separated): a walk over the set of pattern
- * positions reachable after each path segment, `**` staying put or moving on. Time O(path length x
- * pattern length).
+ * positions reachable after each path segment, `**` staying put or moving on, kept as a bit set.
+ * Time O(path length x pattern length).
  */
 function matchSegments(pattern: PathSegments, path: string): boolean {
+  const size = pattern.length;
+  // Pattern positions 0..size as bits (patterns are short; longer ones fall back to a Set).
+  if (size >= 31) return matchSegmentsSlow(pattern, path);
+  const closure = (states: number): number => {
+    for (let i = 0; i < size; i++) if (states & (1 << i) && pattern[i] === '**') states |= 1 << (i + 1);
+    return states;
+  };
+  let states = closure(1);
+  let start = 0;
+  for (;;) {
+    const slash = path.indexOf('/', start);
+    const segment = slash === -1 ? path.slice(start) : path.slice(start, slash);
+    let next = 0;
+    for (let i = 0; i < size; i++) {
+      if (!(states & (1 << i))) continue;
+      const part = pattern[i]!;
+      if (part === '**') next |= 1 << i;
+      // An empty segment (`a//b`, a trailing `/`) is no name: only `**` spans it, as `*` needs one character.
+      else if (segment !== '' && matchPieces(part, segment)) next |= 1 << (i + 1);
+    }
+    if (next === 0) return false;
+    states = closure(next);
+    if (slash === -1) return (states & (1 << size)) !== 0;
+    start = slash + 1;
+  }
+}
+
+/** {@link matchSegments} for patterns of 31 segments or more, with a Set of positions. */
+function matchSegmentsSlow(pattern: PathSegments, path: string): boolean {
   const closure = (states: Set<number>): Set<number> => {
     for (const i of states) if (pattern[i] === '**') states.add(i + 1);
     return states;
@@ -294,13 +329,28 @@ function matchSegments(pattern: PathSegments, path: string): boolean {
       const part = pattern[i];
       if (part === undefined) continue;
       if (part === '**') next.add(i);
-      // An empty segment (`a//b`, a trailing `/`) is no name: only `**` spans it, as `*` needs one character.
       else if (segment !== '' && matchPieces(part, segment)) next.add(i + 1);
     }
     if (next.size === 0) return false;
     states = closure(next);
   }
   return states.has(pattern.length);
+}
+
+/**
+ * A faster, equivalent test for the shapes most rules have: `**` (everything) and `**\/NAME` (the
+ * last segment, which must be a name). Other shapes take the general walk.
+ */
+function segmentsMatcher(pattern: PathSegments): (path: string) => boolean {
+  if (pattern.length === 1 && pattern[0] === '**') return () => true;
+  const last = pattern[1];
+  if (pattern.length === 2 && pattern[0] === '**' && last !== '**' && last !== undefined) {
+    return (path) => {
+      const name = path.slice(path.lastIndexOf('/') + 1);
+      return name !== '' && matchPieces(last, name);
+    };
+  }
+  return (path) => matchSegments(pattern, path);
 }
 
 /**
@@ -312,9 +362,9 @@ export function compilePathGlob(pattern: string): GlobMatcher {
   const alternatives = expandBraces(stripDotSlash(pattern)).map(pathAlternative);
   // The root (the empty path) is matched by '.' and by patterns made of '**' only.
   const matchesRoot = alternatives.some((segments) => segments.every((s) => s === '**'));
+  const matchers = alternatives.map(segmentsMatcher);
   return {
-    test: (path) =>
-      path === '' ? matchesRoot : alternatives.some((segments) => matchSegments(segments, path)),
+    test: (path) => (path === '' ? matchesRoot : matchers.some((matches) => matches(path))),
   };
 }
 
