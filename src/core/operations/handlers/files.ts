@@ -1,3 +1,4 @@
+import type { ConfinedPath } from '../../resources';
 import type { Handlers } from '../types';
 import type { DispatcherDeps } from '../types';
 import { AT_LOCATION, authorizePath, closing } from './paths';
@@ -16,7 +17,10 @@ export type FileOperation =
 
 /** Workspace file operations: each path is resolved and decided once, and the I/O uses that resolution. */
 export function fileHandlers(deps: DispatcherDeps): Handlers<FileOperation> {
-  const { resources, policy, writeGuard } = deps;
+  const { resources, policy, writeGuard, collab } = deps;
+  // A write to a file open as a shared document reaches the document as a delta (see OpenDocuments).
+  const coordinated = <T>(target: ConfinedPath, write: () => Promise<T>): Promise<T> =>
+    collab ? collab.aroundWrite(target.realRel, write) : write();
   const follow = { followFinal: true, writeGuard };
   const atLocation = { ...AT_LOCATION, writeGuard };
   return {
@@ -29,10 +33,12 @@ export function fileHandlers(deps: DispatcherDeps): Handlers<FileOperation> {
     write_file: async (input, ctx) => {
       const target = authorizePath(resources, ctx.authorize, 'write', input.path, follow);
       return closing([target], () =>
-        resources.writeFile(target, input.content, {
-          ...(input.encoding ? { encoding: input.encoding } : {}),
-          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
-        }),
+        coordinated(target, () =>
+          resources.writeFile(target, input.content, {
+            ...(input.encoding ? { encoding: input.encoding } : {}),
+            ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+          }),
+        ),
       );
     },
     list_files: async (input, ctx) => {
@@ -54,12 +60,14 @@ export function fileHandlers(deps: DispatcherDeps): Handlers<FileOperation> {
         ctx.authorize('write', target.rel);
         if (target.realRel !== target.rel) ctx.authorize('write', target.realRel);
         writeGuard?.(target.realRel);
-        return resources.edit(target, input.edits, {
-          ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
-          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
-          // Large edits run on the worker threads, shared fairly per token.
-          caller: `${ctx.principal.kind}:${ctx.principal.name}`,
-        });
+        return coordinated(target, () =>
+          resources.edit(target, input.edits, {
+            ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
+            ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+            // Large edits run on the worker threads, shared fairly per token.
+            caller: `${ctx.principal.kind}:${ctx.principal.name}`,
+          }),
+        );
       });
     },
     search_files: async (input, ctx) => {

@@ -1,0 +1,363 @@
+import type { Stats } from 'node:fs';
+import { Awareness, removeAwarenessStates } from 'y-protocols/awareness';
+import * as Y from 'yjs';
+import { WorkspaceError } from '../../protocol/errors';
+import {
+  awarenessProtocol,
+  decodeAwarenessUpdate,
+  decodeClientMessage,
+  encodeAwareness,
+  encodeAwarenessUpdate,
+  encodePermissionDenied,
+  encodeSyncStep1,
+  encodeSyncStep2,
+  encodeUpdate,
+  type AwarenessEntry,
+} from './protocol';
+import { mergeText, type ChangeSize } from './text';
+import {
+  CLOSE_CODES,
+  type CollabAccess,
+  type CollabClient,
+  type CollabConnection,
+  type CollabLimits,
+  type CollabPeer,
+} from './types';
+
+/** Origin of changes loaded from the disk (outside changes, agents' writes). */
+export const DISK_ORIGIN = Symbol('disk');
+
+/** What identifies the file's content on disk without reading it. */
+export function statSignature(stats: Stats): string {
+  return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}`;
+}
+
+/** Changes one client made since the last flush. */
+interface PendingEdits extends ChangeSize {
+  updates: number;
+}
+
+/** What a document needs from its hub: limits, writing and leaving. */
+export interface DocumentHost {
+  limits: CollabLimits;
+  /** Schedules the document's write (debounced by the hub's document). */
+  onChanged(doc: SharedDocument): void;
+  /** The last connection left. */
+  onEmpty(doc: SharedDocument): void;
+  log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>): void;
+}
+
+/**
+ * One open file as a Yjs document (`getText('content')`), the connections holding it, their
+ * server-stamped presence, and what is known of the file on disk (revision, stat signature, and
+ * the text last written or read when it differs from the shared text).
+ */
+export class SharedDocument {
+  readonly doc = new Y.Doc({ gc: true });
+  readonly text: Y.Text = this.doc.getText('content');
+  readonly awareness = new Awareness(this.doc);
+  readonly connections = new Set<Connection>();
+  /** Revision of the file on disk as last written or read. */
+  revision: string;
+  /** Stat signature of the file after the last write or read. */
+  signature: string;
+  /** Identity (dev:ino) of the file after the last write or read, so spellings share one document. */
+  identity: string;
+  /**
+   * The text on disk when it differs from the shared text (unsaved shared edits): the base of the
+   * three-way merge of outside changes. Null when the shared text is what is on disk.
+   */
+  diskText: string | null = null;
+  /** The file was deleted or moved: nothing is written any more. */
+  gone = false;
+  /** Edits per client since the last flush, for the audit. */
+  readonly pending = new Map<unknown, PendingEdits>();
+  /** Serialises writes, disk checks and agents' writes of this document. */
+  queue: Promise<unknown> = Promise.resolve();
+  firstChangeAt = 0;
+  timer: NodeJS.Timeout | null = null;
+  /** Set while the document is being written and unloaded. */
+  unloading: Promise<void> | null = null;
+
+  constructor(
+    /** Workspace-relative real path of the file: the document's key. */
+    readonly key: string,
+    content: string,
+    state: Uint8Array | null,
+    revision: string,
+    stats: Stats,
+    private readonly host: DocumentHost,
+  ) {
+    this.revision = revision;
+    this.signature = statSignature(stats);
+    this.identity = `${stats.dev}:${stats.ino}`;
+    this.awareness.setLocalState(null);
+    if (state) Y.applyUpdate(this.doc, state, DISK_ORIGIN);
+    const restored = this.text.toString();
+    // The saved Yjs state keeps offline clients' history; the disk decides the content.
+    if (restored !== content) mergeText(this.text, restored, content, DISK_ORIGIN);
+    this.doc.on('beforeTransaction', () => {
+      if (this.diskText === null) this.diskText = this.text.toString();
+    });
+    this.diskText = null;
+    this.doc.on('update', (update: Uint8Array, origin: unknown) => {
+      const message = encodeUpdate(update);
+      for (const connection of this.connections) {
+        if (connection !== origin) connection.client.send(message);
+      }
+      if (origin !== DISK_ORIGIN) host.onChanged(this);
+    });
+    this.text.observe((event, tr) => {
+      if (tr.origin === DISK_ORIGIN) return;
+      let edits = this.pending.get(tr.origin);
+      if (!edits) {
+        edits = { updates: 0, insertedBytes: 0, deletedChars: 0 };
+        this.pending.set(tr.origin, edits);
+      }
+      edits.updates++;
+      for (const op of event.changes.delta) {
+        if (typeof op.insert === 'string') edits.insertedBytes += Buffer.byteLength(op.insert);
+        if (op.delete) edits.deletedChars += op.delete;
+      }
+    });
+    this.awareness.on(
+      'update',
+      (
+        { added, updated, removed }: { added: number[]; updated: number[]; removed: number[] },
+        origin: unknown,
+      ) => {
+        const changed = [...added, ...updated, ...removed];
+        const message = encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed));
+        for (const connection of this.connections) {
+          if (connection !== origin) connection.client.send(message);
+        }
+      },
+    );
+  }
+
+  /** Loads the file's text as it is now on disk: a minimal delta merged with unsaved shared edits. */
+  loadFromDisk(content: string, revision: string, stats: Stats): void {
+    const base = this.diskText ?? this.text.toString();
+    mergeText(this.text, base, content, DISK_ORIGIN);
+    this.revision = revision;
+    this.signature = statSignature(stats);
+    this.identity = `${stats.dev}:${stats.ino}`;
+    this.diskText = this.text.toString() === content ? null : content;
+    if (this.diskText !== null) this.host.onChanged(this);
+  }
+
+  /** Records that `written` is now on disk at `revision`. */
+  markWritten(written: string, revision: string, stats: Stats | undefined): void {
+    this.revision = revision;
+    if (stats) {
+      this.signature = statSignature(stats);
+      this.identity = `${stats.dev}:${stats.ino}`;
+    }
+    this.diskText = this.text.toString() === written ? null : written;
+  }
+
+  /** Whether the shared text differs from the disk. */
+  get dirty(): boolean {
+    return this.diskText !== null;
+  }
+
+  /** Adds a connection: the server's state vector and everyone's presence go out first. */
+  connect(peer: CollabPeer, client: CollabClient, access: CollabAccess): Connection {
+    const connection = new Connection(this, peer, client, access, this.host);
+    this.connections.add(connection);
+    client.send(encodeSyncStep1(this.doc));
+    const states = this.awareness.getStates();
+    if (states.size > 0) {
+      client.send(
+        encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...states.keys()])),
+      );
+    }
+    return connection;
+  }
+
+  /** Ends every connection with the same code and reason. */
+  endAll(code: number, reason: string): void {
+    for (const connection of [...this.connections]) connection.end(code, reason);
+  }
+
+  /** Takes the edits recorded since the last flush. */
+  takePending(): Map<unknown, PendingEdits> {
+    const taken = new Map(this.pending);
+    this.pending.clear();
+    return taken;
+  }
+
+  /** Frees the Yjs document and presence. */
+  destroy(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.awareness.destroy();
+    this.doc.destroy();
+  }
+}
+
+/** Cuts a close reason to the 123 bytes a WebSocket close frame allows. */
+export function closeReason(reason: string): string {
+  let cut = reason;
+  while (Buffer.byteLength(cut) > 123) cut = cut.slice(0, -1);
+  return cut;
+}
+
+/** One client's connection to a {@link SharedDocument}. */
+export class Connection implements CollabConnection {
+  /** Awareness client ids this connection announced (removed when it leaves). */
+  private readonly clientIds = new Set<number>();
+  private access: CollabAccess;
+  private toldReadOnly = false;
+  private ended = false;
+
+  constructor(
+    private readonly document: SharedDocument,
+    readonly peer: CollabPeer,
+    readonly client: CollabClient,
+    access: CollabAccess,
+    private readonly host: DocumentHost,
+  ) {
+    this.access = access;
+  }
+
+  get path(): string {
+    return this.document.key;
+  }
+
+  get revision(): string {
+    return this.document.revision;
+  }
+
+  get readOnly(): boolean {
+    return this.access.readOnly;
+  }
+
+  receive(message: Uint8Array): void {
+    if (this.ended) return;
+    try {
+      const decoded = decodeClientMessage(message);
+      switch (decoded.type) {
+        case 'sync': {
+          const { sync } = decoded;
+          if (sync.kind === 'step1') {
+            this.client.send(encodeSyncStep2(this.document.doc, sync.stateVector));
+          } else {
+            this.applyUpdate(sync.update);
+          }
+          return;
+        }
+        case 'awareness':
+          this.applyAwareness(decoded.update);
+          return;
+        case 'query-awareness': {
+          const states = this.document.awareness.getStates();
+          this.client.send(
+            encodeAwareness(
+              awarenessProtocol.encodeAwarenessUpdate(this.document.awareness, [...states.keys()]),
+            ),
+          );
+          return;
+        }
+        default:
+          return;
+      }
+    } catch (err) {
+      if (err instanceof WorkspaceError) throw err;
+      this.end(CLOSE_CODES.BAD_REQUEST, 'Malformed y-websocket message; use a y-protocols client.');
+    }
+  }
+
+  setAccess(access: CollabAccess): void {
+    const downgraded = access.readOnly && !this.access.readOnly;
+    this.access = access;
+    if (downgraded) {
+      this.toldReadOnly = false;
+      this.tellReadOnly();
+    }
+  }
+
+  end(code: number, reason: string): void {
+    if (this.ended) return;
+    this.client.close(code, closeReason(reason));
+    this.detach();
+  }
+
+  detach(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.document.connections.delete(this);
+    if (this.clientIds.size > 0) removeAwarenessStates(this.document.awareness, [...this.clientIds], this);
+    if (this.document.connections.size === 0) this.host.onEmpty(this.document);
+  }
+
+  private tellReadOnly(): void {
+    if (this.toldReadOnly) return;
+    this.toldReadOnly = true;
+    this.client.send(
+      encodePermissionDenied(
+        `read-only: ${this.access.readOnlyReason ?? 'you may not write this file'}; your edits are not saved or shared.`,
+      ),
+    );
+  }
+
+  private applyUpdate(update: Uint8Array): void {
+    if (this.access.readOnly) {
+      this.tellReadOnly();
+      return;
+    }
+    const { maxUpdateBytes, maxDocumentBytes } = this.host.limits;
+    if (update.length > maxUpdateBytes) {
+      this.end(
+        CLOSE_CODES.TOO_LARGE,
+        `Update of ${update.length} bytes is over the cap of ${maxUpdateBytes}.`,
+      );
+      return;
+    }
+    // A text grows by at most the bytes of the update that carries it.
+    if (this.document.text.length + update.length > maxDocumentBytes) {
+      const current = Buffer.byteLength(this.document.text.toString());
+      if (current + update.length > maxDocumentBytes) {
+        this.end(CLOSE_CODES.TOO_LARGE, `The document would grow over the cap of ${maxDocumentBytes} bytes.`);
+        return;
+      }
+    }
+    Y.applyUpdate(this.document.doc, update, this);
+  }
+
+  private applyAwareness(update: Uint8Array): void {
+    const { maxAwarenessBytes, maxAwarenessClients } = this.host.limits;
+    if (update.length > maxAwarenessBytes) {
+      this.end(CLOSE_CODES.TOO_LARGE, `Awareness update over the cap of ${maxAwarenessBytes} bytes.`);
+      return;
+    }
+    const others = new Set<number>();
+    for (const connection of this.document.connections) {
+      if (connection !== this) for (const id of connection.clientIds) others.add(id);
+    }
+    const accepted: AwarenessEntry[] = [];
+    for (const entry of decodeAwarenessUpdate(update)) {
+      // A client speaks only for its own ids: another connection's presence cannot be forged or removed.
+      if (others.has(entry.clientId)) continue;
+      if (!this.clientIds.has(entry.clientId)) {
+        if (this.clientIds.size >= maxAwarenessClients) continue;
+        this.clientIds.add(entry.clientId);
+      }
+      const { principal } = this.peer;
+      accepted.push({
+        ...entry,
+        // Who is there comes from the token, never from the client.
+        state:
+          entry.state === null
+            ? null
+            : {
+                ...entry.state,
+                user: { name: principal.name, role: principal.role, readOnly: this.access.readOnly },
+              },
+      });
+    }
+    if (accepted.length > 0) {
+      awarenessProtocol.applyAwarenessUpdate(this.document.awareness, encodeAwarenessUpdate(accepted), this);
+    }
+  }
+}
