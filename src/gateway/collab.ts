@@ -93,13 +93,8 @@ export class CollabGateway {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const admitted = this.deps.admit(req);
     if (admitted instanceof WorkspaceError) return refuseUpgrade(socket, admitted);
-    let room: string;
-    try {
-      room = roomPath(req.url);
-    } catch (err) {
-      return refuseUpgrade(socket, toWorkspaceError(err));
-    }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.serve(ws, admitted, room));
+    // A bad room is refused after the upgrade, with a close code stock clients do not retry.
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.serve(ws, admitted, req.url));
   }
 
   /** Closes every connection (documents are written and unloaded by the collaboration hub). */
@@ -108,7 +103,7 @@ export class CollabGateway {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
-  private serve(ws: WebSocket, principal: Principal, room: string): void {
+  private serve(ws: WebSocket, principal: Principal, url: string | undefined): void {
     const { dispatcher, maxMessageBytes } = this.deps;
     let connection: CollabConnection | null = null;
     let left = false;
@@ -134,6 +129,7 @@ export class CollabGateway {
       connection?.detach();
     });
     void (async () => {
+      const room = roomPath(url);
       const sessionId = await dispatcher.resolveSession(principal, 'collab');
       const opened = await dispatcher.openDocument({ principal, sessionId, transport: 'collab' }, room, {
         send: (message) => {
