@@ -2,6 +2,7 @@ import { cpus } from 'node:os';
 import { ensureDocker } from '../test/helpers/docker';
 import { benchAudit } from './audit';
 import { benchBuildContext } from './build-context';
+import { benchCollab } from './collab';
 import { benchExecution } from './execution';
 import { benchExtension } from './extension';
 import { benchRunner } from './runner';
@@ -11,7 +12,7 @@ import { benchServer } from './server';
 
 /**
  * `npm run bench`: runs every benchmark and prints one JSON object of figures. `MCPW_BENCH=search`
- * runs only the named section.
+ * (or `collab`) runs only the named section.
  */
 async function main(): Promise<void> {
   const figures: Record<string, unknown> = { machine: { cpus: cpus().length, node: process.version } };
@@ -20,8 +21,14 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
     return;
   }
+  if (process.env.MCPW_BENCH === 'collab') {
+    Object.assign(figures, await benchCollab());
+    process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
+    return;
+  }
   Object.assign(figures, await benchServer());
   Object.assign(figures, await benchSearch());
+  Object.assign(figures, await benchCollab());
   Object.assign(figures, await benchAudit());
   Object.assign(figures, await benchRunner());
   // Execution figures need a real engine: provision it as the tests do.

@@ -102,7 +102,16 @@ describe('live co-editing: /collab/<path> with stock y-websocket clients', funct
 
   beforeEach(async () => {
     t = await startTestServer(
-      { collab: { flushDelayMs: 50, maxFlushDelayMs: 200, diskPollMs: 50 } },
+      {
+        // Short timings, and a compaction after every quiet write, so rebuilt documents are exercised too.
+        collab: {
+          flushDelayMs: 50,
+          maxFlushDelayMs: 200,
+          diskPollMs: 50,
+          compactAfterMs: 20,
+          compactAfterChanges: 1,
+        },
+      },
       async (ws) => {
         await writeFile(join(ws, 'shared.txt'), 'line one\r\nline two\n#MARK\n');
         await writeFile(join(ws, 'notes.md'), 'hello\n');
@@ -282,7 +291,7 @@ describe('live co-editing: /collab/<path> with stock y-websocket clients', funct
     await auditOk();
   });
 
-  it('an outside change on disk reaches every replica as a delta, keeping unsaved typing elsewhere', async () => {
+  it('an outside change on disk (new inode or in place) reaches every replica as a delta', async () => {
     const a = replica(t.url, 'shared.txt', agentToken);
     const b = replica(t.url, 'shared.txt', t.token);
     try {

@@ -14,7 +14,7 @@ import {
   encodeUpdate,
   type AwarenessEntry,
 } from './protocol';
-import { mergeText, type ChangeSize } from './text';
+import { mergeText } from './text';
 import {
   CLOSE_CODES,
   type CollabAccess,
@@ -32,9 +32,11 @@ export function statSignature(stats: Stats): string {
   return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}`;
 }
 
-/** Changes one client made since the last flush. */
-interface PendingEdits extends ChangeSize {
+/** Changes one client made since the last flush (UTF-16 code units, as Yjs counts them). */
+interface PendingEdits {
   updates: number;
+  insertedChars: number;
+  deletedChars: number;
 }
 
 /** What a document needs from its hub: limits, writing and leaving. */
@@ -53,9 +55,12 @@ export interface DocumentHost {
  * the text last written or read when it differs from the shared text).
  */
 export class SharedDocument {
-  readonly doc = new Y.Doc({ gc: true });
-  readonly text: Y.Text = this.doc.getText('content');
-  readonly awareness = new Awareness(this.doc);
+  doc: Y.Doc;
+  text: Y.Text;
+  /** Presence lives beside the document (its own clock), so the document can be compacted. */
+  readonly awareness = new Awareness(new Y.Doc());
+  /** Transactions since the document was last built from its encoded state. */
+  changesSinceCompaction = 0;
   readonly connections = new Set<Connection>();
   /** Revision of the file on disk as last written or read. */
   revision: string;
@@ -76,8 +81,12 @@ export class SharedDocument {
   queue: Promise<unknown> = Promise.resolve();
   firstChangeAt = 0;
   timer: NodeJS.Timeout | null = null;
+  /** Pending compaction of a quiet document (see {@link SharedDocument.compact}). */
+  compactTimer: NodeJS.Timeout | null = null;
   /** Set while the document is being written and unloaded. */
   unloading: Promise<void> | null = null;
+  /** Updates applied in this turn of the event loop, sent to the other connections as one message. */
+  private outbox: Array<{ update: Uint8Array; origin: unknown }> = [];
 
   constructor(
     /** Workspace-relative real path of the file: the document's key. */
@@ -92,34 +101,13 @@ export class SharedDocument {
     this.signature = statSignature(stats);
     this.identity = `${stats.dev}:${stats.ino}`;
     this.awareness.setLocalState(null);
+    this.doc = new Y.Doc({ gc: true });
+    this.text = this.doc.getText('content');
     if (state) Y.applyUpdate(this.doc, state, DISK_ORIGIN);
     const restored = this.text.toString();
     // The saved Yjs state keeps offline clients' history; the disk decides the content.
     if (restored !== content) mergeText(this.text, restored, content, DISK_ORIGIN);
-    this.doc.on('beforeTransaction', () => {
-      if (this.diskText === null) this.diskText = this.text.toString();
-    });
-    this.diskText = null;
-    this.doc.on('update', (update: Uint8Array, origin: unknown) => {
-      const message = encodeUpdate(update);
-      for (const connection of this.connections) {
-        if (connection !== origin) connection.client.send(message);
-      }
-      if (origin !== DISK_ORIGIN) host.onChanged(this);
-    });
-    this.text.observe((event, tr) => {
-      if (tr.origin === DISK_ORIGIN) return;
-      let edits = this.pending.get(tr.origin);
-      if (!edits) {
-        edits = { updates: 0, insertedBytes: 0, deletedChars: 0 };
-        this.pending.set(tr.origin, edits);
-      }
-      edits.updates++;
-      for (const op of event.changes.delta) {
-        if (typeof op.insert === 'string') edits.insertedBytes += Buffer.byteLength(op.insert);
-        if (op.delete) edits.deletedChars += op.delete;
-      }
-    });
+    this.bind();
     this.awareness.on(
       'update',
       (
@@ -133,6 +121,54 @@ export class SharedDocument {
         }
       },
     );
+  }
+
+  /** Listens to the document: the outgoing updates, the changes to write, the edits to audit. */
+  private bind(): void {
+    const doc = this.doc;
+    doc.on('beforeTransaction', () => {
+      if (this.diskText === null) this.diskText = this.text.toString();
+    });
+    doc.on('update', (update: Uint8Array, origin: unknown) => {
+      if (this.outbox.length === 0) setImmediate(() => this.sendOutbox());
+      this.outbox.push({ update, origin });
+      if (origin !== DISK_ORIGIN) this.host.onChanged(this);
+    });
+    // Counted from the transaction's clocks and delete set: O(clients), never a walk of the text.
+    doc.on('afterTransaction', (tr: Y.Transaction) => {
+      this.changesSinceCompaction++;
+      if (tr.origin === DISK_ORIGIN) return;
+      let inserted = 0;
+      for (const [client, after] of tr.afterState) inserted += after - (tr.beforeState.get(client) ?? 0);
+      let deleted = 0;
+      for (const items of tr.deleteSet.clients.values()) for (const item of items) deleted += item.len;
+      if (inserted === 0 && deleted === 0) return;
+      let edits = this.pending.get(tr.origin);
+      if (!edits) {
+        edits = { updates: 0, insertedChars: 0, deletedChars: 0 };
+        this.pending.set(tr.origin, edits);
+      }
+      edits.updates++;
+      edits.insertedChars += inserted;
+      edits.deletedChars += deleted;
+    });
+  }
+
+  /**
+   * Rebuilds the document from its encoded state. Many small edits from many clients leave the
+   * live document with far more bookkeeping than its encoded form needs; a quiet document is
+   * rebuilt (same ids and clocks, so clients notice nothing) to bring its memory back down.
+   */
+  compact(): void {
+    const state = Y.encodeStateAsUpdate(this.doc);
+    const fresh = new Y.Doc({ gc: true });
+    Y.applyUpdate(fresh, state, DISK_ORIGIN);
+    this.sendOutbox();
+    this.doc.destroy();
+    this.doc = fresh;
+    this.text = fresh.getText('content');
+    this.bind();
+    this.changesSinceCompaction = 0;
   }
 
   /** Loads the file's text as it is now on disk: a minimal delta merged with unsaved shared edits. */
@@ -154,6 +190,32 @@ export class SharedDocument {
       this.identity = `${stats.dev}:${stats.ino}`;
     }
     this.diskText = this.text.toString() === written ? null : written;
+  }
+
+  /**
+   * Sends the updates of this turn: each origin's updates merged once into one message, and each
+   * connection gets the messages of the other origins (never its own changes back). Under load that
+   * is one frame per writer per turn instead of one per keystroke.
+   */
+  private sendOutbox(): void {
+    const outbox = this.outbox;
+    this.outbox = [];
+    if (outbox.length === 0 || this.connections.size === 0) return;
+    const byOrigin = new Map<unknown, Uint8Array[]>();
+    for (const { update, origin } of outbox) {
+      const list = byOrigin.get(origin);
+      if (list) list.push(update);
+      else byOrigin.set(origin, [update]);
+    }
+    const messages = [...byOrigin].map(([origin, updates]) => ({
+      origin,
+      message: encodeUpdate(updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)),
+    }));
+    for (const connection of this.connections) {
+      for (const { origin, message } of messages) {
+        if (origin !== connection) connection.client.send(message);
+      }
+    }
   }
 
   /** Whether the shared text differs from the disk. */
@@ -190,8 +252,11 @@ export class SharedDocument {
   /** Frees the Yjs document and presence. */
   destroy(): void {
     if (this.timer) clearTimeout(this.timer);
+    if (this.compactTimer) clearTimeout(this.compactTimer);
     this.timer = null;
+    this.compactTimer = null;
     this.awareness.destroy();
+    this.awareness.doc.destroy();
     this.doc.destroy();
   }
 }

@@ -206,6 +206,8 @@ export class CollabHub implements OpenDocuments {
   private schedule(doc: SharedDocument): void {
     if (doc.gone || this.closed) return;
     const now = Date.now();
+    if (doc.compactTimer) clearTimeout(doc.compactTimer);
+    doc.compactTimer = null;
     if (!doc.firstChangeAt) doc.firstChangeAt = now;
     if (doc.timer) clearTimeout(doc.timer);
     const wait = Math.max(
@@ -262,6 +264,7 @@ export class CollabHub implements OpenDocuments {
       const after = this.restat(doc.key);
       doc.markWritten(text, written.revision, after);
       this.auditBatch(doc, batch, written.revision);
+      this.scheduleCompaction(doc);
     } catch (err) {
       if (isCode(err, 'REVISION_CONFLICT')) {
         // Changed outside since the last read: take that change in first, then write again.
@@ -269,7 +272,7 @@ export class CollabHub implements OpenDocuments {
           const current = doc.pending.get(origin);
           if (current) {
             current.updates += edits.updates;
-            current.insertedBytes += edits.insertedBytes;
+            current.insertedChars += edits.insertedChars;
             current.deletedChars += edits.deletedChars;
           } else doc.pending.set(origin, edits);
         }
@@ -291,6 +294,18 @@ export class CollabHub implements OpenDocuments {
     }
   }
 
+  /** Compacts a document that stays quiet after a write with many changes behind it. */
+  private scheduleCompaction(doc: SharedDocument): void {
+    if (doc.changesSinceCompaction < this.limits.compactAfterChanges || doc.compactTimer) return;
+    doc.compactTimer = setTimeout(() => {
+      doc.compactTimer = null;
+      void this.enqueue(doc, async () => {
+        if (!doc.gone && !doc.unloading && !doc.dirty && !doc.timer) doc.compact();
+      });
+    }, this.limits.compactAfterMs);
+    doc.compactTimer.unref();
+  }
+
   private restat(key: string): import('node:fs').Stats | undefined {
     try {
       const target = this.options.resources.resolve(key, { followFinal: true });
@@ -304,7 +319,7 @@ export class CollabHub implements OpenDocuments {
 
   private auditBatch(
     doc: SharedDocument,
-    batch: Map<unknown, { updates: number; insertedBytes: number; deletedChars: number }>,
+    batch: Map<unknown, { updates: number; insertedChars: number; deletedChars: number }>,
     revision = doc.revision,
   ): void {
     for (const [origin, edits] of batch) {

@@ -16,6 +16,10 @@ export interface CollabLimits {
   maxAwarenessClients: number;
   /** How often open files are checked for changes made outside the server (ms). */
   diskPollMs: number;
+  /** A document quiet this long after a write is rebuilt from its encoded state (ms)... */
+  compactAfterMs: number;
+  /** ...when it took at least this many transactions since it was last built. */
+  compactAfterChanges: number;
 }
 
 /** Defaults of {@link CollabLimits}. */
@@ -27,6 +31,8 @@ export const DEFAULT_COLLAB_LIMITS: CollabLimits = Object.freeze({
   maxAwarenessBytes: 64 * 1024,
   maxAwarenessClients: 8,
   diskPollMs: 250,
+  compactAfterMs: 1000,
+  compactAfterChanges: 500,
 });
 
 /**
@@ -71,8 +77,8 @@ export interface EditBatch {
   path: string;
   /** Yjs updates of this client that changed the document since the previous flush. */
   updates: number;
-  /** UTF-8 bytes this client inserted. */
-  insertedBytes: number;
+  /** UTF-16 code units this client inserted. */
+  insertedChars: number;
   /** UTF-16 code units this client deleted. */
   deletedChars: number;
   /** Revision of the file after the flush. */
