@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { callTool, connectMcp } from '../helpers/clients';
+import { ensureDocker, TEST_IMAGE } from '../helpers/docker';
 import { startTestServer, type TestServer } from '../helpers/server';
 
 /** A stock y-websocket client (no BroadcastChannel: every byte goes through the server). */
@@ -392,5 +393,104 @@ describe('live co-editing: /collab/<path> with stock y-websocket clients', funct
     }
     await until('documents unloaded', () => t.server.collab.documentCount === 0);
     await auditOk();
+  });
+});
+
+describe('live co-editing: size caps', function () {
+  this.timeout(60_000);
+  let t: TestServer;
+
+  beforeEach(async () => {
+    t = await startTestServer(
+      { collab: { flushDelayMs: 20, maxFlushDelayMs: 100, maxDocumentBytes: 1024, maxUpdateBytes: 512 } },
+      async (ws) => {
+        await writeFile(join(ws, 'big.txt'), 'x'.repeat(2000));
+        await writeFile(join(ws, 'small.txt'), 'small\n');
+      },
+    );
+  });
+
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('refuses a file over the cap, an oversized update, and growth past the document cap', async () => {
+    const big = replica(t.url, 'big.txt', t.token);
+    const burst = replica(t.url, 'small.txt', t.token);
+    try {
+      await until('the big file to be refused', () => big.closes.length > 0);
+      assert.equal(big.closes[0]!.code, 4413);
+      assert.match(big.closes[0]!.reason, /FILE_TOO_LARGE/);
+      await synced(burst);
+      burst.text.insert(0, 'y'.repeat(600));
+      await until('the oversized update to close the connection', () => burst.closes.length > 0);
+      assert.equal(burst.closes[0]!.code, 4413);
+      assert.match(burst.closes[0]!.reason, /over the cap/);
+    } finally {
+      destroy(big, burst);
+    }
+    const grower = replica(t.url, 'small.txt', t.token);
+    try {
+      await synced(grower);
+      for (let i = 0; i < 5 && grower.closes.length === 0; i++) {
+        grower.text.insert(0, 'z'.repeat(300));
+        await new Promise((resolve) => setTimeout(resolve, 30));
+      }
+      await until('growth past the cap to close the connection', () => grower.closes.length > 0);
+      assert.equal(grower.closes[0]!.code, 4413);
+    } finally {
+      destroy(grower);
+    }
+    await until('documents unloaded', () => t.server.collab.documentCount === 0);
+    const disk = await readFile(join(t.workspace, 'small.txt'), 'utf8');
+    assert.ok(Buffer.byteLength(disk) <= 1024, `the file stays under the cap (${disk.length})`);
+    assert.ok(!disk.includes('y'), 'the oversized update never landed');
+    assert.equal((await t.api('/audit/verify')).body.ok, true);
+  });
+});
+
+describe('live co-editing: commands in the sandbox (real Docker engine)', function () {
+  this.timeout(120_000);
+  let t: TestServer;
+
+  before(function () {
+    this.timeout(600_000);
+    ensureDocker();
+  });
+
+  beforeEach(async () => {
+    t = await startTestServer({ defaultImage: TEST_IMAGE, collab: { diskPollMs: 60_000 } }, async (ws) => {
+      await writeFile(join(ws, 'notes.md'), 'hello\n');
+    });
+    const policy = {
+      id: 'exec',
+      rules: ['allow read(**)', 'allow write(**)', 'deny write(.git/**)', 'allow exec(*)'],
+    };
+    assert.equal((await t.api('/policies', { method: 'PUT', body: policy })).status, 200);
+  });
+
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it("a command's change to an open file reaches every replica when the command ends", async () => {
+    const a = replica(t.url, 'notes.md', t.token);
+    const b = replica(t.url, 'notes.md', t.token);
+    try {
+      await synced(a);
+      await synced(b);
+      const ran = await t.api('/execute', {
+        method: 'POST',
+        body: { command: 'echo from-sandbox >> notes.md' },
+      });
+      assert.equal(ran.status, 200, JSON.stringify(ran.body));
+      assert.equal(ran.body.exitCode, 0, JSON.stringify(ran.body));
+      // The disk poll is set to a minute here: only the check after the command can bring it in.
+      await until('both replicas to see the command output', () =>
+        [a, b].every((r) => r.text.toString() === 'hello\nfrom-sandbox\n'),
+      );
+    } finally {
+      destroy(a, b);
+    }
   });
 });
