@@ -84,11 +84,6 @@ export class CollabGateway {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: deps.maxMessageBytes });
   }
 
-  /** Open connections. */
-  get connections(): number {
-    return this.wss.clients.size;
-  }
-
   /** Takes an upgrade request under {@link COLLAB_PREFIX} (routed here by the upgrade router). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const admitted = this.deps.admit(req);

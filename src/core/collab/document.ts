@@ -1,7 +1,6 @@
 import type { Stats } from 'node:fs';
 import { Awareness, removeAwarenessStates } from 'y-protocols/awareness';
 import * as Y from 'yjs';
-import { WorkspaceError } from '../../protocol/errors';
 import {
   awarenessProtocol,
   decodeAwarenessUpdate,
@@ -81,6 +80,8 @@ export class SharedDocument {
   queue: Promise<unknown> = Promise.resolve();
   firstChangeAt = 0;
   timer: NodeJS.Timeout | null = null;
+  /** A disk check is queued: the poller does not queue another. */
+  checkQueued = false;
   /** Pending compaction of a quiet document (see {@link SharedDocument.compact}). */
   compactTimer: NodeJS.Timeout | null = null;
   /** Set while the document is being written and unloaded. */
@@ -327,8 +328,7 @@ export class Connection implements CollabConnection {
         default:
           return;
       }
-    } catch (err) {
-      if (err instanceof WorkspaceError) throw err;
+    } catch {
       this.end(CLOSE_CODES.BAD_REQUEST, 'Malformed y-websocket message; use a y-protocols client.');
     }
   }

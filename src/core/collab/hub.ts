@@ -96,8 +96,8 @@ export class CollabHub implements OpenDocuments {
     return join(this.stateRoot, `${createHash('sha256').update(realRel).digest('hex')}.ystate`);
   }
 
-  async aroundWrite<T>(realRel: string, write: () => Promise<T>): Promise<T> {
-    const doc = this.docs.get(realRel);
+  async aroundWrite<T>(target: ConfinedPath, write: () => Promise<T>): Promise<T> {
+    const doc = this.openDocumentOf(target);
     if (!doc || doc.gone || doc.unloading) return write();
     return this.enqueue(doc, async () => {
       // The write sees the shared text, and the shared text then takes the write as a delta.
@@ -110,7 +110,12 @@ export class CollabHub implements OpenDocuments {
 
   checkDisk(): void {
     for (const doc of this.docs.values()) {
-      if (!doc.gone && !doc.unloading) void this.enqueue(doc, () => this.syncFromDisk(doc, false));
+      if (doc.gone || doc.unloading || doc.checkQueued) continue;
+      doc.checkQueued = true;
+      void this.enqueue(doc, () => {
+        doc.checkQueued = false;
+        return this.syncFromDisk(doc, false);
+      });
     }
   }
 
@@ -126,13 +131,17 @@ export class CollabHub implements OpenDocuments {
     this.stopPolling();
   }
 
+  /** The loaded document of a file: by its real path, else by its identity (another spelling). */
+  private openDocumentOf(target: ConfinedPath): SharedDocument | undefined {
+    const doc = this.docs.get(target.realRel);
+    if (doc || !target.stats) return doc;
+    const identity = `${target.stats.dev}:${target.stats.ino}`;
+    return [...this.docs.values()].find((d) => d.identity === identity && !d.gone);
+  }
+
   private async documentFor(target: ConfinedPath): Promise<SharedDocument> {
     const key = target.realRel;
-    const identity = target.stats ? `${target.stats.dev}:${target.stats.ino}` : null;
-    let doc = this.docs.get(key);
-    if (!doc && identity) {
-      doc = [...this.docs.values()].find((d) => d.identity === identity && !d.gone);
-    }
+    const doc = this.openDocumentOf(target);
     if (doc) return doc;
     let loading = this.loading.get(key);
     if (!loading) {

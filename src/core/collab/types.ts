@@ -1,4 +1,5 @@
 import type { Principal } from '../../protocol/principal';
+import type { ConfinedPath } from '../resources';
 
 /** Caps and timings of shared documents. */
 export interface CollabLimits {
@@ -121,8 +122,8 @@ export interface CollabConnection {
  * is loaded into the document as a delta right after (so concurrent typing survives).
  */
 export interface OpenDocuments {
-  /** Runs `write` (which changes the file at `realRel` on disk) coordinated with its open document. */
-  aroundWrite<T>(realRel: string, write: () => Promise<T>): Promise<T>;
+  /** Runs `write` (which changes the file `target` on disk) coordinated with its open document. */
+  aroundWrite<T>(target: ConfinedPath, write: () => Promise<T>): Promise<T>;
   /** Checks open documents against the disk now (after a command ended, for example). */
   checkDisk(): void;
 }

@@ -438,16 +438,24 @@ export class OperationDispatcher {
             connection.setAccess(writable(fresh));
           }
         });
-        await this.record(
-          'collab_open',
-          ctx,
-          params,
-          [...made].reverse().find((d) => d.summarises) ?? null,
-          made,
-          { ok: true, readOnly: connection.readOnly, revision: connection.revision },
-          started,
-          false,
-        );
+        try {
+          await this.record(
+            'collab_open',
+            ctx,
+            params,
+            [...made].reverse().find((d) => d.summarises) ?? null,
+            made,
+            { ok: true, readOnly: connection.readOnly, revision: connection.revision },
+            started,
+            false,
+          );
+        } catch (err) {
+          // Not opened after all: the connection leaves before the refusal is recorded.
+          stopSessionWatch();
+          stopPolicyWatch();
+          connection.detach();
+          throw err;
+        }
         const opened = performance.now();
         let detached = false;
         const inner = connection;

@@ -20,7 +20,7 @@ export function fileHandlers(deps: DispatcherDeps): Handlers<FileOperation> {
   const { resources, policy, writeGuard, collab } = deps;
   // A write to a file open as a shared document reaches the document as a delta (see OpenDocuments).
   const coordinated = <T>(target: ConfinedPath, write: () => Promise<T>): Promise<T> =>
-    collab ? collab.aroundWrite(target.realRel, write) : write();
+    collab ? collab.aroundWrite(target, write) : write();
   const follow = { followFinal: true, writeGuard };
   const atLocation = { ...AT_LOCATION, writeGuard };
   return {
