@@ -75,8 +75,8 @@ export async function benchCollab(): Promise<Record<string, unknown>> {
       agents: 20,
       edits: Number(process.env.MCPW_COLLAB_EDITS ?? 500),
     });
-    // Measured once the debounced write and the compaction of the quiet document have run.
-    await new Promise((r) => setTimeout(r, 3000));
+    // Measured once the debounced write has settled (the document is clean again).
+    await new Promise((r) => setTimeout(r, 1000));
     const loaded = heapMiB();
     await ask(big, { cmd: 'leave' });
     await idleUntilUnloaded();

@@ -103,16 +103,7 @@ describe('live co-editing: /collab/<path> with stock y-websocket clients', funct
 
   beforeEach(async () => {
     t = await startTestServer(
-      {
-        // Short timings, and a compaction after every quiet write, so rebuilt documents are exercised too.
-        collab: {
-          flushDelayMs: 50,
-          maxFlushDelayMs: 200,
-          diskPollMs: 50,
-          compactAfterMs: 20,
-          compactAfterChanges: 1,
-        },
-      },
+      { collab: { flushDelayMs: 50, maxFlushDelayMs: 200, diskPollMs: 50 } },
       async (ws) => {
         await writeFile(join(ws, 'shared.txt'), 'line one\r\nline two\n#MARK\n');
         await writeFile(join(ws, 'notes.md'), 'hello\n');

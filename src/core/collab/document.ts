@@ -56,10 +56,8 @@ export interface DocumentHost {
 export class SharedDocument {
   doc: Y.Doc;
   text: Y.Text;
-  /** Presence lives beside the document (its own clock), so the document can be compacted. */
+  /** Presence, on a document of its own (only its client id and clock are used). */
   readonly awareness = new Awareness(new Y.Doc());
-  /** Transactions since the document was last built from its encoded state. */
-  changesSinceCompaction = 0;
   readonly connections = new Set<Connection>();
   /** Revision of the file on disk as last written or read. */
   revision: string;
@@ -82,8 +80,6 @@ export class SharedDocument {
   timer: NodeJS.Timeout | null = null;
   /** A disk check is queued: the poller does not queue another. */
   checkQueued = false;
-  /** Pending compaction of a quiet document (see {@link SharedDocument.compact}). */
-  compactTimer: NodeJS.Timeout | null = null;
   /** Set while the document is being written and unloaded. */
   unloading: Promise<void> | null = null;
   /** Updates applied in this turn of the event loop, sent to the other connections as one message. */
@@ -137,7 +133,6 @@ export class SharedDocument {
     });
     // Counted from the transaction's clocks and delete set: O(clients), never a walk of the text.
     doc.on('afterTransaction', (tr: Y.Transaction) => {
-      this.changesSinceCompaction++;
       if (tr.origin === DISK_ORIGIN) return;
       let inserted = 0;
       for (const [client, after] of tr.afterState) inserted += after - (tr.beforeState.get(client) ?? 0);
@@ -153,23 +148,6 @@ export class SharedDocument {
       edits.insertedChars += inserted;
       edits.deletedChars += deleted;
     });
-  }
-
-  /**
-   * Rebuilds the document from its encoded state. Many small edits from many clients leave the
-   * live document with far more bookkeeping than its encoded form needs; a quiet document is
-   * rebuilt (same ids and clocks, so clients notice nothing) to bring its memory back down.
-   */
-  compact(): void {
-    const state = Y.encodeStateAsUpdate(this.doc);
-    const fresh = new Y.Doc({ gc: true });
-    Y.applyUpdate(fresh, state, DISK_ORIGIN);
-    this.sendOutbox();
-    this.doc.destroy();
-    this.doc = fresh;
-    this.text = fresh.getText('content');
-    this.bind();
-    this.changesSinceCompaction = 0;
   }
 
   /** Loads the file's text as it is now on disk: a minimal delta merged with unsaved shared edits. */
@@ -253,9 +231,7 @@ export class SharedDocument {
   /** Frees the Yjs document and presence. */
   destroy(): void {
     if (this.timer) clearTimeout(this.timer);
-    if (this.compactTimer) clearTimeout(this.compactTimer);
     this.timer = null;
-    this.compactTimer = null;
     this.awareness.destroy();
     this.awareness.doc.destroy();
     this.doc.destroy();

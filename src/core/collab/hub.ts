@@ -215,8 +215,6 @@ export class CollabHub implements OpenDocuments {
   private schedule(doc: SharedDocument): void {
     if (doc.gone || this.closed) return;
     const now = Date.now();
-    if (doc.compactTimer) clearTimeout(doc.compactTimer);
-    doc.compactTimer = null;
     if (!doc.firstChangeAt) doc.firstChangeAt = now;
     if (doc.timer) clearTimeout(doc.timer);
     const wait = Math.max(
@@ -273,7 +271,6 @@ export class CollabHub implements OpenDocuments {
       const after = this.restat(doc.key);
       doc.markWritten(text, written.revision, after);
       this.auditBatch(doc, batch, written.revision);
-      this.scheduleCompaction(doc);
     } catch (err) {
       if (isCode(err, 'REVISION_CONFLICT')) {
         // Changed outside since the last read: take that change in first, then write again.
@@ -301,18 +298,6 @@ export class CollabHub implements OpenDocuments {
     } finally {
       target.close();
     }
-  }
-
-  /** Compacts a document that stays quiet after a write with many changes behind it. */
-  private scheduleCompaction(doc: SharedDocument): void {
-    if (doc.changesSinceCompaction < this.limits.compactAfterChanges || doc.compactTimer) return;
-    doc.compactTimer = setTimeout(() => {
-      doc.compactTimer = null;
-      void this.enqueue(doc, async () => {
-        if (!doc.gone && !doc.unloading && !doc.dirty && !doc.timer) doc.compact();
-      });
-    }, this.limits.compactAfterMs);
-    doc.compactTimer.unref();
   }
 
   private restat(key: string): import('node:fs').Stats | undefined {

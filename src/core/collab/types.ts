@@ -17,10 +17,6 @@ export interface CollabLimits {
   maxAwarenessClients: number;
   /** How often open files are checked for changes made outside the server (ms). */
   diskPollMs: number;
-  /** A document quiet this long after a write is rebuilt from its encoded state (ms)... */
-  compactAfterMs: number;
-  /** ...when it took at least this many transactions since it was last built. */
-  compactAfterChanges: number;
 }
 
 /** Defaults of {@link CollabLimits}. */
@@ -32,8 +28,6 @@ export const DEFAULT_COLLAB_LIMITS: CollabLimits = Object.freeze({
   maxAwarenessBytes: 64 * 1024,
   maxAwarenessClients: 8,
   diskPollMs: 250,
-  compactAfterMs: 1000,
-  compactAfterChanges: 500,
 });
 
 /**
