@@ -150,7 +150,8 @@ describe('live co-editing: /collab/<path> with stock y-websocket clients', funct
         for (let i = 0; i < 10; i++) {
           const result = await callTool(mcp.client, 'edit_file', {
             path: 'shared.txt',
-            edits: [{ oldText: '#MARK', newText: `agent-${i}\n#MARK` }],
+            // The agent writes below the mark; the people type above it.
+            edits: [{ oldText: '#MARK\n', newText: `#MARK\nagent-${i}\n` }],
           });
           assert.ok(!result.error, JSON.stringify(result));
           await new Promise((resolve) => setTimeout(resolve, 5));
