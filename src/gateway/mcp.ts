@@ -31,6 +31,13 @@ export const CLIENT_TOOLS_EXTENSION = 'mcp-workspace';
 
 const FILE_URI_PREFIX = 'workspace://files/';
 const AUDIT_TAIL_URI = 'audit://tail';
+const INBOX_URI_PREFIX = 'inbox://';
+
+/**
+ * Logger of the `notifications/message` (logging) notification that carries a broadcast message to
+ * a 2025-era session: stock clients surface log notifications; `data` is the message object.
+ */
+export const MESSAGE_LOGGER = 'mcp-workspace/message';
 
 /** The SDK's Node adapters and the 2026-07-28 handler wrapped by them, loaded together. */
 interface NodeAdapters {
@@ -100,6 +107,7 @@ export class McpGateway {
   // without MCP clients never pays for them.
   private node: Promise<NodeAdapters> | null = null;
   private readonly unsubscribeAudit: () => void;
+  private readonly unsubscribeInbox: () => void;
   private readonly unsubscribeSessions: () => void;
 
   constructor(private readonly deps: McpGatewayDeps) {
@@ -111,6 +119,10 @@ export class McpGateway {
     // 2026-07-28 clients that listen for updates of the audit tail are told when it grows.
     this.unsubscribeAudit = deps.dispatcher.onAuditCommitted(() =>
       this.modern.notify.resourceUpdated(AUDIT_TAIL_URI),
+    );
+    // 2026-07-28 clients learn of a message by an update of their inbox resource, then read it.
+    this.unsubscribeInbox = deps.dispatcher.onInboxUpdated((agent) =>
+      this.modern.notify.resourceUpdated(INBOX_URI_PREFIX + encodeURIComponent(agent)),
     );
     this.unsubscribeSessions = deps.sessions.onSessionEnded((session) => {
       const entry = this.legacy.get(session.sessionId);
@@ -150,6 +162,19 @@ export class McpGateway {
         refuseRequest(res, req.body, err);
         return;
       }
+      // Listening to an inbox is reading it: authorised and audited as read_inbox (own inbox only).
+      try {
+        for (const agent of listenedInboxes(req.body)) {
+          await this.deps.dispatcher.run(
+            'read_inbox',
+            { agent },
+            { principal, sessionId: modernSession, transport: 'mcp-2026' },
+          );
+        }
+      } catch (err) {
+        refuseRequest(res, req.body, err);
+        return;
+      }
       res.on('close', this.deps.sessions.hold(modernSession));
       await node.modern(req, res, req.body);
       return;
@@ -184,11 +209,18 @@ export class McpGateway {
       sessionIdGenerator: () => session.sessionId,
       onsessionclosed: (id) => this.deps.sessions.end(id, 'closed'),
     });
+    const server = this.buildServer(principal, () => session.sessionId, session.capabilities, 'mcp');
+    // Once this session joins the workspace, broadcast messages reach it as log notifications.
+    const detachDeliveries = this.deps.dispatcher.attachDeliveries(session.sessionId, (message) => {
+      server
+        .sendLoggingMessage({ level: 'notice', logger: MESSAGE_LOGGER, data: message })
+        .catch(() => undefined);
+    });
     transport.onclose = () => {
+      detachDeliveries();
       if (this.legacy.delete(session.sessionId)) this.deps.sessions.end(session.sessionId, 'closed');
     };
     this.legacy.set(session.sessionId, { transport, principal: principal.name });
-    const server = this.buildServer(principal, () => session.sessionId, session.capabilities, 'mcp');
     await server.connect(transport);
     await transport.handleRequest(req, res, req.body);
   };
@@ -203,6 +235,7 @@ export class McpGateway {
   /** Closes every MCP session and the stateless handler. */
   async close(): Promise<void> {
     this.unsubscribeAudit();
+    this.unsubscribeInbox();
     this.unsubscribeSessions();
     const transports = [...this.legacy.values()].map((e) => e.transport);
     this.legacy.clear();
@@ -227,7 +260,14 @@ export class McpGateway {
     const server = new McpServer(
       { name: this.deps.serverName, version: this.deps.serverVersion },
       {
-        capabilities: { tools: {}, logging: {}, resources: { subscribe: false, listChanged: false } },
+        capabilities: {
+          tools: {},
+          logging: {},
+          // 2026-07-28 clients subscribe to resource updates (inbox://AGENT, audit://tail) over
+          // subscriptions/listen, which honours them only when `subscribe` is advertised; 2025
+          // sessions get messages as log notifications and have no resources/subscribe handler.
+          resources: { subscribe: transport === 'mcp-2026', listChanged: false },
+        },
         instructions:
           'Workspace files under a deny-by-default policy; every call is audited. Call list_capabilities to see your tools, get_policies for the rules; read_file returns a revision to pass as expectedRevision when writing.',
       },
@@ -302,6 +342,26 @@ export class McpGateway {
         },
       );
     }
+    if (capabilities.includes('read_inbox')) {
+      const own = INBOX_URI_PREFIX + encodeURIComponent(principal.name);
+      server.registerResource(
+        'inbox',
+        new ResourceTemplate(`${INBOX_URI_PREFIX}{agent}`, {
+          list: async () => ({ resources: [{ uri: own, name: `Inbox of ${principal.name}` }] }),
+        }),
+        {
+          title: 'Inbox',
+          description:
+            'Messages sent to you with broadcast_message (newest 100); updated when one arrives. Agents read only their own.',
+          mimeType: 'application/json',
+        },
+        async (uri) => {
+          const agent = decodeURIComponent(uri.href.slice(INBOX_URI_PREFIX.length));
+          const inbox = await call('read_inbox', { agent });
+          return { contents: [{ uri: uri.href, text: JSON.stringify(inbox), mimeType: 'application/json' }] };
+        },
+      );
+    }
     if (capabilities.includes('query_audit')) {
       server.registerResource(
         'audit-tail',
@@ -358,6 +418,36 @@ function refuseRequest(res: Response, body: unknown, err: unknown): void {
     error: { code: -32000, message: `${error.code}: ${error.message}`, data: error.toJSON() },
     id: typeof id === 'string' || typeof id === 'number' ? id : null,
   });
+}
+
+/**
+ * The agents whose inbox (`inbox://AGENT`) a 2026-07-28 `subscriptions/listen` asks to follow: the
+ * listen route does not authorise resources by itself, so the gateway has each one decided first.
+ */
+function listenedInboxes(body: unknown): string[] {
+  const agents: string[] = [];
+  for (const message of Array.isArray(body) ? body : [body]) {
+    const request = message as {
+      method?: unknown;
+      params?: { notifications?: { resourceSubscriptions?: unknown } };
+    } | null;
+    if (request?.method !== 'subscriptions/listen') continue;
+    const uris = request.params?.notifications?.resourceSubscriptions;
+    if (!Array.isArray(uris)) continue;
+    for (const uri of uris) {
+      if (typeof uri === 'string' && uri.startsWith(INBOX_URI_PREFIX)) {
+        const raw = uri.slice(INBOX_URI_PREFIX.length);
+        let agent = raw;
+        try {
+          agent = decodeURIComponent(raw);
+        } catch {
+          // Not percent-encoded validly: decided as written (it names no agent's inbox).
+        }
+        if (!agents.includes(agent)) agents.push(agent);
+      }
+    }
+  }
+  return agents;
 }
 
 function jsonRpcError(code: number, message: string): unknown {

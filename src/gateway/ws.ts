@@ -31,7 +31,8 @@ interface ClientMessage {
 /**
  * WebSocket streams at `/ws`: each message `{id, op, params}` runs one operation (any of the REST
  * surface's, plus `attach` to an execution); replies carry the same `id`: `output` events while a
- * command runs, then one `result` or `error`. Authenticated and Origin/Host-checked at upgrade.
+ * command runs, then one `result` or `error`. After `join_workspace`, broadcast messages arrive as
+ * `{type: 'message', message}` events. Authenticated and Origin/Host-checked at upgrade.
  */
 export class WsGateway {
   private readonly wss: WebSocketServer;
@@ -68,17 +69,33 @@ export class WsGateway {
       releaseHold();
       releaseHold = ws.readyState === ws.OPEN ? this.deps.sessions.hold(id) : () => undefined;
     };
-    // A refused default session (SESSION_LIMIT) is reported to the first message that needs it.
-    sessionId.then(holdSession, () => undefined);
     const cleanups = new Set<() => void>();
     const send = (message: unknown): void => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
     };
+    // Once the connection's session joins the workspace, broadcast messages arrive as events.
+    let detachDeliveries: () => void = () => undefined;
+    const deliverTo = (id: string): void => {
+      detachDeliveries();
+      detachDeliveries =
+        ws.readyState === ws.OPEN
+          ? dispatcher.attachDeliveries(id, (message) => send({ type: 'message', message }))
+          : () => undefined;
+    };
+    // A refused default session (SESSION_LIMIT) is reported to the first message that needs it.
+    sessionId.then(
+      (id) => {
+        holdSession(id);
+        deliverTo(id);
+      },
+      () => undefined,
+    );
     const stopSessionWatch = this.deps.sessions.onSessionEnded((s) => {
       if (s.sessionId === ownSession) ws.close(4001, 'session ended');
     });
     ws.on('close', () => {
       releaseHold();
+      detachDeliveries();
       stopSessionWatch();
       for (const cleanup of cleanups) cleanup();
       if (ownSession) this.deps.sessions.end(ownSession, 'closed');
@@ -109,6 +126,7 @@ export class WsGateway {
           ownSession = session.sessionId;
           sessionId = Promise.resolve(session.sessionId);
           holdSession(session.sessionId);
+          deliverTo(session.sessionId);
           reply({ type: 'result', result: dispatcher.sessionReply(session) });
           return;
         }

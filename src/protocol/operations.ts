@@ -18,6 +18,7 @@ const entryType = z.enum(['file', 'directory', 'symlink', 'other']);
 
 const capabilities = z.object({
   tools: z.array(z.string()).describe('Operations this session may call.'),
+  workspaceId: z.string().describe('Stable id of the served workspace: pass it to join_workspace.'),
 });
 
 const sessionInfo = z.object({
@@ -25,6 +26,41 @@ const sessionInfo = z.object({
   capabilities: z.array(z.string()),
   agent: z.string(),
   role: z.enum(['owner', 'agent', 'viewer']),
+});
+
+const warnings = z
+  .array(z.string())
+  .optional()
+  .describe(
+    'Things the caller should know although the call succeeded (e.g. a write into another agent’s lease).',
+  );
+
+const leaseId = z.string().min(1).max(100);
+const lease = z.object({
+  id: leaseId,
+  holder: z.string().describe('Agent holding the lease ("owner" for the workspace owner).'),
+  paths: z.array(z.string()).describe('Workspace path globs the lease covers.'),
+  reason: z.string(),
+  acquiredAt: z.string(),
+  expiresAt: z.string(),
+  idle: z
+    .boolean()
+    .describe('The holder has been idle past the grace period: acquire_lease with takeOver may take it.'),
+});
+
+const member = z.object({
+  agent: z.string(),
+  role: z.enum(['owner', 'agent', 'viewer']),
+  transport: z.string(),
+  joinedAt: z.string(),
+});
+
+const message = z.object({
+  id: z.string(),
+  from: z.string().describe('Sending agent ("owner" for the workspace owner).'),
+  to: z.string().nullable().describe('The one agent it was sent to, or null for everyone.'),
+  message: z.string(),
+  sentAt: z.string(),
 });
 
 const policy = z.object({
@@ -194,7 +230,7 @@ export const OPERATIONS = {
       encoding: encoding.optional(),
       expectedRevision,
     }),
-    output: z.object({ path, revision, bytes: z.number().int(), created: z.boolean() }),
+    output: z.object({ path, revision, bytes: z.number().int(), created: z.boolean(), warnings }),
     annotations: WRITE,
     rest: { method: 'put', path: '/files/{path}' },
     rateLimit: 'write',
@@ -263,6 +299,7 @@ export const OPERATIONS = {
       diff: z.string(),
       applied: z.number().int(),
       dryRun: z.boolean(),
+      warnings,
     }),
     annotations: WRITE,
     rest: { method: 'post', path: '/edit' },
@@ -298,7 +335,7 @@ export const OPERATIONS = {
     title: 'Create directory',
     description: 'Create a directory (and missing parents).',
     input: z.object({ path }),
-    output: z.object({ path, created: z.boolean() }),
+    output: z.object({ path, created: z.boolean(), warnings }),
     annotations: ADDITIVE,
     rest: { method: 'post', path: '/mkdir' },
     rateLimit: 'write',
@@ -307,7 +344,7 @@ export const OPERATIONS = {
     title: 'Delete file',
     description: 'Delete a file, a symlink, or a directory (recursive required when not empty).',
     input: z.object({ path, recursive: z.boolean().optional(), expectedRevision }),
-    output: z.object({ path, deleted: z.literal(true) }),
+    output: z.object({ path, deleted: z.literal(true), warnings }),
     annotations: WRITE,
     rest: { method: 'delete', path: '/files/{path}' },
     rateLimit: 'write',
@@ -316,7 +353,7 @@ export const OPERATIONS = {
     title: 'Move file',
     description: 'Move or rename a file or directory inside the workspace.',
     input: z.object({ from: path, to: path, overwrite: z.boolean().optional(), expectedRevision }),
-    output: z.object({ from: path, to: path }),
+    output: z.object({ from: path, to: path, warnings }),
     annotations: { ...WRITE, idempotentHint: false },
     rest: { method: 'post', path: '/move' },
     rateLimit: 'write',
@@ -393,7 +430,7 @@ export const OPERATIONS = {
     title: 'Explain a policy decision',
     description: 'Which rule decides ACTION(target) for you (or, for the owner, for a named agent).',
     input: z.object({
-      action: z.enum(['read', 'write', 'exec', 'network', 'tool', 'env']),
+      action: z.enum(['read', 'write', 'exec', 'network', 'tool', 'env', 'lease-conflict']),
       target: z.string().max(4096),
       agent: z.string().optional().describe('Owner only: explain for this agent token instead.'),
     }),
@@ -478,6 +515,104 @@ export const OPERATIONS = {
     ownerOnly: true,
     mcpTool: false,
   }),
+  join_workspace: op({
+    title: 'Join workspace',
+    description:
+      'JoinWorkspace: make this session a member of the workspace (workspaceId from list_capabilities): it then receives broadcast_message deliveries. Returns the session and the current members.',
+    input: z.object({ workspaceId: z.string().min(1).max(200) }),
+    output: sessionInfo.extend({
+      workspaceId: z.string(),
+      members: z.array(member).describe('Sessions that have joined, yours included.'),
+    }),
+    annotations: { ...READ, idempotentHint: true },
+    rest: { method: 'post', path: '/workspace/join' },
+  }),
+  broadcast_message: op({
+    title: 'Broadcast message',
+    description:
+      'BroadcastMessage: send a short text to every other member session of the workspace (and the VS Code user), or with `to` to one agent. Members receive it as a notification, a WebSocket event or in their inbox (read_inbox).',
+    input: z.object({
+      message: z.string().min(1).max(16_384).describe('Plain text, at most 16 KiB.'),
+      to: z.string().min(1).max(64).optional().describe('Only this agent ("owner" for the VS Code user).'),
+    }),
+    output: z.object({
+      id: z.string(),
+      delivered: z.number().int().describe('Recipients reached: member sessions, plus the VS Code user.'),
+    }),
+    annotations: { ...ADDITIVE, idempotentHint: false },
+    rest: { method: 'post', path: '/messages' },
+    rateLimit: 'write',
+  }),
+  read_inbox: op({
+    title: 'Read inbox',
+    description:
+      'Messages delivered to you (the newest 100, oldest first); the owner may read any agent’s inbox. Also the MCP resource inbox://<agent>.',
+    input: z.object({
+      agent: z
+        .string()
+        .min(1)
+        .max(64)
+        .optional()
+        .describe('Whose inbox (default your own; others: owner only).'),
+      after: z.string().optional().describe('Only messages sent after the message with this id.'),
+    }),
+    output: z.object({ agent: z.string(), messages: z.array(message) }),
+    annotations: READ,
+    rest: { method: 'get', path: '/inbox' },
+  }),
+  acquire_lease: op({
+    title: 'Acquire lease',
+    description:
+      'Lease workspace paths (globs) for a while so others know you are changing them: their writes there get a warning, or are refused when the owner made leases exclusive. takeOver: true takes over a lease whose holder has gone idle.',
+    input: z.object({
+      paths: z
+        .array(z.string().min(1).max(500))
+        .min(1)
+        .max(32)
+        .describe('Workspace path globs, e.g. "src/api/**".'),
+      ttlSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(86_400)
+        .optional()
+        .describe('Lifetime until renewed (default 300).'),
+      reason: z.string().min(1).max(500).describe('What you are doing, shown to the others.'),
+      takeOver: z.boolean().optional().describe('Take over overlapping leases whose holders have gone idle.'),
+    }),
+    output: lease.extend({
+      takenOver: z.array(z.object({ id: leaseId, holder: z.string() })).optional(),
+    }),
+    annotations: { ...ADDITIVE, idempotentHint: false },
+    rest: { method: 'post', path: '/leases' },
+    rateLimit: 'write',
+  }),
+  renew_lease: op({
+    title: 'Renew lease',
+    description: 'Extend one of your leases by ttlSeconds from now (default: its original TTL).',
+    input: z.object({ leaseId, ttlSeconds: z.number().int().min(1).max(86_400).optional() }),
+    output: lease,
+    annotations: { ...ADDITIVE, idempotentHint: true },
+    rest: { method: 'post', path: '/leases/{leaseId}/renew' },
+    rateLimit: 'write',
+  }),
+  release_lease: op({
+    title: 'Release lease',
+    description: 'End one of your leases now (the owner may release anyone’s).',
+    input: z.object({ leaseId }),
+    output: z.object({ success: z.boolean(), message: z.string() }),
+    annotations: { ...ADDITIVE, idempotentHint: true },
+    rest: { method: 'delete', path: '/leases/{leaseId}' },
+  }),
+  list_leases: op({
+    title: 'List leases',
+    description:
+      'Every live lease of the workspace: holder, paths, reason, expiry, and whether it may be taken over.',
+    input: z.object({}),
+    output: z.object({ leases: z.array(lease) }),
+    annotations: READ,
+    rest: { method: 'get', path: '/leases' },
+  }),
   query_audit: op({
     title: 'Query audit log',
     description:
@@ -533,4 +668,13 @@ export const MCP_TOOL_NAMES = OPERATION_NAMES.filter((n) => OPERATIONS[n].mcpToo
 export const NEGOTIABLE_OPERATIONS = OPERATION_NAMES.filter((n) => n !== 'init_session');
 
 /** Exported schema pieces reused by transports. */
-export const schemas = { policy, auditRecord, sessionInfo, capabilities, executionResult };
+export const schemas = {
+  policy,
+  auditRecord,
+  sessionInfo,
+  capabilities,
+  executionResult,
+  lease,
+  message,
+  member,
+};

@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { realpath, stat } from 'node:fs/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { WorkspaceError } from '../protocol/errors';
-import { OWNER } from '../protocol/principal';
+import { OWNER, type Principal } from '../protocol/principal';
 import { AuditLog, createRedactor, REDACTION_KEY_BYTES } from '../core/audit';
 import { CollabHub, type CollabLimits } from '../core/collab';
 import {
@@ -18,6 +18,7 @@ import {
 import { createLogger, redactingLogger, unexpectedError, type Logger } from '../core/log';
 import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../core/policy';
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
+import { Coordination, type LeaseInfo, type WorkspaceMessage } from '../core/coordination';
 import { OperationDispatcher } from '../core/operations';
 import { RateLimiter, SessionManager } from '../core/session';
 import {
@@ -102,6 +103,11 @@ export interface WorkspaceServerOptions {
   collab?: Partial<CollabLimits>;
   /** Where structured logs go (default: stderr as JSON lines). */
   logger?: Logger;
+  /**
+   * A lease whose holder has shown no activity for this long (ms) may be taken over by another agent
+   * (`acquire_lease` with `takeOver: true`); default 5 minutes.
+   */
+  leaseIdleGraceMs?: number;
   /** Where the owner started the server from (`vscode`, `cli`): the transport of its server_start/stop audit records. */
   startedFrom?: string;
 }
@@ -122,6 +128,15 @@ export interface RunningWorkspaceServer {
   executions: ExecutionManager;
   /** Shared documents open for live co-editing. */
   collab: CollabHub;
+  /** Stable id of the served workspace (what `join_workspace` takes; also in list_capabilities). */
+  workspaceId: string;
+  /** Agents working together: what the VS Code UI and collaborative editors need. */
+  coordination: {
+    /** Messages for the VS Code user (to everyone or to `owner`); returns the unsubscribe. */
+    onMessage(listener: (message: WorkspaceMessage) => void): () => void;
+    /** The lease that makes `path` read-only for `principal` (an exclusive lease of another), or null. */
+    leaseBlocks(principal: Principal, path: string): LeaseInfo | null;
+  };
   /**
    * Stops accepting connections, ends sessions, removes session containers, records `server_stop`
    * (with `reason`) and flushes the audit log.
@@ -131,6 +146,11 @@ export interface RunningWorkspaceServer {
 
 /** Image for workspaces without a devcontainer.json: the dev containers base image. */
 export const DEFAULT_IMAGE = 'mcr.microsoft.com/devcontainers/base:bookworm';
+
+/** The stable id of a workspace: derived from its real path, so it survives restarts. */
+export function workspaceIdOf(workspaceRealPath: string): string {
+  return createHash('sha256').update(`mcp-workspace\u0000${workspaceRealPath}`).digest('hex').slice(0, 16);
+}
 
 /** Default state directory for a workspace: outside it, so agents can never write it. */
 export function defaultStateDir(workspaceRealPath: string): string {
@@ -233,6 +253,14 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     log: (level, msg, fields) => log[level](msg, fields),
   });
   const executions = new ExecutionManager(docker, options.executionLimits);
+  const workspaceId = workspaceIdOf(workspace);
+  const coordination = new Coordination({
+    workspaceId,
+    workspaceName: basename(workspace) || workspace,
+    sessions,
+    policy,
+    ...(options.leaseIdleGraceMs !== undefined ? { leaseIdleGraceMs: options.leaseIdleGraceMs } : {}),
+  });
   const collab = new CollabHub({
     resources,
     stateDir: stateReal,
@@ -240,7 +268,9 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     // Edits are audited through the dispatcher, like every operation.
     auditor: { edit: (peer, batch) => dispatcher.recordCollabEdit(peer, batch) },
     mayWrite: (peer, realRel) =>
-      peer.principal.role !== 'viewer' && policy.decide(peer.principal, 'write', realRel).allowed,
+      peer.principal.role !== 'viewer' &&
+      policy.decide(peer.principal, 'write', realRel).allowed &&
+      coordination.leaseBlocks(peer.principal, realRel) === null,
     log,
   });
   const dispatcher: OperationDispatcher = new OperationDispatcher({
@@ -251,6 +281,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     policyStore,
     audit,
     executions,
+    coordination,
     limiters,
     log,
     onSandboxProgress: (listener) => {
@@ -411,6 +442,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     {
       url,
       workspace,
+      workspaceId,
       policyId: policy.policy.id,
       policyFile,
       allowedOrigins: [...allowedOrigins],
@@ -435,6 +467,11 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     dispatcher,
     executions,
     collab,
+    workspaceId,
+    coordination: {
+      onMessage: (listener) => coordination.onMessage(listener),
+      leaseBlocks: (principal, path) => coordination.leaseBlocks(principal, path),
+    },
     close: (reason?: string) =>
       (closing ??= (async () => {
         if (mcp) await (await mcp).close();
@@ -446,6 +483,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
         await new Promise<void>((resolve) => server.close(() => resolve()));
         stopSessionCleanup();
         sessions.close();
+        coordination.close();
         await docker.close();
         await dispatcher
           .recordServerEvent('server_stop', { url, reason: reason ?? null }, startedFrom)

@@ -351,6 +351,40 @@ describe('live co-editing: /collab/<path> with stock y-websocket clients', funct
     await auditOk();
   });
 
+  it("another agent's exclusive lease makes the document read-only until it is released", async () => {
+    const rules = ['allow read(**)', 'allow write(**)', 'deny write(.git/**)', 'deny lease-conflict(**)'];
+    assert.equal((await t.api('/policies', { method: 'PUT', body: { id: 'exclusive', rules } })).status, 200);
+    const agent = replica(t.url, 'notes.md', agentToken);
+    try {
+      await synced(agent);
+      const lease = await t.api('/leases', {
+        method: 'POST',
+        body: { paths: ['notes.md'], reason: 'rewriting notes' },
+      });
+      assert.equal(lease.status, 200, JSON.stringify(lease.body));
+      await until('the agent to be told it is read-only', () => agent.denied.length > 0);
+      assert.match(agent.denied[0]!, /owner holds an exclusive lease \(rewriting notes\)/);
+      agent.text.insert(0, 'KEPT ');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(
+        await readFile(join(t.workspace, 'notes.md'), 'utf8'),
+        'hello\n',
+        'nothing lands under the lease',
+      );
+      const released = await t.api(`/leases/${lease.body.id}`, { method: 'DELETE' });
+      assert.equal(released.status, 200, JSON.stringify(released.body));
+      // Writable again: the client is asked to reconnect and then sends what it kept, like an offline edit.
+      await until('the reconnect request', () => agent.closes.some((c) => c.code === 4100));
+      agent.text.insert(agent.text.length, 'after\n');
+      await until(
+        'both edits to land once the lease is gone',
+        async () => (await readFile(join(t.workspace, 'notes.md'), 'utf8')) === 'KEPT hello\nafter\n',
+      );
+    } finally {
+      destroy(agent);
+    }
+  });
+
   it('closes at once on token revocation and on a policy change; a deleted file closes its document', async () => {
     const agent = replica(t.url, 'notes.md', agentToken);
     const owner = replica(t.url, 'notes.md', t.token);

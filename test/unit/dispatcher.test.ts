@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Coordination } from '../../src/core/coordination';
 import { AuditLog, type AuditRecord } from '../../src/core/audit';
 import { ExecutionManager, type SandboxRuntime } from '../../src/core/execution';
 import type { Logger } from '../../src/core/log';
@@ -68,6 +69,7 @@ describe('dispatcher: OperationDispatcher', () => {
       policyStore: new PolicyStore(join(dir, 'state')),
       audit,
       executions: new ExecutionManager(NO_SANDBOX),
+      coordination: new Coordination({ workspaceId: 'w', workspaceName: 'ws', sessions, policy }),
       limiters: {
         write: new RateLimiter({ capacity: writeCapacity, refillPerSec: 0.001 }),
         exec: new RateLimiter({ capacity: 10, refillPerSec: 1 }),

@@ -310,11 +310,15 @@ export class Connection implements CollabConnection {
   }
 
   setAccess(access: CollabAccess): void {
-    const downgraded = access.readOnly && !this.access.readOnly;
+    const before = this.access;
     this.access = access;
-    if (downgraded) {
+    if (access.readOnly && !before.readOnly) {
       this.toldReadOnly = false;
       this.tellReadOnly();
+    } else if (!access.readOnly && before.readOnly) {
+      // Updates it sent while read-only were dropped, and its later ones build on them: a fresh
+      // sync (the client reconnects by itself) sends everything it kept.
+      this.end(CLOSE_CODES.RECONNECT, 'You may edit again; reconnecting to send your changes.');
     }
   }
 

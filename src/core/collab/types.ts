@@ -32,7 +32,7 @@ export const DEFAULT_COLLAB_LIMITS: CollabLimits = Object.freeze({
 
 /**
  * WebSocket close codes a collaboration connection ends with. The 44xx ones are permanent (stock
- * y-websocket clients stop reconnecting, as for an HTTP 4xx); 4500 and 1001 are transient.
+ * y-websocket clients stop reconnecting, as for an HTTP 4xx); 4100, 4500 and 1001 are transient.
  */
 export const CLOSE_CODES = Object.freeze({
   /** The room name is not a valid workspace path, or a message could not be decoded. */
@@ -47,6 +47,11 @@ export const CLOSE_CODES = Object.freeze({
   TOO_LARGE: 4413,
   /** The file is binary or not UTF-8 text. */
   UNSUPPORTED: 4415,
+  /**
+   * The connection may write again (a lease ended, the policy changed): it reconnects (stock
+   * clients do so by themselves) and then sends the edits it kept while it was read-only.
+   */
+  RECONNECT: 4100,
   /** The server could not save the document; reconnecting may work. */
   SERVER_ERROR: 4500,
   /** The server is stopping. */
@@ -102,7 +107,11 @@ export interface CollabConnection {
   readonly readOnly: boolean;
   /** Handles one binary message from the client. */
   receive(message: Uint8Array): void;
-  /** Changes the access after a policy change (a downgrade tells the client once). */
+  /**
+   * Changes the access after a policy or lease change: a downgrade tells the client once; an
+   * upgrade makes it reconnect ({@link CLOSE_CODES.RECONNECT}), since the server dropped updates
+   * the client's later ones build on.
+   */
   setAccess(access: CollabAccess): void;
   /** Ends the connection with a code and reason sent to the client. */
   end(code: number, reason: string): void;

@@ -18,6 +18,7 @@ import {
   type CollabPeer,
   type EditBatch,
 } from '../collab';
+import type { LeaseEvent, MessageSink } from '../coordination';
 import type { Execution, ExecutionResult, OutputEvent } from '../execution';
 import { unexpectedError } from '../log';
 import type { PolicyAction } from '../policy';
@@ -50,6 +51,9 @@ export interface AuditFeedSink {
   ended(): void;
 }
 
+/** Operations that change who holds which lease (and so who may edit a shared document). */
+const LEASE_OPERATIONS: ReadonlySet<string> = new Set(['acquire_lease', 'renew_lease', 'release_lease']);
+
 /** Failures that are refusals: recorded as `deny`. */
 const REFUSALS = new Set(['POLICY_DENIED', 'OWNER_ONLY', 'CAPABILITY_NOT_NEGOTIATED', 'SESSION_NOT_FOUND']);
 
@@ -74,11 +78,36 @@ export class OperationDispatcher {
   private readonly defaults = new Map<string, string>();
   // Concurrent first requests of one agent share one opening: a burst opens one session, not many.
   private readonly opening = new Map<string, Promise<string>>();
+  /** Re-decide the access of each open shared document (after a lease changed). */
+  private readonly documentAccessChecks = new Set<() => void>();
 
   constructor(private readonly deps: DispatcherDeps) {
     this.handlers = createHandlers(deps, (execution, ctx, shell) =>
       this.auditExecution(execution, ctx, shell),
     );
+    // Leases that end without their holder asking (expiry, revoked token, takeover) are audited too.
+    deps.coordination.onLeaseEvent((event) => {
+      void this.recordLeaseEvent(event);
+      this.recheckDocuments();
+    });
+  }
+
+  /** An exclusive lease makes shared documents read-only for the others: decide again. */
+  private recheckDocuments(): void {
+    for (const check of [...this.documentAccessChecks]) check();
+  }
+
+  /**
+   * Where a member session's broadcast messages go (an MCP notification, a WebSocket event): only
+   * sessions that joined the workspace receive them. Returns the detach function.
+   */
+  attachDeliveries(sessionId: string, sink: MessageSink): () => void {
+    return this.deps.coordination.attachDeliveries(sessionId, sink);
+  }
+
+  /** Calls `listener` with the agent's name whenever a message lands in its inbox (`inbox://AGENT`). */
+  onInboxUpdated(listener: (agent: string) => void): () => void {
+    return this.deps.coordination.onInboxUpdated(listener);
   }
 
   /** Operations a principal may negotiate: role limits, then any `deny tool(NAME)` rule. */
@@ -305,6 +334,7 @@ export class OperationDispatcher {
         started,
         def.annotations.readOnlyHint,
       );
+      if (LEASE_OPERATIONS.has(name)) this.recheckDocuments();
       return result;
     } catch (err) {
       const error = unexpectedError(this.deps.log, err, {
@@ -312,7 +342,11 @@ export class OperationDispatcher {
         sessionId: ctx.sessionId,
         agent: ctx.principal.name,
       });
-      const summary = REFUSALS.has(error.code)
+      const refused =
+        REFUSALS.has(error.code) ||
+        // An exclusive lease is a policy refusal (deny lease-conflict); an overlapping lease is not.
+        (error.code === 'LEASE_CONFLICT' && made.some((d) => d.decision === 'deny'));
+      const summary = refused
         ? ([...made].reverse().find((d) => d.decision === 'deny') ?? {
             action: 'tool',
             target: name,
@@ -365,12 +399,12 @@ export class OperationDispatcher {
    * Opens a live shared document on `path` for a caller (transport `collab`), authorised and audited
    * like an operation (`collab_open`): the session must be open and have negotiated read_file, the
    * policy must allow reading the confined path, and writing is decided too: without write_file, as
-   * a viewer, or where the policy denies writing (protected paths included) the connection is
-   * read-only. The connection keeps its session busy; it ends when the session ends or the policy
+   * a viewer, where the policy denies writing (protected paths included), or while another agent
+   * holds an exclusive lease on it, the connection is read-only. The connection keeps its session busy; it ends when the session ends or the policy
    * stops allowing the file, and its end is audited (`collab_close`).
    */
   async openDocument(ctx: CallContext, path: string, client: CollabClient): Promise<CollabConnection> {
-    const { collab, sessions, policy, resources } = this.deps;
+    const { collab, sessions, policy, resources, coordination } = this.deps;
     const started = performance.now();
     const made: Made[] = [];
     let params: Record<string, unknown> = { path };
@@ -405,9 +439,12 @@ export class OperationDispatcher {
             return { readOnly: true, readOnlyReason: 'write_file was not negotiated for this session' };
           }
           const allowed = ask('write', rel) && (realRel === rel || ask('write', realRel));
-          return allowed
-            ? { readOnly: false }
-            : { readOnly: true, readOnlyReason: `the policy denies write(${rel})` };
+          if (!allowed) return { readOnly: true, readOnlyReason: `the policy denies write(${rel})` };
+          // Yjs updates cannot carry a warning: another agent's exclusive lease makes the document read-only.
+          const lease = coordination.leaseBlocks(ctx.principal, realRel);
+          return lease
+            ? { readOnly: true, readOnlyReason: `${lease.holder} holds an exclusive lease (${lease.reason})` }
+            : { readOnly: false };
         };
         connection = await collab.open(
           target,
@@ -431,13 +468,16 @@ export class OperationDispatcher {
             );
           }
         });
-        const stopPolicyWatch = policy.onChange(() => {
+        const recheck = (): void => {
           if (!fresh('read', rel) || !fresh('read', realRel)) {
             connection.end(CLOSE_CODES.FORBIDDEN, 'The policy no longer allows you to read this file.');
           } else {
             connection.setAccess(writable(fresh));
           }
-        });
+        };
+        const stopPolicyWatch = policy.onChange(recheck);
+        this.documentAccessChecks.add(recheck);
+        const stopLeaseWatch = (): boolean => this.documentAccessChecks.delete(recheck);
         try {
           await this.record(
             'collab_open',
@@ -453,6 +493,7 @@ export class OperationDispatcher {
           // Not opened after all: the connection leaves before the refusal is recorded.
           stopSessionWatch();
           stopPolicyWatch();
+          stopLeaseWatch();
           connection.detach();
           throw err;
         }
@@ -474,6 +515,7 @@ export class OperationDispatcher {
             inner.detach();
             stopSessionWatch();
             stopPolicyWatch();
+            stopLeaseWatch();
             release();
             void this.record(
               'collab_close',
@@ -561,6 +603,36 @@ export class OperationDispatcher {
     // recorded in order but answered without waiting for the fsync.
     if (readOnly) appended.catch(() => undefined);
     else await appended;
+  }
+
+  /** A lease that ended on its own, recorded under its holder so the holder's audit queries show it. */
+  private async recordLeaseEvent(event: LeaseEvent): Promise<void> {
+    const { lease } = event;
+    await this.deps.audit
+      .append({
+        sessionId: null,
+        agent: lease.holder,
+        role: lease.holderRole,
+        transport: 'server',
+        op: event.kind,
+        params: {
+          leaseId: lease.id,
+          paths: lease.paths,
+          reason: lease.reason,
+          expiresAt: new Date(lease.expiresAt).toISOString(),
+          ...(event.by !== undefined ? { takenOverBy: event.by } : {}),
+        },
+        decision: 'allow',
+        rule: null,
+        outcome: { ok: true },
+        durationMs: 0,
+      })
+      .catch((err: unknown) =>
+        this.deps.log.error('could not record a lease event', {
+          op: event.kind,
+          error: (err as Error).message,
+        }),
+      );
   }
 
   /** The start and the end of an execution each get their own audit record. */

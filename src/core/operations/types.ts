@@ -2,6 +2,7 @@ import type { OperationInput, OperationName, OperationOutput } from '../../proto
 import type { Principal } from '../../protocol/principal';
 import type { AuditLog } from '../audit';
 import type { CollabHub } from '../collab';
+import type { Coordination } from '../coordination';
 import type { ExecutionManager, OutputEvent } from '../execution';
 import type { Logger } from '../log';
 import type { PolicyAction, PolicyEngine, PolicyStore } from '../policy';
@@ -25,6 +26,8 @@ export interface DispatcherDeps {
   policyStore: PolicyStore;
   audit: AuditLog;
   executions: ExecutionManager;
+  /** Membership, messages and leases of the agents working in the workspace. */
+  coordination: Coordination;
   /** Token buckets per bearer token (shared by all its sessions): file mutations and command executions. */
   limiters: { write: RateLimiter; exec: RateLimiter };
   /** Where unexpected errors go with their stack, session and correlation id. */

@@ -85,7 +85,8 @@ interface ExplicitOnly {
 /**
  * Evaluates a deny-by-default policy: any matching deny wins, else any matching allow, else denied.
  * Protected paths (for agents), `devcontainer.*` grants and program-loading env keys need an allow
- * rule that names them; a wildcard allow is not enough. Other env keys are allowed unless denied.
+ * rule that names them; a wildcard allow is not enough. Other env keys, and writes into another agent's
+ * lease (`lease-conflict`), are allowed unless denied.
  */
 export class PolicyEngine {
   private compiled: CompiledPolicy;
@@ -170,6 +171,14 @@ export class PolicyEngine {
         rule: allow.text,
         ruleIndex: allow.index,
         reason: `allowed by rule ${allow.index + 1}: ${allow.text}`,
+      };
+    }
+    if (action === 'lease-conflict') {
+      return {
+        allowed: true,
+        rule: null,
+        ruleIndex: null,
+        reason: `${shown}: writes into another agent's lease succeed with a warning unless a \`deny lease-conflict(PATTERN)\` rule makes the lease exclusive`,
       };
     }
     if (action === 'env' && !isDangerousEnv(normalized.value)) {

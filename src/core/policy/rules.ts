@@ -4,8 +4,11 @@ import type { Role } from '../../protocol/principal';
 import { foldPathName } from '../shared/fold';
 import { compileNameGlob, compilePathGlob, compileStarPattern, GlobSyntaxError } from '../shared/glob';
 
-/** The kinds of operation a policy rule can govern. */
-export type PolicyAction = 'read' | 'write' | 'exec' | 'network' | 'tool' | 'env';
+/**
+ * The kinds of operation a policy rule can govern. `lease-conflict(PATH)` is a write into a path that
+ * another agent holds a lease on: allowed with a warning unless a deny rule matches (exclusive leases).
+ */
+export type PolicyAction = 'read' | 'write' | 'exec' | 'network' | 'tool' | 'env' | 'lease-conflict';
 
 /** A named, ordered list of rule strings such as `allow exec(npm run *)`. */
 export interface Policy {
@@ -43,7 +46,15 @@ export interface CompiledRule {
 }
 
 /** Every action name, in the order used by messages. */
-export const POLICY_ACTIONS: readonly PolicyAction[] = ['read', 'write', 'exec', 'network', 'tool', 'env'];
+export const POLICY_ACTIONS: readonly PolicyAction[] = [
+  'read',
+  'write',
+  'exec',
+  'network',
+  'tool',
+  'env',
+  'lease-conflict',
+];
 
 /** Agent names as minted by the session manager. */
 export const AGENT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -74,7 +85,7 @@ const MAX_CACHED_MATCHERS = 10_000;
 const ROLES: readonly Role[] = ['owner', 'agent', 'viewer'];
 const GRAMMAR =
   "Expected 'allow|deny ACTION(PATTERN)' optionally followed by '@owner', '@agent', '@viewer' or " +
-  "'@agent:NAME', where ACTION is one of read, write, exec, network, tool, env.";
+  "'@agent:NAME', where ACTION is one of read, write, exec, network, tool, env, lease-conflict.";
 
 const matcherCache = new Map<string, Matcher>();
 
@@ -111,6 +122,7 @@ export function normalizeTarget(action: PolicyAction, target: string): Normalize
   switch (action) {
     case 'read':
     case 'write':
+    case 'lease-conflict':
       value = normalizePath(target);
       return { value, host: value, folded: foldPathName(value) };
     case 'exec':
@@ -129,7 +141,8 @@ export function normalizeTarget(action: PolicyAction, target: string): Normalize
 function buildMatcher(action: PolicyAction, pattern: string): Matcher {
   switch (action) {
     case 'read':
-    case 'write': {
+    case 'write':
+    case 'lease-conflict': {
       const re = compilePathGlob(pattern);
       return (t) => re.test(t.value);
     }
@@ -169,7 +182,8 @@ function buildFoldedDenyMatcher(pattern: string): Matcher {
 
 /** Returns the cached matcher for `(effect, action, pattern)`, compiling it on first use. */
 function matcherFor(effect: 'allow' | 'deny', action: PolicyAction, pattern: string): Matcher {
-  const foldedDeny = effect === 'deny' && (action === 'read' || action === 'write');
+  const foldedDeny =
+    effect === 'deny' && (action === 'read' || action === 'write' || action === 'lease-conflict');
   const key = `${foldedDeny ? 'fold' : ''}\u0000${action}\u0000${pattern}`;
   let matcher = matcherCache.get(key);
   if (!matcher) {

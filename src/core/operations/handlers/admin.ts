@@ -28,7 +28,10 @@ export function adminHandlers(deps: DispatcherDeps): Handlers<AdminOperation> {
         'InitSession opens a session: call the dispatcher’s initSession, not run().',
       );
     },
-    list_capabilities: async (_input, ctx) => ({ tools: [...ctx.session.capabilities] }),
+    list_capabilities: async (_input, ctx) => ({
+      tools: [...ctx.session.capabilities],
+      workspaceId: deps.coordination.workspaceId,
+    }),
     get_policies: async () => ({ policies: [policy.policy] }),
     explain_policy: async (input, ctx) => {
       let principal = ctx.principal;

@@ -1,7 +1,18 @@
-import type { ConfinedPath } from '../../resources';
 import type { Handlers } from '../types';
 import type { DispatcherDeps } from '../types';
+import type { ConfinedPath } from '../../resources';
+import { leaseWarnings } from './coordination';
 import { AT_LOCATION, authorizePath, closing } from './paths';
+
+/** Adds `warnings` to a result when there are any. */
+function warn<T extends object>(result: T, warnings: string[]): T & { warnings?: string[] } {
+  return warnings.length > 0 ? { ...result, warnings } : result;
+}
+
+/** The workspace paths a change of `target` touches: as asked and, through a symlink, where it lands. */
+function touched(...targets: ConfinedPath[]): string[] {
+  return targets.flatMap((t) => [t.rel, t.realRel]);
+}
 
 /** The file operations this group answers. */
 export type FileOperation =
@@ -32,14 +43,16 @@ export function fileHandlers(deps: DispatcherDeps): Handlers<FileOperation> {
     },
     write_file: async (input, ctx) => {
       const target = authorizePath(resources, ctx.authorize, 'write', input.path, follow);
-      return closing([target], () =>
-        coordinated(target, () =>
+      return closing([target], async () => {
+        const warnings = leaseWarnings(deps, ctx, touched(target));
+        const result = await coordinated(target, () =>
           resources.writeFile(target, input.content, {
             ...(input.encoding ? { encoding: input.encoding } : {}),
             ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
           }),
-        ),
-      );
+        );
+        return warn(result, warnings);
+      });
     },
     list_files: async (input, ctx) => {
       const target = authorizePath(resources, ctx.authorize, 'read', input.path);
@@ -60,7 +73,8 @@ export function fileHandlers(deps: DispatcherDeps): Handlers<FileOperation> {
         ctx.authorize('write', target.rel);
         if (target.realRel !== target.rel) ctx.authorize('write', target.realRel);
         writeGuard?.(target.realRel);
-        return coordinated(target, () =>
+        const warnings = input.dryRun ? [] : leaseWarnings(deps, ctx, touched(target));
+        const result = await coordinated(target, () =>
           resources.edit(target, input.edits, {
             ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
             ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
@@ -68,6 +82,7 @@ export function fileHandlers(deps: DispatcherDeps): Handlers<FileOperation> {
             caller: `${ctx.principal.kind}:${ctx.principal.name}`,
           }),
         );
+        return warn(result, warnings);
       });
     },
     search_files: async (input, ctx) => {
@@ -90,27 +105,34 @@ export function fileHandlers(deps: DispatcherDeps): Handlers<FileOperation> {
     },
     create_directory: async (input, ctx) => {
       const target = authorizePath(resources, ctx.authorize, 'write', input.path, follow);
-      return closing([target], () => resources.mkdir(target));
+      return closing([target], async () => {
+        const warnings = leaseWarnings(deps, ctx, touched(target));
+        return warn(await resources.mkdir(target), warnings);
+      });
     },
     delete_file: async (input, ctx) => {
       const target = authorizePath(resources, ctx.authorize, 'write', input.path, atLocation);
-      return closing([target], () =>
-        resources.delete(target, {
+      return closing([target], async () => {
+        const warnings = leaseWarnings(deps, ctx, touched(target));
+        const result = await resources.delete(target, {
           ...(input.recursive !== undefined ? { recursive: input.recursive } : {}),
           ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
-        }),
-      );
+        });
+        return warn(result, warnings);
+      });
     },
     move_file: async (input, ctx) => {
       const source = authorizePath(resources, ctx.authorize, 'write', input.from, atLocation);
       return closing([source], () => {
         const dest = authorizePath(resources, ctx.authorize, 'write', input.to, atLocation);
-        return closing([dest], () =>
-          resources.move(source, dest, {
+        return closing([dest], async () => {
+          const warnings = leaseWarnings(deps, ctx, touched(source, dest));
+          const result = await resources.move(source, dest, {
             ...(input.overwrite !== undefined ? { overwrite: input.overwrite } : {}),
             ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
-          }),
-        );
+          });
+          return warn(result, warnings);
+        });
       });
     },
   };

@@ -1,6 +1,7 @@
 import type { OperationName } from '../../../protocol/operations';
 import type { DispatcherDeps, Handlers } from '../types';
 import { adminHandlers } from './admin';
+import { coordinationHandlers } from './coordination';
 import { execHandlers, type ExecutionAuditor } from './exec';
 import { fileHandlers } from './files';
 
@@ -13,5 +14,6 @@ export function createHandlers(
     ...adminHandlers(deps),
     ...fileHandlers(deps),
     ...execHandlers(deps, auditExecution),
+    ...coordinationHandlers(deps),
   };
 }
