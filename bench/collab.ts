@@ -26,7 +26,8 @@ function heapMiB(): number {
 /**
  * Live co-editing figures (issue 11): agent -> agent update propagation p50/p99 on loopback, time
  * for 20 agents x 500 random edits each to converge on a 1 MiB file, the server's memory for that
- * open document relative to its text, and the memory once every client has left. The server runs
+ * open document relative to its text (live right after the load, then once quiet and dormant, all
+ * 20 clients still connected), and the memory once every client has left. The server runs
  * in this thread and the stock y-websocket clients in a worker, so the heap figures are the server's.
  */
 export async function benchCollab(): Promise<Record<string, unknown>> {
@@ -78,11 +79,15 @@ export async function benchCollab(): Promise<Record<string, unknown>> {
     // Measured once the debounced write has settled (the document is clean again).
     await new Promise((r) => setTimeout(r, 1000));
     const loaded = heapMiB();
+    // Then once the document has been quiet long enough to keep only its encoded state.
+    while (server.collab.dormantCount === 0) await new Promise((r) => setTimeout(r, 50));
+    const quiet = heapMiB();
     await ask(big, { cmd: 'leave' });
     await idleUntilUnloaded();
     await big.terminate();
     const idleAfter = heapMiB();
     const perDocMiB = loaded - idleBefore;
+    const perQuietDocMiB = quiet - idleBefore;
     return {
       collab: {
         propagationP50Ms: latency.p50,
@@ -92,6 +97,9 @@ export async function benchCollab(): Promise<Record<string, unknown>> {
         textBytes: load.textBytes,
         memoryPerDocumentMiB: Math.round(perDocMiB * 100) / 100,
         memoryPerDocumentVsText: Math.round(((perDocMiB * 1024 * 1024) / load.textBytes) * 100) / 100,
+        memoryPerQuietDocumentMiB: Math.round(perQuietDocMiB * 100) / 100,
+        memoryPerQuietDocumentVsText:
+          Math.round(((perQuietDocMiB * 1024 * 1024) / load.textBytes) * 100) / 100,
         memoryIdleBeforeMiB: Math.round(idleBefore * 100) / 100,
         memoryIdleAfterMiB: Math.round(idleAfter * 100) / 100,
         documentsAfter: server.collab.documentCount,

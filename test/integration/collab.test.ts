@@ -103,7 +103,10 @@ describe('live co-editing: /collab/<path> with stock y-websocket clients', funct
 
   beforeEach(async () => {
     t = await startTestServer(
-      { collab: { flushDelayMs: 50, maxFlushDelayMs: 200, diskPollMs: 50 } },
+      {
+        // Short timings; documents go dormant after 30 ms of quiet, so waking them is exercised too.
+        collab: { flushDelayMs: 50, maxFlushDelayMs: 200, diskPollMs: 50, dormantAfterMs: 30 },
+      },
       async (ws) => {
         await writeFile(join(ws, 'shared.txt'), 'line one\r\nline two\n#MARK\n');
         await writeFile(join(ws, 'notes.md'), 'hello\n');
@@ -229,6 +232,38 @@ describe('live co-editing: /collab/<path> with stock y-websocket clients', funct
     }
     await until('unloaded again', () => t.server.collab.documentCount === 0);
     await auditOk();
+  });
+
+  it('a quiet document goes dormant, still answers new readers, and wakes on the next edit', async () => {
+    const a = replica(t.url, 'notes.md', agentToken);
+    const b = replica(t.url, 'notes.md', t.token);
+    try {
+      await Promise.all([synced(a), synced(b)]);
+      a.text.insert(0, 'one ');
+      await until(
+        'the edit on disk',
+        async () => (await readFile(join(t.workspace, 'notes.md'), 'utf8')) === 'one hello\n',
+      );
+      await until('the document to go dormant', () => t.server.collab.dormantCount === 1);
+      const c = replica(t.url, 'notes.md', viewerToken);
+      try {
+        await synced(c);
+        assert.equal(c.text.toString(), 'one hello\n', 'a reader is answered from the encoded state');
+        assert.equal(t.server.collab.dormantCount, 1, 'a reader does not wake it');
+        b.text.insert(b.text.length, 'two\n');
+        await until(
+          'every replica and the disk to take the edit',
+          async () =>
+            [a, b, c].every((r) => r.text.toString() === 'one hello\ntwo\n') &&
+            (await readFile(join(t.workspace, 'notes.md'), 'utf8')) === 'one hello\ntwo\n',
+        );
+      } finally {
+        destroy(c);
+      }
+    } finally {
+      destroy(a, b);
+    }
+    await until('documents unloaded', () => t.server.collab.documentCount === 0);
   });
 
   it("a viewer's edits never land, it is told once, and presence is stamped from the token", async () => {
@@ -428,7 +463,15 @@ describe('live co-editing: size caps', function () {
 
   beforeEach(async () => {
     t = await startTestServer(
-      { collab: { flushDelayMs: 20, maxFlushDelayMs: 100, maxDocumentBytes: 1024, maxUpdateBytes: 512 } },
+      {
+        collab: {
+          flushDelayMs: 20,
+          maxFlushDelayMs: 100,
+          maxDocumentBytes: 1024,
+          maxUpdateBytes: 512,
+          dormantAfterMs: 10,
+        },
+      },
       async (ws) => {
         await writeFile(join(ws, 'big.txt'), 'x'.repeat(2000));
         await writeFile(join(ws, 'small.txt'), 'small\n');

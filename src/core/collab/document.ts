@@ -54,8 +54,10 @@ export interface DocumentHost {
  * the text last written or read when it differs from the shared text).
  */
 export class SharedDocument {
-  doc: Y.Doc;
-  text: Y.Text;
+  /** The live Yjs document; null while the document is dormant (see {@link SharedDocument.sleep}). */
+  private live: { doc: Y.Doc; text: Y.Text } | null;
+  /** The encoded state of a dormant document. */
+  private dormant: Uint8Array | null = null;
   /** Presence, on a document of its own (only its client id and clock are used). */
   readonly awareness = new Awareness(new Y.Doc());
   readonly connections = new Set<Connection>();
@@ -78,6 +80,8 @@ export class SharedDocument {
   queue: Promise<unknown> = Promise.resolve();
   firstChangeAt = 0;
   timer: NodeJS.Timeout | null = null;
+  /** Pending {@link SharedDocument.sleep} of a quiet document. */
+  sleepTimer: NodeJS.Timeout | null = null;
   /** A disk check is queued: the poller does not queue another. */
   checkQueued = false;
   /** Set while the document is being written and unloaded. */
@@ -98,9 +102,9 @@ export class SharedDocument {
     this.signature = statSignature(stats);
     this.identity = `${stats.dev}:${stats.ino}`;
     this.awareness.setLocalState(null);
-    this.doc = new Y.Doc({ gc: true });
-    this.text = this.doc.getText('content');
-    if (state) Y.applyUpdate(this.doc, state, DISK_ORIGIN);
+    const doc = new Y.Doc({ gc: true });
+    this.live = { doc, text: doc.getText('content') };
+    if (state) Y.applyUpdate(doc, state, DISK_ORIGIN);
     const restored = this.text.toString();
     // The saved Yjs state keeps offline clients' history; the disk decides the content.
     if (restored !== content) mergeText(this.text, restored, content, DISK_ORIGIN);
@@ -117,6 +121,64 @@ export class SharedDocument {
           if (connection !== origin) connection.client.send(message);
         }
       },
+    );
+  }
+
+  /** The live Yjs document (woken first if it is dormant). */
+  get doc(): Y.Doc {
+    return this.wake().doc;
+  }
+
+  /** The shared text, `getText('content')` (the document is woken first if it is dormant). */
+  get text(): Y.Text {
+    return this.wake().text;
+  }
+
+  /** Whether the document is held only in its encoded form. */
+  get isDormant(): boolean {
+    return this.live === null;
+  }
+
+  /**
+   * Keeps only the encoded state of a quiet document: a live Yjs document costs several times its
+   * text after many small edits, its encoded state about its text. Readers are still answered (sync
+   * replies are computed from the encoded state); the first change wakes it.
+   */
+  sleep(): void {
+    if (!this.live || this.diskText !== null || this.outbox.length > 0) return;
+    this.dormant = Y.encodeStateAsUpdate(this.live.doc);
+    this.live.doc.destroy();
+    this.live = null;
+  }
+
+  private wake(): { doc: Y.Doc; text: Y.Text } {
+    if (this.live) return this.live;
+    const doc = new Y.Doc({ gc: true });
+    Y.applyUpdate(doc, this.dormant!, DISK_ORIGIN);
+    this.dormant = null;
+    this.live = { doc, text: doc.getText('content') };
+    this.bind();
+    return this.live;
+  }
+
+  /** The whole state, encoded (what is saved in the state dir). */
+  encodeState(): Uint8Array {
+    return this.live ? Y.encodeStateAsUpdate(this.live.doc) : this.dormant!;
+  }
+
+  /** Sync step 1 of the server: its state vector. */
+  syncStep1(): Uint8Array {
+    return encodeSyncStep1(
+      this.live ? Y.encodeStateVector(this.live.doc) : Y.encodeStateVectorFromUpdate(this.dormant!),
+    );
+  }
+
+  /** Sync step 2 for a client: what it lacks, given its state vector. */
+  syncStep2(stateVector: Uint8Array): Uint8Array {
+    return encodeSyncStep2(
+      this.live
+        ? Y.encodeStateAsUpdate(this.live.doc, stateVector)
+        : Y.diffUpdate(this.dormant!, stateVector),
     );
   }
 
@@ -206,7 +268,7 @@ export class SharedDocument {
   connect(peer: CollabPeer, client: CollabClient, access: CollabAccess): Connection {
     const connection = new Connection(this, peer, client, access, this.host);
     this.connections.add(connection);
-    client.send(encodeSyncStep1(this.doc));
+    client.send(this.syncStep1());
     const states = this.awareness.getStates();
     if (states.size > 0) {
       client.send(
@@ -231,10 +293,14 @@ export class SharedDocument {
   /** Frees the Yjs document and presence. */
   destroy(): void {
     if (this.timer) clearTimeout(this.timer);
+    if (this.sleepTimer) clearTimeout(this.sleepTimer);
     this.timer = null;
+    this.sleepTimer = null;
     this.awareness.destroy();
     this.awareness.doc.destroy();
-    this.doc.destroy();
+    this.live?.doc.destroy();
+    this.live = null;
+    this.dormant = null;
   }
 }
 
@@ -283,7 +349,7 @@ export class Connection implements CollabConnection {
         case 'sync': {
           const { sync } = decoded;
           if (sync.kind === 'step1') {
-            this.client.send(encodeSyncStep2(this.document.doc, sync.stateVector));
+            this.client.send(this.document.syncStep2(sync.stateVector));
           } else {
             this.applyUpdate(sync.update);
           }
@@ -351,6 +417,8 @@ export class Connection implements CollabConnection {
       this.tellReadOnly();
       return;
     }
+    // The empty update a client answers sync step 1 with changes nothing (and wakes nothing).
+    if (update.length === 2 && update[0] === 0 && update[1] === 0) return;
     const { maxUpdateBytes, maxDocumentBytes } = this.host.limits;
     if (update.length > maxUpdateBytes) {
       this.end(

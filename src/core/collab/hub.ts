@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as Y from 'yjs';
 import { WorkspaceError } from '../../protocol/errors';
 import type { Logger } from '../log';
 import type { ConfinedPath, ResourceManager } from '../resources';
@@ -65,6 +64,11 @@ export class CollabHub implements OpenDocuments {
   /** Documents loaded now. */
   get documentCount(): number {
     return this.docs.size;
+  }
+
+  /** Loaded documents that are dormant (held only as their encoded state). */
+  get dormantCount(): number {
+    return [...this.docs.values()].filter((doc) => doc.isDormant).length;
   }
 
   /**
@@ -198,6 +202,7 @@ export class CollabHub implements OpenDocuments {
     }
     this.docs.set(doc.key, doc);
     this.startPolling();
+    this.scheduleSleep(doc);
     return doc;
   }
 
@@ -215,6 +220,8 @@ export class CollabHub implements OpenDocuments {
   private schedule(doc: SharedDocument): void {
     if (doc.gone || this.closed) return;
     const now = Date.now();
+    if (doc.sleepTimer) clearTimeout(doc.sleepTimer);
+    doc.sleepTimer = null;
     if (!doc.firstChangeAt) doc.firstChangeAt = now;
     if (doc.timer) clearTimeout(doc.timer);
     const wait = Math.max(
@@ -233,11 +240,16 @@ export class CollabHub implements OpenDocuments {
     doc.timer = null;
     doc.firstChangeAt = 0;
     if (doc.gone) return;
-    const text = doc.text.toString();
     const batch = doc.takePending();
-    if (doc.diskText === null || doc.diskText === text) {
+    if (doc.diskText === null) {
+      this.auditBatch(doc, batch);
+      return;
+    }
+    const text = doc.text.toString();
+    if (doc.diskText === text) {
       doc.diskText = null;
       this.auditBatch(doc, batch);
+      this.scheduleSleep(doc);
       return;
     }
     const bytes = Buffer.byteLength(text);
@@ -271,6 +283,7 @@ export class CollabHub implements OpenDocuments {
       const after = this.restat(doc.key);
       doc.markWritten(text, written.revision, after);
       this.auditBatch(doc, batch, written.revision);
+      this.scheduleSleep(doc);
     } catch (err) {
       if (isCode(err, 'REVISION_CONFLICT')) {
         // Changed outside since the last read: take that change in first, then write again.
@@ -298,6 +311,18 @@ export class CollabHub implements OpenDocuments {
     } finally {
       target.close();
     }
+  }
+
+  /** Lets a document that stays quiet after its write keep only its encoded state. */
+  private scheduleSleep(doc: SharedDocument): void {
+    if (doc.sleepTimer || doc.isDormant) return;
+    doc.sleepTimer = setTimeout(() => {
+      doc.sleepTimer = null;
+      void this.enqueue(doc, async () => {
+        if (!doc.gone && !doc.unloading && !doc.timer) doc.sleep();
+      });
+    }, this.limits.dormantAfterMs);
+    doc.sleepTimer.unref();
   }
 
   private restat(key: string): import('node:fs').Stats | undefined {
@@ -411,7 +436,7 @@ export class CollabHub implements OpenDocuments {
     const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
     try {
       await mkdir(this.stateRoot, { recursive: true, mode: 0o700 });
-      await writeFile(temp, Y.encodeStateAsUpdate(doc.doc), { mode: 0o600 });
+      await writeFile(temp, doc.encodeState(), { mode: 0o600 });
       await rename(temp, path);
     } catch (err) {
       await rm(temp, { force: true });

@@ -17,6 +17,8 @@ export interface CollabLimits {
   maxAwarenessClients: number;
   /** How often open files are checked for changes made outside the server (ms). */
   diskPollMs: number;
+  /** A document quiet this long after its last write keeps only its encoded state (ms). */
+  dormantAfterMs: number;
 }
 
 /** Defaults of {@link CollabLimits}. */
@@ -28,6 +30,7 @@ export const DEFAULT_COLLAB_LIMITS: CollabLimits = Object.freeze({
   maxAwarenessBytes: 64 * 1024,
   maxAwarenessClients: 8,
   diskPollMs: 250,
+  dormantAfterMs: 5000,
 });
 
 /**
