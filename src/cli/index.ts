@@ -11,13 +11,16 @@ Usage:
   mcp-workspace serve DIR [--port N] [--host 127.0.0.1] [--state-dir D] [--policy FILE]
                           [--allow-origin ORIGIN]... [--image IMAGE]
                           [--max-sessions-per-agent N] [--max-containers-per-agent N]
+                          [--detect-tools]
   mcp-workspace audit verify DIR [--state-dir D]
   mcp-workspace --help | --version
 
 serve prints one JSON line when ready: {"url", "mcp", "tokenFile"}. The owner token is taken from
 MCP_WORKSPACE_TOKEN when set, else generated and kept in tokenFile (mode 0600). Commands run in the
 workspace's dev container (.devcontainer/devcontainer.json), else in --image; the Docker engine is
-DOCKER_HOST or the default socket.`;
+DOCKER_HOST or the default socket. Typed tools come from DIR/.mcp-workspace/tools/*.json;
+--detect-tools also offers package.json scripts, Makefile targets, pytest, cargo and go tests
+(each granted only by a policy rule naming it, allow tool(NAME)).`;
 
 /** Output streams of the CLI (injectable for tests). */
 export interface CliIo {
@@ -46,6 +49,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         image: { type: 'string' },
         'max-sessions-per-agent': { type: 'string' },
         'max-containers-per-agent': { type: 'string' },
+        'detect-tools': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -95,6 +99,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
           ...(values.policy !== undefined ? { policyFile: values.policy } : {}),
           ...(values['allow-origin'] !== undefined ? { allowedOrigins: values['allow-origin'] } : {}),
           ...(values.image !== undefined ? { defaultImage: values.image } : {}),
+          ...(values['detect-tools'] ? { detectTools: true } : {}),
         },
         io,
       );

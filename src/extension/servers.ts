@@ -81,6 +81,11 @@ export class ServerHost implements vscode.Disposable {
       running: this.servers.length > 0,
       failed: this.state === 'error',
     });
+    // Tool manifests from the settings apply to running servers without a restart.
+    if (before && this.servers.length > 0 && changedSettings(before, next).includes('tools')) {
+      this.log.info(`settings changed (${SETTINGS_SECTION}.tools): reloading tools`);
+      await Promise.all(this.servers.map((s) => s.server.tools.setSettingsManifests(next.tools)));
+    }
     if (action === 'none') return;
     if (before) {
       const changed = changedSettings(before, next).map((k) => `${SETTINGS_SECTION}.${k}`);
@@ -171,7 +176,23 @@ export class ServerHost implements vscode.Disposable {
     this.log.info(`${folder.name}: serving ${server.mcpUrl} (ready ${readyMs} ms after activation)`);
     const agentToken = await this.agentToken(server, id);
     const notify = (): void => this.fireChanged();
-    this.cleanups.push(server.audit.subscribe(notify), server.sessions.onSessionEnded(notify));
+    // Manifests that do not load are shown to the owner (the server keeps the other tools).
+    const reportTools = (): void => {
+      const problems = server.tools.problems;
+      for (const p of problems)
+        this.log.warn(`${folder.name}: tool manifest ${p.source} not loaded: ${p.message}`);
+      if (problems.length > 0) {
+        void vscode.window.showWarningMessage(
+          `MCP Workspace (${folder.name}): ${problems.length} tool manifest(s) not loaded, e.g. ${problems[0]!.source}. See the output log.`,
+        );
+      }
+    };
+    reportTools();
+    this.cleanups.push(
+      server.audit.subscribe(notify),
+      server.sessions.onSessionEnded(notify),
+      server.tools.onChange(reportTools),
+    );
     return { folder, server, agentToken, readyMs };
   }
 

@@ -15,6 +15,10 @@ export interface ExtensionSettings {
   commandTimeoutSeconds: number;
   policyFile: string;
   allowedOrigins: string[];
+  /** Tool manifests (validated by the server like `.mcp-workspace/tools/*.json`). */
+  tools: unknown[];
+  /** Offer detected tools (package.json scripts, Makefile targets, pytest, cargo, go test). */
+  detectTools: boolean;
 }
 
 /** Defaults, matching `contributes.configuration` in package.json. */
@@ -29,6 +33,8 @@ export const DEFAULT_SETTINGS: ExtensionSettings = {
   commandTimeoutSeconds: 120,
   policyFile: '',
   allowedOrigins: [],
+  tools: [],
+  detectTools: false,
 };
 
 /** The section of every setting of this extension. */
@@ -50,11 +56,13 @@ export const USER_ONLY_SETTINGS = [
   'commandTimeoutSeconds',
   'policyFile',
   'allowedOrigins',
+  'tools',
+  'detectTools',
 ] as const satisfies readonly (keyof ExtensionSettings)[];
 
-/** Settings whose change needs the servers restarted (everything but `enabled`). */
+/** Settings whose change needs the servers restarted (everything but `enabled` and `tools`, applied live). */
 export const RESTART_SETTINGS = Object.keys(DEFAULT_SETTINGS).filter(
-  (k) => k !== 'enabled',
+  (k) => k !== 'enabled' && k !== 'tools',
 ) as (keyof ExtensionSettings)[];
 
 /** What `WorkspaceConfiguration.inspect(key)` reports for one setting, level by level. */
@@ -93,6 +101,8 @@ export function readSettings(get: (key: keyof ExtensionSettings) => unknown): Ex
     commandTimeoutSeconds: int(get('commandTimeoutSeconds'), d.commandTimeoutSeconds, 1, 3600),
     policyFile: text(get('policyFile'), d.policyFile),
     allowedOrigins: Array.isArray(origins) ? origins.filter((o): o is string => typeof o === 'string') : [],
+    tools: Array.isArray(get('tools')) ? [...(get('tools') as unknown[])] : [],
+    detectTools: get('detectTools') === true,
   };
 }
 
@@ -239,6 +249,8 @@ export function toServerOptions(
     stateDir,
     ownerToken,
     allowedOrigins: settings.allowedOrigins,
+    tools: settings.tools,
+    detectTools: settings.detectTools,
     ...(policyFile ? { policyFile } : {}),
     ...(settings.dockerHost ? { dockerHost: settings.dockerHost } : {}),
     ...(settings.defaultImage ? { defaultImage: settings.defaultImage } : {}),

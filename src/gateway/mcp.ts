@@ -20,10 +20,12 @@ import type { NodeMcpRequestHandler, NodeStreamableHTTPServerTransport } from '@
 import { toWorkspaceError } from '../protocol/errors';
 import { jsonSchemaOf } from '../protocol/jsonSchema';
 import { MCP_TOOL_NAMES, OPERATIONS, type OperationName } from '../protocol/operations';
+import { toolResultSchema } from '../protocol/tools';
 import type { Principal } from '../protocol/principal';
 import { principalOf } from './auth';
 import type { OutputEvent } from '../core/execution';
 import type { OperationDispatcher } from '../core/operations';
+import type { RegisteredTool } from '../core/tools';
 import type { SessionManager } from '../core/session';
 
 /** Key under `capabilities.experimental` where a client may declare the tools it wants. */
@@ -79,6 +81,12 @@ function schemasFor(name: OperationName): { input: StandardSchemaWithJSON; outpu
   return cached;
 }
 
+let typedOutput: StandardSchemaWithJSON | null = null;
+/** The output schema every typed tool shares (the execution result plus diagnostics). */
+function typedToolOutput(): StandardSchemaWithJSON {
+  return (typedOutput ??= fromJsonSchema(toolSchema(toolResultSchema, 'output'), passThrough));
+}
+
 /** A tool's JSON Schema as clients validate it: draft-07, no `$schema` URL. */
 function toolSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchemaType {
   return jsonSchemaOf(schema, io, 'draft-7') as JsonSchemaType;
@@ -109,6 +117,7 @@ export class McpGateway {
   private readonly unsubscribeAudit: () => void;
   private readonly unsubscribeInbox: () => void;
   private readonly unsubscribeSessions: () => void;
+  private readonly unsubscribeTools: () => void;
 
   constructor(private readonly deps: McpGatewayDeps) {
     this.modern = createMcpHandler((ctx) => this.modernServer(ctx), {
@@ -124,6 +133,8 @@ export class McpGateway {
     this.unsubscribeInbox = deps.dispatcher.onInboxUpdated((agent) =>
       this.modern.notify.resourceUpdated(INBOX_URI_PREFIX + encodeURIComponent(agent)),
     );
+    // ...and listeners of the tool list when typed tools change (each request builds a fresh list).
+    this.unsubscribeTools = deps.dispatcher.onToolsChanged(() => this.modern.notify.toolsChanged());
     this.unsubscribeSessions = deps.sessions.onSessionEnded((session) => {
       const entry = this.legacy.get(session.sessionId);
       if (entry) {
@@ -209,7 +220,25 @@ export class McpGateway {
       sessionIdGenerator: () => session.sessionId,
       onsessionclosed: (id) => this.deps.sessions.end(id, 'closed'),
     });
-    const server = this.buildServer(principal, () => session.sessionId, session.capabilities, 'mcp');
+    const { server, syncTools } = this.buildServer(
+      principal,
+      () => session.sessionId,
+      session.capabilities,
+      'mcp',
+    );
+    // Typed tools follow their manifests (and the policy) while the session is open: the SDK sends
+    // notifications/tools/list_changed for each registration change.
+    const stopToolSync = this.deps.dispatcher.onToolsChanged(() => {
+      try {
+        syncTools();
+      } catch (err) {
+        // Never fail a policy change or a reload for one session's tool list.
+        this.deps.log('error', 'could not update the tools of an MCP session', {
+          sessionId: session.sessionId,
+          error: (err as Error).message,
+        });
+      }
+    });
     // Once this session joins the workspace, broadcast messages reach it as log notifications.
     const detachDeliveries = this.deps.dispatcher.attachDeliveries(session.sessionId, (message) => {
       server
@@ -217,6 +246,7 @@ export class McpGateway {
         .catch(() => undefined);
     });
     transport.onclose = () => {
+      stopToolSync();
       detachDeliveries();
       if (this.legacy.delete(session.sessionId)) this.deps.sessions.end(session.sessionId, 'closed');
     };
@@ -237,6 +267,7 @@ export class McpGateway {
     this.unsubscribeAudit();
     this.unsubscribeInbox();
     this.unsubscribeSessions();
+    this.unsubscribeTools();
     const transports = [...this.legacy.values()].map((e) => e.transport);
     this.legacy.clear();
     await Promise.allSettled(transports.map((t) => t.close()));
@@ -247,7 +278,7 @@ export class McpGateway {
     const principal = principalOf(ctx.authInfo);
     const sessionId = await this.deps.dispatcher.resolveSession(principal, 'mcp-2026');
     const capabilities = this.deps.sessions.get(sessionId)?.capabilities ?? [];
-    return this.buildServer(principal, () => sessionId, capabilities, 'mcp-2026');
+    return this.buildServer(principal, () => sessionId, capabilities, 'mcp-2026').server;
   }
 
   private buildServer(
@@ -255,7 +286,7 @@ export class McpGateway {
     sessionId: () => string,
     capabilities: string[],
     transport: string,
-  ): McpServer {
+  ): { server: McpServer; syncTools: () => void } {
     const { dispatcher } = this.deps;
     const server = new McpServer(
       { name: this.deps.serverName, version: this.deps.serverVersion },
@@ -307,6 +338,52 @@ export class McpGateway {
         },
       );
     }
+
+    // Typed tools offered to this principal now, re-registered when their manifest changes.
+    const typed = new Map<string, { version: string; handle: { remove(): void } }>();
+    // A tool is registered again when its manifest or its annotations for this caller change.
+    const versionOf = (tool: RegisteredTool): string =>
+      `${tool.digest}:${JSON.stringify(dispatcher.toolAnnotations(principal, tool))}`;
+    const syncTools = (): void => {
+      const offered = new Map(dispatcher.offeredTools(principal).map((tool) => [tool.name, tool]));
+      for (const [name, entry] of typed) {
+        const now = offered.get(name);
+        if (now && versionOf(now) === entry.version) continue;
+        entry.handle.remove();
+        typed.delete(name);
+      }
+      for (const tool of offered.values()) {
+        if (typed.has(tool.name)) continue;
+        const handle = server.registerTool(
+          tool.name,
+          {
+            title: tool.title,
+            description: tool.description,
+            inputSchema: fromJsonSchema(tool.inputSchema as JsonSchemaType, passThrough),
+            outputSchema: typedToolOutput(),
+            annotations: { title: tool.title, ...dispatcher.toolAnnotations(principal, tool) },
+          },
+          async (args: unknown, ctx: ServerContext): Promise<CallToolResult> => {
+            try {
+              const result = await dispatcher.runTool(tool.name, args, {
+                principal,
+                sessionId: sessionId(),
+                transport,
+                onOutput: streamOutput(ctx),
+              });
+              return {
+                content: [{ type: 'text', text: JSON.stringify(result) }],
+                structuredContent: result as unknown as Record<string, unknown>,
+              };
+            } catch (err) {
+              return toolError(err);
+            }
+          },
+        );
+        typed.set(tool.name, { version: versionOf(tool), handle });
+      }
+    };
+    syncTools();
 
     if (capabilities.includes('read_file')) {
       server.registerResource(
@@ -377,7 +454,7 @@ export class McpGateway {
         },
       );
     }
-    return server;
+    return { server, syncTools };
   }
 }
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ERROR_CODES } from '../protocol/errors';
 import { jsonSchemaOf } from '../protocol/jsonSchema';
 import { OPERATIONS, OPERATION_NAMES } from '../protocol/operations';
+import { toolResultSchema, type ToolDescription } from '../protocol/tools';
 
 type JsonObject = Record<string, unknown>;
 
@@ -11,9 +12,10 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonObject {
 
 /**
  * The OpenAPI 3 document of the REST surface, generated from the same zod schemas that validate
- * requests, so the document and the server can never disagree.
+ * requests, so the document and the server can never disagree. `tools` are the typed tools in force
+ * (`POST /tools/{name}`, their schemas taken from their manifests).
  */
-export function buildOpenApi(version: string): JsonObject {
+export function buildOpenApi(version: string, tools: readonly ToolDescription[] = []): JsonObject {
   const paths: Record<string, Record<string, JsonObject>> = {};
   const errorResponse = { $ref: '#/components/responses/Error' };
   for (const name of OPERATION_NAMES) {
@@ -68,6 +70,27 @@ export function buildOpenApi(version: string): JsonObject {
     }
     if (parameters.length > 0) operation['parameters'] = parameters;
     (paths[def.rest.path] ??= {})[def.rest.method] = operation;
+  }
+  const toolResult = jsonSchema(toolResultSchema, 'output');
+  for (const tool of tools) {
+    paths[`/tools/${tool.name}`] = {
+      post: {
+        operationId: `tool_${tool.name}`,
+        summary: tool.title,
+        description: `${tool.description} Typed tool: needs \`allow tool(${tool.name})\`; runs in the session's sandbox.`,
+        tags: ['tools'],
+        requestBody: { required: true, content: { 'application/json': { schema: tool.inputSchema } } },
+        responses: {
+          '200': { description: 'Success', content: { 'application/json': { schema: toolResult } } },
+          '400': errorResponse,
+          '401': errorResponse,
+          '403': errorResponse,
+          '404': errorResponse,
+          '429': errorResponse,
+          '503': errorResponse,
+        },
+      },
+    };
   }
   paths['/audit/stream'] = {
     get: {

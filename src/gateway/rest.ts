@@ -128,6 +128,24 @@ export function createRestRouter(deps: RestGatewayDeps): Router {
     }
   });
 
+  // Typed tools: the body is the tool's arguments; NDJSON or server-sent events stream the output.
+  router.post('/tools/:name', async (req, res) => {
+    const stream = outputStream(req, res);
+    try {
+      const ctx = await contextOf(req);
+      const name = String(req.params['name']);
+      const result = await dispatcher.runTool(name, req.body ?? {}, {
+        ...ctx,
+        ...(stream ? { onOutput: (event: OutputEvent) => stream.output(event) } : {}),
+      });
+      if (stream) stream.result(result);
+      else res.json(result);
+    } catch (err) {
+      if (stream) stream.error(err);
+      else sendError(res, err);
+    }
+  });
+
   // Re-attach to an execution: what it printed so far, then live output, then its result.
   router.get('/executions/:executionId/stream', async (req, res) => {
     const stream = outputStream(req, res) ?? sseStream(res);

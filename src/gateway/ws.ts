@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
 import { OPERATIONS, type OperationName } from '../protocol/operations';
+import { toolCallSchema } from '../protocol/tools';
 import type { Principal } from '../protocol/principal';
 import type { OperationDispatcher } from '../core/operations';
 import type { SessionManager } from '../core/session';
@@ -138,6 +139,27 @@ export class WsGateway {
             result: (result) => reply({ type: 'result', result }),
           });
           cleanups.add(detach);
+          return;
+        }
+        // A typed tool: `{op: "tool", params: {name, arguments}}`, or the tool's own name as op.
+        const typedTool =
+          op === 'tool'
+            ? toolCallSchema.safeParse(params)
+            : typeof op === 'string' && !(op in OPERATIONS) && dispatcher.hasTool(op)
+              ? { success: true as const, data: { name: op, arguments: params as Record<string, unknown> } }
+              : null;
+        if (typedTool) {
+          if (!typedTool.success) {
+            throw new WorkspaceError(
+              'INVALID_ARGUMENT',
+              'op "tool" takes params {"name": TOOL, "arguments": {...}}.',
+            );
+          }
+          const result = await dispatcher.runTool(typedTool.data.name, typedTool.data.arguments ?? {}, {
+            ...ctx,
+            onOutput: (event) => reply({ type: 'output', ...event }),
+          });
+          reply({ type: 'result', result });
           return;
         }
         if (typeof op !== 'string' || !(op in OPERATIONS)) {

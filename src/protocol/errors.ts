@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   SANDBOX_UNAVAILABLE: 503,
   EXECUTION_NOT_FOUND: 404,
   UNSUPPORTED_PLATFORM: 501,
+  TOOL_UNAVAILABLE: 503,
 } as const;
 
 /** One of the stable error codes above. */

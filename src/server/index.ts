@@ -21,6 +21,8 @@ import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { Coordination, type LeaseInfo, type WorkspaceMessage } from '../core/coordination';
 import { OperationDispatcher } from '../core/operations';
 import { RateLimiter, SessionManager } from '../core/session';
+import { BUILT_IN_PARSERS, ToolRegistry, type OutputParsers } from '../core/tools';
+import { OPERATION_NAMES } from '../protocol/operations';
 import {
   assertJsonDepth,
   buildOpenApi,
@@ -108,6 +110,18 @@ export interface WorkspaceServerOptions {
    * (`acquire_lease` with `takeOver: true`); default 5 minutes.
    */
   leaseIdleGraceMs?: number;
+  /**
+   * Tool manifests from the owner's settings (the VS Code `mcpWorkspace.tools` machine setting),
+   * besides those in the workspace's `.mcp-workspace/tools/*.json`.
+   */
+  tools?: readonly unknown[];
+  /**
+   * Offer detected tools (package.json scripts, Makefile targets, pytest, cargo test, go test). Each
+   * still needs a rule naming it, `allow tool(NAME)`; `allow tool(*)` never grants one.
+   */
+  detectTools?: boolean;
+  /** Output parsers of typed tools (default: the built-in ones, see `BUILT_IN_PARSERS`). */
+  outputParsers?: OutputParsers;
   /** Where the owner started the server from (`vscode`, `cli`): the transport of its server_start/stop audit records. */
   startedFrom?: string;
 }
@@ -137,6 +151,8 @@ export interface RunningWorkspaceServer {
     /** The lease that makes `path` read-only for `principal` (an exclusive lease of another), or null. */
     leaseBlocks(principal: Principal, path: string): LeaseInfo | null;
   };
+  /** Typed tools in force; `onChange` reports each change, with the manifests that did not load. */
+  tools: ToolRegistry;
   /**
    * Stops accepting connections, ends sessions, removes session containers, records `server_stop`
    * (with `reason`) and flushes the audit log.
@@ -220,6 +236,19 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     ...(options.searchTimeoutMs !== undefined ? { searchTimeoutMs: options.searchTimeoutMs } : {}),
   });
   const audit = await AuditLog.open({ dir: join(stateDir, 'audit'), secrets });
+  // Names a tool may not take: the operations, and the WebSocket's own ops.
+  const tools = new ToolRegistry({
+    resources,
+    reserved: [...OPERATION_NAMES, 'tool', 'attach'],
+    ...(options.tools ? { settingsManifests: options.tools } : {}),
+    detect: options.detectTools === true,
+    parsers: options.outputParsers ?? BUILT_IN_PARSERS,
+    log,
+  });
+  // Detected tools run what a project file says: only a rule naming one grants it.
+  tools.onChange(() => policy.setExplicitTools(tools.detectedNames()));
+  await tools.reload();
+  policy.setExplicitTools(tools.detectedNames());
   const limiters = {
     write: new RateLimiter(options.writeRateLimit ?? { capacity: 200, refillPerSec: 50 }),
     exec: new RateLimiter(options.execRateLimit ?? { capacity: 60, refillPerSec: 20 }),
@@ -284,6 +313,8 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     coordination,
     limiters,
     log,
+    tools,
+    parsers: options.outputParsers ?? BUILT_IN_PARSERS,
     onSandboxProgress: (listener) => {
       progressListeners.add(listener);
       return () => progressListeners.delete(listener);
@@ -319,8 +350,14 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   // The MCP SDK is loaded with the first MCP request: a server no MCP client uses stays lean.
   let mcp: Promise<McpGateway> | null = null;
   const mcpGateway = (): Promise<McpGateway> => (mcp ??= loadMcpGateway(mcpDeps));
-  // Built on first request: most servers are never asked for it.
-  let openApi: ReturnType<typeof buildOpenApi> | null = null;
+  // Built on first request (most servers are never asked for it), again after the tools changed.
+  let openApi: { version: number; document: ReturnType<typeof buildOpenApi> } | null = null;
+  const openApiDocument = (): ReturnType<typeof buildOpenApi> => {
+    if (openApi?.version !== tools.version) {
+      openApi = { version: tools.version, document: buildOpenApi(SERVER_VERSION, tools.list()) };
+    }
+    return openApi.document;
+  };
   const allowedOrigins = new Set(options.allowedOrigins ?? []);
   // Known once the server listens; until then no request can arrive.
   let listeningPort = -1;
@@ -373,7 +410,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   app.use(
     createRestRouter({
       dispatcher,
-      openApi: () => (openApi ??= buildOpenApi(SERVER_VERSION)),
+      openApi: openApiDocument,
     }),
   );
   app.use((_req: Request, res: Response) => {
@@ -452,6 +489,29 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     startedFrom,
   );
 
+  // Every change of the tool set is recorded, with the manifests that did not load and why.
+  const recordTools = (change: {
+    added: string[];
+    removed: string[];
+    changed: string[];
+    problems: unknown[];
+  }) =>
+    dispatcher
+      .recordServerEvent('tools_changed', { ...change }, startedFrom)
+      .catch((err: unknown) =>
+        log.error('could not record tools_changed', { error: (err as Error).message }),
+      );
+  if (tools.list().length > 0 || tools.problems.length > 0) {
+    await recordTools({
+      added: tools.list().map((t) => t.name),
+      removed: [],
+      changed: [],
+      problems: tools.problems,
+    });
+  }
+  const stopToolAudit = tools.onChange((change) => void recordTools(change));
+  tools.watch();
+
   let closing: Promise<void> | null = null;
   return {
     url,
@@ -472,8 +532,11 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
       onMessage: (listener) => coordination.onMessage(listener),
       leaseBlocks: (principal, path) => coordination.leaseBlocks(principal, path),
     },
+    tools,
     close: (reason?: string) =>
       (closing ??= (async () => {
+        stopToolAudit();
+        tools.close();
         if (mcp) await (await mcp).close();
         await ws.close();
         // Shared documents are written to disk before their connections drop.

@@ -25,3 +25,25 @@ export function ensureDocker(): string {
   provisioned = host;
   return host;
 }
+
+let toolImage: string | null = null;
+
+/**
+ * Makes sure the typed-tools test image exists (busybox plus Node 22, ESLint, the TypeScript
+ * compiler and npm; built by `scripts/provision-docker.sh --tool-image` without any image registry,
+ * tagged by the hash of its contents) and returns its tag. Also does what {@link ensureDocker} does.
+ */
+export function ensureToolImage(): string {
+  if (toolImage) return toolImage;
+  ensureDocker();
+  const root = resolve(__dirname, '../..');
+  const out = execFileSync('bash', [resolve(root, 'scripts/provision-docker.sh'), '--tool-image'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 900_000,
+  });
+  const tag = /^TOOL_IMAGE=(\S+)$/m.exec(out)?.[1];
+  if (!tag) throw new Error(`provision-docker.sh --tool-image printed no TOOL_IMAGE line: ${out}`);
+  toolImage = tag;
+  return tag;
+}

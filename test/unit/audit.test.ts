@@ -15,6 +15,7 @@ import {
 } from '../../src/core/audit';
 import { createLogger, redactingLogger } from '../../src/core/log';
 import { WorkspaceError } from '../../src/protocol/errors';
+import { auditEntry as entry } from '../helpers/fixtures';
 
 const GENESIS = '0'.repeat(64);
 const HEX_A = 'a'.repeat(64);
@@ -26,22 +27,6 @@ function sha256(data: string | Buffer): string {
 const KEY = Buffer.alloc(32, 7);
 function hmac(data: string | Buffer): string {
   return createHmac('sha256', KEY).update(data).digest('hex');
-}
-
-function entry(overrides: Partial<AuditEntry> = {}): AuditEntry {
-  return {
-    sessionId: 'sess-1',
-    agent: 'claude',
-    role: 'agent',
-    transport: 'mcp',
-    op: 'write_file',
-    params: { path: 'src/a.ts' },
-    decision: 'allow',
-    rule: 'agents-write-src',
-    outcome: { ok: true },
-    durationMs: 2,
-    ...overrides,
-  };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -5,15 +5,12 @@ import {
   closeSync,
   linkSync,
   mkdirSync,
-  mkdtempSync,
   readFileSync,
   realpathSync,
   renameSync,
-  rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
@@ -31,6 +28,7 @@ import {
   type WalkEntry,
 } from '../../src/core/resources/confined';
 import { WorkspaceError, type ErrorCode } from '../../src/protocol/errors';
+import { makeTempDir, removeTempDir } from '../helpers/fixtures';
 
 function throwsCode(fn: () => unknown, code: ErrorCode | string): void {
   assert.throws(fn, (err: unknown) => {
@@ -46,8 +44,8 @@ describe('confined file-system primitive', () => {
   let outside: string;
   let handle: ConfinedRootHandle;
 
-  beforeEach(() => {
-    base = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'mcpw-confined-')));
+  beforeEach(async () => {
+    base = await makeTempDir('confined');
     root = path.join(base, 'ws');
     outside = path.join(base, 'outside');
     mkdirSync(path.join(root, 'sub', 'deep'), { recursive: true });
@@ -59,9 +57,9 @@ describe('confined file-system primitive', () => {
     handle = openConfinedRoot(root, [path.join(root, 'state')]);
   });
 
-  afterEach(() => {
+  afterEach(async () => {
     closeSync(handle.fd);
-    rmSync(base, { recursive: true, force: true });
+    await removeTempDir(base);
   });
 
   it('reports the supported platform and its flags, all non-zero', () => {

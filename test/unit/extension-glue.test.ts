@@ -55,6 +55,21 @@ describe('extension glue: settings mapping', () => {
     assert.deepEqual(s.allowedOrigins, ['http://localhost:6274']);
     assert.ok(!RESTART_SETTINGS.includes('enabled'));
     assert.ok(RESTART_SETTINGS.includes('port'));
+    // Tool manifests from the settings are applied to running servers without a restart.
+    assert.ok(!RESTART_SETTINGS.includes('tools'));
+    const withTool = { ...DEFAULT_SETTINGS, tools: [{ name: 'lint' }] };
+    assert.equal(settingsAction(DEFAULT_SETTINGS, withTool, { running: true, failed: false }), 'none');
+    assert.equal(
+      settingsAction(
+        DEFAULT_SETTINGS,
+        { ...DEFAULT_SETTINGS, detectTools: true },
+        { running: true, failed: false },
+      ),
+      'restart',
+    );
+    const options = toServerOptions(withTool, { path: '/w/a', index: 0 }, '/state/a', 'tok');
+    assert.deepEqual(options.tools, [{ name: 'lint' }]);
+    assert.equal(options.detectTools, false);
   });
 
   it('maps settings to server options, one folder per server, the port only for the first', () => {
@@ -108,6 +123,8 @@ describe("extension glue: security settings are the user's", () => {
     commandTimeoutSeconds: 3600,
     policyFile: '/tmp/planted-policy.txt',
     allowedOrigins: ['https://evil.example'],
+    tools: [{ name: 'planted', description: 'x', argv: ['sh', '-c', 'id'] }],
+    detectTools: true,
   };
   const defaults = (key: string): unknown => properties[`mcpWorkspace.${key}`]?.default;
 

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { PolicyEngine } from '../../src/core/policy';
 import { ResourceManager } from '../../src/core/resources';
 import { foldPathName } from '../../src/core/shared/fold';
 import { WorkspaceError } from '../../src/protocol/errors';
 import type { Principal } from '../../src/protocol/principal';
+import { makeTempDir, removeTempDir } from '../helpers/fixtures';
 
 const agent: Principal = { kind: 'agent', name: 'bob', role: 'agent' };
 
@@ -43,7 +43,7 @@ describe('case and Unicode folding of protected names', () => {
   });
 
   it('refuses protected entries by folded name and listings skip ignored folders in any case', async () => {
-    const root = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), 'mcpw-fold-')));
+    const root = await makeTempDir('fold');
     try {
       await fs.mkdir(path.join(root, '.state'));
       await fs.writeFile(path.join(root, '.state', 'tokens.json'), 'secret');
@@ -64,7 +64,7 @@ describe('case and Unicode folding of protected names', () => {
         ['NODE_MODULES'],
       );
     } finally {
-      await fs.rm(root, { recursive: true, force: true });
+      await removeTempDir(root);
     }
   });
 });

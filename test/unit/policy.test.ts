@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   DEFAULT_POLICY,
@@ -13,6 +12,7 @@ import {
 } from '../../src/core/policy';
 import { WorkspaceError } from '../../src/protocol/errors';
 import { OWNER, type Principal } from '../../src/protocol/principal';
+import { makeTempDir, removeTempDir } from '../helpers/fixtures';
 
 const bob: Principal = { kind: 'agent', name: 'bob', role: 'agent' };
 const builder: Principal = { kind: 'agent', name: 'builder', role: 'agent' };
@@ -234,6 +234,103 @@ describe('policy: path globs (read/write)', () => {
       assert.equal(decision.allowed, false, path);
       assert.match(decision.reason, /outside the workspace/);
     }
+  });
+});
+
+describe('policy: glob engine traps (picomatch cannot weaken a rule)', () => {
+  it('matches dot paths: deny write(.git/**) and deny read(**/.env*) still refuse them', () => {
+    const e = engine('allow read(**)', 'allow write(**)', 'deny write(.git/**)', 'deny read(**/.env*)');
+    for (const path of ['.git/config', '.git/hooks/pre-commit', '.git/.hidden/x', '.GIT/config']) {
+      assert.equal(e.decide(OWNER, 'write', path).allowed, false, path);
+    }
+    for (const path of ['.env', 'app/.env.local', '.config/.env']) {
+      assert.equal(e.decide(bob, 'read', path).allowed, false, path);
+    }
+    assert.equal(allows('allow read(*)', 'read', '.hidden'), true);
+    assert.equal(allows('allow read(**/*)', 'read', '.a/.b/.c'), true);
+  });
+
+  it('reads a leading ! as a literal character, never as negation', () => {
+    assert.equal(allows('allow read(!secret.txt)', 'read', '!secret.txt'), true);
+    assert.equal(allows('allow read(!secret.txt)', 'read', 'other.txt'), false);
+    const e = engine('allow read(**)', 'deny read(!a)');
+    assert.equal(e.decide(bob, 'read', 'b').allowed, true, 'deny read(!a) must not deny everything but a');
+    assert.equal(e.decide(bob, 'read', '!a').allowed, false);
+  });
+
+  it('reads extglob and regex syntax literally: +(a|b), @(a|b), (a|b), a|b', () => {
+    for (const pattern of ['+(a|b)', '@(a|b)', '!(a)', '(a|b)', 'a|b', 'a+', '^a$']) {
+      assert.equal(allows(`allow read(${pattern})`, 'read', pattern), true, `${pattern} matches itself`);
+      for (const path of ['a', 'b', '+a', 'aa', 'x']) {
+        assert.equal(
+          allows(`allow read(${pattern})`, 'read', path),
+          false,
+          `${pattern} must not match ${path}`,
+        );
+      }
+    }
+  });
+
+  it('expands {a,b} as the README documents, without ranges, and bounds the expansion', () => {
+    assert.equal(allows('allow read(*.{ts,js})', 'read', 'x.js'), true);
+    assert.equal(allows('allow read({src,test}/**)', 'read', 'test/unit/a.ts'), true);
+    assert.equal(allows('allow read({src,test}/**)', 'read', 'lib/a.ts'), false);
+    assert.equal(allows('allow read(file{1..3})', 'read', 'file2'), false, 'no numeric ranges');
+    assert.equal(allows('allow read(file{1..3})', 'read', 'file1..3'), true);
+    assert.equal(allows('allow read(a\\{b,c\\})', 'read', 'a{b,c}'), true, 'escaped braces are literal');
+    assertCode(() => engine('allow read({a,b)'), 'INVALID_POLICY', /unmatched '\{'/);
+    assertCode(
+      () => engine(`allow read(${'{a,b}'.repeat(9)})`),
+      'INVALID_POLICY',
+      /more than 256 alternatives/,
+    );
+  });
+
+  it('treats \\ as an escape, never as a path separator', () => {
+    assert.equal(allows('allow read(*)', 'read', 'a\\b'), true, 'a\\b is one segment');
+    assert.equal(allows('allow read(a\\\\b)', 'read', 'a\\b'), true);
+    assert.equal(allows('allow read(a\\\\b)', 'read', 'a/b'), false);
+    assert.equal(allows('allow read(src/*)', 'read', 'src\\x/y'), false);
+    assertCode(() => engine('allow read(a\\)'), 'INVALID_POLICY', /trailing backslash/);
+  });
+
+  it('matches a class as one character, never the literal text of the class', () => {
+    assert.equal(allows('allow read([abc])', 'read', 'b'), true);
+    assert.equal(allows('allow read([abc])', 'read', '[abc]'), false);
+    assert.equal(allows('allow read([!abc])', 'read', '!'), true);
+    assert.equal(allows('allow read([!abc])', 'read', 'a'), false);
+    assertCode(() => engine('allow read(a[bc)'), 'INVALID_POLICY', /unclosed '\['/);
+    assertCode(() => engine('allow read([z-a])'), 'INVALID_POLICY', /does not compile/);
+  });
+
+  it('decides hostile patterns against long paths without backtracking (the test would hang otherwise)', () => {
+    const segment = 'a'.repeat(250);
+    const longPath = Array(16).fill(segment).join('/');
+    const e = engine(
+      'allow read(**)',
+      `deny read(${'*a'.repeat(40)}*b)`,
+      `deny read(${'**/a*'.repeat(40)}/**/b)`,
+      `deny read(**/${'*a'.repeat(20)}*b/**)`,
+    );
+    for (let i = 0; i < 20; i++) {
+      assert.equal(e.decide(bob, 'read', longPath).allowed, true);
+      assert.equal(e.decide(bob, 'read', segment).allowed, true);
+    }
+    assert.equal(
+      e.decide(bob, 'read', `${segment}/${segment}b`).allowed,
+      false,
+      'the hostile rules still match',
+    );
+    const names = engine('allow tool(*)', `deny tool(${'*a'.repeat(40)}*b)`);
+    assert.equal(names.decide(bob, 'tool', 'a'.repeat(5000)).allowed, true);
+    const commands = engine(`allow exec(${'* a'.repeat(60)} *b)`);
+    assert.equal(commands.decide(bob, 'exec', 'a '.repeat(4000)).allowed, false);
+  });
+
+  it('keeps ? and [!...] in name globs matching /, so deny env(A?B) cannot be stepped around', () => {
+    const e = engine('allow env(*)', 'deny env(A?B)', 'deny env(C[!x]D)');
+    assert.equal(e.decide(bob, 'env', 'A/B').allowed, false);
+    assert.equal(e.decide(bob, 'env', 'C/D').allowed, false);
   });
 });
 
@@ -478,10 +575,10 @@ describe('policy: PolicyStore', () => {
   let dir: string;
 
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'mcpw-policy-'));
+    dir = await makeTempDir('policy');
   });
   afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
+    await removeTempDir(dir);
   });
 
   it('returns null when nothing was saved', async () => {

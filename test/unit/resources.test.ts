@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fsModule, { promises as fs } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { ResourceManager } from '../../src/core/resources';
 import { type ErrorCode, WorkspaceError } from '../../src/protocol/errors';
+import { makeTempWorkspace, type TempWorkspace } from '../helpers/fixtures';
 
 async function rejectsWith(
   promise: Promise<unknown>,
@@ -31,36 +31,26 @@ function throwsWith(fn: () => unknown, code: ErrorCode): void {
 const sha256 = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
 describe('ResourceManager', () => {
+  let ws: TempWorkspace;
   let base: string;
   let root: string;
   let outside: string;
   let rm: ResourceManager;
 
-  const abs = (rel: string): string => path.join(root, rel);
-  const put = async (rel: string, data: string | Buffer): Promise<void> => {
-    await fs.mkdir(path.dirname(abs(rel)), { recursive: true });
-    await fs.writeFile(abs(rel), data);
-  };
-  const read = (rel: string): Promise<string> => fs.readFile(abs(rel), 'utf8');
-  const exists = (p: string): Promise<boolean> =>
-    fs.lstat(p).then(
-      () => true,
-      () => false,
-    );
+  const abs = (rel: string): string => ws.abs(rel);
+  const put = (rel: string, data: string | Buffer): Promise<void> => ws.put(rel, data);
+  const read = (rel: string): Promise<string> => ws.read(rel);
+  const exists = (p: string): Promise<boolean> => ws.exists(p);
 
   beforeEach(async () => {
-    base = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), 'mcpw-res-')));
-    root = path.join(base, 'ws');
-    outside = path.join(base, 'outside');
-    await fs.mkdir(root);
-    await fs.mkdir(outside);
-    await fs.writeFile(path.join(outside, 'secret.txt'), 'TOP SECRET needle\n');
+    ws = await makeTempWorkspace('res', { outsideFiles: { 'secret.txt': 'TOP SECRET needle\n' } });
+    ({ base, root, outside } = ws);
     rm = await ResourceManager.create({ root });
   });
 
   afterEach(async () => {
     await rm.close();
-    await fs.rm(base, { recursive: true, force: true });
+    await ws.remove();
   });
 
   describe('create', () => {

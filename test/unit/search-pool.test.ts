@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { closeSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { openConfinedRoot, type ConfinedRootHandle } from '../../src/core/resources/confined';
 import { SearchPool, type SearchJob } from '../../src/core/resources/search';
 import { WorkspaceError } from '../../src/protocol/errors';
+import { makeTempDir, removeTempDir } from '../helpers/fixtures';
 
 describe('search worker pool', function () {
   this.timeout(60_000);
@@ -31,7 +31,7 @@ describe('search worker pool', function () {
   });
 
   beforeEach(async () => {
-    base = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), 'mcpw-pool-')));
+    base = await makeTempDir('pool');
     for (let i = 0; i < 20; i++) await fs.writeFile(path.join(base, `f${i}.txt`), `line\nneedle ${i}\n`);
     confined = openConfinedRoot(base);
   });
@@ -40,7 +40,7 @@ describe('search worker pool', function () {
     await pool?.close();
     pool = undefined;
     closeSync(confined.fd);
-    await fs.rm(base, { recursive: true, force: true });
+    await removeTempDir(base);
   });
 
   it('splits a search across shards and merges the matches in walk order', async () => {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { ResourceManager } from '../../src/core/resources';
 import { MAX_DIFF_CHARS, unifiedDiff } from '../../src/core/resources/diff';
@@ -15,6 +14,7 @@ import { isIgnored, parseIgnoreFile } from '../../src/core/resources/search/giti
 import { compareWalkOrder } from '../../src/core/resources/search/pool';
 import { assertJsonDepth } from '../../src/gateway/jsonDepth';
 import { WorkspaceError } from '../../src/protocol/errors';
+import { makeTempDir, makeTempWorkspace, removeTempDir, type TempWorkspace } from '../helpers/fixtures';
 
 function scan(query: string, text: string, opts = { regex: true, caseSensitive: true }): LineMatch[] {
   const found: LineMatch[] = [];
@@ -198,13 +198,13 @@ describe('large edits on a worker thread', () => {
   let rm: ResourceManager;
 
   beforeEach(async () => {
-    base = await fs.mkdtemp(path.join(os.tmpdir(), 'mcpw-edit-'));
+    base = await makeTempDir('edit');
     rm = await ResourceManager.create({ root: base });
   });
 
   afterEach(async () => {
     await rm.close();
-    await fs.rm(base, { recursive: true, force: true });
+    await removeTempDir(base);
   });
 
   it('applies, diffs and reports edit errors for a file above the inline size', async () => {
@@ -228,5 +228,45 @@ describe('large edits on a worker thread', () => {
       rm.edit('big.ts', [{ oldText: 'const value', newText: 'x' }]),
       (err: unknown) => err instanceof WorkspaceError && err.code === 'EDIT_AMBIGUOUS',
     );
+  });
+});
+
+describe('search glob filters', () => {
+  let ws: TempWorkspace;
+  let rm: ResourceManager;
+  const longName = `${'a'.repeat(240)}.txt`;
+
+  beforeEach(async () => {
+    ws = await makeTempWorkspace('glob', {
+      files: { [`deep/${longName}`]: 'needle\n', '.hidden/x.ts': 'needle\n', 'src/b.ts': 'needle\n' },
+      outsideFiles: { 'secret.ts': 'needle\n' },
+    });
+    rm = await ResourceManager.create({ root: ws.root });
+  });
+
+  afterEach(async () => {
+    await rm.close();
+    await ws.remove();
+  });
+
+  it('answers a hostile glob over long names in full, before any deadline', async () => {
+    const hostile = `**/${'*a'.repeat(30)}*b`;
+    const result = await rm.search('needle', { glob: hostile, timeoutMs: 20_000 });
+    assert.deepEqual(result.matches, []);
+    assert.equal(result.truncated, false, `cut short: ${result.truncatedReason}`);
+    const found = await rm.search('needle', { glob: `**/${'*a'.repeat(30)}*.txt`, timeoutMs: 20_000 });
+    assert.deepEqual(
+      found.matches.map((m) => m.path),
+      [`deep/${longName}`],
+    );
+  });
+
+  it('matches dot folders and reads ! and extglob syntax literally', async () => {
+    const paths = async (glob: string) =>
+      (await rm.search('needle', { glob })).matches.map((m) => m.path).sort();
+    assert.deepEqual(await paths('**/*.ts'), ['.hidden/x.ts', 'src/b.ts']);
+    assert.deepEqual(await paths('!src/**'), []);
+    assert.deepEqual(await paths('+(src|deep)/**'), []);
+    await assert.rejects(rm.search('needle', { glob: 'src/[b' }), /INVALID_PATTERN|invalid/);
   });
 });

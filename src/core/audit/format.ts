@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { isErrno } from '../shared/fs';
 export { lineFromBody, serializeBody } from '../../protocol/audit';
 
 /** File name of the JSONL log inside the state directory. */
@@ -34,7 +35,7 @@ export async function readHeadFile(path: string): Promise<ChainHead | null | 'co
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if (isErrno(err, 'ENOENT')) return null;
     throw err;
   }
   try {

@@ -2,6 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chmod, link, open, readFile, unlink } from 'node:fs/promises';
 import { WorkspaceError } from '../../protocol/errors';
+import { isErrno } from '../shared/fs';
 
 /** Replacement for any secret value. */
 export const REDACTED = '[REDACTED]';
@@ -233,7 +234,7 @@ export async function loadRedactionKey(file: string): Promise<Buffer> {
   try {
     await link(temp, file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if (!isErrno(err, 'EEXIST')) throw err;
   } finally {
     await unlink(temp).catch(() => undefined);
   }
@@ -247,7 +248,7 @@ async function readKey(file: string): Promise<Buffer | null> {
   try {
     data = await readFile(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if (isErrno(err, 'ENOENT')) return null;
     throw err;
   }
   if (data.byteLength !== REDACTION_KEY_BYTES) throw badKey(file);

@@ -3,6 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AUDIT_FILE, GENESIS, HASH_SUFFIX_LENGTH, HEAD_FILE, readHeadFile, type ChainHead } from './format';
 import type { VerifyResult } from './types';
+import { isErrno } from '../shared/fs';
 
 const CHUNK_SIZE = 8 * 1024 * 1024;
 const NEWLINE = 0x0a;
@@ -25,7 +26,7 @@ export async function verifyAuditLog(dir: string, snapshot?: AuditSnapshot): Pro
   try {
     fh = await open(join(dir, AUDIT_FILE), 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (!isErrno(err, 'ENOENT')) throw err;
     return new ChainChecker(head).finish();
   }
   try {

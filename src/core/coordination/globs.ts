@@ -1,12 +1,12 @@
 import { WorkspaceError } from '../../protocol/errors';
-import { compilePathGlob, GlobSyntaxError } from '../shared/glob';
+import { compilePathGlob, GlobSyntaxError, type GlobMatcher } from '../shared/glob';
 
 /** A lease path glob, compiled once: what it matches and the literal folder its matches live under. */
 export interface LeaseGlob {
   /** The glob as given (leading `./` and trailing `/` removed). */
   text: string;
   /** Matches workspace-relative paths (the root is the empty string). */
-  re: RegExp;
+  re: GlobMatcher;
   /** The literal leading segments before the first wildcard ('' when it starts with one). */
   prefix: string;
   /** No wildcard at all: the glob names one file or folder. */
@@ -34,7 +34,7 @@ export function compileLeaseGlob(raw: string): LeaseGlob {
       'A lease path must name files or folders, e.g. "src/api/**"; use "**" to lease the whole workspace.',
     );
   }
-  let re: RegExp;
+  let re: GlobMatcher;
   try {
     re = compilePathGlob(text);
   } catch (err) {

@@ -23,13 +23,24 @@ import type { Execution, ExecutionResult, OutputEvent } from '../execution';
 import { unexpectedError } from '../log';
 import type { PolicyAction } from '../policy';
 import type { SessionInfo } from '../session';
+import type { ToolAnnotations, ToolResult } from '../../protocol/tools';
+import type { RegisteredTool } from '../tools';
 import { createHandlers } from './handlers';
 import { authorizePath } from './handlers/paths';
-import type { Authorize, CallContext, Decide, DispatcherDeps, Handler, Handlers } from './types';
+import { offeredTools, toolAnnotations, toolRunner, type ToolRunner } from './handlers/tools';
+import type {
+  Authorize,
+  CallContext,
+  Decide,
+  DispatcherDeps,
+  Handler,
+  HandlerContext,
+  Handlers,
+} from './types';
 import { maySeeAuditRecord } from './visibility';
 
-/** Audit operations of the server's own lifecycle, recorded with the owner as actor. */
-export type ServerEvent = 'server_start' | 'server_stop';
+/** Audit operations of the server's own lifecycle (and its tool set), recorded with the owner as actor. */
+export type ServerEvent = 'server_start' | 'server_stop' | 'tools_changed';
 
 /** Where InitSession came from: its transport, the client's name, and a session id the transport chose. */
 export interface InitMeta {
@@ -75,6 +86,7 @@ function rateKey(principal: Principal): string {
  */
 export class OperationDispatcher {
   private readonly handlers: Handlers<OperationName>;
+  private readonly runToolHandler: ToolRunner;
   private readonly defaults = new Map<string, string>();
   // Concurrent first requests of one agent share one opening: a burst opens one session, not many.
   private readonly opening = new Map<string, Promise<string>>();
@@ -82,9 +94,10 @@ export class OperationDispatcher {
   private readonly documentAccessChecks = new Set<() => void>();
 
   constructor(private readonly deps: DispatcherDeps) {
-    this.handlers = createHandlers(deps, (execution, ctx, shell) =>
-      this.auditExecution(execution, ctx, shell),
-    );
+    const auditExecution = (execution: Execution, ctx: CallContext, shell: boolean): void =>
+      this.auditExecution(execution, ctx, shell);
+    this.handlers = createHandlers(deps, auditExecution);
+    this.runToolHandler = toolRunner(deps, auditExecution);
     // Leases that end without their holder asking (expiry, revoked token, takeover) are audited too.
     deps.coordination.onLeaseEvent((event) => {
       void this.recordLeaseEvent(event);
@@ -252,6 +265,17 @@ export class OperationDispatcher {
     };
   }
 
+  /**
+   * Calls `listener` when the typed tools may have changed for someone: a manifest or project file
+   * changed, or the policy did. Returns the unsubscribe.
+   */
+  onToolsChanged(listener: () => void): () => void {
+    const stops = [this.deps.tools?.onChange(() => listener()), this.deps.policy.onChange(() => listener())];
+    return () => {
+      for (const stop of stops) stop?.();
+    };
+  }
+
   /** Calls `listener` after each committed record, whoever it belongs to (change notifications only). */
   onAuditCommitted(listener: () => void): () => void {
     return this.deps.audit.subscribe(() => listener());
@@ -263,10 +287,118 @@ export class OperationDispatcher {
     rawInput: unknown,
     ctx: CallContext,
   ): Promise<OperationOutput<N>> {
-    const started = performance.now();
     const def = OPERATIONS[name];
+    const handler = this.handlers[name] as Handler<N>;
+    return this.perform(
+      {
+        op: name,
+        target: name,
+        ownerOnly: def.ownerOnly,
+        // Every session may ask what it negotiated; everything else must have been negotiated.
+        capability: name === 'list_capabilities' ? null : name,
+        rateLimit: def.rateLimit,
+        readOnly: def.annotations.readOnlyHint,
+        validate: (raw) => {
+          const parsed = def.input.safeParse(raw ?? {});
+          if (!parsed.success) {
+            throw new WorkspaceError(
+              'INVALID_ARGUMENT',
+              `Invalid arguments for ${name}: ${z.prettifyError(parsed.error)}`,
+            );
+          }
+          return parsed.data;
+        },
+      },
+      rawInput,
+      ctx,
+      (params, hctx) => handler(params as OperationInput<N>, hctx),
+    );
+  }
+
+  /**
+   * Runs a typed tool (a manifest or detected tool) for a caller, through the same steps as every
+   * operation: session, rate limit (exec), the `allow tool(NAME)` decision, the run in the session's
+   * sandbox, and one audit record (`run_tool`) with the tool's name and arguments.
+   */
+  async runTool(name: string, rawInput: unknown, ctx: CallContext): Promise<ToolResult> {
+    let tool: RegisteredTool | undefined;
+    return this.perform(
+      {
+        op: 'run_tool',
+        target: name,
+        ownerOnly: false,
+        // Typed tools come and go with their manifests: the policy grants them, not InitSession.
+        capability: null,
+        rateLimit: 'exec',
+        readOnly: false,
+        params: { tool: name, arguments: rawInput ?? {} },
+        validate: () => {
+          tool = this.deps.tools?.get(name);
+          if (!tool) {
+            throw new WorkspaceError(
+              'NOT_FOUND',
+              `No tool named ${JSON.stringify(name)}; list_capabilities names the tools offered to you.`,
+            );
+          }
+          return rawInput;
+        },
+      },
+      rawInput,
+      ctx,
+      async (raw, hctx) => {
+        const found = tool!;
+        if (ctx.principal.role === 'viewer' && !this.toolAnnotations(ctx.principal, found).readOnlyHint) {
+          throw new WorkspaceError(
+            'CAPABILITY_NOT_NEGOTIATED',
+            `Viewers may call read-only tools only, and ${name} is not one for you.`,
+          );
+        }
+        hctx.authorize('tool', name);
+        return this.runToolHandler(found, raw, hctx);
+      },
+    );
+  }
+
+  /** Whether a typed tool of this name is in force (whoever may call it). */
+  hasTool(name: string): boolean {
+    return this.deps.tools?.get(name) !== undefined;
+  }
+
+  /** Typed tools the policy grants a principal (viewers: only those read-only for them). */
+  offeredTools(principal: Principal): RegisteredTool[] {
+    return offeredTools(this.deps, principal);
+  }
+
+  /**
+   * A typed tool's annotations for a principal: read-only only when its manifest says so AND the
+   * caller cannot write the workspace (its commands then see the workspace read-only).
+   */
+  toolAnnotations(principal: Principal, tool: RegisteredTool): ToolAnnotations {
+    return toolAnnotations(this.deps, principal, tool);
+  }
+
+  /** Session, owner-only, capability, validation and rate checks, the body, and one audit record. */
+  private async perform<T>(
+    spec: {
+      op: string;
+      /** The tool target of a refusal decided before the body (for the audit summary). */
+      target: string;
+      ownerOnly: boolean;
+      capability: string | null;
+      rateLimit: 'write' | 'exec' | null;
+      readOnly: boolean;
+      /** What the audit records as params when not the validated input. */
+      params?: unknown;
+      validate: (raw: unknown) => unknown;
+    },
+    rawInput: unknown,
+    ctx: CallContext,
+    body: (params: unknown, hctx: HandlerContext) => Promise<T>,
+  ): Promise<T> {
+    const started = performance.now();
+    const name = spec.op;
     const made: Made[] = [];
-    let params: unknown = rawInput;
+    let params: unknown = spec.params ?? rawInput;
     // A session with an operation in flight is busy: never ended to admit another of its token.
     let release = this.deps.sessions.hold(ctx.sessionId);
     try {
@@ -278,40 +410,32 @@ export class OperationDispatcher {
         );
       }
       this.deps.sessions.touch(ctx.sessionId);
-      if (def.ownerOnly && ctx.principal.kind !== 'owner') {
+      if (spec.ownerOnly && ctx.principal.kind !== 'owner') {
         throw new WorkspaceError(
           'OWNER_ONLY',
           `${name} is reserved for the workspace owner; agents cannot change policy, tokens or audit.`,
         );
       }
-      // Every session may ask what it negotiated; everything else must have been negotiated.
-      if (name !== 'list_capabilities' && !session.capabilities.includes(name)) {
+      if (spec.capability !== null && !session.capabilities.includes(spec.capability)) {
         throw new WorkspaceError(
           'CAPABILITY_NOT_NEGOTIATED',
           `${name} is not among this session's capabilities; request it at InitSession (your role or the policy may exclude it).`,
         );
       }
-      const parsed = def.input.safeParse(rawInput ?? {});
-      if (!parsed.success) {
-        throw new WorkspaceError(
-          'INVALID_ARGUMENT',
-          `Invalid arguments for ${name}: ${z.prettifyError(parsed.error)}`,
-        );
-      }
-      params = parsed.data;
-      if (def.rateLimit) {
+      const validated = spec.validate(rawInput);
+      if (spec.params === undefined) params = validated;
+      if (spec.rateLimit) {
         // Keyed on the bearer token, not the session: more sessions buy no more throughput.
-        const bucket = this.deps.limiters[def.rateLimit].take(rateKey(ctx.principal));
+        const bucket = this.deps.limiters[spec.rateLimit].take(rateKey(ctx.principal));
         if (!bucket.ok) {
-          const what = def.rateLimit === 'exec' ? 'commands' : 'writes';
+          const what = spec.rateLimit === 'exec' ? 'commands' : 'writes';
           throw new WorkspaceError('RATE_LIMITED', `Too many ${what}; retry in ${bucket.retryAfterMs} ms.`, {
             retryAfterMs: bucket.retryAfterMs,
           });
         }
       }
       const { authorize, decide } = this.decider(ctx.principal, made);
-      const handler = this.handlers[name] as Handler<N>;
-      const result = await handler(parsed.data as OperationInput<N>, {
+      const result = await body(validated, {
         ...ctx,
         session,
         authorize,
@@ -324,16 +448,7 @@ export class OperationDispatcher {
         },
       });
       const summary = [...made].reverse().find((d) => d.summarises) ?? null;
-      await this.record(
-        name,
-        ctx,
-        params,
-        summary,
-        made,
-        successOutcome(result),
-        started,
-        def.annotations.readOnlyHint,
-      );
+      await this.record(name, ctx, params, summary, made, successOutcome(result), started, spec.readOnly);
       if (LEASE_OPERATIONS.has(name)) this.recheckDocuments();
       return result;
     } catch (err) {
@@ -349,7 +464,7 @@ export class OperationDispatcher {
       const summary = refused
         ? ([...made].reverse().find((d) => d.decision === 'deny') ?? {
             action: 'tool',
-            target: name,
+            target: spec.target,
             decision: 'deny' as const,
             rule: null,
             summarises: true,

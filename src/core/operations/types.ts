@@ -8,6 +8,7 @@ import type { Logger } from '../log';
 import type { PolicyAction, PolicyEngine, PolicyStore } from '../policy';
 import type { ResourceManager } from '../resources';
 import type { RateLimiter, SessionInfo, SessionManager } from '../session';
+import type { OutputParsers, ToolRegistry } from '../tools';
 
 /** Who is calling, over which transport, in which session. */
 export interface CallContext {
@@ -36,6 +37,10 @@ export interface DispatcherDeps {
   collab?: CollabHub;
   /** Refuses (by throwing) a change to a workspace-relative path, e.g. one with unsaved editor changes. */
   writeGuard?: (path: string) => void;
+  /** Typed tools in force (manifests and detected tools); none without it. */
+  tools?: ToolRegistry;
+  /** Output parsers of typed tools (a manifest naming a parser is refused without them). */
+  parsers?: OutputParsers;
   /** Subscribes to sandbox progress (image builds, container starts); returns the unsubscribe. */
   onSandboxProgress?: (
     listener: (event: { phase: string; message: string; sessionId?: string }) => void,

@@ -92,6 +92,7 @@ export class PolicyEngine {
   private compiled: CompiledPolicy;
   private readonly listeners = new Set<(policy: Policy) => void>();
   private protectedPaths: ProtectedPaths;
+  private explicitTools: ReadonlySet<string> = new Set();
 
   constructor(policy: Policy = DEFAULT_POLICY, options: PolicyEngineOptions = {}) {
     this.compiled = compile(policy);
@@ -101,6 +102,14 @@ export class PolicyEngine {
   /** Replaces the extra protected folders (e.g. after `core.hooksPath` changed). */
   setProtectedFolders(folders: readonly string[]): void {
     this.protectedPaths = new ProtectedPaths(folders);
+  }
+
+  /**
+   * Tool names only a rule naming them exactly may allow (detected tools: a project file that an
+   * agent may write decides what they run, so `allow tool(*)` never grants them).
+   */
+  setExplicitTools(names: Iterable<string>): void {
+    this.explicitTools = new Set(names);
   }
 
   /** The protected-path class of a workspace-relative path (e.g. `.vscode/**`), or null. */
@@ -215,6 +224,14 @@ export class PolicyEngine {
       return {
         names: (rule) => rule.pattern === target,
         why: `tool(${target}) weakens the sandbox: it needs the exact rule \`allow tool(${target})\`; a wildcard is not enough`,
+      };
+    }
+    if (action === 'tool' && this.explicitTools.has(target)) {
+      return {
+        names: (rule) => rule.pattern === target,
+        why:
+          `tool(${target}) is detected from a project file, which decides what it runs: it needs the exact ` +
+          `rule \`allow tool(${target})\`; a wildcard is not enough`,
       };
     }
     if (action === 'env' && isDangerousEnv(target)) {

@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import { WorkspaceError } from '../../protocol/errors';
 import type { Role } from '../../protocol/principal';
 import { foldPathName } from '../shared/fold';
+import { quote } from '../shared/text';
 import { compileNameGlob, compilePathGlob, compileStarPattern, GlobSyntaxError } from '../shared/glob';
 
 /**
@@ -192,11 +193,6 @@ function matcherFor(effect: 'allow' | 'deny', action: PolicyAction, pattern: str
     matcherCache.set(key, matcher);
   }
   return matcher;
-}
-
-/** Quotes a rule for an error message, shortening very long ones. */
-function quote(text: string): string {
-  return JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text);
 }
 
 /** The INVALID_POLICY error for rule `index` (shown 1-based) with a description of the problem. */

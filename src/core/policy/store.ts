@@ -1,7 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { WorkspaceError } from '../../protocol/errors';
-import { errnoCode, writeFileAtomic } from '../shared/fs';
+import { errnoCode, isErrno, writeFileAtomic } from '../shared/fs';
 import { validatePolicy, type Policy } from './rules';
 
 /** Re-throws a policy error with `prefix` prepended, keeping its code and details. */
@@ -26,7 +26,7 @@ export class PolicyStore {
     try {
       text = await readFile(this.file, 'utf8');
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return null;
+      if (isErrno(err, 'ENOENT')) return null;
       throw new WorkspaceError('INTERNAL', `Could not read ${this.file}: ${errnoCode(err) ?? String(err)}.`);
     }
     let value: unknown;

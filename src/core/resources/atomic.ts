@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { close, fchmod, fsync, write } from 'node:fs';
 import { promisify } from 'node:util';
 import { createExclusiveAt, fsyncDirectory, linkAt, renameAt, unlinkAt } from './confined';
-import { isErrno } from './paths';
+import { isErrno } from '../shared/fs';
 
 const writeAsync = promisify(write);
 const fsyncAsync = promisify(fsync);

@@ -41,6 +41,8 @@ import {
   type Dirent,
   type Stats,
 } from 'node:fs';
+import { isErrno } from '../shared/fs';
+import { quote } from '../shared/text';
 import * as nodePath from 'node:path';
 import { WorkspaceError } from '../../protocol/errors';
 
@@ -160,15 +162,6 @@ function errno(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(message), { code });
 }
 
-function isCode(err: unknown, ...codes: string[]): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code !== undefined && codes.includes(code);
-}
-
-function quote(path: string): string {
-  return JSON.stringify(path.length > 200 ? `${path.slice(0, 200)}...` : path);
-}
-
 function protectedError(rel: string): WorkspaceError {
   return new WorkspaceError(
     'PROTECTED_PATH',
@@ -188,7 +181,7 @@ export function lstatAt(dirFd: number, name: string): Stats | undefined {
   try {
     return lstatSync(fdPath(dirFd, name), { throwIfNoEntry: false });
   } catch (err) {
-    if (isCode(err, 'ENOENT', 'ENOTDIR')) return undefined;
+    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return undefined;
     throw err;
   }
 }
@@ -366,7 +359,7 @@ export function resolveConfined(
       try {
         fd = openDirAt(dirFd, name);
       } catch (err) {
-        if (isCode(err, 'ENOENT')) {
+        if (isErrno(err, 'ENOENT')) {
           const rest = [name, ...pending].filter((p) => p !== '' && p !== '.');
           // `missing/..` cannot be resolved (the kernel says ENOENT too).
           if (rest.includes('..')) throw err;
@@ -383,7 +376,7 @@ export function resolveConfined(
             owned,
           );
         }
-        if (!isCode(err, 'ELOOP', 'ENOTDIR')) throw err;
+        if (!isErrno(err, 'ELOOP', 'ENOTDIR')) throw err;
         const stats = lstatAt(dirFd, name);
         if (!stats?.isSymbolicLink()) throw errno('ENOTDIR', 'Not a directory');
         follow(dirFd, name);
@@ -426,7 +419,7 @@ function makePath(
         try {
           mkdirAt(path.parentFd, dir);
         } catch (err) {
-          if (!isCode(err, 'EEXIST')) throw err;
+          if (!isErrno(err, 'EEXIST')) throw err;
         }
         // If something other than a real directory appeared there meanwhile, this refuses it.
         const fd = openDirAt(path.parentFd, dir);

@@ -1,6 +1,6 @@
 import { WorkspaceError } from '../../protocol/errors';
 import { unifiedDiff } from './diff';
-import { quote } from './paths';
+import { quote } from '../shared/text';
 
 /** One exact-text replacement for {@link ResourceManager.edit}. */
 export interface EditOp {

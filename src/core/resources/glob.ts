@@ -1,7 +1,5 @@
 import { WorkspaceError } from '../../protocol/errors';
-import { compilePathGlob, GlobSyntaxError } from '../shared/glob';
-
-export { escapeRegExp } from '../shared/glob';
+import { compilePathGlob, GlobSyntaxError, type GlobMatcher } from '../shared/glob';
 
 /**
  * Compiles a search glob into a predicate over workspace-relative posix paths, using the policy's
@@ -13,7 +11,7 @@ export function compileGlob(glob: string): (relPath: string) => boolean {
   if (typeof glob !== 'string' || glob.length === 0) {
     throw new WorkspaceError('INVALID_PATTERN', 'The glob must be a non-empty string.');
   }
-  let matcher: RegExp;
+  let matcher: GlobMatcher;
   try {
     matcher = compilePathGlob(glob);
   } catch (err) {

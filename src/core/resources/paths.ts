@@ -1,6 +1,8 @@
 import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import * as nodePath from 'node:path';
 import { WorkspaceError } from '../../protocol/errors';
+import { errnoCode, isErrno } from '../shared/fs';
+import { quote } from '../shared/text';
 
 /** Longest accepted path, in UTF-16 code units. */
 export const MAX_PATH_CHARS = 4096;
@@ -8,11 +10,6 @@ export const MAX_PATH_CHARS = 4096;
 export const MAX_COMPONENT_BYTES = 255;
 /** Most symbolic links followed while resolving one path that does not fully exist. */
 const MAX_SYMLINK_HOPS = 40;
-
-/** Quotes a user-supplied path for an error message, shortening very long ones. */
-export function quote(path: string): string {
-  return JSON.stringify(path.length > 200 ? `${path.slice(0, 200)}...` : path);
-}
 
 /** True if `child` is `parent` or lies below it (both absolute, normalised). */
 export function isWithin(child: string, parent: string): boolean {
@@ -87,16 +84,6 @@ export function normalizeWorkspacePath(input: unknown, roots: readonly string[])
   return rel;
 }
 
-function errnoOf(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code;
-}
-
-/** True if `err` is a Node.js file-system error with one of the given codes. */
-export function isErrno(err: unknown, ...codes: string[]): boolean {
-  const code = errnoOf(err);
-  return code !== undefined && codes.includes(code);
-}
-
 /**
  * Real path of `abs`, even when it does not (fully) exist: the deepest existing ancestor is
  * realpath'd (following dangling symlinks to where they point) and the missing rest appended.
@@ -129,7 +116,7 @@ export async function realpathLoose(abs: string, hops = 0): Promise<{ real: stri
 export function toFsError(err: unknown, label: string): unknown {
   if (err instanceof WorkspaceError) return err;
   const shown = quote(label);
-  switch (errnoOf(err)) {
+  switch (errnoCode(err)) {
     case 'ENOENT':
       return new WorkspaceError('NOT_FOUND', `No such file or directory: ${shown}.`);
     case 'ENOTDIR':

@@ -53,3 +53,12 @@ export async function writeFileAtomic(file: string, data: string, mode: number):
 export function errnoCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | null)?.code;
 }
+
+/**
+ * True if `err` is a Node.js system error with one of the given codes, e.g.
+ * `isErrno(err, 'ENOENT')` or `isErrno(err, 'ENOTEMPTY', 'EEXIST')`.
+ */
+export function isErrno(err: unknown, ...codes: string[]): boolean {
+  const code = errnoCode(err);
+  return code !== undefined && codes.includes(code);
+}

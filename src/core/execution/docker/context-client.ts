@@ -9,7 +9,7 @@ import * as nodePath from 'node:path';
 import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { WorkspaceError, type ErrorCode } from '../../../protocol/errors';
-import type { ConfinedRootHandle } from '../../resources/confined';
+import type { ConfinedRootHandle } from '../../resources';
 import {
   ANSWER,
   CONTROL,

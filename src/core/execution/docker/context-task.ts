@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, readlinkSync, readSync } from 'node:fs';
 import { posix } from 'node:path';
 import { WorkspaceError } from '../../../protocol/errors';
-import { fdPath, openFileAt, walkConfined, type ConfinedRootHandle } from '../../resources/confined';
+import { fdPath, openFileAt, walkConfined, type ConfinedRootHandle } from '../../resources';
 import type { BuildSpec } from './devcontainer';
 import { tarDirectory, tarEnd, tarFileHeader, tarPadding, tarSymlink } from './tar';
 

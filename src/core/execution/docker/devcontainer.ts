@@ -9,6 +9,8 @@ import { parse, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { z } from 'zod';
 import { WorkspaceError } from '../../../protocol/errors';
 import { isDangerousEnv } from '../../policy';
+import { parseEnvEntry } from '../../shared/env';
+import { isErrno } from '../../shared/fs';
 
 /** devcontainer.json fields that reach beyond the container and need the owner's permission. */
 export type DevcontainerField =
@@ -103,8 +105,7 @@ export async function findDevcontainer(workspace: string): Promise<DevcontainerF
       if (text.trim() === '') continue;
       return { path, text };
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw error;
+      if (!isErrno(error, 'ENOENT', 'ENOTDIR')) throw error;
     }
   }
   return null;
@@ -460,8 +461,8 @@ function applyRunArgs(
       extra.SecurityOpt = [...(extra.SecurityOpt ?? []), takeValue()];
     } else if (flag === '--env' || flag.startsWith('-e')) {
       const pair = takeValue();
-      const sep = pair.indexOf('=');
-      if (sep > 0) containerEnv[pair.slice(0, sep)] = pair.slice(sep + 1);
+      const entry = parseEnvEntry(pair);
+      if (entry !== undefined) containerEnv[entry[0]] = entry[1];
       else warnings.push(`runArgs "${arg}" would copy a host variable into the container and was ignored`);
     } else {
       throw invalid(

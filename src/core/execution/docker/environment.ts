@@ -3,7 +3,7 @@
  * workspace's devcontainer.json `image` or `build`, else the default image), with the config's
  * environment, user and the host-side fields the owner allowed. Private to the Docker runtime.
  */
-import type { ConfinedRootHandle } from '../../resources/confined';
+import type { ConfinedRootHandle } from '../../resources';
 import {
   defaultWorkspaceFolder,
   findDevcontainer,
@@ -22,6 +22,7 @@ import type {
   ResolvedEnvironment,
   RuntimeLog,
 } from './types';
+import { parseEnvList } from '../../shared/env';
 
 /** What an {@link EnvironmentResolver} works with. */
 export interface EnvironmentResolverOptions {
@@ -136,11 +137,7 @@ export class EnvironmentResolver {
       imageEnv =
         (await ensureLocalImage(await this.options.engine.client(), image, progress)).Config?.Env ?? [];
     }
-    const containerEnvironment: Record<string, string> = {};
-    for (const entry of imageEnv) {
-      const eq = entry.indexOf('=');
-      if (eq > 0) containerEnvironment[entry.slice(0, eq)] = entry.slice(eq + 1);
-    }
+    const containerEnvironment = parseEnvList(imageEnv);
     Object.assign(containerEnvironment, parsed.containerEnv);
     return {
       image,

@@ -7,7 +7,7 @@
  */
 import type Docker from 'dockerode';
 import { WorkspaceError } from '../../../protocol/errors';
-import { openConfinedRoot, type ConfinedRootHandle } from '../../resources/confined';
+import { openConfinedRoot, type ConfinedRootHandle } from '../../resources';
 import type { SandboxRuntime, SandboxSpec } from '../runtime';
 import { EngineConnection } from './engine';
 import { EnvironmentResolver } from './environment';

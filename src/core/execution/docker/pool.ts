@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, posix, relative, sep } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { WorkspaceError } from '../../../protocol/errors';
-import type { ConfinedRootHandle } from '../../resources/confined';
+import type { ConfinedRootHandle } from '../../resources';
 import { runnerBinaryPath } from '../runner';
 import type { SandboxSpec } from '../runtime';
 import type { EngineConnection } from './engine';
@@ -18,6 +18,7 @@ import { reason, statusCode } from './images';
 import { Placeholders, planProtection, verifyProtection, type PlannedProtection } from './protect';
 import { LABELS, SessionSandbox, type ContainerPlan } from './sandbox';
 import type { BuildView, ProgressSink, ResolvedEnvironment, RuntimeLog, SandboxLimits } from './types';
+import { isErrno } from '../../shared/fs';
 
 /** How the engine reports a bind mount whose host path disappeared before the container started. */
 const MOUNT_SOURCE_GONE =
@@ -366,7 +367,7 @@ export class ContainerPool {
         await rm(file, { recursive: true, force: true });
         // EEXIST: another runtime of this user made it in between (the folder is private).
         await writeFile(file, '', { mode: 0o444, flag: 'wx' }).catch((error: unknown) => {
-          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+          if (!isErrno(error, 'EEXIST')) throw error;
         });
       }
       return file;

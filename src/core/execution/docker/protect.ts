@@ -13,7 +13,7 @@ import {
   PROTECTED_ROOT_FILES,
   PROTECTED_ROOT_FOLDERS,
 } from '../../policy';
-import { walkConfined, type ConfinedRootHandle } from '../../resources/confined';
+import { walkConfined, type ConfinedRootHandle } from '../../resources';
 import type { ProtectedMount } from './sandbox';
 
 /** Folders below which nested `.git` entries are not searched (vendored trees). */

@@ -13,6 +13,7 @@ import { RunnerClient, type RunnerProcess } from '../runner';
 import { reason, statusCode } from './images';
 import type { SandboxExecSpec, SandboxSpec } from '../runtime';
 import type { DockerSandbox, ResolvedEnvironment, RuntimeLog, SandboxLimits } from './types';
+import { parseEnvList } from '../../shared/env';
 
 /** Where the runner binary is bind-mounted inside every session container. */
 export const RUNNER_TARGET = '/.mcpw/mcpw-runner';
@@ -338,14 +339,6 @@ export class SessionSandbox implements DockerSandbox {
 
   /** Reads the environment docker gave the container (docker-init's), else the inspected Config.Env. */
   private async loadBaseEnv(): Promise<void> {
-    const parse = (entries: string[]) => {
-      const env: Record<string, string> = {};
-      for (const entry of entries) {
-        const eq = entry.indexOf('=');
-        if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
-      }
-      return env;
-    };
     const proc = this.client.spawn({
       argv: ['cat', '/proc/1/environ'],
       cwd: '/',
@@ -356,11 +349,11 @@ export class SessionSandbox implements DockerSandbox {
     proc.on('stdout', (chunk: Buffer) => chunks.push(chunk));
     const exit = await proc.exited;
     if (exit.exitCode === 0) {
-      this.baseEnv = parse(Buffer.concat(chunks).toString('utf8').split('\0'));
+      this.baseEnv = parseEnvList(Buffer.concat(chunks).toString('utf8').split('\0'));
       return;
     }
     const info = await this.container.inspect();
-    this.baseEnv = parse(info.Config.Env ?? []);
+    this.baseEnv = parseEnvList(info.Config.Env ?? []);
   }
 }
 

@@ -2,6 +2,7 @@ import { WorkspaceError } from '../../../protocol/errors';
 import type { OperationOutput } from '../../../protocol/operations';
 import type { DispatcherDeps, Handlers } from '../types';
 import { auditAgentFilter } from '../visibility';
+import { offeredTools } from './tools';
 
 /** Session, policy, token and audit operations (most are owner-only; the dispatcher enforces it). */
 export type AdminOperation =
@@ -28,8 +29,9 @@ export function adminHandlers(deps: DispatcherDeps): Handlers<AdminOperation> {
         'InitSession opens a session: call the dispatcher’s initSession, not run().',
       );
     },
+    // Negotiated operations, then the typed tools the policy grants now (they come and go with manifests).
     list_capabilities: async (_input, ctx) => ({
-      tools: [...ctx.session.capabilities],
+      tools: [...ctx.session.capabilities, ...offeredTools(deps, ctx.principal).map((tool) => tool.name)],
       workspaceId: deps.coordination.workspaceId,
     }),
     get_policies: async () => ({ policies: [policy.policy] }),

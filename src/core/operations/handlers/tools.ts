@@ -1,0 +1,165 @@
+import { WorkspaceError } from '../../../protocol/errors';
+import type { Principal } from '../../../protocol/principal';
+import type { ToolAnnotations, ToolResult } from '../../../protocol/tools';
+import type { SandboxEnvironment } from '../../execution';
+import {
+  checkArguments,
+  DEFAULT_TOOL_TIMEOUT_MS,
+  expandArgv,
+  pathArguments,
+  type PathArgument,
+  type RegisteredTool,
+} from '../../tools';
+import { refuseAmbiguousCharacters } from '../command';
+import type { DispatcherDeps, HandlerContext } from '../types';
+import type { ExecutionAuditor } from './exec';
+import { authorizePath } from './paths';
+
+/** Runs one typed tool call after the dispatcher's checks (session, rate limit, `allow tool(NAME)`). */
+export type ToolRunner = (tool: RegisteredTool, args: unknown, ctx: HandlerContext) => Promise<ToolResult>;
+
+/**
+ * Typed tool calls: arguments checked against the manifest, path arguments confined and decided on
+ * their real paths like the file tools, the argv expanded from the template (no shell), then run in
+ * the session's sandbox exactly like run_command, with streaming output, limits and cancel.
+ */
+export function toolRunner(deps: DispatcherDeps, audit: ExecutionAuditor): ToolRunner {
+  const { resources, policy, executions } = deps;
+  return async (tool, rawArgs, ctx) => {
+    const { manifest } = tool.compiled;
+    const values = checkArguments(tool.compiled, rawArgs);
+    const cwdPath = authorizePath(resources, ctx.authorize, 'read', manifest.cwd ?? '.');
+    const resolved = new Map<PathArgument, string>();
+    const held = [cwdPath];
+    let argv: string[];
+    let realCwd: string;
+    try {
+      for (const arg of pathArguments(tool.compiled, values)) {
+        refuseAmbiguousCharacters(
+          arg.index === null ? arg.name : `${arg.name}[${arg.index}]`,
+          arg.path,
+          false,
+        );
+        const path = authorizePath(resources, ctx.authorize, arg.access, arg.path, {
+          followFinal: true,
+          writeGuard: deps.writeGuard,
+        });
+        held.push(path);
+        resolved.set(arg, path.realRel);
+      }
+      argv = expandArgv(tool.compiled, values, resolved);
+      argv.forEach((item, i) => refuseAmbiguousCharacters(`argv[${i}]`, item, true));
+      realCwd = cwdPath.realRel;
+      const where = await resources.stat(cwdPath);
+      if (where.type !== 'directory') {
+        throw new WorkspaceError(
+          'NOT_A_DIRECTORY',
+          `The working directory ${manifest.cwd ?? '.'} of tool ${tool.name} is not a directory of the workspace; the owner must fix its manifest.`,
+        );
+      }
+    } finally {
+      for (const path of held) path.close();
+    }
+    const principal = ctx.principal;
+    let workspaceFolder = '';
+    // As for run_command: an image built from files this agent may write runs whatever the agent put
+    // in it in place of the tool's program, so it needs `allow exec(*)`.
+    const checkEnvironment = (env: SandboxEnvironment): void => {
+      workspaceFolder = env.workspaceFolder;
+      if (!env.buildInputs) return;
+      const writable = env.buildInputs.find((path) => policy.decide(principal, 'write', path).allowed);
+      if (writable === undefined || ctx.decide('exec', '*')) return;
+      throw new WorkspaceError(
+        'POLICY_DENIED',
+        `The dev container image is built from files you may write (${writable}), so it can run anything ` +
+          `in place of ${argv[0]}; tools in it need \`allow exec(*)\`.`,
+        { buildInput: writable, rule: 'allow exec(*)' },
+      );
+    };
+    const forward = ctx.onOutput;
+    const stopProgress = forward
+      ? deps.onSandboxProgress?.((e) => {
+          if (e.sessionId !== undefined && e.sessionId !== ctx.sessionId) return;
+          forward({ stream: 'stderr', data: `[mcp-workspace] ${e.phase}: ${e.message}\n`, seq: 0 });
+        })
+      : undefined;
+    const execution = await executions
+      .start(
+        {
+          sessionId: ctx.sessionId,
+          principal,
+          network: ctx.decide('network', '*'),
+          readOnly: !ctx.decide('write', '.'),
+          mayRead: (path) => policy.decide(principal, 'read', path).allowed,
+        },
+        {
+          command: argv[0]!,
+          args: argv.slice(1),
+          argv,
+          cwd: realCwd,
+          env: manifest.env,
+          timeoutMs: manifest.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
+          checkEnvironment,
+        },
+      )
+      .finally(() => stopProgress?.());
+    audit(execution, ctx, false);
+    ctx.holdUntil(execution.done);
+    if (forward) {
+      const stop = execution.subscribe((event) => {
+        if (event.stream !== 'exit') forward(event);
+      });
+      void execution.done.then(stop);
+    }
+    const result = await execution.done;
+    // The runner reports a program it could not execute as exit code 127 with `exec PROGRAM: ...`.
+    if (result.exitCode === 127 && result.error?.startsWith('exec ')) {
+      throw new WorkspaceError(
+        'TOOL_UNAVAILABLE',
+        `Tool ${tool.name} needs the program "${argv[0]}", which the image ${result.image} does not have ` +
+          `(${result.error}). Add it to the dev container image, or change the tool's manifest.`,
+        { tool: tool.name, program: argv[0], image: result.image },
+      );
+    }
+    const parsed: Pick<ToolResult, 'diagnostics' | 'tests'> =
+      manifest.parser && deps.parsers
+        ? deps.parsers.parse(
+            manifest.parser,
+            { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode },
+            { containerWorkspace: workspaceFolder, cwd: realCwd, toolName: tool.name },
+          )
+        : { diagnostics: [] };
+    return {
+      ...result,
+      tool: tool.name,
+      diagnostics: parsed.diagnostics,
+      ...(parsed.tests ? { tests: parsed.tests } : {}),
+    };
+  };
+}
+
+/**
+ * A typed tool's annotations for a principal: read-only only when its manifest says so AND the
+ * caller cannot write the workspace (its commands then see the workspace read-only).
+ */
+export function toolAnnotations(
+  deps: Pick<DispatcherDeps, 'policy'>,
+  principal: Principal,
+  tool: RegisteredTool,
+): ToolAnnotations {
+  const readOnly = tool.annotations.readOnlyHint && !deps.policy.decide(principal, 'write', '.').allowed;
+  return readOnly
+    ? { ...tool.annotations, readOnlyHint: true, destructiveHint: false }
+    : { ...tool.annotations, readOnlyHint: false };
+}
+
+/** Typed tools the policy grants a principal (viewers: only those read-only for them). */
+export function offeredTools(
+  deps: Pick<DispatcherDeps, 'policy' | 'tools'>,
+  principal: Principal,
+): RegisteredTool[] {
+  return (deps.tools?.list() ?? []).filter((tool) => {
+    if (!deps.policy.decide(principal, 'tool', tool.name).allowed) return false;
+    return principal.role !== 'viewer' || toolAnnotations(deps, principal, tool).readOnlyHint;
+  });
+}
