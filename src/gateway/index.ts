@@ -15,7 +15,7 @@ export {
   type AdmissionOptions,
   type Admitted,
 } from './auth';
-export { assertJsonDepth } from './jsonDepth';
+export { jsonBody } from './jsonBody';
 export { buildOpenApi } from './openapi';
 export { createRestRouter, expressPath, sendError, SESSION_HEADER, type RestGatewayDeps } from './rest';
 export { WS_PATH, WsGateway, type WsGatewayDeps } from './ws';

@@ -24,12 +24,12 @@ import { RateLimiter, SessionManager } from '../core/session';
 import { BUILT_IN_PARSERS, ToolRegistry, type OutputParsers } from '../core/tools';
 import { OPERATION_NAMES } from '../protocol/operations';
 import {
-  assertJsonDepth,
   buildOpenApi,
   COLLAB_PREFIX,
   CollabGateway,
   createAdmission,
   createRestRouter,
+  jsonBody,
   loadMcpGateway,
   LOOPBACK_BIND_HOSTS,
   routeUpgrades,
@@ -395,13 +395,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     };
     next();
   });
-  app.use(
-    express.json({
-      limit: maxRequestBodySize,
-      type: ['application/json', 'application/*+json'],
-      verify: (_req, _res, body) => assertJsonDepth(body),
-    }),
-  );
+  app.use(jsonBody(maxRequestBodySize));
   app.all('/mcp', (req, res, next) => {
     mcpGateway()
       .then((gateway) => gateway.handle(req, res))

@@ -108,6 +108,23 @@ describe('REST surface', () => {
     const notJson = await t.api('/edit', { method: 'POST', body: '{not json' });
     assert.equal(notJson.status, 400);
     assert.equal(notJson.body.error.code, 'INVALID_ARGUMENT');
+    // JSON bodies are objects (or arrays), in UTF-8; a large body is parsed like a small one.
+    for (const body of ['"a string"', '42', 'null']) {
+      const scalar = await t.api('/edit', { method: 'POST', body });
+      assert.equal(scalar.status, 400, body);
+      assert.equal(scalar.body.error.code, 'INVALID_ARGUMENT', body);
+    }
+    const latin1 = await fetch(`${t.url}/edit`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json; charset=latin1' },
+      body: '{}',
+    });
+    assert.equal(latin1.status, 400);
+    assert.match(((await latin1.json()) as any).error.message, /UTF-8/);
+    const large = 'ü'.repeat(2 * 1024 * 1024);
+    const written = await t.api('/files/large.txt', { method: 'PUT', body: { content: large } });
+    assert.equal(written.status, 200, JSON.stringify(written.body).slice(0, 300));
+    assert.equal(await readFile(join(t.workspace, 'large.txt'), 'utf8'), large);
     const missing = await t.api('/edit', { method: 'POST', body: { path: 'hello.txt' } });
     assert.equal(missing.status, 400);
     assert.equal(missing.body.error.code, 'INVALID_ARGUMENT');

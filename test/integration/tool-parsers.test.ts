@@ -9,11 +9,10 @@ import { ensureToolImage } from '../helpers/docker';
 import { startTestServer, type TestServer } from '../helpers/server';
 
 /**
- * The example manifests' commands, run inside the typed-tools test image (Node 22 + ESLint + tsc +
- * npm, built without a registry) through the real server's run_command over MCP, and their output
- * parsed by the manifests' parsers to diagnostics with workspace-relative paths. Until the tool
- * registry runs manifests itself, the test expands the manifests' argv templates the way they
- * document (`{paths...}`: one argv item per path).
+ * The example manifests, installed in the workspace's `.mcp-workspace/tools/` and called as typed
+ * tools over MCP, run inside the typed-tools test image (Node 22 + ESLint + tsc + npm, built without
+ * a registry); the server's built-in parsers turn their output into diagnostics with
+ * workspace-relative paths. The same output parsed here directly must give the same diagnostics.
  */
 
 const EXAMPLES = resolve(__dirname, '../../examples/tools');
@@ -88,10 +87,26 @@ describe('output parsers on real tool runs in the tool image (real server, run_c
         await mkdir(dirname(join(ws, name)), { recursive: true });
         await writeFile(join(ws, name), content);
       }
+      // The owner installs the examples as the README says: copied into the protected folder.
+      await mkdir(join(ws, '.mcp-workspace', 'tools'), { recursive: true });
+      for (const example of ['eslint.json', 'tsc.json', 'npm-test.json']) {
+        await writeFile(
+          join(ws, '.mcp-workspace', 'tools', example),
+          await readFile(join(EXAMPLES, example)),
+        );
+      }
       outside.path = join(dirname(ws), 'outside.txt');
       await writeFile(outside.path, outside.content);
     });
-    const policy = { id: 'tool-parsers', rules: ['allow read(**)', 'allow write(**)', 'allow exec(*)'] };
+    const names = await Promise.all(
+      ['eslint.json', 'tsc.json', 'npm-test.json'].map(
+        async (file) => (JSON.parse(await readFile(join(EXAMPLES, file), 'utf8')) as ExampleManifest).name,
+      ),
+    );
+    const policy = {
+      id: 'tool-parsers',
+      rules: ['allow read(**)', 'allow write(**)', 'allow exec(*)', ...names.map((n) => `allow tool(${n})`)],
+    };
     assert.equal((await t.api('/policies', { method: 'PUT', body: policy })).status, 200);
     mcp = await connectMcp(`${t.url}/mcp`, t.token);
     const pwd = await callTool(mcp.client, 'run_command', { command: 'pwd', args: [] });
@@ -107,30 +122,26 @@ describe('output parsers on real tool runs in the tool image (real server, run_c
     await t?.close();
   });
 
-  /** Runs an example manifest's argv (placeholders expanded) with run_command and parses the output. */
+  /**
+   * Calls an example manifest as a typed tool over MCP, and parses its raw output here too: the
+   * diagnostics and test counts the server returned must be exactly those.
+   */
   async function runExample(
     file: string,
     args: Record<string, string[]> = {},
   ): Promise<{ run: any; parsed: ParsedResult }> {
     const manifest = JSON.parse(await readFile(join(EXAMPLES, file), 'utf8')) as ExampleManifest;
-    const argv = manifest.argv.flatMap((item) => {
-      const many = /^\{(\w+)\.\.\.\}$/.exec(item);
-      return many ? (args[many[1] as string] ?? []) : [item];
-    });
-    const run = await callTool(mcp.client, 'run_command', {
-      command: argv[0],
-      args: argv.slice(1),
-      cwd: manifest.cwd,
-      env: manifest.env,
-      timeoutMs: manifest.timeoutMs,
-    });
+    const run = await callTool(mcp.client, manifest.name, args);
     assert.equal(run.status, 'exited', JSON.stringify(run));
     assert.equal(run.truncated, false);
+    assert.equal(run.tool, manifest.name);
     const parsed = compileParser(manifest.parser).parse(
       { stdout: run.stdout, stderr: run.stderr, exitCode: run.exitCode },
       { containerWorkspace, cwd: manifest.cwd, toolName: manifest.name },
     );
     parsedResultSchema.parse(parsed);
+    assert.deepEqual(run.diagnostics, parsed.diagnostics, 'the server parsed the run the same way');
+    assert.deepEqual(run.tests, parsed.tests);
     return { run, parsed };
   }
 
@@ -209,8 +220,10 @@ describe('output parsers on real tool runs in the tool image (real server, run_c
     assert.deepEqual(await snapshot(t.workspace), before_);
     assert.equal(await readFile(outside.path, 'utf8'), outside.content);
     await t.server.audit.flush();
+    const tools = await t.server.audit.query({ op: 'run_tool' });
+    assert.equal(tools.records.length, 3, `audited ${tools.records.length} typed tool calls`);
     const runs = await t.server.audit.query({ op: 'run_command' });
-    assert.ok(runs.records.length >= 6, `audited ${runs.records.length} run_command calls`);
+    assert.ok(runs.records.length >= 3, `audited ${runs.records.length} run_command calls`);
     assert.equal((await t.api('/audit/verify')).body.ok, true);
   });
 });

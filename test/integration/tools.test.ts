@@ -106,7 +106,7 @@ describe('Typed tools: manifests become operations run in the sandbox (real serv
       'spliced.json': { ...SAY, name: 'spliced', argv: ['echo', '--msg={words...}'] },
       'path-first.json': { ...SHOW, name: 'pathfirst', argv: ['cat', '{file}', '--', '{label}'] },
       'builtin.json': { ...SAY, name: 'read_file' },
-      'parser.json': { ...SAY, name: 'parsed', parser: { type: 'eslint' } },
+      'parser.json': { ...SAY, name: 'parsed', parser: { type: 'nonesuch' } },
       'bad-pattern.json': {
         ...SHOW,
         name: 'badpattern',
@@ -131,7 +131,7 @@ describe('Typed tools: manifests become operations run in the sandbox (real serv
     assert.match(problems['spliced.json']!, /whole argv items/);
     assert.match(problems['path-first.json']!, /before a "--"/);
     assert.match(problems['builtin.json']!, /built-in operation/);
-    assert.match(problems['parser.json']!, /no output parsers/);
+    assert.match(problems['parser.json']!, /"nonesuch" is unknown/);
     assert.match(problems['bad-pattern.json']!, /linear-time/);
     assert.match(problems['zz-dup.json']!, /already taken/);
     assert.deepEqual(

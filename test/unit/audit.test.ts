@@ -14,6 +14,7 @@ import {
   type AuditRecord,
 } from '../../src/core/audit';
 import { createLogger, redactingLogger } from '../../src/core/log';
+import { lineFromBody, serializeBody } from '../../src/protocol/audit';
 import { WorkspaceError } from '../../src/protocol/errors';
 import { auditEntry as entry } from '../helpers/fixtures';
 
@@ -454,6 +455,49 @@ describe('audit log', () => {
     });
   });
 
+  describe('record versions', () => {
+    it('verifies and extends a log written before version 2 (records without v or decisions)', async () => {
+      // A version 1 log as an older server wrote it: the body layout without `v` and `decisions`.
+      const v1 = {
+        seq: 1,
+        prev: '0'.repeat(64),
+        ts: '2026-01-01T00:00:00.000Z',
+        sessionId: 's1',
+        agent: 'alice',
+        role: 'agent',
+        transport: 'rest',
+        op: 'read_file',
+        decision: 'allow' as const,
+        rule: 'allow read(**)',
+        params: { path: 'a.txt' },
+        outcome: { ok: true },
+        durationMs: 1,
+      };
+      const body = serializeBody(v1);
+      const hash = createHash('sha256').update(body).digest('hex');
+      assert.doesNotMatch(body, /"v":|"decisions"/);
+      await writeFile(join(dir, AUDIT_FILE), lineFromBody(body, hash), { mode: 0o600 });
+      const l = await openLog();
+      const next = await l.append(
+        entry({
+          decisions: [{ action: 'read', target: 'a.txt', decision: 'allow', rule: 'allow read(**)' }],
+        }),
+      );
+      assert.equal(next.seq, 2);
+      assert.equal(next.prev, hash);
+      assert.equal(next.v, 2);
+      assert.deepEqual((await l.verify()).ok, true);
+      await l.close();
+      const lines = (await readFile(join(dir, AUDIT_FILE), 'utf8')).trim().split('\n');
+      assert.doesNotMatch(lines[0]!, /"v":/);
+      assert.match(lines[1]!, /"v":2,.*"decisions":\[\{"action":"read"/);
+      assert.equal((await verifyAuditLog(dir)).ok, true);
+      // Tampering with the version 1 record is still caught.
+      await writeFile(join(dir, AUDIT_FILE), lines.join('\n').replace('"a.txt"', '"b.txt"') + '\n');
+      assert.equal((await verifyAuditLog(dir)).ok, false);
+    });
+  });
+
   describe('subscribe', () => {
     it('delivers committed records in order until unsubscribed', async () => {
       const l = await openLog();
@@ -761,6 +805,29 @@ describe('audit log', () => {
       await l.close();
       const text = await readFile(join(dir, AUDIT_FILE), 'utf8');
       for (const leaked of [secret, 'top secret body', 'tok-123']) assert.ok(!text.includes(leaked), leaked);
+    });
+
+    it('summarises a large content prepared off the event loop exactly as it would inline', async () => {
+      const l = await openLog();
+      const key = await readFile(join(dir, 'redaction.key'));
+      const keyed = (data: string) => createHmac('sha256', key).update(data).digest('hex');
+      const big = 'é'.repeat(300 * 1024) + 'end';
+      const other = 'x'.repeat(400 * 1024);
+      const params = { path: 'big.txt', content: big, nested: [{ note: other }] };
+      await l.prepare({ params });
+      const prepared = await l.append(entry({ params }));
+      // Nothing prepared this time: the same record comes out of the synchronous path.
+      const inline = await l.append(
+        entry({ params: { path: 'big.txt', content: big, nested: [{ note: other }] } }),
+      );
+      const expected = {
+        content: { bytes: Buffer.byteLength(big), hmac: keyed(big) },
+        nested: [{ note: { bytes: other.length, hmac: keyed(other) } }],
+        path: 'big.txt',
+      };
+      assert.deepEqual(prepared.params, expected);
+      assert.deepEqual(inline.params, expected);
+      assert.equal((await l.verify()).ok, true);
     });
   });
 });

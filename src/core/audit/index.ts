@@ -14,7 +14,13 @@ import {
   serializeBody,
   type ChainHead,
 } from './format';
-import { createRedactor, loadRedactionKey, type Redact } from './redact';
+import {
+  createRedactor,
+  createSummaryCache,
+  loadRedactionKey,
+  type Redact,
+  type SummaryCache,
+} from './redact';
 import { verifyAuditLog } from './verify';
 import { OffsetIndex, TailRing, readLines, scanLines } from './store';
 import {
@@ -95,6 +101,7 @@ export class AuditLog {
     head: ChainHead,
     private lastTsMs: number,
     private readonly redact: Redact,
+    private readonly summaries: SummaryCache,
   ) {
     this.committed = Object.freeze({ ...head });
     this.nextSeq = head.seq + 1;
@@ -111,7 +118,12 @@ export class AuditLog {
     const path = join(dir, AUDIT_FILE);
     const fsync = options.fsync ?? true;
     const key = await loadRedactionKey(options.redactionKeyFile ?? join(dir, REDACTION_KEY_FILE));
-    const redactor = createRedactor({ key, ...(options.secrets ? { secrets: options.secrets } : {}) });
+    const summaries = createSummaryCache(key);
+    const redactor = createRedactor({
+      key,
+      summaries,
+      ...(options.secrets ? { secrets: options.secrets } : {}),
+    });
     const fh = await open(path, 'a+', 0o600);
     let headFh: FileHandle | undefined;
     try {
@@ -139,6 +151,7 @@ export class AuditLog {
         head,
         last ? Date.parse(last.ts) : 0,
         redactor,
+        summaries,
       );
     } catch (err) {
       await headFh?.close();
@@ -156,6 +169,15 @@ export class AuditLog {
 
   get head(): { seq: number; hash: string } {
     return this.committed;
+  }
+
+  /**
+   * Computes, off the event loop, the summaries that redacting `entry` will need for its large
+   * strings (a file's content), so that {@link append} does not hash megabytes synchronously.
+   * Optional: append computes whatever was not prepared.
+   */
+  prepare(entry: Pick<AuditEntry, 'params'>): Promise<void> {
+    return this.summaries.prepare(entry.params);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, webcrypto } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chmod, link, open, readFile, unlink } from 'node:fs/promises';
 import { WorkspaceError } from '../../protocol/errors';
@@ -89,6 +89,76 @@ export interface RedactorOptions {
   key: Uint8Array;
   /** Exact secrets to remove wherever they appear (for example the owner token); read on each call. */
   secrets?: () => Iterable<string>;
+  /** Summaries of large strings computed ahead of time, off the event loop (see {@link createSummaryCache}). */
+  summaries?: SummaryCache;
+}
+
+/** What a summarised string or byte array becomes: its length and keyed hash. */
+export interface Summary {
+  bytes: number;
+  hmac: string;
+}
+
+/** Strings from this length on are summarised ahead of time by {@link SummaryCache.prepare}. */
+const PREPARE_CHARS = 256 * 1024;
+
+/**
+ * Summaries of large strings computed before a record is sealed: the HMAC of a 10 MiB file
+ * content runs on the thread pool (WebCrypto) instead of blocking the event loop while the
+ * record is redacted. The redactor takes a prepared summary instead of computing it again.
+ */
+export interface SummaryCache {
+  /** Computes the summaries of the large strings in `value` (objects and arrays, a few levels deep). */
+  prepare(value: unknown): Promise<void>;
+  /** The prepared summary of exactly this string, once; undefined when none was prepared. */
+  take(data: string): Summary | undefined;
+}
+
+/** A {@link SummaryCache} for the HMAC key of a redactor (the same key, so the summaries agree). */
+export function createSummaryCache(key: Uint8Array): SummaryCache {
+  let cryptoKey: Promise<webcrypto.CryptoKey> | null = null;
+  // Keyed by the string itself: V8 hashes long strings by length and compares the same string object
+  // by identity, so a lookup costs nothing like a hash of the content.
+  const ready = new Map<string, Summary>();
+  const collect = (v: unknown, depth: number, out: string[]): void => {
+    if (typeof v === 'string') {
+      if (v.length >= PREPARE_CHARS) out.push(v);
+    } else if (v !== null && typeof v === 'object' && depth < 4) {
+      const items = Array.isArray(v)
+        ? v.slice(0, 100)
+        : Object.values(v as Record<string, unknown>).slice(0, 100);
+      for (const item of items) collect(item, depth + 1, out);
+    }
+  };
+  return {
+    async prepare(value) {
+      const found: string[] = [];
+      collect(value, 0, found);
+      if (found.length === 0) return;
+      cryptoKey ??= webcrypto.subtle.importKey(
+        'raw',
+        Buffer.from(key),
+        { name: 'HMAC', hash: 'SHA-256' },
+        false,
+        ['sign'],
+      );
+      const hmacKey = await cryptoKey;
+      await Promise.all(
+        found.map(async (text) => {
+          const bytes = Buffer.from(text, 'utf8');
+          const hmac = Buffer.from(await webcrypto.subtle.sign('HMAC', hmacKey, bytes)).toString('hex');
+          // Summaries not taken (a record that was never sealed) must not pile up.
+          if (ready.size >= 64) ready.clear();
+          ready.set(text, { bytes: bytes.byteLength, hmac });
+        }),
+      );
+    },
+    take(data) {
+      const summary = ready.get(data);
+      if (summary) ready.delete(data);
+      return summary;
+    },
+  };
 }
 
 /** Turns any value into a JSON-safe copy that holds no secret. */
@@ -107,10 +177,12 @@ export function createRedactor(options: RedactorOptions): Redact {
   }
   const key = Buffer.from(options.key);
   const secrets = options.secrets;
-  const summarize = (data: string | Uint8Array): { bytes: number; hmac: string } => ({
-    bytes: typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength,
-    hmac: createHmac('sha256', key).update(data).digest('hex'),
-  });
+  const summaries = options.summaries;
+  const summarize = (data: string | Uint8Array): Summary =>
+    (typeof data === 'string' ? summaries?.take(data) : undefined) ?? {
+      bytes: typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength,
+      hmac: createHmac('sha256', key).update(data).digest('hex'),
+    };
   const redactString = (s: string): string => {
     let out = s;
     if (secrets) {

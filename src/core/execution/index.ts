@@ -7,6 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { WorkspaceError } from '../../protocol/errors';
+import type { z } from 'zod';
+import type { schemas } from '../../protocol/operations';
 import type { Principal } from '../../protocol/principal';
 import type { RunnerExit, RunnerProcess } from './runner';
 import type { Sandbox, SandboxEnvironment, SandboxRuntime } from './runtime';
@@ -47,26 +49,10 @@ export interface OutputEvent {
 }
 
 /** Lifecycle of an execution. */
-export type ExecutionStatus = 'running' | 'exited' | 'killed' | 'timed_out' | 'cancelled' | 'failed';
+export type ExecutionStatus = ExecutionResult['status'];
 
-/** The PRD's ExecutionResult `{executionId, exitCode, logs}` plus everything an agent needs. */
-export interface ExecutionResult {
-  executionId: string;
-  status: ExecutionStatus;
-  exitCode: number | null;
-  signal: string | null;
-  timedOut: boolean;
-  cancelled: boolean;
-  oomKilled: boolean;
-  truncated: boolean;
-  durationMs: number;
-  stdout: string;
-  stderr: string;
-  /** Output lines of both streams in the order they were produced (at most `maxLogLines`). */
-  logs: string[];
-  image: string;
-  error?: string;
-}
+/** The PRD's ExecutionResult `{executionId, exitCode, logs}` plus everything an agent needs (the protocol's shape). */
+export type ExecutionResult = z.output<typeof schemas.executionResult>;
 
 /** Limits of the Execution Manager. */
 export interface ExecutionLimits {

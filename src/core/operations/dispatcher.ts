@@ -701,6 +701,8 @@ export class OperationDispatcher {
     started: number,
     readOnly: boolean,
   ): Promise<void> {
+    // A large content is summarised on the thread pool first, not while the record is sealed.
+    await this.deps.audit.prepare({ params });
     const appended = this.deps.audit.append({
       sessionId: ctx.sessionId,
       agent: ctx.principal.name,

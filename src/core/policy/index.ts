@@ -1,3 +1,4 @@
+import type { OperationOutput } from '../../protocol/operations';
 import type { Principal } from '../../protocol/principal';
 import {
   compilePolicy,
@@ -23,13 +24,8 @@ export {
 export type { ParsedRule, Policy, PolicyAction } from './rules';
 export { PolicyStore } from './store';
 
-/** The outcome of a policy check; `rule`/`ruleIndex` name the deciding rule (null when denied by default). */
-export interface PolicyDecision {
-  allowed: boolean;
-  rule: string | null;
-  ruleIndex: number | null;
-  reason: string;
-}
+/** The outcome of a policy check (the explain_policy result); `rule`/`ruleIndex` name the deciding rule (null when denied by default). */
+export type PolicyDecision = OperationOutput<'explain_policy'>;
 
 /** An immutable compiled snapshot of a policy; swapped as a whole by `set()`. */
 interface CompiledPolicy {

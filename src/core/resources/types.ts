@@ -1,5 +1,5 @@
+import type { OperationOutput } from '../../protocol/operations';
 import type { ConfinedPath } from './confined';
-import type { SearchMatch, TruncationReason } from './search';
 
 /** How file content travels over the wire. */
 export type Encoding = 'utf8' | 'base64';
@@ -23,71 +23,23 @@ export interface ResourceManagerOptions {
   searchTimeoutMs?: number;
 }
 
-/** A file's content as returned by `ResourceManager.readFile`. */
-export interface FileContent {
-  path: string;
-  content: string;
-  encoding: Encoding;
-  /** sha256 hex of the bytes; pass back as `expectedRevision` for optimistic concurrency. */
-  revision: string;
-  size: number;
-}
+/** A file's content as returned by `ResourceManager.readFile` (the read_file result). */
+export type FileContent = OperationOutput<'read_file'>;
 
-/** Outcome of `ResourceManager.writeFile`. */
-export interface WriteResult {
-  path: string;
-  revision: string;
-  bytes: number;
-  /** True if the file did not exist before. */
-  created: boolean;
-}
+/** Outcome of `ResourceManager.writeFile` (the write_file result without lease warnings). */
+export type WriteResult = Omit<OperationOutput<'write_file'>, 'warnings'>;
 
 /** One entry of a directory listing. */
-export interface DirEntry {
-  path: string;
-  name: string;
-  type: EntryType;
-  /** Size in bytes, files only. */
-  size?: number;
-  mtimeMs: number;
-}
+export type DirEntry = FileList['entries'][number];
 
-/** Outcome of `ResourceManager.listFiles`. */
-export interface FileList {
-  path: string;
-  entries: DirEntry[];
-  /** True if `maxEntries` cut the listing short. */
-  truncated: boolean;
-}
+/** Outcome of `ResourceManager.listFiles` (the list_files result). */
+export type FileList = OperationOutput<'list_files'>;
 
-/** Outcome of `ResourceManager.stat` (symlinks inside the workspace are followed). */
-export interface FileInfo {
-  path: string;
-  type: EntryType;
-  size: number;
-  mtimeMs: number;
-  /** Content revision, files only. */
-  revision?: string;
-}
+/** Outcome of `ResourceManager.stat` (the file_info result; symlinks inside the workspace are followed). */
+export type FileInfo = OperationOutput<'file_info'>;
 
-/** Outcome of `ResourceManager.edit`. */
-export interface EditResult {
-  path: string;
-  /** Revision after the edit (unchanged for a dry run). */
-  revision: string;
-  /** Unified diff of the change; empty if the content did not change. */
-  diff: string;
-  /** Total number of replacements made across all edits. */
-  applied: number;
-  dryRun: boolean;
-}
+/** Outcome of `ResourceManager.edit` (the edit_file result without lease warnings). */
+export type EditResult = Omit<OperationOutput<'edit_file'>, 'warnings'>;
 
-/** Outcome of `ResourceManager.search`. */
-export interface SearchResult {
-  matches: SearchMatch[];
-  /** True if the result cap or the deadline stopped the search early. */
-  truncated: boolean;
-  /** Why the search was cut short, when it was. */
-  truncatedReason?: TruncationReason;
-  filesScanned: number;
-}
+/** Outcome of `ResourceManager.search` (the search_files result). */
+export type SearchResult = OperationOutput<'search_files'>;

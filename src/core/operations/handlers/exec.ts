@@ -1,5 +1,4 @@
 import { WorkspaceError } from '../../../protocol/errors';
-import type { Execution, SandboxEnvironment } from '../../execution';
 import {
   argvTarget,
   refuseAmbiguousCharacters,
@@ -7,15 +6,16 @@ import {
   tokenizeCommand,
   type CommandPlan,
 } from '../command';
-import type { Authorize, CallContext, DispatcherDeps, Handlers } from '../types';
+import type { Authorize, DispatcherDeps, Handlers } from '../types';
 import { authorizePath, closing } from './paths';
+import { startInSandbox, type ExecutionAuditor } from './sandbox';
 
 /** The command operations this group answers. */
 export type ExecOperation = 'run_command' | 'cancel_execution' | 'get_execution' | 'list_executions';
 
 /** Commands in the session's sandbox: decided on exactly what will execute, then started and followed. */
 export function execHandlers(deps: DispatcherDeps, audit: ExecutionAuditor): Handlers<ExecOperation> {
-  const { resources, policy, executions } = deps;
+  const { resources, executions } = deps;
   return {
     run_command: async (input, ctx) => {
       const cwd = input.cwd ?? '.';
@@ -31,55 +31,11 @@ export function execHandlers(deps: DispatcherDeps, audit: ExecutionAuditor): Han
         refuseAmbiguousCharacters(`env.${key}`, value, true);
         ctx.authorize('env', key);
       }
-      const principal = ctx.principal;
-      // An image built from files this agent may write runs whatever the agent put in it (its own
-      // /bin/sh, /usr/bin/echo...): a narrow exec rule then guarantees nothing, so it needs exec(*).
-      const checkEnvironment = (env: SandboxEnvironment): void => {
-        if (plan.shell || !env.buildInputs) return;
-        const writable = env.buildInputs.find((path) => policy.decide(principal, 'write', path).allowed);
-        if (writable === undefined) return;
-        if (ctx.decide('exec', '*')) return;
-        throw new WorkspaceError(
-          'POLICY_DENIED',
-          `The dev container image is built from files you may write (${writable}), so it can run anything ` +
-            'in place of the allowed program; commands in it need `allow exec(*)`.',
-          { buildInput: writable, rule: 'allow exec(*)' },
-        );
-      };
-      // While the sandbox gets ready (a first build can take minutes), the caller sees progress
-      // as stderr lines marked `[mcp-workspace]`, numbered 0 (they precede the command's output).
-      // Progress addressed to another session (its build log) is not this caller's to see.
-      const forward = ctx.onOutput;
-      const stopProgress = forward
-        ? deps.onSandboxProgress?.((e) => {
-            if (e.sessionId !== undefined && e.sessionId !== ctx.sessionId) return;
-            forward({ stream: 'stderr', data: `[mcp-workspace] ${e.phase}: ${e.message}\n`, seq: 0 });
-          })
-        : undefined;
-      const execution = await executions
-        .start(
-          {
-            sessionId: ctx.sessionId,
-            principal,
-            // The container gets the network only on an explicit grant, and a writable workspace
-            // only when the policy lets this agent write.
-            network: ctx.decide('network', '*'),
-            readOnly: !ctx.decide('write', '.'),
-            // An image build ships only what this agent may read (one decision per file: not listed
-            // in the record, which names the build inputs instead).
-            mayRead: (path) => policy.decide(principal, 'read', path).allowed,
-          },
-          { ...input, cwd: realCwd, argv: plan.argv, checkEnvironment },
-        )
-        .finally(() => stopProgress?.());
-      audit(execution, ctx, plan.shell);
-      ctx.holdUntil(execution.done);
-      if (forward) {
-        const stop = execution.subscribe((event) => {
-          if (event.stream !== 'exit') forward(event);
-        });
-        void execution.done.then(stop);
-      }
+      const execution = await startInSandbox(deps, audit, ctx, {
+        request: { ...input, cwd: realCwd, argv: plan.argv },
+        shell: plan.shell,
+        what: 'commands',
+      });
       return input.background ? execution.snapshot() : execution.done;
     },
     cancel_execution: async (input, ctx) => executions.cancel(input.executionId, ctx.principal),
@@ -99,9 +55,6 @@ export function execHandlers(deps: DispatcherDeps, audit: ExecutionAuditor): Han
     }),
   };
 }
-
-/** Records an execution's start and end (the dispatcher's audit hook for run_command). */
-export type ExecutionAuditor = (execution: Execution, ctx: CallContext, shell: boolean) => void;
 
 /**
  * Authorises a command and decides how it runs. With `args`, or when the command is plain words,

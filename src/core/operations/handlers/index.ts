@@ -2,8 +2,9 @@ import type { OperationName } from '../../../protocol/operations';
 import type { DispatcherDeps, Handlers } from '../types';
 import { adminHandlers } from './admin';
 import { coordinationHandlers } from './coordination';
-import { execHandlers, type ExecutionAuditor } from './exec';
+import { execHandlers } from './exec';
 import { fileHandlers } from './files';
+import type { ExecutionAuditor } from './sandbox';
 
 /** Every operation's handler, grouped by what it touches. */
 export function createHandlers(

@@ -1,7 +1,6 @@
 import { WorkspaceError } from '../../../protocol/errors';
 import type { Principal } from '../../../protocol/principal';
 import type { ToolAnnotations, ToolResult } from '../../../protocol/tools';
-import type { SandboxEnvironment } from '../../execution';
 import {
   checkArguments,
   DEFAULT_TOOL_TIMEOUT_MS,
@@ -12,8 +11,8 @@ import {
 } from '../../tools';
 import { refuseAmbiguousCharacters } from '../command';
 import type { DispatcherDeps, HandlerContext } from '../types';
-import type { ExecutionAuditor } from './exec';
 import { authorizePath } from './paths';
+import { startInSandbox, type ExecutionAuditor } from './sandbox';
 
 /** Runs one typed tool call after the dispatcher's checks (session, rate limit, `allow tool(NAME)`). */
 export type ToolRunner = (tool: RegisteredTool, args: unknown, ctx: HandlerContext) => Promise<ToolResult>;
@@ -24,7 +23,7 @@ export type ToolRunner = (tool: RegisteredTool, args: unknown, ctx: HandlerConte
  * the session's sandbox exactly like run_command, with streaming output, limits and cancel.
  */
 export function toolRunner(deps: DispatcherDeps, audit: ExecutionAuditor): ToolRunner {
-  const { resources, policy, executions } = deps;
+  const { resources } = deps;
   return async (tool, rawArgs, ctx) => {
     const { manifest } = tool.compiled;
     const values = checkArguments(tool.compiled, rawArgs);
@@ -60,57 +59,22 @@ export function toolRunner(deps: DispatcherDeps, audit: ExecutionAuditor): ToolR
     } finally {
       for (const path of held) path.close();
     }
-    const principal = ctx.principal;
     let workspaceFolder = '';
-    // As for run_command: an image built from files this agent may write runs whatever the agent put
-    // in it in place of the tool's program, so it needs `allow exec(*)`.
-    const checkEnvironment = (env: SandboxEnvironment): void => {
-      workspaceFolder = env.workspaceFolder;
-      if (!env.buildInputs) return;
-      const writable = env.buildInputs.find((path) => policy.decide(principal, 'write', path).allowed);
-      if (writable === undefined || ctx.decide('exec', '*')) return;
-      throw new WorkspaceError(
-        'POLICY_DENIED',
-        `The dev container image is built from files you may write (${writable}), so it can run anything ` +
-          `in place of ${argv[0]}; tools in it need \`allow exec(*)\`.`,
-        { buildInput: writable, rule: 'allow exec(*)' },
-      );
-    };
-    const forward = ctx.onOutput;
-    const stopProgress = forward
-      ? deps.onSandboxProgress?.((e) => {
-          if (e.sessionId !== undefined && e.sessionId !== ctx.sessionId) return;
-          forward({ stream: 'stderr', data: `[mcp-workspace] ${e.phase}: ${e.message}\n`, seq: 0 });
-        })
-      : undefined;
-    const execution = await executions
-      .start(
-        {
-          sessionId: ctx.sessionId,
-          principal,
-          network: ctx.decide('network', '*'),
-          readOnly: !ctx.decide('write', '.'),
-          mayRead: (path) => policy.decide(principal, 'read', path).allowed,
-        },
-        {
-          command: argv[0]!,
-          args: argv.slice(1),
-          argv,
-          cwd: realCwd,
-          env: manifest.env,
-          timeoutMs: manifest.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
-          checkEnvironment,
-        },
-      )
-      .finally(() => stopProgress?.());
-    audit(execution, ctx, false);
-    ctx.holdUntil(execution.done);
-    if (forward) {
-      const stop = execution.subscribe((event) => {
-        if (event.stream !== 'exit') forward(event);
-      });
-      void execution.done.then(stop);
-    }
+    const execution = await startInSandbox(deps, audit, ctx, {
+      request: {
+        command: argv[0]!,
+        args: argv.slice(1),
+        argv,
+        cwd: realCwd,
+        env: manifest.env,
+        timeoutMs: manifest.timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
+      },
+      shell: false,
+      what: 'tools',
+      onEnvironment: (env) => {
+        workspaceFolder = env.workspaceFolder;
+      },
+    });
     const result = await execution.done;
     // The runner reports a program it could not execute as exit code 127 with `exec PROGRAM: ...`.
     if (result.exitCode === 127 && result.error?.startsWith('exec ')) {

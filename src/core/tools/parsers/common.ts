@@ -1,4 +1,4 @@
-import { RRegex } from 'rregex';
+import type { RRegex } from 'rregex';
 import type { Diagnostic, DiagnosticSeverity, ParsedResult, TestCounts } from '../../../protocol/diagnostics';
 import { WorkspaceError } from '../../../protocol/errors';
 import { toWorkspacePath, type PathContext } from './paths';
@@ -207,6 +207,17 @@ function isControl(code: number): boolean {
 const OPEN = '\u0001';
 /** Closes the group values in a replacement result. */
 const CLOSE = '\u0002';
+let engine: typeof import('rregex') | null = null;
+
+/**
+ * The linear-time engine, loaded with the first pattern compiled: a server whose tools name no
+ * parser never loads its WebAssembly (and a bundle copied alone still starts).
+ */
+function regexEngine(): typeof import('rregex') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a synchronous, deferred load
+  return (engine ??= require('rregex') as typeof import('rregex'));
+}
+
 /** Separates group values in a replacement result. */
 const SEPARATOR = '\u0000';
 
@@ -232,7 +243,7 @@ export class LinePattern {
     private readonly required: readonly string[] = [],
   ) {
     try {
-      this.regex = new RRegex(pattern);
+      this.regex = new (regexEngine().RRegex)(pattern);
     } catch (err) {
       throw new WorkspaceError(
         'INVALID_ARGUMENT',
