@@ -2,6 +2,7 @@ import { cpus } from 'node:os';
 import { ensureDocker } from '../test/helpers/docker';
 import { benchAudit } from './audit';
 import { benchBuildContext } from './build-context';
+import { benchCollab } from './collab';
 import { benchExecution } from './execution';
 import { benchExtension } from './extension';
 import { benchParsers } from './parsers';
@@ -13,7 +14,7 @@ import { benchTools } from './tools';
 
 /**
  * `npm run bench`: runs every benchmark and prints one JSON object of figures. `MCPW_BENCH=search`
- * (or `parsers`, `tools`) runs only the named section.
+ * (or `parsers`, `tools`, `collab`) runs only the named section.
  */
 async function main(): Promise<void> {
   const figures: Record<string, unknown> = { machine: { cpus: cpus().length, node: process.version } };
@@ -27,6 +28,11 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
     return;
   }
+  if (process.env.MCPW_BENCH === 'collab') {
+    Object.assign(figures, await benchCollab());
+    process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
+    return;
+  }
   if (process.env.MCPW_BENCH === 'tools') {
     ensureDocker();
     Object.assign(figures, await benchTools());
@@ -35,6 +41,7 @@ async function main(): Promise<void> {
   }
   Object.assign(figures, await benchServer());
   Object.assign(figures, await benchSearch());
+  Object.assign(figures, await benchCollab());
   Object.assign(figures, await benchAudit());
   Object.assign(figures, await benchRunner());
   Object.assign(figures, await benchParsers());

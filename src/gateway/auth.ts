@@ -89,6 +89,20 @@ export interface Admission {
   authenticate(req: IncomingMessage): Admitted | WorkspaceError;
   /** Both, in order: what every endpoint but `/health` requires. */
   admit(req: IncomingMessage): Admitted | WorkspaceError;
+  /**
+   * Like {@link Admission.admit}, but without an Authorization header the token may come from the
+   * `token` query parameter (browser WebSocket clients such as y-websocket cannot set headers).
+   * The query is never logged.
+   */
+  admitWithQueryToken(req: IncomingMessage): Admitted | WorkspaceError;
+}
+
+/** The `token` query parameter of a request URL, if any (the URL itself is never logged). */
+function queryToken(url: string | undefined): string | null {
+  const query = url?.split('?')[1];
+  if (query === undefined) return null;
+  const token = new URLSearchParams(query).get('token');
+  return token === null || token === '' ? null : token;
 }
 
 /** Builds the server's {@link Admission}, shared by HTTP requests and WebSocket upgrades. */
@@ -126,9 +140,23 @@ export function createAdmission(options: AdmissionOptions): Admission {
         : 'Send Authorization: Bearer <token> (the owner token or an agent token).',
     );
   };
+  const authenticateQuery = (req: IncomingMessage): Admitted | WorkspaceError => {
+    if (req.headers.authorization !== undefined) return authenticate(req);
+    const token = queryToken(req.url);
+    const principal = token ? options.authenticate(token) : null;
+    if (principal && token) return { principal, token };
+    options.onRefused({ path: req.url?.split('?')[0], method: req.method, hadToken: token !== null });
+    return new WorkspaceError(
+      'UNAUTHORIZED',
+      token
+        ? 'Unknown or revoked token.'
+        : 'Pass the token as the `token` query parameter or as Authorization: Bearer <token>.',
+    );
+  };
   return {
     checkHostAndOrigin,
     authenticate,
     admit: (req) => checkHostAndOrigin(req) ?? authenticate(req),
+    admitWithQueryToken: (req) => checkHostAndOrigin(req) ?? authenticateQuery(req),
   };
 }

@@ -1,5 +1,5 @@
 /**
- * The transport adapters: each maps its wire format (MCP, REST + OpenAPI, WebSocket) to one
+ * The transport adapters: each maps its wire format (MCP, REST + OpenAPI, WebSocket, y-websocket) to one
  * dispatcher call and back, after the shared admission checks (Host, Origin, bearer token).
  */
 import type { McpGateway, McpGatewayDeps } from './mcp';
@@ -19,6 +19,8 @@ export { jsonBody } from './jsonBody';
 export { buildOpenApi } from './openapi';
 export { createRestRouter, expressPath, sendError, SESSION_HEADER, type RestGatewayDeps } from './rest';
 export { WS_PATH, WsGateway, type WsGatewayDeps } from './ws';
+export { COLLAB_PREFIX, CollabGateway, type CollabGatewayDeps } from './collab';
+export { refuseUpgrade, routeUpgrades, type UpgradeRoute } from './upgrade';
 export type { McpGateway, McpGatewayDeps } from './mcp';
 
 /**

@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
@@ -7,8 +7,8 @@ import { toolCallSchema } from '../protocol/tools';
 import type { Principal } from '../protocol/principal';
 import type { OperationDispatcher } from '../core/operations';
 import type { SessionManager } from '../core/session';
-import { WWW_AUTHENTICATE } from './auth';
 import { assertJsonDepth } from './jsonDepth';
+import { refuseUpgrade } from './upgrade';
 
 /** Path of the WebSocket endpoint. */
 export const WS_PATH = '/ws';
@@ -38,19 +38,15 @@ interface ClientMessage {
 export class WsGateway {
   private readonly wss: WebSocketServer;
 
-  constructor(
-    server: Server,
-    private readonly deps: WsGatewayDeps,
-  ) {
+  constructor(private readonly deps: WsGatewayDeps) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: deps.maxMessageBytes });
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-      if (path !== WS_PATH)
-        return refuse(socket, new WorkspaceError('NOT_FOUND', 'WebSocket endpoint is /ws.'));
-      const admitted = deps.admit(req);
-      if (admitted instanceof WorkspaceError) return refuse(socket, admitted);
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.serve(ws, admitted));
-    });
+  }
+
+  /** Takes an upgrade request for {@link WS_PATH} (routed here by the server's upgrade router). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const admitted = this.deps.admit(req);
+    if (admitted instanceof WorkspaceError) return refuseUpgrade(socket, admitted);
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.serve(ws, admitted));
   }
 
   /** Open connections. */
@@ -180,15 +176,4 @@ export class WsGateway {
       })().catch(fail);
     });
   }
-}
-
-function refuse(socket: Duplex, error: WorkspaceError): void {
-  const body = JSON.stringify({ error: error.toJSON() });
-  const reason =
-    error.httpStatus === 401 ? 'Unauthorized' : error.httpStatus === 404 ? 'Not Found' : 'Forbidden';
-  socket.end(
-    `HTTP/1.1 ${error.httpStatus} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n` +
-      (error.httpStatus === 401 ? `WWW-Authenticate: ${WWW_AUTHENTICATE}\r\n` : '') +
-      `\r\n${body}`,
-  );
 }

@@ -7,6 +7,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { WorkspaceError } from '../protocol/errors';
 import { OWNER, type Principal } from '../protocol/principal';
 import { AuditLog, createRedactor, REDACTION_KEY_BYTES } from '../core/audit';
+import { CollabHub, type CollabLimits } from '../core/collab';
 import {
   DockerRuntime,
   ExecutionManager,
@@ -24,12 +25,16 @@ import { BUILT_IN_PARSERS, ToolRegistry, type OutputParsers } from '../core/tool
 import { OPERATION_NAMES } from '../protocol/operations';
 import {
   buildOpenApi,
+  COLLAB_PREFIX,
+  CollabGateway,
   createAdmission,
   createRestRouter,
   jsonBody,
   loadMcpGateway,
   LOOPBACK_BIND_HOSTS,
+  routeUpgrades,
   sendError,
+  WS_PATH,
   WsGateway,
   type McpGateway,
   type McpGatewayDeps,
@@ -96,6 +101,8 @@ export interface WorkspaceServerOptions {
   executionLimits?: Partial<ExecutionLimits>;
   /** Progress of long sandbox work (image pulls and builds, container starts), e.g. for a UI. */
   onSandboxProgress?: (event: ProgressEvent) => void;
+  /** Caps and timings of shared documents (live co-editing at `/collab/<path>`). */
+  collab?: Partial<CollabLimits>;
   /** Where structured logs go (default: stderr as JSON lines). */
   logger?: Logger;
   /**
@@ -133,6 +140,8 @@ export interface RunningWorkspaceServer {
   policy: PolicyEngine;
   dispatcher: OperationDispatcher;
   executions: ExecutionManager;
+  /** Shared documents open for live co-editing. */
+  collab: CollabHub;
   /** Stable id of the served workspace (what `join_workspace` takes; also in list_capabilities). */
   workspaceId: string;
   /** Agents working together: what the VS Code UI and collaborative editors need. */
@@ -281,7 +290,20 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     policy,
     ...(options.leaseIdleGraceMs !== undefined ? { leaseIdleGraceMs: options.leaseIdleGraceMs } : {}),
   });
-  const dispatcher = new OperationDispatcher({
+  const collab = new CollabHub({
+    resources,
+    stateDir: stateReal,
+    limits: { maxDocumentBytes: Math.min(maxFileBytes, 4 * 1024 * 1024), ...(options.collab ?? {}) },
+    // Edits are audited through the dispatcher, like every operation.
+    auditor: { edit: (peer, batch) => dispatcher.recordCollabEdit(peer, batch) },
+    mayWrite: (peer, realRel) =>
+      peer.principal.role !== 'viewer' &&
+      policy.decide(peer.principal, 'write', realRel).allowed &&
+      coordination.leaseBlocks(peer.principal, realRel) === null,
+    log,
+  });
+  const dispatcher: OperationDispatcher = new OperationDispatcher({
+    collab,
     sessions,
     resources,
     policy,
@@ -407,7 +429,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
 
   const server: Server = createServer(app);
   server.keepAliveTimeout = 65_000;
-  const ws = new WsGateway(server, {
+  const ws = new WsGateway({
     dispatcher,
     sessions,
     maxMessageBytes: maxRequestBodySize,
@@ -416,6 +438,24 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
       return admitted instanceof WorkspaceError ? admitted : admitted.principal;
     },
   });
+  const collabGateway = new CollabGateway({
+    dispatcher,
+    maxMessageBytes: collab.limits.maxUpdateBytes * 2 + 1024,
+    admit: (req) => {
+      const admitted = admission.admitWithQueryToken(req);
+      return admitted instanceof WorkspaceError ? admitted : admitted.principal;
+    },
+  });
+  routeUpgrades(server, [
+    {
+      matches: (path) => path === WS_PATH,
+      handle: (req, socket, head) => ws.handleUpgrade(req, socket, head),
+    },
+    {
+      matches: (path) => path.startsWith(COLLAB_PREFIX),
+      handle: (req, socket, head) => collabGateway.handleUpgrade(req, socket, head),
+    },
+  ]);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => resolve());
@@ -480,6 +520,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     policy,
     dispatcher,
     executions,
+    collab,
     workspaceId,
     coordination: {
       onMessage: (listener) => coordination.onMessage(listener),
@@ -492,6 +533,9 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
         tools.close();
         if (mcp) await (await mcp).close();
         await ws.close();
+        // Shared documents are written to disk before their connections drop.
+        await collab.close();
+        await collabGateway.close();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         stopSessionCleanup();

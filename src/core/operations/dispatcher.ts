@@ -10,6 +10,14 @@ import {
 } from '../../protocol/operations';
 import { OWNER, type Principal } from '../../protocol/principal';
 import type { AuditDecision, AuditRecord } from '../audit';
+import {
+  CLOSE_CODES,
+  type CollabAccess,
+  type CollabClient,
+  type CollabConnection,
+  type CollabPeer,
+  type EditBatch,
+} from '../collab';
 import type { LeaseEvent, MessageSink } from '../coordination';
 import type { Execution, ExecutionResult, OutputEvent } from '../execution';
 import { unexpectedError } from '../log';
@@ -18,6 +26,7 @@ import type { SessionInfo } from '../session';
 import type { ToolAnnotations, ToolResult } from '../../protocol/tools';
 import type { RegisteredTool } from '../tools';
 import { createHandlers } from './handlers';
+import { authorizePath } from './handlers/paths';
 import { offeredTools, toolAnnotations, toolRunner, type ToolRunner } from './handlers/tools';
 import type {
   Authorize,
@@ -53,6 +62,9 @@ export interface AuditFeedSink {
   ended(): void;
 }
 
+/** Operations that change who holds which lease (and so who may edit a shared document). */
+const LEASE_OPERATIONS: ReadonlySet<string> = new Set(['acquire_lease', 'renew_lease', 'release_lease']);
+
 /** Failures that are refusals: recorded as `deny`. */
 const REFUSALS = new Set(['POLICY_DENIED', 'OWNER_ONLY', 'CAPABILITY_NOT_NEGOTIATED', 'SESSION_NOT_FOUND']);
 
@@ -78,6 +90,8 @@ export class OperationDispatcher {
   private readonly defaults = new Map<string, string>();
   // Concurrent first requests of one agent share one opening: a burst opens one session, not many.
   private readonly opening = new Map<string, Promise<string>>();
+  /** Re-decide the access of each open shared document (after a lease changed). */
+  private readonly documentAccessChecks = new Set<() => void>();
 
   constructor(private readonly deps: DispatcherDeps) {
     const auditExecution = (execution: Execution, ctx: CallContext, shell: boolean): void =>
@@ -85,7 +99,15 @@ export class OperationDispatcher {
     this.handlers = createHandlers(deps, auditExecution);
     this.runToolHandler = toolRunner(deps, auditExecution);
     // Leases that end without their holder asking (expiry, revoked token, takeover) are audited too.
-    deps.coordination.onLeaseEvent((event) => void this.recordLeaseEvent(event));
+    deps.coordination.onLeaseEvent((event) => {
+      void this.recordLeaseEvent(event);
+      this.recheckDocuments();
+    });
+  }
+
+  /** An exclusive lease makes shared documents read-only for the others: decide again. */
+  private recheckDocuments(): void {
+    for (const check of [...this.documentAccessChecks]) check();
   }
 
   /**
@@ -412,28 +434,7 @@ export class OperationDispatcher {
           });
         }
       }
-      const ask = (action: PolicyAction, target: string, summarises: boolean): boolean => {
-        const decision = this.deps.policy.decide(ctx.principal, action, target);
-        made.push({
-          action,
-          target,
-          decision: decision.allowed ? 'allow' : 'deny',
-          rule: decision.rule,
-          summarises,
-        });
-        if (!decision.allowed && summarises) {
-          throw new WorkspaceError(
-            'POLICY_DENIED',
-            `Policy denies ${action}(${target}): ${decision.reason}`,
-            {
-              rule: decision.rule,
-            },
-          );
-        }
-        return decision.allowed;
-      };
-      const authorize: Authorize = (action, target) => void ask(action, target, true);
-      const decide: Decide = (action, target) => ask(action, target, false);
+      const { authorize, decide } = this.decider(ctx.principal, made);
       const result = await body(validated, {
         ...ctx,
         session,
@@ -448,6 +449,7 @@ export class OperationDispatcher {
       });
       const summary = [...made].reverse().find((d) => d.summarises) ?? null;
       await this.record(name, ctx, params, summary, made, successOutcome(result), started, spec.readOnly);
+      if (LEASE_OPERATIONS.has(name)) this.recheckDocuments();
       return result;
     } catch (err) {
       const error = unexpectedError(this.deps.log, err, {
@@ -482,6 +484,211 @@ export class OperationDispatcher {
     } finally {
       release();
     }
+  }
+
+  /** Policy deciders for one call: each decision is appended to `made` for its audit record. */
+  private decider(principal: Principal, made: Made[]): { authorize: Authorize; decide: Decide } {
+    const ask = (action: PolicyAction, target: string, summarises: boolean): boolean => {
+      const decision = this.deps.policy.decide(principal, action, target);
+      made.push({
+        action,
+        target,
+        decision: decision.allowed ? 'allow' : 'deny',
+        rule: decision.rule,
+        summarises,
+      });
+      if (!decision.allowed && summarises) {
+        throw new WorkspaceError('POLICY_DENIED', `Policy denies ${action}(${target}): ${decision.reason}`, {
+          rule: decision.rule,
+        });
+      }
+      return decision.allowed;
+    };
+    return {
+      authorize: (action, target) => void ask(action, target, true),
+      decide: (action, target) => ask(action, target, false),
+    };
+  }
+
+  /**
+   * Opens a live shared document on `path` for a caller (transport `collab`), authorised and audited
+   * like an operation (`collab_open`): the session must be open and have negotiated read_file, the
+   * policy must allow reading the confined path, and writing is decided too: without write_file, as
+   * a viewer, where the policy denies writing (protected paths included), or while another agent
+   * holds an exclusive lease on it, the connection is read-only. The connection keeps its session busy; it ends when the session ends or the policy
+   * stops allowing the file, and its end is audited (`collab_close`).
+   */
+  async openDocument(ctx: CallContext, path: string, client: CollabClient): Promise<CollabConnection> {
+    const { collab, sessions, policy, resources, coordination } = this.deps;
+    const started = performance.now();
+    const made: Made[] = [];
+    let params: Record<string, unknown> = { path };
+    const release = sessions.hold(ctx.sessionId);
+    try {
+      if (!collab) throw new WorkspaceError('NOT_FOUND', 'Live co-editing is not enabled on this server.');
+      const session = sessions.get(ctx.sessionId);
+      if (!session || session.principal.name !== ctx.principal.name) {
+        throw new WorkspaceError(
+          'SESSION_NOT_FOUND',
+          'This session has ended (idle, revoked or closed). Reconnect.',
+        );
+      }
+      sessions.touch(ctx.sessionId);
+      if (!session.capabilities.includes('read_file')) {
+        throw new WorkspaceError(
+          'CAPABILITY_NOT_NEGOTIATED',
+          'Opening a shared document needs read_file among the session capabilities.',
+        );
+      }
+      const { authorize, decide } = this.decider(ctx.principal, made);
+      const target = authorizePath(resources, authorize, 'read', path);
+      let connection: CollabConnection;
+      let closed: { code: number; reason: string } | null = null;
+      const { rel, realRel } = target;
+      params = { path: rel };
+      try {
+        const writable = (ask: (action: PolicyAction, target: string) => boolean): CollabAccess => {
+          if (ctx.principal.role === 'viewer')
+            return { readOnly: true, readOnlyReason: 'viewers cannot edit' };
+          if (!session.capabilities.includes('write_file')) {
+            return { readOnly: true, readOnlyReason: 'write_file was not negotiated for this session' };
+          }
+          const allowed = ask('write', rel) && (realRel === rel || ask('write', realRel));
+          if (!allowed) return { readOnly: true, readOnlyReason: `the policy denies write(${rel})` };
+          // Yjs updates cannot carry a warning: another agent's exclusive lease makes the document read-only.
+          const lease = coordination.leaseBlocks(ctx.principal, realRel);
+          return lease
+            ? { readOnly: true, readOnlyReason: `${lease.holder} holds an exclusive lease (${lease.reason})` }
+            : { readOnly: false };
+        };
+        connection = await collab.open(
+          target,
+          { principal: ctx.principal, sessionId: ctx.sessionId },
+          {
+            send: (message) => client.send(message),
+            close: (code, reason) => {
+              closed ??= { code, reason };
+              client.close(code, reason);
+            },
+          },
+          writable(decide),
+        );
+        const fresh = (action: PolicyAction, path: string): boolean =>
+          policy.decide(ctx.principal, action, path).allowed;
+        const stopSessionWatch = sessions.onSessionEnded((ended) => {
+          if (ended.sessionId === ctx.sessionId) {
+            connection.end(
+              CLOSE_CODES.SESSION_ENDED,
+              'Your session ended (token or session revoked, or expired).',
+            );
+          }
+        });
+        const recheck = (): void => {
+          if (!fresh('read', rel) || !fresh('read', realRel)) {
+            connection.end(CLOSE_CODES.FORBIDDEN, 'The policy no longer allows you to read this file.');
+          } else {
+            connection.setAccess(writable(fresh));
+          }
+        };
+        const stopPolicyWatch = policy.onChange(recheck);
+        this.documentAccessChecks.add(recheck);
+        const stopLeaseWatch = (): boolean => this.documentAccessChecks.delete(recheck);
+        try {
+          await this.record(
+            'collab_open',
+            ctx,
+            params,
+            [...made].reverse().find((d) => d.summarises) ?? null,
+            made,
+            { ok: true, readOnly: connection.readOnly, revision: connection.revision },
+            started,
+            false,
+          );
+        } catch (err) {
+          // Not opened after all: the connection leaves before the refusal is recorded.
+          stopSessionWatch();
+          stopPolicyWatch();
+          stopLeaseWatch();
+          connection.detach();
+          throw err;
+        }
+        const opened = performance.now();
+        let detached = false;
+        const inner = connection;
+        return {
+          path: inner.path,
+          revision: inner.revision,
+          get readOnly() {
+            return inner.readOnly;
+          },
+          receive: (message) => inner.receive(message),
+          setAccess: (access) => inner.setAccess(access),
+          end: (code, reason) => inner.end(code, reason),
+          detach: () => {
+            if (detached) return;
+            detached = true;
+            inner.detach();
+            stopSessionWatch();
+            stopPolicyWatch();
+            stopLeaseWatch();
+            release();
+            void this.record(
+              'collab_close',
+              ctx,
+              params,
+              null,
+              [],
+              {
+                ok: true,
+                code: closed?.code ?? 1000,
+                reason: closed?.reason ?? 'client left',
+                openMs: Math.round(performance.now() - opened),
+              },
+              opened,
+              true,
+            );
+          },
+        };
+      } finally {
+        target.close();
+      }
+    } catch (err) {
+      release();
+      const error = unexpectedError(this.deps.log, err, {
+        op: 'collab_open',
+        sessionId: ctx.sessionId,
+        agent: ctx.principal.name,
+      });
+      const summary = REFUSALS.has(error.code)
+        ? ([...made].reverse().find((d) => d.decision === 'deny') ?? null)
+        : ([...made].reverse().find((d) => d.summarises) ?? null);
+      await this.record(
+        'collab_open',
+        ctx,
+        params,
+        summary,
+        made,
+        { ok: false, code: error.code, message: error.message },
+        started,
+        false,
+      );
+      throw error;
+    }
+  }
+
+  /** Audits one client's edits to a shared document written in one flush (`collab_edit`). */
+  recordCollabEdit(peer: CollabPeer, batch: EditBatch): void {
+    const { path, ...counts } = batch;
+    void this.record(
+      'collab_edit',
+      { principal: peer.principal, sessionId: peer.sessionId, transport: 'collab' },
+      { path },
+      null,
+      [],
+      { ok: true, ...counts },
+      performance.now(),
+      true,
+    );
   }
 
   private async record(
@@ -567,8 +774,10 @@ export class OperationDispatcher {
       started,
       true,
     );
-    void execution.done.then((result: ExecutionResult) =>
-      this.record(
+    void execution.done.then((result: ExecutionResult) => {
+      // A command may have changed files that are open as shared documents.
+      this.deps.collab?.checkDisk();
+      return this.record(
         'execution_end',
         ctx,
         ids,
@@ -585,8 +794,8 @@ export class OperationDispatcher {
         },
         started,
         true,
-      ),
-    );
+      );
+    });
   }
 }
 

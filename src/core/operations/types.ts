@@ -1,6 +1,7 @@
 import type { OperationInput, OperationName, OperationOutput } from '../../protocol/operations';
 import type { Principal } from '../../protocol/principal';
 import type { AuditLog } from '../audit';
+import type { CollabHub } from '../collab';
 import type { Coordination } from '../coordination';
 import type { ExecutionManager, OutputEvent } from '../execution';
 import type { Logger } from '../log';
@@ -32,6 +33,8 @@ export interface DispatcherDeps {
   limiters: { write: RateLimiter; exec: RateLimiter };
   /** Where unexpected errors go with their stack, session and correlation id. */
   log: Logger;
+  /** Shared documents (live co-editing); file writes to an open document go through it. */
+  collab?: CollabHub;
   /** Refuses (by throwing) a change to a workspace-relative path, e.g. one with unsaved editor changes. */
   writeGuard?: (path: string) => void;
   /** Typed tools in force (manifests and detected tools); none without it. */

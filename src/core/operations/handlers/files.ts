@@ -28,7 +28,10 @@ export type FileOperation =
 
 /** Workspace file operations: each path is resolved and decided once, and the I/O uses that resolution. */
 export function fileHandlers(deps: DispatcherDeps): Handlers<FileOperation> {
-  const { resources, policy, writeGuard } = deps;
+  const { resources, policy, writeGuard, collab } = deps;
+  // A write to a file open as a shared document reaches the document as a delta (see OpenDocuments).
+  const coordinated = <T>(target: ConfinedPath, write: () => Promise<T>): Promise<T> =>
+    collab ? collab.aroundWrite(target, write) : write();
   const follow = { followFinal: true, writeGuard };
   const atLocation = { ...AT_LOCATION, writeGuard };
   return {
@@ -42,10 +45,12 @@ export function fileHandlers(deps: DispatcherDeps): Handlers<FileOperation> {
       const target = authorizePath(resources, ctx.authorize, 'write', input.path, follow);
       return closing([target], async () => {
         const warnings = leaseWarnings(deps, ctx, touched(target));
-        const result = await resources.writeFile(target, input.content, {
-          ...(input.encoding ? { encoding: input.encoding } : {}),
-          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
-        });
+        const result = await coordinated(target, () =>
+          resources.writeFile(target, input.content, {
+            ...(input.encoding ? { encoding: input.encoding } : {}),
+            ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+          }),
+        );
         return warn(result, warnings);
       });
     },
@@ -69,12 +74,14 @@ export function fileHandlers(deps: DispatcherDeps): Handlers<FileOperation> {
         if (target.realRel !== target.rel) ctx.authorize('write', target.realRel);
         writeGuard?.(target.realRel);
         const warnings = input.dryRun ? [] : leaseWarnings(deps, ctx, touched(target));
-        const result = await resources.edit(target, input.edits, {
-          ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
-          ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
-          // Large edits run on the worker threads, shared fairly per token.
-          caller: `${ctx.principal.kind}:${ctx.principal.name}`,
-        });
+        const result = await coordinated(target, () =>
+          resources.edit(target, input.edits, {
+            ...(input.dryRun !== undefined ? { dryRun: input.dryRun } : {}),
+            ...(input.expectedRevision !== undefined ? { expectedRevision: input.expectedRevision } : {}),
+            // Large edits run on the worker threads, shared fairly per token.
+            caller: `${ctx.principal.kind}:${ctx.principal.name}`,
+          }),
+        );
         return warn(result, warnings);
       });
     },

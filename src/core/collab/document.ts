@@ -1,0 +1,476 @@
+import type { Stats } from 'node:fs';
+import { Awareness, removeAwarenessStates } from 'y-protocols/awareness';
+import * as Y from 'yjs';
+import {
+  awarenessProtocol,
+  decodeAwarenessUpdate,
+  decodeClientMessage,
+  encodeAwareness,
+  encodeAwarenessUpdate,
+  encodePermissionDenied,
+  encodeSyncStep1,
+  encodeSyncStep2,
+  encodeUpdate,
+  type AwarenessEntry,
+} from './protocol';
+import { mergeText } from './text';
+import {
+  CLOSE_CODES,
+  type CollabAccess,
+  type CollabClient,
+  type CollabConnection,
+  type CollabLimits,
+  type CollabPeer,
+} from './types';
+
+/** Origin of changes loaded from the disk (outside changes, agents' writes). */
+export const DISK_ORIGIN = Symbol('disk');
+
+/** What identifies the file's content on disk without reading it. */
+export function statSignature(stats: Stats): string {
+  return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}`;
+}
+
+/** Changes one client made since the last flush (UTF-16 code units, as Yjs counts them). */
+interface PendingEdits {
+  updates: number;
+  insertedChars: number;
+  deletedChars: number;
+}
+
+/** What a document needs from its hub: limits, writing and leaving. */
+export interface DocumentHost {
+  limits: CollabLimits;
+  /** Schedules the document's write (debounced by the hub's document). */
+  onChanged(doc: SharedDocument): void;
+  /** The last connection left. */
+  onEmpty(doc: SharedDocument): void;
+  log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown>): void;
+}
+
+/**
+ * One open file as a Yjs document (`getText('content')`), the connections holding it, their
+ * server-stamped presence, and what is known of the file on disk (revision, stat signature, and
+ * the text last written or read when it differs from the shared text).
+ */
+export class SharedDocument {
+  /** The live Yjs document; null while the document is dormant (see {@link SharedDocument.sleep}). */
+  private live: { doc: Y.Doc; text: Y.Text } | null;
+  /** The encoded state of a dormant document. */
+  private dormant: Uint8Array | null = null;
+  /** Presence, on a document of its own (only its client id and clock are used). */
+  readonly awareness = new Awareness(new Y.Doc());
+  readonly connections = new Set<Connection>();
+  /** Revision of the file on disk as last written or read. */
+  revision: string;
+  /** Stat signature of the file after the last write or read. */
+  signature: string;
+  /** Identity (dev:ino) of the file after the last write or read, so spellings share one document. */
+  identity: string;
+  /**
+   * The text on disk when it differs from the shared text (unsaved shared edits): the base of the
+   * three-way merge of outside changes. Null when the shared text is what is on disk.
+   */
+  diskText: string | null = null;
+  /** The file was deleted or moved: nothing is written any more. */
+  gone = false;
+  /** Edits per client since the last flush, for the audit. */
+  readonly pending = new Map<unknown, PendingEdits>();
+  /** Serialises writes, disk checks and agents' writes of this document. */
+  queue: Promise<unknown> = Promise.resolve();
+  firstChangeAt = 0;
+  timer: NodeJS.Timeout | null = null;
+  /** Pending {@link SharedDocument.sleep} of a quiet document. */
+  sleepTimer: NodeJS.Timeout | null = null;
+  /** A disk check is queued: the poller does not queue another. */
+  checkQueued = false;
+  /** Set while the document is being written and unloaded. */
+  unloading: Promise<void> | null = null;
+  /** Updates applied in this turn of the event loop, sent to the other connections as one message. */
+  private outbox: Array<{ update: Uint8Array; origin: unknown }> = [];
+
+  constructor(
+    /** Workspace-relative real path of the file: the document's key. */
+    readonly key: string,
+    content: string,
+    state: Uint8Array | null,
+    revision: string,
+    stats: Stats,
+    private readonly host: DocumentHost,
+  ) {
+    this.revision = revision;
+    this.signature = statSignature(stats);
+    this.identity = `${stats.dev}:${stats.ino}`;
+    this.awareness.setLocalState(null);
+    const doc = new Y.Doc({ gc: true });
+    this.live = { doc, text: doc.getText('content') };
+    if (state) Y.applyUpdate(doc, state, DISK_ORIGIN);
+    const restored = this.text.toString();
+    // The saved Yjs state keeps offline clients' history; the disk decides the content.
+    if (restored !== content) mergeText(this.text, restored, content, DISK_ORIGIN);
+    this.bind();
+    this.awareness.on(
+      'update',
+      (
+        { added, updated, removed }: { added: number[]; updated: number[]; removed: number[] },
+        origin: unknown,
+      ) => {
+        const changed = [...added, ...updated, ...removed];
+        const message = encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(this.awareness, changed));
+        for (const connection of this.connections) {
+          if (connection !== origin) connection.client.send(message);
+        }
+      },
+    );
+  }
+
+  /** The live Yjs document (woken first if it is dormant). */
+  get doc(): Y.Doc {
+    return this.wake().doc;
+  }
+
+  /** The shared text, `getText('content')` (the document is woken first if it is dormant). */
+  get text(): Y.Text {
+    return this.wake().text;
+  }
+
+  /** Whether the document is held only in its encoded form. */
+  get isDormant(): boolean {
+    return this.live === null;
+  }
+
+  /**
+   * Keeps only the encoded state of a quiet document: a live Yjs document costs several times its
+   * text after many small edits, its encoded state about its text. Readers are still answered (sync
+   * replies are computed from the encoded state); the first change wakes it.
+   */
+  sleep(): void {
+    if (!this.live || this.diskText !== null || this.outbox.length > 0) return;
+    this.dormant = Y.encodeStateAsUpdate(this.live.doc);
+    this.live.doc.destroy();
+    this.live = null;
+  }
+
+  private wake(): { doc: Y.Doc; text: Y.Text } {
+    if (this.live) return this.live;
+    const doc = new Y.Doc({ gc: true });
+    Y.applyUpdate(doc, this.dormant!, DISK_ORIGIN);
+    this.dormant = null;
+    this.live = { doc, text: doc.getText('content') };
+    this.bind();
+    return this.live;
+  }
+
+  /** The whole state, encoded (what is saved in the state dir). */
+  encodeState(): Uint8Array {
+    return this.live ? Y.encodeStateAsUpdate(this.live.doc) : this.dormant!;
+  }
+
+  /** Sync step 1 of the server: its state vector. */
+  syncStep1(): Uint8Array {
+    return encodeSyncStep1(
+      this.live ? Y.encodeStateVector(this.live.doc) : Y.encodeStateVectorFromUpdate(this.dormant!),
+    );
+  }
+
+  /** Sync step 2 for a client: what it lacks, given its state vector. */
+  syncStep2(stateVector: Uint8Array): Uint8Array {
+    return encodeSyncStep2(
+      this.live
+        ? Y.encodeStateAsUpdate(this.live.doc, stateVector)
+        : Y.diffUpdate(this.dormant!, stateVector),
+    );
+  }
+
+  /** Listens to the document: the outgoing updates, the changes to write, the edits to audit. */
+  private bind(): void {
+    const doc = this.doc;
+    doc.on('beforeTransaction', () => {
+      if (this.diskText === null) this.diskText = this.text.toString();
+    });
+    doc.on('update', (update: Uint8Array, origin: unknown) => {
+      if (this.outbox.length === 0) setImmediate(() => this.sendOutbox());
+      this.outbox.push({ update, origin });
+      if (origin !== DISK_ORIGIN) this.host.onChanged(this);
+    });
+    // Counted from the transaction's clocks and delete set: O(clients), never a walk of the text.
+    doc.on('afterTransaction', (tr: Y.Transaction) => {
+      if (tr.origin === DISK_ORIGIN) return;
+      let inserted = 0;
+      for (const [client, after] of tr.afterState) inserted += after - (tr.beforeState.get(client) ?? 0);
+      let deleted = 0;
+      for (const items of tr.deleteSet.clients.values()) for (const item of items) deleted += item.len;
+      if (inserted === 0 && deleted === 0) return;
+      let edits = this.pending.get(tr.origin);
+      if (!edits) {
+        edits = { updates: 0, insertedChars: 0, deletedChars: 0 };
+        this.pending.set(tr.origin, edits);
+      }
+      edits.updates++;
+      edits.insertedChars += inserted;
+      edits.deletedChars += deleted;
+    });
+  }
+
+  /** Loads the file's text as it is now on disk: a minimal delta merged with unsaved shared edits. */
+  loadFromDisk(content: string, revision: string, stats: Stats): void {
+    const base = this.diskText ?? this.text.toString();
+    mergeText(this.text, base, content, DISK_ORIGIN);
+    this.revision = revision;
+    this.signature = statSignature(stats);
+    this.identity = `${stats.dev}:${stats.ino}`;
+    this.diskText = this.text.toString() === content ? null : content;
+    if (this.diskText !== null) this.host.onChanged(this);
+  }
+
+  /** Records that `written` is now on disk at `revision`. */
+  markWritten(written: string, revision: string, stats: Stats | undefined): void {
+    this.revision = revision;
+    if (stats) {
+      this.signature = statSignature(stats);
+      this.identity = `${stats.dev}:${stats.ino}`;
+    }
+    this.diskText = this.text.toString() === written ? null : written;
+  }
+
+  /**
+   * Sends the updates of this turn: each origin's updates merged once into one message, and each
+   * connection gets the messages of the other origins (never its own changes back). Under load that
+   * is one frame per writer per turn instead of one per keystroke.
+   */
+  private sendOutbox(): void {
+    const outbox = this.outbox;
+    this.outbox = [];
+    if (outbox.length === 0 || this.connections.size === 0) return;
+    const byOrigin = new Map<unknown, Uint8Array[]>();
+    for (const { update, origin } of outbox) {
+      const list = byOrigin.get(origin);
+      if (list) list.push(update);
+      else byOrigin.set(origin, [update]);
+    }
+    const messages = [...byOrigin].map(([origin, updates]) => ({
+      origin,
+      message: encodeUpdate(updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)),
+    }));
+    for (const connection of this.connections) {
+      for (const { origin, message } of messages) {
+        if (origin !== connection) connection.client.send(message);
+      }
+    }
+  }
+
+  /** Whether the shared text differs from the disk. */
+  get dirty(): boolean {
+    return this.diskText !== null;
+  }
+
+  /** Adds a connection: the server's state vector and everyone's presence go out first. */
+  connect(peer: CollabPeer, client: CollabClient, access: CollabAccess): Connection {
+    const connection = new Connection(this, peer, client, access, this.host);
+    this.connections.add(connection);
+    client.send(this.syncStep1());
+    const states = this.awareness.getStates();
+    if (states.size > 0) {
+      client.send(
+        encodeAwareness(awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...states.keys()])),
+      );
+    }
+    return connection;
+  }
+
+  /** Ends every connection with the same code and reason. */
+  endAll(code: number, reason: string): void {
+    for (const connection of [...this.connections]) connection.end(code, reason);
+  }
+
+  /** Takes the edits recorded since the last flush. */
+  takePending(): Map<unknown, PendingEdits> {
+    const taken = new Map(this.pending);
+    this.pending.clear();
+    return taken;
+  }
+
+  /** Frees the Yjs document and presence. */
+  destroy(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.sleepTimer) clearTimeout(this.sleepTimer);
+    this.timer = null;
+    this.sleepTimer = null;
+    this.awareness.destroy();
+    this.awareness.doc.destroy();
+    this.live?.doc.destroy();
+    this.live = null;
+    this.dormant = null;
+  }
+}
+
+/** Cuts a close reason to the 123 bytes a WebSocket close frame allows. */
+export function closeReason(reason: string): string {
+  let cut = reason;
+  while (Buffer.byteLength(cut) > 123) cut = cut.slice(0, -1);
+  return cut;
+}
+
+/** One client's connection to a {@link SharedDocument}. */
+export class Connection implements CollabConnection {
+  /** Awareness client ids this connection announced (removed when it leaves). */
+  private readonly clientIds = new Set<number>();
+  private access: CollabAccess;
+  private toldReadOnly = false;
+  private ended = false;
+
+  constructor(
+    private readonly document: SharedDocument,
+    readonly peer: CollabPeer,
+    readonly client: CollabClient,
+    access: CollabAccess,
+    private readonly host: DocumentHost,
+  ) {
+    this.access = access;
+  }
+
+  get path(): string {
+    return this.document.key;
+  }
+
+  get revision(): string {
+    return this.document.revision;
+  }
+
+  get readOnly(): boolean {
+    return this.access.readOnly;
+  }
+
+  receive(message: Uint8Array): void {
+    if (this.ended) return;
+    try {
+      const decoded = decodeClientMessage(message);
+      switch (decoded.type) {
+        case 'sync': {
+          const { sync } = decoded;
+          if (sync.kind === 'step1') {
+            this.client.send(this.document.syncStep2(sync.stateVector));
+          } else {
+            this.applyUpdate(sync.update);
+          }
+          return;
+        }
+        case 'awareness':
+          this.applyAwareness(decoded.update);
+          return;
+        case 'query-awareness': {
+          const states = this.document.awareness.getStates();
+          this.client.send(
+            encodeAwareness(
+              awarenessProtocol.encodeAwarenessUpdate(this.document.awareness, [...states.keys()]),
+            ),
+          );
+          return;
+        }
+        default:
+          return;
+      }
+    } catch {
+      this.end(CLOSE_CODES.BAD_REQUEST, 'Malformed y-websocket message; use a y-protocols client.');
+    }
+  }
+
+  setAccess(access: CollabAccess): void {
+    const before = this.access;
+    this.access = access;
+    if (access.readOnly && !before.readOnly) {
+      this.toldReadOnly = false;
+      this.tellReadOnly();
+    } else if (!access.readOnly && before.readOnly) {
+      // Updates it sent while read-only were dropped, and its later ones build on them: a fresh
+      // sync (the client reconnects by itself) sends everything it kept.
+      this.end(CLOSE_CODES.RECONNECT, 'You may edit again; reconnecting to send your changes.');
+    }
+  }
+
+  end(code: number, reason: string): void {
+    if (this.ended) return;
+    this.client.close(code, closeReason(reason));
+    this.detach();
+  }
+
+  detach(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.document.connections.delete(this);
+    if (this.clientIds.size > 0) removeAwarenessStates(this.document.awareness, [...this.clientIds], this);
+    if (this.document.connections.size === 0) this.host.onEmpty(this.document);
+  }
+
+  private tellReadOnly(): void {
+    if (this.toldReadOnly) return;
+    this.toldReadOnly = true;
+    this.client.send(
+      encodePermissionDenied(
+        `read-only: ${this.access.readOnlyReason ?? 'you may not write this file'}; your edits are not saved or shared.`,
+      ),
+    );
+  }
+
+  private applyUpdate(update: Uint8Array): void {
+    if (this.access.readOnly) {
+      this.tellReadOnly();
+      return;
+    }
+    // The empty update a client answers sync step 1 with changes nothing (and wakes nothing).
+    if (update.length === 2 && update[0] === 0 && update[1] === 0) return;
+    const { maxUpdateBytes, maxDocumentBytes } = this.host.limits;
+    if (update.length > maxUpdateBytes) {
+      this.end(
+        CLOSE_CODES.TOO_LARGE,
+        `Update of ${update.length} bytes is over the cap of ${maxUpdateBytes}.`,
+      );
+      return;
+    }
+    // A text grows by at most the bytes of the update that carries it.
+    if (this.document.text.length + update.length > maxDocumentBytes) {
+      const current = Buffer.byteLength(this.document.text.toString());
+      if (current + update.length > maxDocumentBytes) {
+        this.end(CLOSE_CODES.TOO_LARGE, `The document would grow over the cap of ${maxDocumentBytes} bytes.`);
+        return;
+      }
+    }
+    Y.applyUpdate(this.document.doc, update, this);
+  }
+
+  private applyAwareness(update: Uint8Array): void {
+    const { maxAwarenessBytes, maxAwarenessClients } = this.host.limits;
+    if (update.length > maxAwarenessBytes) {
+      this.end(CLOSE_CODES.TOO_LARGE, `Awareness update over the cap of ${maxAwarenessBytes} bytes.`);
+      return;
+    }
+    const others = new Set<number>();
+    for (const connection of this.document.connections) {
+      if (connection !== this) for (const id of connection.clientIds) others.add(id);
+    }
+    const accepted: AwarenessEntry[] = [];
+    for (const entry of decodeAwarenessUpdate(update)) {
+      // A client speaks only for its own ids: another connection's presence cannot be forged or removed.
+      if (others.has(entry.clientId)) continue;
+      if (!this.clientIds.has(entry.clientId)) {
+        if (this.clientIds.size >= maxAwarenessClients) continue;
+        this.clientIds.add(entry.clientId);
+      }
+      const { principal } = this.peer;
+      accepted.push({
+        ...entry,
+        // Who is there comes from the token, never from the client.
+        state:
+          entry.state === null
+            ? null
+            : {
+                ...entry.state,
+                user: { name: principal.name, role: principal.role, readOnly: this.access.readOnly },
+              },
+      });
+    }
+    if (accepted.length > 0) {
+      awarenessProtocol.applyAwarenessUpdate(this.document.awareness, encodeAwarenessUpdate(accepted), this);
+    }
+  }
+}
