@@ -452,35 +452,7 @@ export class OperationDispatcher {
       if (LEASE_OPERATIONS.has(name)) this.recheckDocuments();
       return result;
     } catch (err) {
-      const error = unexpectedError(this.deps.log, err, {
-        op: name,
-        sessionId: ctx.sessionId,
-        agent: ctx.principal.name,
-      });
-      const refused =
-        REFUSALS.has(error.code) ||
-        // An exclusive lease is a policy refusal (deny lease-conflict); an overlapping lease is not.
-        (error.code === 'LEASE_CONFLICT' && made.some((d) => d.decision === 'deny'));
-      const summary = refused
-        ? ([...made].reverse().find((d) => d.decision === 'deny') ?? {
-            action: 'tool',
-            target: spec.target,
-            decision: 'deny' as const,
-            rule: null,
-            summarises: true,
-          })
-        : ([...made].reverse().find((d) => d.summarises) ?? null);
-      await this.record(
-        name,
-        ctx,
-        params,
-        summary,
-        made,
-        { ok: false, code: error.code, message: error.message },
-        started,
-        false,
-      );
-      throw error;
+      throw await this.recordFailure(name, spec.target, ctx, params, made, err, started);
     } finally {
       release();
     }
@@ -654,25 +626,7 @@ export class OperationDispatcher {
       }
     } catch (err) {
       release();
-      const error = unexpectedError(this.deps.log, err, {
-        op: 'collab_open',
-        sessionId: ctx.sessionId,
-        agent: ctx.principal.name,
-      });
-      const summary = REFUSALS.has(error.code)
-        ? ([...made].reverse().find((d) => d.decision === 'deny') ?? null)
-        : ([...made].reverse().find((d) => d.summarises) ?? null);
-      await this.record(
-        'collab_open',
-        ctx,
-        params,
-        summary,
-        made,
-        { ok: false, code: error.code, message: error.message },
-        started,
-        false,
-      );
-      throw error;
+      throw await this.recordFailure('collab_open', 'collab_open', ctx, params, made, err, started);
     }
   }
 
@@ -689,6 +643,51 @@ export class OperationDispatcher {
       performance.now(),
       true,
     );
+  }
+
+  /**
+   * Records a failed operation and returns the error to throw: an unexpected one becomes INTERNAL
+   * with a correlation id (logged with its stack); a refusal is recorded as `deny` with the refusing
+   * decision (or, refused before any decision, as a deny of the operation itself).
+   */
+  private async recordFailure(
+    name: string,
+    target: string,
+    ctx: CallContext,
+    params: unknown,
+    made: Made[],
+    err: unknown,
+    started: number,
+  ): Promise<WorkspaceError> {
+    const error = unexpectedError(this.deps.log, err, {
+      op: name,
+      sessionId: ctx.sessionId,
+      agent: ctx.principal.name,
+    });
+    const refused =
+      REFUSALS.has(error.code) ||
+      // An exclusive lease is a policy refusal (deny lease-conflict); an overlapping lease is not.
+      (error.code === 'LEASE_CONFLICT' && made.some((d) => d.decision === 'deny'));
+    const summary = refused
+      ? ([...made].reverse().find((d) => d.decision === 'deny') ?? {
+          action: 'tool',
+          target,
+          decision: 'deny' as const,
+          rule: null,
+          summarises: true,
+        })
+      : ([...made].reverse().find((d) => d.summarises) ?? null);
+    await this.record(
+      name,
+      ctx,
+      params,
+      summary,
+      made,
+      { ok: false, code: error.code, message: error.message },
+      started,
+      false,
+    );
+    return error;
   }
 
   private async record(
