@@ -57,18 +57,16 @@ function applyRegion(text: Y.Text, at: number, deleteCount: number, insert: stri
 export function replaceText(text: Y.Text, next: string, origin: unknown): ChangeSize {
   let size: ChangeSize = { insertedBytes: 0, deletedChars: 0 };
   text.doc!.transact(() => {
-    const current = text.toString();
-    const region = changedRegion(current, next);
-    if (region) {
-      size = applyRegion(
-        text,
-        region.start,
-        region.endA - region.start,
-        next.slice(region.start, region.endB),
-      );
-    }
+    size = applyDifference(text, text.toString(), next);
   }, origin);
   return size;
+}
+
+/** Applies the one changed region between `current` (the shared text now) and `next`. */
+function applyDifference(text: Y.Text, current: string, next: string): ChangeSize {
+  const region = changedRegion(current, next);
+  if (!region) return { insertedBytes: 0, deletedChars: 0 };
+  return applyRegion(text, region.start, region.endA - region.start, next.slice(region.start, region.endB));
 }
 
 /**
@@ -95,15 +93,7 @@ export function mergeText(text: Y.Text, base: string, next: string, origin: unkn
       const shift = local.endB - local.endA;
       size = applyRegion(text, incoming.start + shift, deleteCount, insert);
     } else {
-      const region = changedRegion(current, next);
-      if (region) {
-        size = applyRegion(
-          text,
-          region.start,
-          region.endA - region.start,
-          next.slice(region.start, region.endB),
-        );
-      }
+      size = applyDifference(text, current, next);
     }
   }, origin);
   return size;
