@@ -265,18 +265,9 @@ export class CollabHub implements OpenDocuments {
         origin.end(CLOSE_CODES.FORBIDDEN, 'The policy no longer allows you to write this file.');
       }
     }
-    let target: ConfinedPath;
+    const target = this.resolveFile(doc);
+    if (!target) return;
     try {
-      target = this.options.resources.resolve(doc.key, { followFinal: true });
-    } catch (err) {
-      this.lost(doc, err);
-      return;
-    }
-    try {
-      if (target.realRel !== doc.key || !target.stats?.isFile()) {
-        this.gone(doc, 'The file was moved or deleted; its document is closed.');
-        return;
-      }
       const written = await this.options.resources.writeFile(target, text, {
         expectedRevision: doc.revision,
       });
@@ -350,19 +341,10 @@ export class CollabHub implements OpenDocuments {
   /** Loads an outside change of the file into the document (call inside the document's queue). */
   private async syncFromDisk(doc: SharedDocument, force: boolean): Promise<void> {
     if (doc.gone) return;
-    let target: ConfinedPath;
+    const target = this.resolveFile(doc);
+    if (!target) return;
     try {
-      target = this.options.resources.resolve(doc.key, { followFinal: true });
-    } catch (err) {
-      this.lost(doc, err);
-      return;
-    }
-    try {
-      const stats = target.stats;
-      if (target.realRel !== doc.key || !stats?.isFile()) {
-        this.gone(doc, 'The file was moved or deleted; its document is closed.');
-        return;
-      }
+      const stats = target.stats!;
       if (!force && statSignature(stats) === doc.signature) return;
       if (stats.size > this.limits.maxDocumentBytes) {
         doc.gone = true;
@@ -394,6 +376,27 @@ export class CollabHub implements OpenDocuments {
     } finally {
       target.close();
     }
+  }
+
+  /**
+   * The document's file, resolved once through the confined layer, or null when it is gone (moved,
+   * deleted, no longer a file): then the document is closed and nothing is held. The caller closes
+   * the returned resolution.
+   */
+  private resolveFile(doc: SharedDocument): ConfinedPath | null {
+    let target: ConfinedPath;
+    try {
+      target = this.options.resources.resolve(doc.key, { followFinal: true });
+    } catch (err) {
+      this.lost(doc, err);
+      return null;
+    }
+    if (target.realRel !== doc.key || !target.stats?.isFile()) {
+      target.close();
+      this.gone(doc, 'The file was moved or deleted; its document is closed.');
+      return null;
+    }
+    return target;
   }
 
   private lost(doc: SharedDocument, err: unknown): void {
