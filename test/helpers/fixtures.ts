@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { AuditEntry } from '../../src/core/audit';
+import type { AuditEntry, AuditRecord } from '../../src/core/audit';
 
 /** Creates a fresh directory under the OS temp dir, by its real path (the temp dir may be a link). */
 export async function makeTempDir(prefix: string): Promise<string> {
@@ -95,6 +95,21 @@ export function auditEntry(overrides: Partial<AuditEntry> = {}): AuditEntry {
     rule: 'agents-write-src',
     outcome: { ok: true },
     durationMs: 2,
+    ...overrides,
+  };
+}
+
+/**
+ * A committed audit record number `seq` (timestamp from `seq`, dummy chain hashes) for an allowed,
+ * successful `write_file` by agent `claude`, with `overrides` applied: what webview code receives.
+ */
+export function auditRecord(seq: number, overrides: Partial<AuditRecord> = {}): AuditRecord {
+  return {
+    seq,
+    ts: new Date(Date.UTC(2025, 0, 1, 12, 0, 0, seq % 1000)).toISOString(),
+    prev: '0'.repeat(64),
+    hash: 'f'.repeat(64),
+    ...auditEntry({ rule: 'allow-src', durationMs: 1.5 }),
     ...overrides,
   };
 }

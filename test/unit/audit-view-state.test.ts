@@ -33,25 +33,11 @@ import {
   type AuditViewEffects,
   type PersistedState,
 } from '../../media/audit/state';
+import { auditRecord } from '../helpers/fixtures';
 
+/** A record whose path names its seq, so rows are told apart. */
 function record(seq: number, overrides: Partial<AuditRecord> = {}): AuditRecord {
-  return {
-    seq,
-    ts: new Date(Date.UTC(2025, 0, 1, 12, 0, 0, seq % 1000)).toISOString(),
-    prev: '0'.repeat(64),
-    hash: 'f'.repeat(64),
-    sessionId: 'sess-1',
-    agent: 'claude',
-    role: 'agent',
-    transport: 'mcp',
-    op: 'write_file',
-    params: { path: `src/f${seq}.ts` },
-    decision: 'allow',
-    rule: 'allow-src',
-    outcome: { ok: true },
-    durationMs: 1.5,
-    ...overrides,
-  };
+  return auditRecord(seq, { params: { path: `src/f${seq}.ts` }, ...overrides });
 }
 
 /** Records seq `from` down to `to`, newest first, like a query page. */
