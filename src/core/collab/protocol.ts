@@ -49,22 +49,23 @@ export function decodeClientMessage(data: Uint8Array): ClientMessage {
   }
 }
 
-/** Sync step 1: the server's state vector, so the client sends what the server lacks. */
-export function encodeSyncStep1(stateVector: Uint8Array): Uint8Array {
+/** A sync message of kind `step` (y-protocols' step 1 or step 2) carrying `payload`. */
+function syncStep(step: number, payload: Uint8Array): Uint8Array {
   const encoder = encoding.createEncoder();
   encoding.writeVarUint(encoder, MESSAGE_SYNC);
-  encoding.writeVarUint(encoder, syncProtocol.messageYjsSyncStep1);
-  encoding.writeVarUint8Array(encoder, stateVector);
+  encoding.writeVarUint(encoder, step);
+  encoding.writeVarUint8Array(encoder, payload);
   return encoding.toUint8Array(encoder);
+}
+
+/** Sync step 1: the server's state vector, so the client sends what the server lacks. */
+export function encodeSyncStep1(stateVector: Uint8Array): Uint8Array {
+  return syncStep(syncProtocol.messageYjsSyncStep1, stateVector);
 }
 
 /** Sync step 2: `update` holds what the client lacks. */
 export function encodeSyncStep2(update: Uint8Array): Uint8Array {
-  const encoder = encoding.createEncoder();
-  encoding.writeVarUint(encoder, MESSAGE_SYNC);
-  encoding.writeVarUint(encoder, syncProtocol.messageYjsSyncStep2);
-  encoding.writeVarUint8Array(encoder, update);
-  return encoding.toUint8Array(encoder);
+  return syncStep(syncProtocol.messageYjsSyncStep2, update);
 }
 
 /** An incremental document update. */
