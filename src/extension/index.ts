@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { WorkspaceError } from '../protocol/errors';
+import { AGENT_NAME_RE } from '../protocol/principal';
 import { AuditLogPanel, AuditLogViewProvider, type AuditSource } from './auditPanel';
 import { runOwnerOperation } from './ownerActions';
 import { SETTINGS_SECTION } from './settings';
@@ -333,8 +334,7 @@ async function createToken(servers: ServerHost): Promise<void> {
   const name = await vscode.window.showInputBox({
     prompt: 'Agent name (shown in the audit log)',
     placeHolder: 'e.g. claude, builder',
-    validateInput: (v) =>
-      /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(v) ? null : 'Letters, digits, . _ - (up to 64)',
+    validateInput: (v) => (AGENT_NAME_RE.test(v) ? null : 'Letters, digits, . _ - (up to 64)'),
   });
   if (!name) return;
   const role = await vscode.window.showQuickPick(

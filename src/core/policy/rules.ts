@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { WorkspaceError } from '../../protocol/errors';
-import type { Role } from '../../protocol/principal';
+import { AGENT_NAME_RE, type Role } from '../../protocol/principal';
 import { foldPathName } from '../shared/fold';
 import { quote } from '../shared/text';
 import { compileNameGlob, compilePathGlob, compileStarPattern, GlobSyntaxError } from '../shared/glob';
@@ -56,9 +56,6 @@ export const POLICY_ACTIONS: readonly PolicyAction[] = [
   'env',
   'lease-conflict',
 ];
-
-/** Agent names as minted by the session manager. */
-export const AGENT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** The built-in policy: read/write anywhere except git internals and secrets; no exec, no network. */
 export const DEFAULT_POLICY: Policy = Object.freeze({
