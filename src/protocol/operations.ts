@@ -63,6 +63,44 @@ const message = z.object({
   sentAt: z.string(),
 });
 
+const presenceEntry = z.object({
+  agent: z.string().describe('Agent name ("owner" for the workspace owner).'),
+  role: z.enum(['owner', 'agent', 'viewer']),
+  joined: z.boolean().describe('At least one of its sessions joined the workspace (receives broadcasts).'),
+  sessions: z
+    .array(
+      z.object({
+        transport: z.string().describe('mcp | mcp-2026 | rest | ws | collab | vscode | ...'),
+        clientName: z.string().optional(),
+        sessionId: z.string().optional().describe('Shown to the owner only.'),
+        lastActivityAt: z.string(),
+      }),
+    )
+    .describe('Its live sessions (a collaborative editor is a `collab` session).'),
+  openFiles: z
+    .array(z.object({ path, readOnly: z.boolean() }))
+    .describe('Files it has open as shared documents (only those you may read).'),
+  lastFile: z
+    .object({ path, action: z.enum(['read', 'write']), at: z.string() })
+    .nullable()
+    .describe('The last file it read or wrote through MCP, REST or WebSocket (null if none you may read).'),
+  activity: z
+    .object({
+      state: z.enum(['editing', 'running', 'idle']),
+      path: path.optional().describe('The file being edited (absent when you may not read it).'),
+      executionId: z.string().optional(),
+      command: z.string().optional().describe('Summary of the running command.'),
+      since: z.string().optional(),
+    })
+    .describe(
+      'Editing: a shared-document update or a write in the last few seconds; running: a command in its container; else idle.',
+    ),
+  running: z
+    .array(z.object({ executionId: z.string(), command: z.string(), startedAt: z.string() }))
+    .describe('Its running commands.'),
+  lastActivityAt: z.string(),
+});
+
 const policy = z.object({
   id: z.string().describe('Policy identifier.'),
   rules: z
@@ -613,6 +651,19 @@ export const OPERATIONS = {
     annotations: READ,
     rest: { method: 'get', path: '/leases' },
   }),
+  list_presence: op({
+    title: 'List presence',
+    description:
+      'Who is working in the workspace now: each agent and human with its sessions, the files it has open as shared documents, the last file it touched, what it is doing (editing, running a command, idle), and the live leases. Files you may not read are left out.',
+    input: z.object({}),
+    output: z.object({
+      agents: z.array(presenceEntry),
+      leases: z.array(lease).describe('Live leases (only the paths you may read).'),
+      generatedAt: z.string(),
+    }),
+    annotations: READ,
+    rest: { method: 'get', path: '/presence' },
+  }),
   query_audit: op({
     title: 'Query audit log',
     description:
@@ -677,4 +728,5 @@ export const schemas = {
   lease,
   message,
   member,
+  presenceEntry,
 };

@@ -20,6 +20,7 @@ import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../c
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { Coordination, type LeaseInfo, type WorkspaceMessage } from '../core/coordination';
 import { OperationDispatcher } from '../core/operations';
+import { Presence, type PresenceView } from '../core/presence';
 import { RateLimiter, SessionManager } from '../core/session';
 import { BUILT_IN_PARSERS, ToolRegistry, type OutputParsers } from '../core/tools';
 import { OPERATION_NAMES } from '../protocol/operations';
@@ -150,6 +151,13 @@ export interface RunningWorkspaceServer {
     onMessage(listener: (message: WorkspaceMessage) => void): () => void;
     /** The lease that makes `path` read-only for `principal` (an exclusive lease of another), or null. */
     leaseBlocks(principal: Principal, path: string): LeaseInfo | null;
+  };
+  /** Who is working on what, for the VS Code user (list_presence is the same view for callers). */
+  presence: {
+    /** Presence as the owner sees it: every agent, file, command and lease. */
+    view(): PresenceView;
+    /** Called (debounced) whenever presence may have changed; returns the unsubscribe. */
+    onChange(listener: () => void): () => void;
   };
   /** Typed tools in force; `onChange` reports each change, with the manifests that did not load. */
   tools: ToolRegistry;
@@ -302,8 +310,10 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
       coordination.leaseBlocks(peer.principal, realRel) === null,
     log,
   });
+  const presence = new Presence({ sessions, executions, coordination, policy, audit, collab });
   const dispatcher: OperationDispatcher = new OperationDispatcher({
     collab,
+    presence,
     sessions,
     resources,
     policy,
@@ -526,6 +536,10 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
       onMessage: (listener) => coordination.onMessage(listener),
       leaseBlocks: (principal, path) => coordination.leaseBlocks(principal, path),
     },
+    presence: {
+      view: () => presence.view(OWNER),
+      onChange: (listener) => presence.onChange(listener),
+    },
     tools,
     close: (reason?: string) =>
       (closing ??= (async () => {
@@ -539,6 +553,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         stopSessionCleanup();
+        presence.close();
         sessions.close();
         coordination.close();
         await docker.close();

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Coordination } from '../../src/core/coordination';
+import { Presence } from '../../src/core/presence';
 import { AuditLog, type AuditRecord } from '../../src/core/audit';
 import { ExecutionManager, type SandboxRuntime } from '../../src/core/execution';
 import type { Logger } from '../../src/core/log';
@@ -62,14 +63,17 @@ describe('dispatcher: OperationDispatcher', () => {
       warn: (msg, fields) => logged.push({ level: 'warn', msg, fields: fields ?? {} }),
       error: (msg, fields) => logged.push({ level: 'error', msg, fields: fields ?? {} }),
     };
+    const executions = new ExecutionManager(NO_SANDBOX);
+    const coordination = new Coordination({ workspaceId: 'w', workspaceName: 'ws', sessions, policy });
     dispatcher = new OperationDispatcher({
       sessions,
       resources,
       policy,
       policyStore: new PolicyStore(join(dir, 'state')),
       audit,
-      executions: new ExecutionManager(NO_SANDBOX),
-      coordination: new Coordination({ workspaceId: 'w', workspaceName: 'ws', sessions, policy }),
+      executions,
+      coordination,
+      presence: new Presence({ sessions, executions, coordination, policy, audit }),
       limiters: {
         write: new RateLimiter({ capacity: writeCapacity, refillPerSec: 0.001 }),
         exec: new RateLimiter({ capacity: 10, refillPerSec: 1 }),

@@ -318,6 +318,8 @@ export class Connection implements CollabConnection {
   private access: CollabAccess;
   private toldReadOnly = false;
   private ended = false;
+  /** When this connection last changed the document (epoch ms), or null if it never did. */
+  lastEditAt: number | null = null;
 
   constructor(
     private readonly document: SharedDocument,
@@ -435,7 +437,10 @@ export class Connection implements CollabConnection {
         return;
       }
     }
+    const before = this.document.pending.get(this)?.updates ?? 0;
     Y.applyUpdate(this.document.doc, update, this);
+    // Only an update that changed the text counts as editing (not a cursor move or a resend).
+    if ((this.document.pending.get(this)?.updates ?? 0) > before) this.lastEditAt = Date.now();
   }
 
   private applyAwareness(update: Uint8Array): void {

@@ -14,6 +14,7 @@ import {
   type CollabConnection,
   type CollabLimits,
   type CollabPeer,
+  type DocumentHolder,
   type OpenDocuments,
 } from './types';
 
@@ -69,6 +70,23 @@ export class CollabHub implements OpenDocuments {
   /** Loaded documents that are dormant (held only as their encoded state). */
   get dormantCount(): number {
     return [...this.docs.values()].filter((doc) => doc.isDormant).length;
+  }
+
+  /** Every client holding a live document now, and when each last changed its text (presence). */
+  holders(): DocumentHolder[] {
+    const holders: DocumentHolder[] = [];
+    for (const doc of this.docs.values()) {
+      if (doc.gone || doc.unloading) continue;
+      for (const connection of doc.connections) {
+        holders.push({
+          path: doc.key,
+          peer: connection.peer,
+          readOnly: connection.readOnly,
+          lastEditAt: connection.lastEditAt,
+        });
+      }
+    }
+    return holders;
   }
 
   /**

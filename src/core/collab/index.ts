@@ -14,6 +14,7 @@ export {
   type CollabConnection,
   type CollabLimits,
   type CollabPeer,
+  type DocumentHolder,
   type EditBatch,
   type OpenDocuments,
 } from './types';

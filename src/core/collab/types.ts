@@ -133,3 +133,13 @@ export interface OpenDocuments {
   /** Checks open documents against the disk now (after a command ended, for example). */
   checkDisk(): void;
 }
+
+/** One client holding one shared document, as presence shows it. */
+export interface DocumentHolder {
+  /** Workspace-relative real path of the document's file. */
+  path: string;
+  peer: CollabPeer;
+  readOnly: boolean;
+  /** When this client last changed the text (epoch ms), or null if it never did. */
+  lastEditAt: number | null;
+}

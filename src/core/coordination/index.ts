@@ -169,6 +169,11 @@ export class Coordination {
     }));
   }
 
+  /** Ids of the sessions that joined the workspace (presence shows who receives broadcasts). */
+  memberSessionIds(): string[] {
+    return [...this.members.keys()];
+  }
+
   /**
    * Where a session's messages go while it is a member: transports attach one sink per session
    * (MCP 2025 notifications, WebSocket events). Returns the detach function.

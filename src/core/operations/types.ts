@@ -6,6 +6,7 @@ import type { Coordination } from '../coordination';
 import type { ExecutionManager, OutputEvent } from '../execution';
 import type { Logger } from '../log';
 import type { PolicyAction, PolicyEngine, PolicyStore } from '../policy';
+import type { Presence } from '../presence';
 import type { ResourceManager } from '../resources';
 import type { RateLimiter, SessionInfo, SessionManager } from '../session';
 import type { OutputParsers, ToolRegistry } from '../tools';
@@ -29,6 +30,8 @@ export interface DispatcherDeps {
   executions: ExecutionManager;
   /** Membership, messages and leases of the agents working in the workspace. */
   coordination: Coordination;
+  /** Who is working on what (list_presence), computed per reader. */
+  presence: Presence;
   /** Token buckets per bearer token (shared by all its sessions): file mutations and command executions. */
   limiters: { write: RateLimiter; exec: RateLimiter };
   /** Where unexpected errors go with their stack, session and correlation id. */

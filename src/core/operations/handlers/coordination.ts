@@ -10,7 +10,8 @@ export type CoordinationOperation =
   | 'acquire_lease'
   | 'renew_lease'
   | 'release_lease'
-  | 'list_leases';
+  | 'list_leases'
+  | 'list_presence';
 
 /** A lease as the protocol shows it (ISO times, whether its holder has gone idle). */
 function leaseView(coordination: Coordination, lease: LeaseInfo) {
@@ -25,7 +26,7 @@ function leaseView(coordination: Coordination, lease: LeaseInfo) {
   };
 }
 
-/** Handlers of join_workspace, broadcast_message, read_inbox and the lease operations. */
+/** Handlers of join_workspace, broadcast_message, read_inbox, the lease operations and list_presence. */
 export function coordinationHandlers(deps: DispatcherDeps): Handlers<CoordinationOperation> {
   const { coordination } = deps;
   return {
@@ -79,6 +80,8 @@ export function coordinationHandlers(deps: DispatcherDeps): Handlers<Coordinatio
       };
     },
     list_leases: async () => ({ leases: coordination.list().map((lease) => leaseView(coordination, lease)) }),
+    // Filtered for the caller: files it may not read never appear.
+    list_presence: async (_input, ctx) => deps.presence.view(ctx.principal),
   };
 }
 
