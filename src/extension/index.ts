@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { WorkspaceError } from '../protocol/errors';
 import { AGENT_NAME_RE } from '../protocol/principal';
 import { AuditLogPanel, AuditLogViewProvider, type AuditSource } from './auditPanel';
+import { MessageNotifications } from './messages';
 import { runOwnerOperation } from './ownerActions';
 import { SETTINGS_SECTION } from './settings';
 import { WorkspaceSettingsGuard } from './settingsGuard';
@@ -24,6 +25,7 @@ export const COMMANDS = {
   cancelExecution: 'mcpWorkspace.cancelExecution',
   revokeSession: 'mcpWorkspace.revokeSession',
   refreshSessions: 'mcpWorkspace.refreshSessions',
+  releaseLease: 'mcpWorkspace.releaseLease',
 } as const;
 
 let host: ServerHost | null = null;
@@ -55,6 +57,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   statusBar.show();
   const mcpChanged = new vscode.EventEmitter<void>();
   context.subscriptions.push(
+    sessionsView,
+    new MessageNotifications(servers, COMMANDS.showAuditLog),
     auditView,
     statusBar,
     mcpChanged,
@@ -128,6 +132,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   run(COMMANDS.revokeSession, (node: SessionsNode) =>
     revokeSession(node).finally(() => sessionsView.refresh()),
   );
+  run(COMMANDS.releaseLease, (node: SessionsNode) =>
+    releaseLease(node).finally(() => sessionsView.refresh()),
+  );
 
   // A start that fails (a refused setting, a port in use) is shown, not only logged.
   const showStartError = (err: unknown): void => {
@@ -177,6 +184,21 @@ async function revokeSession(node: SessionsNode): Promise<void> {
     await runOwnerOperation(server, 'revoke_session', { sessionId: node.sessionId });
   } else if (answer === revokeAgentToken) {
     await runOwnerOperation(server, 'revoke_token', { name: node.agent });
+  }
+}
+
+/** Release from the Sessions view: the owner ends an agent's lease (audited as release_lease). */
+async function releaseLease(node: SessionsNode): Promise<void> {
+  if (node?.kind !== 'lease') return;
+  const { lease } = node;
+  const release = 'Release';
+  const answer = await vscode.window.showWarningMessage(
+    `Release the lease of '${lease.holder}' on ${lease.paths.join(', ')} (${lease.reason})? Others may then write there without a warning.`,
+    { modal: true },
+    release,
+  );
+  if (answer === release) {
+    await runOwnerOperation(node.server.server, 'release_lease', { leaseId: lease.id });
   }
 }
 

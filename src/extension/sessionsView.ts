@@ -1,9 +1,27 @@
 import * as vscode from 'vscode';
+import type { PresenceView } from '../core/presence';
 import type { FolderServer, ServerHost } from './servers';
 
-/** A node of the Sessions view: a server (folder), a session, or a running execution. */
+type PresenceEntry = PresenceView['agents'][number];
+type PresenceLease = PresenceView['leases'][number];
+
+/**
+ * A node of the Sessions view: a server (folder); an agent or human with its activity; under it
+ * the files it has open, the last file it touched, its running commands and its sessions; and the
+ * Leases group with one node per lease.
+ */
 export type SessionsNode =
   | { kind: 'server'; server: FolderServer }
+  | { kind: 'agent'; server: FolderServer; entry: PresenceEntry }
+  | { kind: 'file'; server: FolderServer; agent: string; path: string; readOnly: boolean }
+  | {
+      kind: 'lastFile';
+      server: FolderServer;
+      agent: string;
+      path: string;
+      action: 'read' | 'write';
+      at: string;
+    }
   | {
       kind: 'session';
       server: FolderServer;
@@ -21,25 +39,70 @@ export type SessionsNode =
       command: string;
       agent: string;
       startedAt: number;
-    };
+    }
+  | { kind: 'leases'; server: FolderServer; leases: PresenceLease[] }
+  | { kind: 'lease'; server: FolderServer; lease: PresenceLease };
+
+/** Refreshes of the tree are coalesced over this long (ms). */
+const REFRESH_DEBOUNCE_MS = 150;
 
 function ago(ms: number): string {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
   return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
 }
 
-/** The Sessions view: connected agents with role and last activity, running executions. */
-export class SessionsView implements vscode.TreeDataProvider<SessionsNode> {
+function until(ms: number): string {
+  const s = Math.max(0, Math.round((ms - Date.now()) / 1000));
+  return s < 60 ? `${s}s` : s < 3600 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+}
+
+/** What an agent is doing, in a few words: "editing src/a.ts", "running `npm test`", "idle". */
+export function activityText(activity: PresenceEntry['activity']): string {
+  if (activity.state === 'editing') return activity.path ? `editing ${activity.path}` : 'editing';
+  if (activity.state === 'running') return `running \`${activity.command ?? 'a command'}\``;
+  return 'idle';
+}
+
+function activityIcon(entry: PresenceEntry): vscode.ThemeIcon {
+  if (entry.activity.state === 'editing') return new vscode.ThemeIcon('edit');
+  if (entry.activity.state === 'running') return new vscode.ThemeIcon('loading~spin');
+  return new vscode.ThemeIcon(entry.role === 'owner' ? 'account' : entry.role === 'viewer' ? 'eye' : 'hubot');
+}
+
+/**
+ * The Sessions view: who is working in each served folder (agents and humans), what each is doing
+ * (editing, running a command, idle), the files each has open, the sessions it has, and the live
+ * leases (the owner can release them). It follows the server's presence events, coalesced, and
+ * never polls.
+ */
+export class SessionsView implements vscode.TreeDataProvider<SessionsNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<SessionsNode | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
+  private readonly attached = new Map<FolderServer, () => void>();
+  private readonly stopHost: vscode.Disposable;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly host: ServerHost) {
-    host.onDidChange(() => this.changed.fire(undefined));
+    this.stopHost = host.onDidChange(() => {
+      this.sync();
+      this.schedule();
+    });
+    this.sync();
   }
 
-  /** Re-reads everything. */
+  /** Re-reads everything now. */
   refresh(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     this.changed.fire(undefined);
+  }
+
+  dispose(): void {
+    this.stopHost.dispose();
+    for (const stop of this.attached.values()) stop();
+    this.attached.clear();
+    if (this.timer) clearTimeout(this.timer);
+    this.changed.dispose();
   }
 
   getChildren(node?: SessionsNode): SessionsNode[] {
@@ -48,58 +111,178 @@ export class SessionsView implements vscode.TreeDataProvider<SessionsNode> {
       if (servers.length === 1) return this.childrenOf(servers[0]!);
       return servers.map((server) => ({ kind: 'server', server }));
     }
-    return node.kind === 'server' ? this.childrenOf(node.server) : [];
+    switch (node.kind) {
+      case 'server':
+        return this.childrenOf(node.server);
+      case 'agent':
+        return this.agentChildren(node.server, node.entry);
+      case 'leases':
+        return node.leases.map((lease) => ({ kind: 'lease', server: node.server, lease }));
+      default:
+        return [];
+    }
   }
 
   getTreeItem(node: SessionsNode): vscode.TreeItem {
-    if (node.kind === 'server') {
-      const item = new vscode.TreeItem(node.server.folder.name, vscode.TreeItemCollapsibleState.Expanded);
-      item.description = node.server.server.url;
-      item.iconPath = new vscode.ThemeIcon('server');
-      return item;
+    const folder = node.server.folder;
+    switch (node.kind) {
+      case 'server': {
+        const item = new vscode.TreeItem(folder.name, vscode.TreeItemCollapsibleState.Expanded);
+        item.description = node.server.server.url;
+        item.iconPath = new vscode.ThemeIcon('server');
+        return item;
+      }
+      case 'agent': {
+        const { entry } = node;
+        const busy = entry.openFiles.length > 0 || entry.running.length > 0;
+        const item = new vscode.TreeItem(
+          entry.agent,
+          busy ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed,
+        );
+        item.id = `${folder.name}/agent/${entry.role === 'owner' ? 'owner' : 'agent'}/${entry.agent}`;
+        const transports = [...new Set(entry.sessions.map((s) => s.transport))].join(', ');
+        item.description = `${activityText(entry.activity)} · ${transports}`;
+        item.iconPath = activityIcon(entry);
+        const tooltip = new vscode.MarkdownString(undefined, false);
+        tooltip.appendText(
+          `${entry.agent} (${entry.role})${entry.joined ? ', joined the workspace' : ''}\n` +
+            `${activityText(entry.activity)}\n` +
+            `${entry.sessions.length} session(s): ${transports}\n` +
+            `Last activity ${new Date(entry.lastActivityAt).toLocaleString()}`,
+        );
+        item.tooltip = tooltip;
+        item.contextValue = `mcpWorkspace.presence.${entry.activity.state}`;
+        return item;
+      }
+      case 'file': {
+        const item = new vscode.TreeItem(node.path, vscode.TreeItemCollapsibleState.None);
+        const uri = vscode.Uri.joinPath(folder.uri, node.path);
+        item.id = `${folder.name}/file/${node.agent}/${node.path}`;
+        item.resourceUri = uri;
+        item.description = node.readOnly ? 'open, read-only' : 'open';
+        item.iconPath = vscode.ThemeIcon.File;
+        item.command = { command: 'vscode.open', title: 'Open File', arguments: [uri] };
+        item.contextValue = 'mcpWorkspace.presenceFile';
+        return item;
+      }
+      case 'lastFile': {
+        const item = new vscode.TreeItem(node.path, vscode.TreeItemCollapsibleState.None);
+        const uri = vscode.Uri.joinPath(folder.uri, node.path);
+        item.id = `${folder.name}/last/${node.agent}`;
+        item.description = `last ${node.action === 'write' ? 'written' : 'read'} ${ago(Date.parse(node.at))}`;
+        item.iconPath = new vscode.ThemeIcon('history');
+        item.command = { command: 'vscode.open', title: 'Open File', arguments: [uri] };
+        return item;
+      }
+      case 'session': {
+        const item = new vscode.TreeItem(
+          node.client ? `${node.transport} · ${node.client}` : node.transport,
+          vscode.TreeItemCollapsibleState.None,
+        );
+        item.id = `${folder.name}/session/${node.sessionId}`;
+        item.description = `session · ${ago(node.lastActivityAt)}`;
+        item.tooltip = `${node.agent} (${node.role}) ${node.client ?? node.transport} session ${node.sessionId}\nLast activity ${new Date(node.lastActivityAt).toLocaleString()}`;
+        item.iconPath = new vscode.ThemeIcon('plug');
+        item.contextValue = node.role === 'owner' ? 'mcpWorkspace.ownerSession' : 'mcpWorkspace.session';
+        return item;
+      }
+      case 'execution': {
+        const item = new vscode.TreeItem(node.command, vscode.TreeItemCollapsibleState.None);
+        item.id = `${folder.name}/execution/${node.executionId}`;
+        item.description = `running ${ago(node.startedAt).replace(' ago', '')}`;
+        item.tooltip = `Execution ${node.executionId} of ${node.agent}`;
+        item.iconPath = new vscode.ThemeIcon('terminal');
+        item.contextValue = 'mcpWorkspace.execution';
+        return item;
+      }
+      case 'leases': {
+        const item = new vscode.TreeItem('Leases', vscode.TreeItemCollapsibleState.Expanded);
+        item.id = `${folder.name}/leases`;
+        item.description = `${node.leases.length}`;
+        item.iconPath = new vscode.ThemeIcon('lock');
+        return item;
+      }
+      case 'lease': {
+        const { lease } = node;
+        const expiresAt = Date.parse(lease.expiresAt);
+        const item = new vscode.TreeItem(lease.paths.join(', '), vscode.TreeItemCollapsibleState.None);
+        item.id = `${folder.name}/lease/${lease.id}`;
+        item.description = `${lease.holder} · ${lease.reason} · expires in ${until(expiresAt)}${lease.idle ? ' · idle' : ''}`;
+        item.tooltip = `Lease ${lease.id}\nHolder: ${lease.holder}\nPaths: ${lease.paths.join(', ')}\nReason: ${lease.reason}\nExpires ${new Date(expiresAt).toLocaleString()}${lease.idle ? '\nIts holder has gone idle: another agent may take it over.' : ''}`;
+        item.iconPath = new vscode.ThemeIcon('lock');
+        item.contextValue = 'mcpWorkspace.lease';
+        return item;
+      }
     }
-    if (node.kind === 'session') {
-      const item = new vscode.TreeItem(node.agent, vscode.TreeItemCollapsibleState.None);
-      item.description = `${node.role} · ${node.transport} · ${ago(node.lastActivityAt)}`;
-      item.tooltip = `${node.client ?? node.transport} session ${node.sessionId}\nLast activity ${new Date(node.lastActivityAt).toLocaleString()}`;
-      item.iconPath = new vscode.ThemeIcon(node.role === 'owner' ? 'account' : 'hubot');
-      item.contextValue = node.role === 'owner' ? 'mcpWorkspace.ownerSession' : 'mcpWorkspace.session';
-      return item;
+  }
+
+  /** Follows the presence events of the servers running now. */
+  private sync(): void {
+    const running = new Set(this.host.list());
+    for (const [target, stop] of this.attached) {
+      if (!running.has(target)) {
+        stop();
+        this.attached.delete(target);
+      }
     }
-    const item = new vscode.TreeItem(node.command, vscode.TreeItemCollapsibleState.None);
-    item.description = `${node.agent} · running ${ago(node.startedAt).replace(' ago', '')}`;
-    item.tooltip = `Execution ${node.executionId}`;
-    item.iconPath = new vscode.ThemeIcon('loading~spin');
-    item.contextValue = 'mcpWorkspace.execution';
-    return item;
+    for (const target of running) {
+      if (!this.attached.has(target)) {
+        this.attached.set(
+          target,
+          target.server.presence.onChange(() => this.schedule()),
+        );
+      }
+    }
+  }
+
+  /** One refresh for a burst of events. */
+  private schedule(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => this.refresh(), REFRESH_DEBOUNCE_MS);
   }
 
   private childrenOf(server: FolderServer): SessionsNode[] {
-    const owner = { kind: 'owner' as const, name: 'owner', role: 'owner' as const };
-    const sessions: SessionsNode[] = server.server.sessions
-      .list()
-      .sort((a, b) => b.lastActivityAt - a.lastActivityAt)
+    const presence = server.server.presence.view();
+    const agents: SessionsNode[] = presence.agents.map((entry) => ({ kind: 'agent', server, entry }));
+    return presence.leases.length > 0
+      ? [{ kind: 'leases', server, leases: presence.leases }, ...agents]
+      : agents;
+  }
+
+  private agentChildren(server: FolderServer, entry: PresenceEntry): SessionsNode[] {
+    const agent = entry.agent;
+    const files: SessionsNode[] = entry.openFiles.map((f) => ({
+      kind: 'file',
+      server,
+      agent,
+      path: f.path,
+      readOnly: f.readOnly,
+    }));
+    const last = entry.lastFile;
+    const lastFile: SessionsNode[] =
+      last && !entry.openFiles.some((f) => f.path === last.path)
+        ? [{ kind: 'lastFile', server, agent, path: last.path, action: last.action, at: last.at }]
+        : [];
+    const executions: SessionsNode[] = entry.running.map((e) => ({
+      kind: 'execution',
+      server,
+      executionId: e.executionId,
+      command: e.command,
+      agent,
+      startedAt: Date.parse(e.startedAt),
+    }));
+    const sessions: SessionsNode[] = entry.sessions
+      .filter((s) => s.sessionId !== undefined)
       .map((s) => ({
         kind: 'session',
         server,
-        sessionId: s.sessionId,
-        agent: s.principal.name,
-        role: s.principal.role,
+        sessionId: s.sessionId!,
+        agent,
+        role: entry.role,
         transport: s.transport,
-        lastActivityAt: s.lastActivityAt,
+        lastActivityAt: Date.parse(s.lastActivityAt),
         ...(s.clientName ? { client: s.clientName } : {}),
       }));
-    const executions: SessionsNode[] = server.server.executions
-      .list(owner)
-      .filter((e) => e.status === 'running')
-      .map((e) => ({
-        kind: 'execution',
-        server,
-        executionId: e.id,
-        command: e.args ? [e.command, ...e.args].join(' ') : e.command,
-        agent: e.agent,
-        startedAt: e.startedAt,
-      }));
-    return [...executions, ...sessions];
+    return [...executions, ...files, ...lastFile, ...sessions];
   }
 }
