@@ -164,26 +164,35 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 }
 
 /**
- * Revoke from the Sessions view: end this one session, or revoke the agent's token (every session
- * ends and it cannot reconnect). Either goes through the runner and is audited.
+ * Revoke from the Sessions view, on a session or on an agent: end its session(s), or revoke the
+ * agent's token (every session ends and it cannot reconnect). Either goes through the runner and is
+ * audited.
  */
 async function revokeSession(node: SessionsNode): Promise<void> {
-  if (node?.kind !== 'session') return;
+  if (node?.kind !== 'session' && node?.kind !== 'agent') return;
   const { server } = node.server;
-  const hasToken = node.role !== 'owner' && server.sessions.listTokens().some((t) => t.name === node.agent);
-  const endSession = 'End This Session';
+  const agent = node.kind === 'agent' ? node.entry.agent : node.agent;
+  const role = node.kind === 'agent' ? node.entry.role : node.role;
+  const sessionIds =
+    node.kind === 'agent'
+      ? node.entry.sessions.flatMap((s) => (s.sessionId !== undefined ? [s.sessionId] : []))
+      : [node.sessionId];
+  const hasToken = role !== 'owner' && server.sessions.listTokens().some((t) => t.name === agent);
+  const one = sessionIds.length === 1;
+  const endSessions = one ? 'End This Session' : `End All ${sessionIds.length} Sessions`;
   const revokeAgentToken = 'Revoke Token';
+  const what = one ? `this session of '${agent}'` : `the ${sessionIds.length} sessions of '${agent}'`;
   const answer = await vscode.window.showWarningMessage(
     hasToken
-      ? `End this session of '${node.agent}', or revoke its token? Revoking ends all its sessions and it cannot reconnect.`
-      : `End this session of '${node.agent}'?`,
+      ? `End ${what}, or revoke its token? Revoking ends all its sessions and it cannot reconnect.`
+      : `End ${what}?`,
     { modal: true },
-    ...(hasToken ? [endSession, revokeAgentToken] : [endSession]),
+    ...(hasToken ? [endSessions, revokeAgentToken] : [endSessions]),
   );
-  if (answer === endSession) {
-    await runOwnerOperation(server, 'revoke_session', { sessionId: node.sessionId });
+  if (answer === endSessions) {
+    for (const sessionId of sessionIds) await runOwnerOperation(server, 'revoke_session', { sessionId });
   } else if (answer === revokeAgentToken) {
-    await runOwnerOperation(server, 'revoke_token', { name: node.agent });
+    await runOwnerOperation(server, 'revoke_token', { name: agent });
   }
 }
 

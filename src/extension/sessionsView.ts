@@ -151,7 +151,8 @@ export class SessionsView implements vscode.TreeDataProvider<SessionsNode>, vsco
             `Last activity ${new Date(entry.lastActivityAt).toLocaleString()}`,
         );
         item.tooltip = tooltip;
-        item.contextValue = `mcpWorkspace.presence.${entry.activity.state}`;
+        // Agents can be revoked from here (all their sessions, or the token); the owner cannot.
+        item.contextValue = entry.role === 'owner' ? 'mcpWorkspace.owner' : 'mcpWorkspace.agent';
         return item;
       }
       case 'file': {
