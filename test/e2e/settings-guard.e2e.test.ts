@@ -261,8 +261,11 @@ describe('VS Code: workspace settings cannot widen an agent; UI owner actions ar
       await waitVisible(page, row, 'the ui-agent session in the Sessions view');
       await row.hover();
       await row.locator('.action-label[aria-label="Revoke"]').click();
-      const end = page.locator('.monaco-dialog-box .monaco-button').filter({ hasText: 'End This Session' });
-      await waitVisible(page, end, 'the "End This Session" button');
+      // The agent's row ends its sessions (this MCP one and the REST one the token probe opened).
+      const end = page
+        .locator('.monaco-dialog-box .monaco-button')
+        .filter({ hasText: /^End (This Session|All \d+ Sessions)$/ });
+      await waitVisible(page, end, 'the "End … Session(s)" button');
       await screenshot(page, 'settings-guard-revoke-session');
       await end.click();
       const revoke = await waitFor(
