@@ -202,6 +202,15 @@ describe('Agents working together: join, messages, leases (real server, official
       assert.equal(mine.params.message, 'I am refactoring src/api; please stay out for ten minutes.');
       assert.equal(mine.transport, 'rest');
       assert.ok(records.some((r) => r.agent === 'bob' && r.params.to === 'dave'));
+      // Each era and transport joined on the record, and carol's inbox read too.
+      assert.deepEqual(
+        (await auditRecords('join_workspace')).map((r) => `${r.agent}/${r.transport}/${r.outcome.ok}`).sort(),
+        ['bob/mcp/true', 'carol/mcp-2026/true', 'dave/ws/true'],
+      );
+      assert.ok(
+        (await auditRecords('read_inbox')).some((r) => r.agent === 'carol' && r.transport === 'mcp-2026'),
+        'the 2026 inbox read is audited',
+      );
       await assertAuditVerifies();
     } finally {
       stopHuman();
@@ -572,6 +581,87 @@ describe('Agents working together: join, messages, leases (real server, official
     assert.equal(acquires.length, 1);
     assert.equal(acquires[0].params.takeOver, true);
     await assertAuditVerifies();
+  });
+
+  it('warns on, then (exclusive) refuses, lease conflicts alike over MCP 2025, MCP 2026 and WebSocket, each audited', async () => {
+    const lease = await t.api('/leases', {
+      method: 'POST',
+      body: { paths: ['src/**'], ttlSeconds: 600, reason: 'refactoring the API' },
+      ...as('alice'),
+    });
+    assert.equal(lease.status, 200, JSON.stringify(lease.body));
+    const bob = await connectMcp(t.server.mcpUrl, tokens['bob']!);
+    const carol = new ClientV2(
+      { name: 'carol', version: '1.0.0' },
+      { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    await carol.connect(
+      new TransportV2(new URL(t.server.mcpUrl), {
+        requestInit: { headers: { Authorization: `Bearer ${tokens['carol']}` } },
+      }),
+    );
+    const dave = await connectWs(t.url, tokens['dave']!);
+    const carolCall = async (name: string, args: Record<string, unknown>): Promise<any> => {
+      const result = (await carol.callTool({ name, arguments: args })) as any;
+      return result.isError ? JSON.parse(result.content[0].text) : result.structuredContent;
+    };
+    const daveCall = async (op: string, params: Record<string, unknown>): Promise<any> => {
+      const frame = await dave.call(op, params);
+      return frame.type === 'error' ? { error: frame.error } : frame.result;
+    };
+    const writers: [string, string, (content: string) => Promise<any>][] = [
+      ['bob', 'mcp', (content) => callTool(bob.client, 'write_file', { path: 'src/a.ts', content })],
+      ['carol', 'mcp-2026', (content) => carolCall('write_file', { path: 'src/a.ts', content })],
+      ['dave', 'ws', (content) => daveCall('write_file', { path: 'src/a.ts', content })],
+    ];
+    try {
+      // Default: the write lands, with a warning naming the holder.
+      for (const [agent, , write] of writers) {
+        const result = await write(`// by ${agent}\n`);
+        assert.equal(result.error, undefined, `${agent}: ${JSON.stringify(result)}`);
+        assert.equal(result.warnings?.length, 1, `${agent}: ${JSON.stringify(result)}`);
+        assert.match(result.warnings[0], /leased by 'alice'/);
+        assert.equal(await readFile(join(t.workspace, 'src', 'a.ts'), 'utf8'), `// by ${agent}\n`);
+      }
+      // Exclusive leases: every transport refuses with the same stable code, and nothing lands.
+      const policy = await t.api('/policies', {
+        method: 'PUT',
+        body: { id: 'exclusive', rules: [...DEFAULT_POLICY.rules, 'deny lease-conflict(src/**) @agent'] },
+      });
+      assert.equal(policy.status, 200, JSON.stringify(policy.body));
+      for (const [agent, , write] of writers) {
+        const refused = await write('clobbered\n');
+        assert.equal(refused.error?.code, 'LEASE_CONFLICT', `${agent}: ${JSON.stringify(refused)}`);
+        assert.equal(refused.error.holder, 'alice');
+        assert.equal(refused.error.leaseId, lease.body.id);
+      }
+      assert.equal(await readFile(join(t.workspace, 'src', 'a.ts'), 'utf8'), '// by dave\n');
+
+      const records = (await auditRecords('write_file')).filter((r) => r.params.path === 'src/a.ts');
+      for (const [agent, transport] of writers) {
+        const mine = records.filter((r) => r.agent === agent);
+        assert.equal(mine.length, 2, `${agent}: ${JSON.stringify(mine)}`);
+        assert.ok(
+          mine.every((r) => r.transport === transport),
+          `${agent} on ${transport}`,
+        );
+        const warned = mine.find((r) => r.outcome.ok)!;
+        assert.equal(warned.decision, 'allow');
+        assert.ok(
+          warned.decisions.some((d: any) => d.action === 'lease-conflict' && d.decision === 'allow'),
+          JSON.stringify(warned.decisions),
+        );
+        const refused = mine.find((r) => !r.outcome.ok)!;
+        assert.equal(refused.decision, 'deny');
+        assert.equal(refused.rule, 'deny lease-conflict(src/**) @agent');
+        assert.equal(refused.outcome.code, 'LEASE_CONFLICT');
+      }
+      await assertAuditVerifies();
+    } finally {
+      dave.close();
+      await carol.close();
+      await bob.close();
+    }
   });
 
   it('gives one of two agents racing for the same paths the lease, every time', async () => {
