@@ -210,6 +210,13 @@ describe('Presence: who works on what (list_presence on REST, MCP and WebSocket,
       assert.ok(aliceForBob.sessions.every((s: any) => s.sessionId === undefined));
       assert.ok(!JSON.stringify(bobView).includes('secret'), JSON.stringify(bobView));
       assert.ok(entryOf(bobView, 'bob'), 'bob sees himself');
+      // list_leases follows the same rule.
+      const bobLeases = await callTool(bob.client, 'list_leases');
+      assert.deepEqual(
+        bobLeases.leases.map((l: any) => [l.holder, l.paths]),
+        [['alice', ['src/**']]],
+      );
+      assert.equal((await t.api('/leases')).body.leases.length, 2, 'the owner lists both');
 
       // vic (viewer, WebSocket) may read secret/ but not private/.
       const vicReply = await vic.call('list_presence', {});
@@ -242,7 +249,7 @@ describe('Presence: who works on what (list_presence on REST, MCP and WebSocket,
       assert.equal(await readFile(join(t.workspace, 'secret', 'keys.txt'), 'utf8'), 'k2\n');
       assert.equal(await readFile(join(t.workspace, 'private', 'diary.md'), 'utf8'), 'dear diary\n');
       const bobReads = ((await t.api('/audit?agent=bob&limit=1000')).body.records as any[]).filter(
-        (r) => r.op !== 'list_presence' && r.op !== 'init_session',
+        (r) => !['list_presence', 'list_leases', 'init_session'].includes(r.op),
       );
       assert.deepEqual(
         bobReads.map((r) => r.op),

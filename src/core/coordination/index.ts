@@ -398,6 +398,19 @@ export class Coordination {
     return [...this.leases.values()].map((l) => ({ ...infoOf(l), idle: this.isIdle(l) }));
   }
 
+  /**
+   * The paths of a lease that `viewer` may see: all for the owner; for others only the globs it may
+   * read, glob and literal folder alike (a lease on files hidden from an agent never names them to it).
+   */
+  visiblePaths(viewer: Principal, lease: Pick<LeaseInfo, 'paths'>): string[] {
+    if (viewer.kind === 'owner') return [...lease.paths];
+    const mayRead = (path: string): boolean => this.policy.decide(viewer, 'read', path).allowed;
+    return lease.paths.filter((glob) => {
+      const prefix = compileLeaseGlob(glob).prefix;
+      return mayRead(glob) && (prefix === '' || mayRead(prefix));
+    });
+  }
+
   /** Leases of other holders that a change of `path` (workspace-relative) touches. */
   conflicts(principal: Principal, path: string): LeaseInfo[] {
     this.prune();

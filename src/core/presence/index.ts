@@ -2,7 +2,7 @@ import type { OperationOutput } from '../../protocol/operations';
 import { OWNER, type Principal } from '../../protocol/principal';
 import { redact, type AuditLog, type AuditRecord } from '../audit';
 import type { CollabHub, DocumentHolder } from '../collab';
-import { Coordination } from '../coordination';
+import type { Coordination } from '../coordination';
 import type { Execution, ExecutionManager } from '../execution';
 import type { PolicyEngine } from '../policy';
 import type { SessionInfo, SessionManager } from '../session';
@@ -200,7 +200,7 @@ export class Presence {
       agents: entries,
       leases: coordination
         .list()
-        .map((lease) => ({ lease, paths: lease.paths.filter((p) => owner || this.mayReadGlob(viewer, p)) }))
+        .map((lease) => ({ lease, paths: coordination.visiblePaths(viewer, lease) }))
         .filter(({ paths }) => paths.length > 0)
         .map(({ lease, paths }) => ({
           id: lease.id,
@@ -258,12 +258,6 @@ export class Presence {
 
   private mayRead(viewer: Principal, path: string): boolean {
     return this.options.policy.decide(viewer, 'read', path).allowed;
-  }
-
-  /** A lease glob is shown only if the reader may read both it and the folder its matches live under. */
-  private mayReadGlob(viewer: Principal, glob: string): boolean {
-    const prefix = Coordination.leasePrefix(glob);
-    return this.mayRead(viewer, glob) && (prefix === '' || this.mayRead(viewer, prefix));
   }
 
   /** Reports a change once the debounce time has passed (one event for a burst). */

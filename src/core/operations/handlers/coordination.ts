@@ -79,7 +79,14 @@ export function coordinationHandlers(deps: DispatcherDeps): Handlers<Coordinatio
         message: `Lease ${lease.id} of '${lease.holder}' on ${lease.paths.join(', ')} released.`,
       };
     },
-    list_leases: async () => ({ leases: coordination.list().map((lease) => leaseView(coordination, lease)) }),
+    // Like presence: a lease shows only the paths the caller may read, and one with none is left out.
+    list_leases: async (_input, ctx) => ({
+      leases: coordination
+        .list()
+        .map((lease) => ({ ...lease, paths: coordination.visiblePaths(ctx.principal, lease) }))
+        .filter((lease) => lease.paths.length > 0)
+        .map((lease) => leaseView(coordination, lease)),
+    }),
     // Filtered for the caller: files it may not read never appear.
     list_presence: async (_input, ctx) => deps.presence.view(ctx.principal),
   };
