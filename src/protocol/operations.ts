@@ -90,7 +90,7 @@ const presenceEntry = z.object({
       path: path.optional().describe('The file being edited (absent when you may not read it).'),
       executionId: z.string().optional(),
       command: z.string().optional().describe('Summary of the running command.'),
-      since: z.string().optional(),
+      since: z.string().optional().describe('Editing: the latest edit; running: when the command started.'),
     })
     .describe(
       'Editing: a shared-document update or a write in the last few seconds; running: a command in its container; else idle.',

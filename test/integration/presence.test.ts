@@ -161,10 +161,14 @@ describe('Presence: who works on what (list_presence on REST, MCP and WebSocket,
       });
       assert.equal(write.status, 200, JSON.stringify(write.body));
       source.text.insert(0, '// touched\n');
-      plan.text.insert(0, 'step 0\n');
+      // The two documents are separate connections: keep typing in the plan so that it is the
+      // latest edit whatever order the server got them in (and however slow the machine is).
+      let step = 0;
+      const typeInPlan = (): void => plan.text.insert(0, `step ${step++}\n`);
 
       // The owner sees everything: files, the last write, the edit, the lease and session ids.
       const owner = await eventually('the owner to see alice editing the plan', async () => {
+        typeInPlan();
         const view = (await t.api('/presence')).body;
         const alice = entryOf(view, 'alice');
         return alice?.activity.state === 'editing' && alice.activity.path === 'secret/plan.md'
@@ -194,7 +198,11 @@ describe('Presence: who works on what (list_presence on REST, MCP and WebSocket,
 
       // bob (MCP) may not read secret/: he sees the file he may read, the lease on src/** only,
       // that alice is editing (not where), and no session ids.
-      const bobView = await callTool(bob.client, 'list_presence');
+      const bobView = await eventually('bob to see alice editing', async () => {
+        typeInPlan();
+        const view = await callTool(bob.client, 'list_presence');
+        return entryOf(view, 'alice')?.activity.state === 'editing' ? view : undefined;
+      });
       const aliceForBob = entryOf(bobView, 'alice');
       assert.deepEqual(
         aliceForBob.openFiles.map((f: any) => f.path),
