@@ -268,8 +268,8 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     // Host-side and privileged devcontainer.json fields need an owner rule such as
     // `allow tool(devcontainer.runArgs)`; agents cannot grant it to themselves.
     permissions: {
-      allows: (field) => policy.decide(OWNER, 'tool', `devcontainer.${field}`).allowed,
-      allowsEnv: (key) => policy.decide(OWNER, 'env', key).allowed,
+      allows: (field) => policy.allows(OWNER, 'tool', `devcontainer.${field}`),
+      allowsEnv: (key) => policy.allows(OWNER, 'env', key),
     },
     // Commands must not read the owner token or rewrite the owner's policy file either.
     protectedPaths: [stateReal, ...(policyFile ? [policyFile] : [])],
@@ -298,7 +298,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     auditor: { edit: (peer, batch) => dispatcher.recordCollabEdit(peer, batch) },
     mayWrite: (peer, realRel) =>
       peer.principal.role !== 'viewer' &&
-      policy.decide(peer.principal, 'write', realRel).allowed &&
+      policy.allows(peer.principal, 'write', realRel) &&
       coordination.leaseBlocks(peer.principal, realRel) === null,
     log,
   });

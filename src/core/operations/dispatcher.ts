@@ -546,7 +546,7 @@ export class OperationDispatcher {
           writable(decide),
         );
         const fresh = (action: PolicyAction, path: string): boolean =>
-          policy.decide(ctx.principal, action, path).allowed;
+          policy.allows(ctx.principal, action, path);
         const stopSessionWatch = sessions.onSessionEnded((ended) => {
           if (ended.sessionId === ctx.sessionId) {
             connection.end(

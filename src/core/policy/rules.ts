@@ -96,8 +96,13 @@ export function normalizeCommand(command: string): string {
   return command.replace(/^[ \t]+|[ \t]+$/g, '').replace(/[ \t]+/g, ' ');
 }
 
+/** A path that `posix.normalize` might change: a `.` or `..` segment, an empty segment, a trailing slash. */
+const NOT_NORMAL = /(?:^|\/)\.{1,2}(?:\/|$)|\/\/|\/$/;
+
 /** Normalizes a workspace-relative posix path; the root becomes the empty string. */
 export function normalizePath(path: string): string {
+  // Most paths (every path a walk builds) are normal already: no `.` or `..` segment, no empty one.
+  if (path !== '' && !NOT_NORMAL.test(path)) return path;
   let p = posix.normalize(path === '' ? '.' : path);
   while (p.startsWith('./')) p = p.slice(2);
   if (p === '.') return '';
@@ -174,7 +179,13 @@ function buildMatcher(action: PolicyAction, pattern: string): Matcher {
  */
 function buildFoldedDenyMatcher(pattern: string): Matcher {
   const exact = compilePathGlob(pattern);
-  const folded = compilePathGlob(foldPathName(pattern));
+  const foldedPattern = foldPathName(pattern);
+  if (foldedPattern === pattern) {
+    // A pattern that is its own folded form: a target that is its own folded form needs one test.
+    return (t) =>
+      exact.test(t.value) || (t.folded !== undefined && t.folded !== t.value && exact.test(t.folded));
+  }
+  const folded = compilePathGlob(foldedPattern);
   return (t) => exact.test(t.value) || (t.folded !== undefined && folded.test(t.folded));
 }
 

@@ -111,7 +111,7 @@ export function toolAnnotations(
   principal: Principal,
   tool: RegisteredTool,
 ): ToolAnnotations {
-  const readOnly = tool.annotations.readOnlyHint && !deps.policy.decide(principal, 'write', '.').allowed;
+  const readOnly = tool.annotations.readOnlyHint && !deps.policy.allows(principal, 'write', '.');
   return readOnly
     ? { ...tool.annotations, readOnlyHint: true, destructiveHint: false }
     : { ...tool.annotations, readOnlyHint: false };
@@ -123,7 +123,7 @@ export function offeredTools(
   principal: Principal,
 ): RegisteredTool[] {
   return (deps.tools?.list() ?? []).filter((tool) => {
-    if (!deps.policy.decide(principal, 'tool', tool.name).allowed) return false;
+    if (!deps.policy.allows(principal, 'tool', tool.name)) return false;
     return principal.role !== 'viewer' || toolAnnotations(deps, principal, tool).readOnlyHint;
   });
 }
