@@ -21,7 +21,13 @@ import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { Coordination, type LeaseInfo, type WorkspaceMessage } from '../core/coordination';
 import { OperationDispatcher } from '../core/operations';
 import { RateLimiter, SessionManager } from '../core/session';
-import { BUILT_IN_PARSERS, ToolRegistry, type OutputParsers } from '../core/tools';
+import {
+  BUILT_IN_PARSERS,
+  ToolRegistry,
+  ToolRunFeed,
+  type OutputParsers,
+  type ToolRunReport,
+} from '../core/tools';
 import { OPERATION_NAMES } from '../protocol/operations';
 import {
   buildOpenApi,
@@ -153,6 +159,11 @@ export interface RunningWorkspaceServer {
   };
   /** Typed tools in force; `onChange` reports each change, with the manifests that did not load. */
   tools: ToolRegistry;
+  /** Finished typed-tool runs: what the VS Code Problems panel shows. */
+  toolRuns: {
+    /** Calls `listener` after each typed-tool run ends, with what it found; returns the unsubscribe. */
+    onRun(listener: (report: ToolRunReport) => void): () => void;
+  };
   /**
    * Stops accepting connections, ends sessions, removes session containers, records `server_stop`
    * (with `reason`) and flushes the audit log.
@@ -249,6 +260,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   tools.onChange(() => policy.setExplicitTools(tools.detectedNames()));
   await tools.reload();
   policy.setExplicitTools(tools.detectedNames());
+  const toolRuns = new ToolRunFeed(log);
   const limiters = {
     write: new RateLimiter(options.writeRateLimit ?? { capacity: 200, refillPerSec: 50 }),
     exec: new RateLimiter(options.execRateLimit ?? { capacity: 60, refillPerSec: 20 }),
@@ -315,6 +327,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     log,
     tools,
     parsers: options.outputParsers ?? BUILT_IN_PARSERS,
+    toolRuns,
     onSandboxProgress: (listener) => {
       progressListeners.add(listener);
       return () => progressListeners.delete(listener);
@@ -527,6 +540,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
       leaseBlocks: (principal, path) => coordination.leaseBlocks(principal, path),
     },
     tools,
+    toolRuns: { onRun: (listener) => toolRuns.onRun(listener) },
     close: (reason?: string) =>
       (closing ??= (async () => {
         stopToolAudit();
@@ -542,6 +556,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
         sessions.close();
         coordination.close();
         await docker.close();
+        toolRuns.close();
         await dispatcher
           .recordServerEvent('server_stop', { url, reason: reason ?? null }, startedFrom)
           .catch((err: unknown) =>

@@ -8,7 +8,7 @@ import type { Logger } from '../log';
 import type { PolicyAction, PolicyEngine, PolicyStore } from '../policy';
 import type { ResourceManager } from '../resources';
 import type { RateLimiter, SessionInfo, SessionManager } from '../session';
-import type { OutputParsers, ToolRegistry } from '../tools';
+import type { OutputParsers, ToolRegistry, ToolRunFeed } from '../tools';
 
 /** Who is calling, over which transport, in which session. */
 export interface CallContext {
@@ -41,6 +41,8 @@ export interface DispatcherDeps {
   tools?: ToolRegistry;
   /** Output parsers of typed tools (a manifest naming a parser is refused without them). */
   parsers?: OutputParsers;
+  /** Where each finished typed-tool run is reported (the VS Code Problems panel listens). */
+  toolRuns?: ToolRunFeed;
   /** Subscribes to sandbox progress (image builds, container starts); returns the unsubscribe. */
   onSandboxProgress?: (
     listener: (event: { phase: string; message: string; sessionId?: string }) => void,
