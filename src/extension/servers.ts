@@ -8,6 +8,7 @@ import { redact } from '../core/audit';
 import type { Logger } from '../core/log';
 import { cleanStaleDiscoveryFiles, discoveryDir, removeDiscoveryFile, writeDiscoveryFile } from './discovery';
 import { runOwnerOperation, VSCODE_TRANSPORT } from './ownerActions';
+import { ToolProblems } from './problemsPanel';
 import {
   changedSettings,
   readUserSettings,
@@ -188,10 +189,14 @@ export class ServerHost implements vscode.Disposable {
       }
     };
     reportTools();
+    // What each typed-tool run found shows in the Problems panel under the tool's name.
+    const problems = new ToolProblems(folder, this.log);
     this.cleanups.push(
       server.audit.subscribe(notify),
       server.sessions.onSessionEnded(notify),
       server.tools.onChange(reportTools),
+      server.toolRuns.onRun((report) => problems.show(report)),
+      () => problems.dispose(),
     );
     return { folder, server, agentToken, readyMs };
   }
