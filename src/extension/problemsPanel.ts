@@ -63,6 +63,14 @@ export class ToolProblems implements vscode.Disposable {
     }
   }
 
+  /** Removes the entries of tools that no longer exist (their manifest was removed). */
+  forget(tools: readonly string[]): void {
+    for (const tool of tools) {
+      this.collections.get(tool)?.dispose();
+      this.collections.delete(tool);
+    }
+  }
+
   /** Removes every entry of this folder's tools from the Problems panel. */
   dispose(): void {
     for (const collection of this.collections.values()) collection.dispose();

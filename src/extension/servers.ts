@@ -196,6 +196,7 @@ export class ServerHost implements vscode.Disposable {
       server.sessions.onSessionEnded(notify),
       server.tools.onChange(reportTools),
       server.toolRuns.onRun((report) => problems.show(report)),
+      server.tools.onChange((change) => problems.forget(change.removed)),
       () => problems.dispose(),
     );
     return { folder, server, agentToken, readyMs };

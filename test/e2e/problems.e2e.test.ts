@@ -41,6 +41,7 @@ const NOTES_TOOL = {
 };
 
 const MESSAGE = 'greeting is never used';
+const OTHER_MESSAGE = 'f is never called';
 
 /** Every file under `dir` (recursively), for finding the output channel's log. */
 async function filesUnder(dir: string): Promise<string[]> {
@@ -67,7 +68,10 @@ describe('VS Code extension: typed-tool diagnostics in the Problems panel', func
     this.timeout(900_000);
     policyDir = await mkdtemp(join(tmpdir(), 'mcpw-e2e-policy-'));
     const policyFile = join(policyDir, 'policy.txt');
-    await writeFile(policyFile, 'allow read(**)\nallow write(report.txt)\nallow tool(notes)\n');
+    await writeFile(
+      policyFile,
+      'allow read(**)\nallow write(report.txt)\nallow tool(notes)\nallow tool(other_notes)\n',
+    );
     win = await openExtensionWindow({
       name: 'problems',
       settings: {
@@ -80,7 +84,13 @@ describe('VS Code extension: typed-tool diagnostics in the Problems panel', func
         await writeFile(join(folder, 'src', 'app.js'), 'export function f() {\n  const greeting = 1;\n}\n');
         await writeFile(join(folder, 'report.txt'), `src/app.js:2:9: warning no-unused: ${MESSAGE}\n`);
         await mkdir(join(folder, '.mcp-workspace', 'tools'), { recursive: true });
+        await writeFile(join(folder, 'other.txt'), `src/app.js:1:17: warning unused: ${OTHER_MESSAGE}\n`);
+        await mkdir(join(folder, '.mcp-workspace', 'tools'), { recursive: true });
         await writeFile(join(folder, '.mcp-workspace', 'tools', 'notes.json'), JSON.stringify(NOTES_TOOL));
+        await writeFile(
+          join(folder, '.mcp-workspace', 'tools', 'other_notes.json'),
+          JSON.stringify({ ...NOTES_TOOL, name: 'other_notes' }),
+        );
       },
     });
     ({ page, workspace } = win);
@@ -166,7 +176,7 @@ describe('VS Code extension: typed-tool diagnostics in the Problems panel', func
     assert.match(text, /tool notes run by agent fixer: exit code 0; 0 errors, 0 warnings, 0 info in 0 files/);
   });
 
-  it('removes the tool diagnostics when the server stops (the collections go with it)', async () => {
+  it("keeps each tool's entries apart: a removed tool's go, then the rest go when the server stops", async () => {
     const wrote = await callTool(mcp.client, 'write_file', {
       path: 'report.txt',
       content: `src/app.js:1:1: error no-unused: ${MESSAGE}\n`,
@@ -174,13 +184,35 @@ describe('VS Code extension: typed-tool diagnostics in the Problems panel', func
     assert.equal(wrote.error, undefined, JSON.stringify(wrote));
     const found = await callTool(mcp.client, 'notes', { file: 'report.txt' });
     assert.equal(found.diagnostics.length, 1, JSON.stringify(found));
-    await waitFor(async () => (await problemRows()).some((r) => r.includes(MESSAGE)), 60_000, {
-      what: 'the tool diagnostic in the Problems panel again',
+    const other = await callTool(mcp.client, 'other_notes', { file: 'other.txt' });
+    assert.equal(other.diagnostics.length, 1, JSON.stringify(other));
+    const both = await waitFor(
+      async () => {
+        const rows = await problemRows();
+        return rows.some((r) => r.includes(MESSAGE)) && rows.some((r) => r.includes(OTHER_MESSAGE))
+          ? rows
+          : null;
+      },
+      60_000,
+      { what: 'the diagnostics of both tools in the Problems panel', page },
+    );
+    assert.match(
+      both.find((r) => r.includes(OTHER_MESSAGE))!,
+      /\bother_notes\W*unused\b/,
+    );
+    // The owner removes one tool's manifest: its entries go, the other tool's stay.
+    await rm(join(workspace, '.mcp-workspace', 'tools', 'other_notes.json'));
+    await waitFor(async () => !(await problemRows()).some((r) => r.includes(OTHER_MESSAGE)), 60_000, {
+      what: 'the removed tool diagnostics to leave the Problems panel',
       page,
     });
+    assert.ok(
+      (await problemRows()).some((r) => r.includes(MESSAGE)),
+      'the other tool keeps its entries',
+    );
     await runCommand(page, 'MCP Workspace: Stop Server');
     await waitFor(async () => !(await problemRows()).some((r) => r.includes(MESSAGE)), 60_000, {
-      what: 'the Problems panel to drop the tool diagnostic when the server stopped',
+      what: 'the Problems panel to drop the tool diagnostics when the server stopped',
       page,
     });
   });
