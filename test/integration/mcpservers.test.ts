@@ -8,6 +8,7 @@ import {
   StreamableHTTPClientTransport as TransportV2,
 } from '@modelcontextprotocol/client';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import WebSocket from 'ws';
 import { callTool, connectMcp } from '../helpers/clients';
 import { ensureToolImage } from '../helpers/docker';
 import { startTestServer, type TestServer } from '../helpers/server';
@@ -145,6 +146,10 @@ describe('Sandboxed MCP servers: manifest-declared stdio servers run in the sess
       assert.equal(failed.isError, true);
       assert.equal(failed.content[0]!.text, 'it failed on purpose');
 
+      // list_capabilities names the server's tools offered in this session.
+      const capabilities = await callTool(v1.client, 'list_capabilities');
+      assert.ok(capabilities.tools.includes('fx_echo'), 'list_capabilities names fx_echo');
+
       // A server-to-client request (sampling) is refused, not forwarded to anyone.
       const asked = textOf(await v1.client.callTool({ name: 'fx_ask', arguments: {} }));
       assert.equal(asked.error?.code, -32601, `sampling is refused: ${JSON.stringify(asked)}`);
@@ -177,11 +182,28 @@ describe('Sandboxed MCP servers: manifest-declared stdio servers run in the sess
     assert.equal(rest.status, 200, JSON.stringify(rest.body));
     assert.equal(JSON.parse(rest.body.content[0].text).echo, 'rest');
 
+    // ...and so does the WebSocket, by the tool's name as op.
+    const ws = new WebSocket(t.url.replace('http', 'ws') + '/ws', {
+      headers: { authorization: `Bearer ${agent}` },
+    });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const replies: any[] = [];
+    ws.on('message', (raw) => replies.push(JSON.parse(raw.toString())));
+    ws.send(JSON.stringify({ id: 1, op: 'fx_echo', params: { text: 'ws' } }));
+    await eventually('the WebSocket result', () => replies.some((r) => r.id === 1 && r.type !== 'output'));
+    ws.close();
+    const wsReply = replies.find((r) => r.id === 1);
+    assert.equal(wsReply.type, 'result', JSON.stringify(wsReply));
+    assert.equal(JSON.parse(wsReply.result.content[0].text).echo, 'ws');
+
     await t.server.audit.flush();
     const runs = (await t.server.audit.query({ op: 'run_tool', limit: 50 })).records;
-    const echoRun = runs.find((r) => (r.params as { tool?: string }).tool === 'fx_echo');
-    assert.ok(echoRun, 'calls are audited as run_tool');
-    assert.deepEqual((echoRun.params as { arguments: unknown }).arguments, { text: 'rest' });
+    const echoRun = runs.find(
+      (r) =>
+        (r.params as { tool?: string }).tool === 'fx_echo' &&
+        JSON.stringify((r.params as { arguments?: unknown }).arguments) === JSON.stringify({ text: 'rest' }),
+    );
+    assert.ok(echoRun, 'calls are audited as run_tool with their arguments');
     assert.equal(echoRun.rule, 'allow tool(fx_*)');
     const starts = (await t.server.audit.query({ op: 'execution_start', limit: 50 })).records;
     assert.ok(
@@ -292,6 +314,8 @@ describe('Sandboxed MCP servers: manifest-declared stdio servers run in the sess
     assert.equal((await fetch(`${t.url}/health`)).status, 200);
     const after = await t.api('/tools/fx_echo', { method: 'POST', body: { text: 'still' }, token: agent });
     assert.equal(after.status, 200, 'the next call starts it again');
+    const big = await t.api('/tools/fx_big', { method: 'POST', body: {}, token: agent });
+    assert.equal(big.body.error?.code, 'MESSAGE_TOO_LARGE', 'a result over 1 MiB is refused');
 
     const mcp = await connectMcp(t.server.mcpUrl, agent);
     try {
@@ -342,5 +366,52 @@ describe('Sandboxed MCP servers: manifest-declared stdio servers run in the sess
     } finally {
       await mcp.close();
     }
+  });
+});
+
+describe('Sandboxed MCP servers: idle stop', function () {
+  this.timeout(180_000);
+  let t: TestServer | undefined;
+
+  afterEach(async () => {
+    if (t) {
+      assert.equal((await t.server.audit.verify()).ok, true, 'the audit log still verifies');
+      await t.close();
+    }
+  });
+
+  it('stops an idle server and starts it again on the next call, its tools still listed meanwhile', async () => {
+    const image = ensureToolImage();
+    t = await startTestServer({ defaultImage: image, mcpServerLimits: { idleMs: 300 } }, async (ws) => {
+      await mkdir(join(ws, 'mcp'));
+      await copyFile(FIXTURE, join(ws, 'mcp', 'server.js'));
+      await writeManifest(ws, 'fx.json', serverManifest('fx', 'normal'));
+    });
+    const server = t;
+    const agent = (await server.api('/tokens', { method: 'POST', body: { name: 'idler', role: 'agent' } }))
+      .body.token;
+    await server.api('/policies', {
+      method: 'PUT',
+      body: { id: 'idle', rules: ['allow read(**)', 'allow tool(fx_*)'] },
+    });
+    const first = await server.api('/tools/fx_echo', { method: 'POST', body: { text: '1' }, token: agent });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const ends = async (): Promise<number> => {
+      await server.server.audit.flush();
+      return (await server.server.audit.query({ op: 'execution_end', limit: 50 })).records.length;
+    };
+    await eventually('the idle server stopped', async () => (await ends()) === 1);
+    const mcp = await connectMcp(server.server.mcpUrl, agent);
+    try {
+      const names = (await mcp.client.listTools()).tools.map((tool) => tool.name);
+      assert.ok(names.includes('fx_echo'), 'its tools stay listed while it is stopped');
+      const second = textOf(await mcp.client.callTool({ name: 'fx_echo', arguments: { text: '2' } }));
+      assert.equal(second.echo, '2', 'the next call starts it again');
+    } finally {
+      await mcp.close();
+    }
+    await server.server.audit.flush();
+    const starts = (await server.server.audit.query({ op: 'execution_start', limit: 50 })).records;
+    assert.equal(starts.length, 2, 'one start per use after an idle stop');
   });
 });

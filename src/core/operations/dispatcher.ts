@@ -31,6 +31,7 @@ import { authorizePath } from './handlers/paths';
 import {
   mayReachServer,
   mcpToolAnnotations,
+  offeredMcpTools,
   sandboxLauncher,
   type McpToolResult,
 } from './handlers/mcpservers';
@@ -495,12 +496,7 @@ export class OperationDispatcher {
 
   /** The sandboxed MCP servers' tools listed in a session that the policy grants its principal. */
   offeredMcpTools(principal: Principal, sessionId: string): UpstreamTool[] {
-    const { mcpServers: host, tools, policy } = this.deps;
-    if (!host || !tools || principal.role === 'viewer') return [];
-    return tools
-      .mcpServers()
-      .flatMap((server) => host.tools(sessionId, server))
-      .filter((tool) => policy.decide(principal, 'tool', tool.name).allowed);
+    return offeredMcpTools(this.deps, principal, sessionId);
   }
 
   /** The annotations of a sandboxed MCP server's tool: never read-only; open-world with a network. */

@@ -2,7 +2,7 @@ import type { CallToolResult } from '@modelcontextprotocol/client';
 import { WorkspaceError } from '../../../protocol/errors';
 import type { Principal } from '../../../protocol/principal';
 import type { ToolAnnotations } from '../../../protocol/tools';
-import type { Launcher } from '../../mcpservers';
+import type { Launcher, UpstreamTool } from '../../mcpservers';
 import type { PolicyAction } from '../../policy';
 import type { RegisteredMcpServer } from '../../tools';
 import { refuseAmbiguousCharacters } from '../command';
@@ -129,4 +129,18 @@ export function mayReachServer(
       .map((r) => r.pattern),
   ];
   return targets.some((target) => deps.policy.decide(principal, 'tool', target).allowed);
+}
+
+/** The sandboxed MCP servers' tools listed in a session that the policy grants its principal. */
+export function offeredMcpTools(
+  deps: Pick<DispatcherDeps, 'policy' | 'tools' | 'mcpServers'>,
+  principal: Principal,
+  sessionId: string,
+): UpstreamTool[] {
+  const { mcpServers: host, tools, policy } = deps;
+  if (!host || !tools || principal.role === 'viewer') return [];
+  return tools
+    .mcpServers()
+    .flatMap((server) => host.tools(sessionId, server))
+    .filter((tool) => policy.decide(principal, 'tool', tool.name).allowed);
 }
