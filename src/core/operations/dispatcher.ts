@@ -73,6 +73,9 @@ export interface AuditFeedSink {
 /** Operations that change who holds which lease (and so who may edit a shared document). */
 const LEASE_OPERATIONS: ReadonlySet<string> = new Set(['acquire_lease', 'renew_lease', 'release_lease']);
 
+/** How long a tools/list waits for sandboxed MCP servers starting for it (later ones notify). */
+const MCP_LIST_WAIT_MS = 10_000;
+
 /** Failures that are refusals: recorded as `deny`. */
 const REFUSALS = new Set(['POLICY_DENIED', 'OWNER_ONLY', 'CAPABILITY_NOT_NEGOTIATED', 'SESSION_NOT_FOUND']);
 
@@ -449,8 +452,9 @@ export class OperationDispatcher {
   /**
    * Lists the tools of the sandboxed MCP servers the caller may reach, starting each in the
    * session's sandbox on first use (audited as `list_mcp_tools`, one record per server started).
-   * Servers listed already, or that failed a moment ago, are not started again. Never throws: a
-   * server that cannot start is logged and offers no tools.
+   * Servers listed already, or that failed a moment ago, are not started again. Waits at most
+   * 10 s (a server listed later changes the tool list). Never throws: a server that cannot start
+   * is logged and offers no tools.
    */
   async discoverMcpTools(ctx: CallContext): Promise<void> {
     const { mcpServers: host, tools } = this.deps;
@@ -463,7 +467,7 @@ export class OperationDispatcher {
           !host.recentlyFailed(ctx.sessionId, server) &&
           mayReachServer(this.deps, ctx.principal, server),
       );
-    await Promise.all(
+    const listed = Promise.all(
       pending.map((server) =>
         this.perform(
           {
@@ -492,6 +496,17 @@ export class OperationDispatcher {
         ),
       ),
     );
+    // A first listing may wait for an image build or a container start: the answer goes out after
+    // a bounded wait, and tools listed later reach the client as a list-changed notification.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      listed,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, MCP_LIST_WAIT_MS);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   /** The sandboxed MCP servers' tools listed in a session that the policy grants its principal. */

@@ -282,6 +282,7 @@ export class ToolRegistry {
     this.watchers.clear();
     for (const tool of this.tools.values()) releaseManifest(tool.compiled);
     this.tools.clear();
+    this.servers.clear();
     this.listeners.clear();
   }
 
