@@ -19,6 +19,7 @@ import { createLogger, redactingLogger, unexpectedError, type Logger } from '../
 import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../core/policy';
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { Coordination, type LeaseInfo, type WorkspaceMessage } from '../core/coordination';
+import { McpServerHost, type McpServerLimits } from '../core/mcpservers';
 import { OperationDispatcher } from '../core/operations';
 import { RateLimiter, SessionManager } from '../core/session';
 import {
@@ -126,6 +127,8 @@ export interface WorkspaceServerOptions {
    * still needs a rule naming it, `allow tool(NAME)`; `allow tool(*)` never grants one.
    */
   detectTools?: boolean;
+  /** Limits of sandboxed MCP servers (message size, flood, tool list caps, idle stop). */
+  mcpServerLimits?: Partial<McpServerLimits>;
   /** Output parsers of typed tools (default: the built-in ones, see `BUILT_IN_PARSERS`). */
   outputParsers?: OutputParsers;
   /** Where the owner started the server from (`vscode`, `cli`): the transport of its server_start/stop audit records. */
@@ -314,7 +317,13 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
       coordination.leaseBlocks(peer.principal, realRel) === null,
     log,
   });
+  // Sandboxed MCP servers declared by manifests, started per session in its sandbox on first use.
+  const mcpServers = new McpServerHost({
+    log,
+    ...(options.mcpServerLimits ? { limits: options.mcpServerLimits } : {}),
+  });
   const dispatcher: OperationDispatcher = new OperationDispatcher({
+    mcpServers,
     collab,
     sessions,
     resources,
@@ -545,6 +554,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
       (closing ??= (async () => {
         stopToolAudit();
         tools.close();
+        mcpServers.close();
         if (mcp) await (await mcp).close();
         await ws.close();
         // Shared documents are written to disk before their connections drop.

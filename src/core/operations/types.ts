@@ -5,6 +5,7 @@ import type { CollabHub } from '../collab';
 import type { Coordination } from '../coordination';
 import type { ExecutionManager, OutputEvent } from '../execution';
 import type { Logger } from '../log';
+import type { McpServerHost } from '../mcpservers';
 import type { PolicyAction, PolicyEngine, PolicyStore } from '../policy';
 import type { ResourceManager } from '../resources';
 import type { RateLimiter, SessionInfo, SessionManager } from '../session';
@@ -39,6 +40,8 @@ export interface DispatcherDeps {
   writeGuard?: (path: string) => void;
   /** Typed tools in force (manifests and detected tools); none without it. */
   tools?: ToolRegistry;
+  /** Sandboxed MCP servers declared by manifests (their tools are offered as `NAME_TOOL`); none without it. */
+  mcpServers?: McpServerHost;
   /** Output parsers of typed tools (a manifest naming a parser is refused without them). */
   parsers?: OutputParsers;
   /** Where each finished typed-tool run is reported (the VS Code Problems panel listens). */

@@ -10,18 +10,23 @@ export { checkArguments, expandArgv, pathArguments, type ArgumentValue, type Pat
 export { DETECTION_FILES } from './detect';
 export {
   compileManifest,
+  compileMcpServerManifest,
+  DEFAULT_MCP_CALL_TIMEOUT_MS,
   DEFAULT_TOOL_TIMEOUT_MS,
+  MCP_SERVER_NAME_RE,
   loadPatternEngine,
   ManifestError,
   MAX_MANIFEST_BYTES,
   releaseManifest,
   TOOL_NAME_RE,
   type CompiledManifest,
+  type McpServerManifest,
   type ToolManifest,
 } from './manifest';
 export {
   ToolRegistry,
   TOOLS_FOLDER,
+  type RegisteredMcpServer,
   type RegisteredTool,
   type ToolProblem,
   type ToolRegistryOptions,
