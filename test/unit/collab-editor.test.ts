@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import * as Y from 'yjs';
-import { mergeText } from '../../src/core/collab';
-import { applyEditorChanges, editorToShared } from '../../src/extension/collab/changes';
+import { changedRegion, mergeText } from '../../src/core/collab';
+import {
+  applyEditorChanges,
+  editorToShared,
+  toSharedSplices,
+  type EditorChange,
+} from '../../src/extension/collab/changes';
 import { EchoGuard } from '../../src/extension/collab/echo';
 import { isAligned, toEditorOffset, toEditorText, toSharedOffset } from '../../src/extension/collab/eol';
 import { encodeCursor, remoteCursors } from '../../src/extension/collab/presence';
@@ -100,72 +105,73 @@ describe('live editing: editor changes into the shared text', () => {
 });
 
 describe('live editing: echo suppression', () => {
-  it('recognises the echo of an applied edit once, and nothing else', () => {
-    const guard = new EchoGuard<string>();
-    let reads = 0;
-    const read = (text: string) => () => {
-      reads++;
-      return text;
-    };
-    assert.equal(guard.match(read('typed')), undefined);
-    assert.equal(reads, 0, 'no edit in flight: the text is not even read');
-    const ticket = guard.expect('remote applied', 'v1');
+  it('recognises the echo of an applied edit by its content, once, and nothing else', () => {
+    const guard = new EchoGuard();
+    const edit = { rangeOffset: 0, rangeLength: 0, text: '// agent\n' };
+    assert.equal(guard.match([edit]), false, 'nothing in flight');
+    const ticket = guard.expect(edit);
     assert.ok(guard.inFlight);
-    assert.equal(guard.match(read('typed meanwhile')), undefined, 'a person typing is not an echo');
-    assert.equal(guard.match(read('remote applied')), 'v1');
-    assert.equal(guard.match(read('remote applied')), undefined, 'an echo is consumed');
+    assert.equal(guard.match([{ rangeOffset: 23, rangeLength: 0, text: 't' }]), false, 'a keystroke');
+    assert.equal(guard.match([edit, edit]), false, 'one edit reports one change');
+    assert.equal(guard.match([{ ...edit }]), true);
+    assert.equal(guard.match([edit]), false, 'an echo is consumed');
     guard.settle(ticket);
     assert.ok(!guard.inFlight);
+    const refused = guard.expect(edit);
+    guard.settle(refused);
+    assert.equal(guard.match([edit]), false, 'an edit that resolved has no echo to come');
   });
 
-  it('forgets an edit that resolved without its echo (refused: the document moved)', () => {
-    const guard = new EchoGuard<number>();
-    const ticket = guard.expect('never came', 1);
-    guard.settle(ticket);
-    assert.equal(
-      guard.match(() => 'never came'),
-      undefined,
-    );
-  });
-
-  it('an editor binding loop never echoes: a simulated editor converges with a settled version', async () => {
-    // A minimal editor model with versions and the binding's rules: local changes go to Yjs unless
-    // they are the echo of a remote apply; remote changes are applied as a whole-text replace.
+  it('an edit that VS Code applies on top of a keystroke is neither echoed nor lost', () => {
+    // What the binding does, with its pure pieces, on the sequence seen in VS Code: a remote
+    // insert arrives, the user types a key, and VS Code applies the remote edit after the key.
     const doc = new Y.Doc();
     const text = doc.getText('content');
+    text.insert(0, 'alpha\n');
     const origin = {};
-    const guard = new EchoGuard<string>();
-    let editor = '';
-    let version = 0;
-    let sentToYjs = 0;
-    const onEditorChange = (): void => {
-      if (guard.match(() => editor) !== undefined) return;
-      sentToYjs++;
-      doc.transact(() => {
-        text.delete(0, text.length);
-        text.insert(0, editor);
-      }, origin);
+    const guard = new EchoGuard();
+    let editor = 'alpha\n';
+    let base = editor; // the shared text the editor shows
+    let behind = false;
+    const onEditorChange = (changes: EditorChange[]): void => {
+      const before = base;
+      base = toSharedSplices(before, changes, '\n').after;
+      if (guard.match(changes)) {
+        behind = text.toString() !== editor;
+        return;
+      }
+      if (!behind) applyEditorChanges(text, before, changes, '\n', origin);
+      else mergeText(text, before, base, origin);
     };
-    const applyRemote = (): void => {
-      const target = text.toString();
-      if (target === editor) return;
-      const ticket = guard.expect(target, target);
-      editor = target;
-      version++;
-      onEditorChange(); // VS Code reports the change before applyEdit resolves
-      guard.settle(ticket);
+    const type = (change: EditorChange): void => {
+      editor =
+        editor.slice(0, change.rangeOffset) +
+        change.text +
+        editor.slice(change.rangeOffset + change.rangeLength);
+      onEditorChange([change]);
     };
-    text.observe((_e, tr) => {
-      if (tr.origin !== origin) applyRemote();
-    });
+    // Remote insert at the top.
     const remote = new Y.Doc();
-    remote.on('update', (u: Uint8Array) => Y.applyUpdate(doc, u, 'remote'));
-    for (let i = 0; i < 50; i++) remote.getText('content').insert(0, `${i},`);
-    const settled = version;
-    applyRemote();
-    assert.equal(version, settled, 'the version stops changing');
-    assert.equal(editor, remote.getText('content').toString());
-    assert.equal(sentToYjs, 0, 'no remote edit was sent back');
+    Y.applyUpdate(remote, Y.encodeStateAsUpdate(doc));
+    remote.getText('content').insert(0, '// agent\n');
+    Y.applyUpdate(doc, Y.encodeStateAsUpdate(remote, Y.encodeStateVector(doc)), 'remote');
+    behind = true;
+    // The binding computes its edit against the editor as it is...
+    const region = changedRegion(editor, text.toString())!;
+    const edit = {
+      rangeOffset: region.start,
+      rangeLength: region.endA - region.start,
+      text: text.toString().slice(region.start, region.endB),
+    };
+    const ticket = guard.expect(edit);
+    // ...the user types at the end first, then VS Code applies the edit on top.
+    type({ rangeOffset: editor.length, rangeLength: 0, text: 'x' });
+    type(edit);
+    guard.settle(ticket);
+    assert.equal(editor, '// agent\nalpha\nx');
+    assert.equal(text.toString(), '// agent\nalpha\nx', 'the agent line is there once, the keystroke too');
+    assert.equal(behind, false, 'nothing left to apply: the version settles');
+    assert.equal(base, editor);
   });
 });
 

@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import * as Y from 'yjs';
 import { changedRegion, mergeText, replaceText } from '../../core/collab';
-import { applyEditorChanges, editorToShared } from './changes';
+import { applyEditorChanges, editorToShared, toSharedSplices } from './changes';
 import { CursorDecorations, type PlacedCursor } from './cursors';
 import { EchoGuard } from './echo';
 import { toEditorOffset, toEditorText, toSharedOffset, type Eol } from './eol';
@@ -48,17 +48,23 @@ export class DocumentBinding {
   /** The user's own edits in this editor, undone and redone without touching anyone else's. */
   undoManager: Y.UndoManager | null = null;
   private text: Y.Text | null = null;
-  /** The shared text the editor shows (in shared form: the server's line endings). */
+  /**
+   * The shared text the editor shows (in shared form: the server's line endings), kept in step with
+   * every change event of the editor, whoever made it.
+   */
   private base = '';
   /** The shared text has changes the editor does not show yet. */
   private behind = false;
   /** Counts remote changes, so an apply knows whether more came meanwhile. */
   private remoteGen = 0;
-  private readonly echo = new EchoGuard<{ shared: string; gen: number }>();
+  private readonly echo = new EchoGuard();
   private applying: Promise<void> | null = null;
   private applyAgain = false;
-  /** The editor text a revert is expected to leave (while the revert command runs). */
-  private reverting: string | null = null;
+  /**
+   * While the revert command runs: the editor texts it may leave, one per shared text the disk may
+   * hold meanwhile (the server writes only states of the shared text).
+   */
+  private reverting: Set<string> | null = null;
   private persistTimer: NodeJS.Timeout | null = null;
   private persistAttempts = 0;
   private driftTimer: NodeJS.Timeout | null = null;
@@ -101,14 +107,16 @@ export class DocumentBinding {
     const eol = eolOf(this.document);
     const shown = toEditorText(this.base, eol);
     const editor = this.document.getText();
+    // What the editor shows, in shared form (the base always mirrors the editor).
+    const mirrored = editorToShared(this.base, shown, editor, eol);
     if (this.document.isDirty && editor !== shown && !this.readOnly) {
-      const next = editorToShared(this.base, shown, editor, eol);
-      replaceText(text, next, this.origin);
-      this.base = next;
+      replaceText(text, mirrored, this.origin);
     } else if (editor !== shown) {
       this.behind = true;
     }
+    this.base = mirrored;
     const onShared = (_event: Y.YTextEvent, tr: Y.Transaction): void => {
+      this.reverting?.add(toEditorText(text.toString(), eolOf(this.document)));
       if (tr.origin === this.origin) return;
       this.remoteGen++;
       this.behind = true;
@@ -142,15 +150,20 @@ export class DocumentBinding {
   onEditorChange(event: vscode.TextDocumentChangeEvent): void {
     const text = this.text;
     if (!text || this.disposed || event.contentChanges.length === 0) return;
-    const echoed = this.echo.match(() => this.document.getText());
-    if (echoed) {
-      this.base = echoed.shared;
-      if (echoed.gen === this.remoteGen) this.behind = false;
+    const eol = eolOf(this.document);
+    const before = this.base;
+    this.base = toSharedSplices(before, event.contentChanges, eol).after;
+    if (this.echo.match(event.contentChanges)) {
+      // A remote change the editor now shows. If it landed on top of keystrokes, the shared text
+      // already has them (they were merged); anything still different is applied next.
+      this.behind = toEditorText(text.toString(), eol) !== this.document.getText();
+      if (this.behind) this.scheduleApply();
       return;
     }
-    if (this.reverting !== null && this.document.getText() === this.reverting) {
+    if (this.reverting?.has(this.document.getText())) {
       // The revert that clears "dirty" reloaded the disk: the shared text is put back after it.
       this.behind = true;
+      this.scheduleApply();
       return;
     }
     if (this.readOnly) {
@@ -159,14 +172,11 @@ export class DocumentBinding {
       this.scheduleApply();
       return;
     }
-    const eol = eolOf(this.document);
     if (!this.behind) {
-      this.base = applyEditorChanges(text, this.base, event.contentChanges, eol, this.origin);
+      applyEditorChanges(text, before, event.contentChanges, eol, this.origin);
     } else {
       // The editor does not show the latest remote changes yet: merge three-way against what it showed.
-      const next = editorToShared(this.base, toEditorText(this.base, eol), this.document.getText(), eol);
-      mergeText(text, this.base, next, this.origin);
-      this.base = next;
+      mergeText(text, before, this.base, this.origin);
       this.scheduleApply();
     }
     this.schedulePersistCheck();
@@ -264,37 +274,32 @@ export class DocumentBinding {
     const text = this.text;
     for (let attempt = 0; attempt < APPLY_ATTEMPTS; attempt++) {
       if (!text || this.disposed || this.document.isClosed) return;
-      const shared = text.toString();
       const gen = this.remoteGen;
-      const target = toEditorText(shared, eolOf(this.document));
+      const target = toEditorText(text.toString(), eolOf(this.document));
       const current = this.document.getText();
       const region = changedRegion(current, target);
       if (!region) {
-        this.base = shared;
         if (gen === this.remoteGen) this.behind = false;
         return;
       }
+      const change = {
+        rangeOffset: region.start,
+        rangeLength: region.endA - region.start,
+        text: target.slice(region.start, region.endB),
+      };
       const edit = new vscode.WorkspaceEdit();
       edit.replace(
         this.document.uri,
         new vscode.Range(this.document.positionAt(region.start), this.document.positionAt(region.endA)),
-        target.slice(region.start, region.endB),
+        change.text,
       );
-      const ticket = this.echo.expect(target, { shared, gen });
+      const ticket = this.echo.expect(change);
       const applied = await vscode.workspace.applyEdit(edit).then(
         (ok) => ok,
         () => false,
       );
       this.echo.settle(ticket);
-      if (applied && this.document.getText() === target) {
-        this.base = shared;
-        if (gen === this.remoteGen) {
-          this.behind = false;
-          return;
-        }
-      } else {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(200, 5 * (attempt + 1))));
-      }
+      if (!applied) await new Promise((resolve) => setTimeout(resolve, Math.min(200, 5 * (attempt + 1))));
     }
     this.host.log.warn(`live editing ${this.relPath}: the editor kept moving; the drift check will retry`);
   }
@@ -341,7 +346,7 @@ export class DocumentBinding {
     if (disk !== shared) return retry();
     if (this.disposed || text.toString() !== shared || this.document.getText() !== shown) return retry();
     if (!this.host.mayRevert(this.document)) return;
-    this.reverting = shown;
+    this.reverting = new Set([shown]);
     try {
       await vscode.commands.executeCommand('workbench.action.files.revert');
     } finally {
