@@ -10,7 +10,6 @@ import {
 import { EchoGuard } from '../../src/extension/collab/echo';
 import { isAligned, toEditorOffset, toEditorText, toSharedOffset } from '../../src/extension/collab/eol';
 import { encodeCursor, remoteCursors } from '../../src/extension/collab/presence';
-import { readLiveEditing } from '../../src/extension/collab/settings';
 
 function shared(initial: string): Y.Text {
   const doc = new Y.Doc();
@@ -192,16 +191,5 @@ describe('live editing: cursors in awareness', () => {
     assert.equal(cursors[0]!.name, 'agent-a');
     assert.equal(cursors[0]!.anchor, 9);
     assert.equal(cursors[0]!.head, 14);
-  });
-});
-
-describe('live editing: setting', () => {
-  it('is the user value (default on); a workspace can only turn it off', () => {
-    assert.equal(readLiveEditing({ defaultValue: true }), true);
-    assert.equal(readLiveEditing(undefined), true);
-    assert.equal(readLiveEditing({ defaultValue: true, globalValue: false, workspaceValue: true }), false);
-    assert.equal(readLiveEditing({ defaultValue: true, workspaceValue: false }), false);
-    assert.equal(readLiveEditing({ defaultValue: true, workspaceFolderValue: false }), false);
-    assert.equal(readLiveEditing({ defaultValue: true, globalValue: 'yes' }), true);
   });
 });
