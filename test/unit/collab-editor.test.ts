@@ -1,15 +1,20 @@
 import assert from 'node:assert/strict';
 import * as Y from 'yjs';
-import { changedRegion, mergeText } from '../../src/core/collab';
-import {
-  applyEditorChanges,
-  editorToShared,
-  toSharedSplices,
-  type EditorChange,
-} from '../../src/extension/collab/changes';
+import { mergeText } from '../../src/core/collab';
+import { applyEditorChanges, editorToShared, type EditorChange } from '../../src/extension/collab/changes';
 import { EchoGuard } from '../../src/extension/collab/echo';
+import { EditorMirror, type EditorChangeOutcome } from '../../src/extension/collab/mirror';
 import { isAligned, toEditorOffset, toEditorText, toSharedOffset } from '../../src/extension/collab/eol';
 import { encodeCursor, remoteCursors } from '../../src/extension/collab/presence';
+
+/** A deterministic pseudo-random generator, so failures replay. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state * 1664525 + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
 
 function shared(initial: string): Y.Text {
   const doc = new Y.Doc();
@@ -122,55 +127,141 @@ describe('live editing: echo suppression', () => {
   });
 
   it('an edit that VS Code applies on top of a keystroke is neither echoed nor lost', () => {
-    // What the binding does, with its pure pieces, on the sequence seen in VS Code: a remote
-    // insert arrives, the user types a key, and VS Code applies the remote edit after the key.
+    // The sequence seen in VS Code: a remote insert arrives, the user types a key, and VS Code
+    // applies the binding's edit after the key (its version check does not always refuse it).
     const doc = new Y.Doc();
     const text = doc.getText('content');
     text.insert(0, 'alpha\n');
-    const origin = {};
-    const guard = new EchoGuard();
+    const mirror = new EditorMirror(text, {}, 'alpha\n');
     let editor = 'alpha\n';
-    let base = editor; // the shared text the editor shows
-    let behind = false;
-    const onEditorChange = (changes: EditorChange[]): void => {
-      const before = base;
-      base = toSharedSplices(before, changes, '\n').after;
-      if (guard.match(changes)) {
-        behind = text.toString() !== editor;
-        return;
-      }
-      if (!behind) applyEditorChanges(text, before, changes, '\n', origin);
-      else mergeText(text, before, base, origin);
-    };
-    const type = (change: EditorChange): void => {
+    const apply = (change: EditorChange): EditorChangeOutcome => {
       editor =
         editor.slice(0, change.rangeOffset) +
         change.text +
         editor.slice(change.rangeOffset + change.rangeLength);
-      onEditorChange([change]);
+      return mirror.editorChanged([change], '\n', () => editor, false);
     };
-    // Remote insert at the top.
-    const remote = new Y.Doc();
-    Y.applyUpdate(remote, Y.encodeStateAsUpdate(doc));
-    remote.getText('content').insert(0, '// agent\n');
-    Y.applyUpdate(doc, Y.encodeStateAsUpdate(remote, Y.encodeStateVector(doc)), 'remote');
-    behind = true;
-    // The binding computes its edit against the editor as it is...
-    const region = changedRegion(editor, text.toString())!;
-    const edit = {
-      rangeOffset: region.start,
-      rangeLength: region.endA - region.start,
-      text: text.toString().slice(region.start, region.endB),
-    };
-    const ticket = guard.expect(edit);
-    // ...the user types at the end first, then VS Code applies the edit on top.
-    type({ rangeOffset: editor.length, rangeLength: 0, text: 'x' });
-    type(edit);
-    guard.settle(ticket);
+    text.insert(0, '// agent\n'); // remote
+    mirror.sharedChanged(true, '\n');
+    const edit = mirror.nextEdit(editor, '\n')!;
+    const ticket = mirror.echo.expect(edit);
+    assert.equal(apply({ rangeOffset: editor.length, rangeLength: 0, text: 'x' }), 'merged');
+    assert.equal(apply(edit), 'echo');
+    mirror.echo.settle(ticket);
     assert.equal(editor, '// agent\nalpha\nx');
     assert.equal(text.toString(), '// agent\nalpha\nx', 'the agent line is there once, the keystroke too');
-    assert.equal(behind, false, 'nothing left to apply: the version settles');
-    assert.equal(base, editor);
+    assert.equal(mirror.nextEdit(editor, '\n'), null, 'nothing left to apply: the version settles');
+    assert.equal(mirror.behind, false);
+  });
+
+  it('a revert absorbs only its own reload; typing during it still counts', () => {
+    const doc = new Y.Doc();
+    const text = doc.getText('content');
+    text.insert(0, 'saved\n');
+    const mirror = new EditorMirror(text, {}, 'saved\n');
+    mirror.beginRevert('saved\n');
+    // A keystroke lands first, then the reload from disk takes it out again.
+    assert.equal(
+      mirror.editorChanged([{ rangeOffset: 6, rangeLength: 0, text: 'k' }], '\n', () => 'saved\nk', false),
+      'shared',
+    );
+    assert.equal(
+      mirror.editorChanged([{ rangeOffset: 6, rangeLength: 1, text: '' }], '\n', () => 'saved\n', false),
+      'revert',
+    );
+    mirror.endRevert();
+    assert.equal(text.toString(), 'saved\nk', 'the keystroke is kept in the shared text');
+    assert.deepEqual(
+      mirror.nextEdit('saved\n', '\n'),
+      { rangeOffset: 6, rangeLength: 0, text: 'k' },
+      'and put back',
+    );
+  });
+
+  it('read-only: local edits never reach the shared text and are put back', () => {
+    const doc = new Y.Doc();
+    const text = doc.getText('content');
+    text.insert(0, 'fixed\n');
+    const mirror = new EditorMirror(text, {}, 'fixed\n');
+    assert.equal(
+      mirror.editorChanged([{ rangeOffset: 0, rangeLength: 0, text: 'X' }], '\n', () => 'Xfixed\n', true),
+      'read-only',
+    );
+    assert.equal(text.toString(), 'fixed\n');
+    assert.deepEqual(mirror.nextEdit('Xfixed\n', '\n'), { rangeOffset: 0, rangeLength: 1, text: '' });
+  });
+
+  it('races: a simulated VS Code and a remote writer always converge, every edit exactly once', () => {
+    // Bounded: 40 seeded rounds. Each step is a keystroke at the end of the user's line, a remote
+    // insert at the top, the binding starting an apply, or VS Code resolving one: refused (the
+    // version moved) or applied literally on top of whatever came first.
+    for (let seed = 1; seed <= 40; seed++) {
+      const rand = random(seed);
+      const eol = seed % 2 === 0 ? '\r\n' : '\n';
+      const initial = `head${eol}body${eol}`;
+      const local = new Y.Doc();
+      const remote = new Y.Doc();
+      local.on(
+        'update',
+        (u: Uint8Array, origin: unknown) => origin !== remote && Y.applyUpdate(remote, u, remote),
+      );
+      remote.on(
+        'update',
+        (u: Uint8Array, origin: unknown) => origin !== local && Y.applyUpdate(local, u, local),
+      );
+      const text = local.getText('content');
+      text.insert(0, initial);
+      const origin = {};
+      const mirror = new EditorMirror(text, origin, initial);
+      text.observe((_e, tr) => mirror.sharedChanged(tr.origin !== origin, eol));
+      let editor = initial;
+      let version = 0;
+      let inFlight: { change: EditorChange; ticket: number; version: number } | null = null;
+      const typed: string[] = [];
+      const inserted: string[] = [];
+      const event = (change: EditorChange): EditorChangeOutcome => {
+        editor =
+          editor.slice(0, change.rangeOffset) +
+          change.text +
+          editor.slice(change.rangeOffset + change.rangeLength);
+        version++;
+        return mirror.editorChanged([change], eol, () => editor, false);
+      };
+      for (let step = 0; step < 60; step++) {
+        const r = rand();
+        if (r < 0.35) {
+          const key = String.fromCharCode(97 + Math.floor(rand() * 26));
+          typed.push(key);
+          event({ rangeOffset: editor.length, rangeLength: 0, text: key });
+        } else if (r < 0.6) {
+          const line = `r${step}${eol}`;
+          inserted.push(line);
+          remote.getText('content').insert(0, line);
+        } else if (r < 0.8 && !inFlight) {
+          const change = mirror.nextEdit(editor, eol);
+          if (change) inFlight = { change, ticket: mirror.echo.expect(change), version };
+        } else if (inFlight) {
+          const refused = version !== inFlight.version && rand() < 0.5;
+          if (!refused) event(inFlight.change);
+          mirror.echo.settle(inFlight.ticket);
+          inFlight = null;
+        }
+      }
+      if (inFlight) mirror.echo.settle(inFlight.ticket);
+      for (
+        let change = mirror.nextEdit(editor, eol), n = 0;
+        change && n < 30;
+        change = mirror.nextEdit(editor, eol), n++
+      ) {
+        const ticket = mirror.echo.expect(change);
+        assert.equal(event(change), 'echo', `seed ${seed}`);
+        mirror.echo.settle(ticket);
+      }
+      const expected = inserted.slice().reverse().join('') + initial + typed.join('');
+      assert.equal(text.toString(), expected, `seed ${seed}: shared text`);
+      assert.equal(remote.getText('content').toString(), expected, `seed ${seed}: remote replica`);
+      assert.equal(editor, toEditorText(expected, eol), `seed ${seed}: editor`);
+    }
   });
 });
 
