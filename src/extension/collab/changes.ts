@@ -59,9 +59,9 @@ export function applyEditorChanges(
 }
 
 /**
- * The shared text an editor holds after a local edit, keeping the line endings of `base` (the
- * shared text it showed before) outside the edited region: for a change that arrives while the
- * editor is behind the shared text, merged three-way.
+ * The shared form of an editor text `editor`, given `base` (a shared text) and `baseEditor` (how an
+ * editor shows it): the one region where they differ is taken from the editor, the line endings of
+ * `base` are kept everywhere else (used when an editor with its own text is bound).
  */
 export function editorToShared(base: string, baseEditor: string, editor: string, eol: Eol): string {
   if (baseEditor === editor) return base;
