@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { WorkspaceError } from '../protocol/errors';
 import { AGENT_NAME_RE } from '../protocol/principal';
+import { LiveEditing, WebsocketDocumentSource } from './collab';
 import { AuditLogPanel, AuditLogViewProvider, type AuditSource } from './auditPanel';
 import { runOwnerOperation } from './ownerActions';
 import { SETTINGS_SECTION } from './settings';
@@ -76,6 +77,24 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
   );
 
+  // Live co-editing: the user's editors join the shared documents as the owner (see README).
+  const liveEditing = new LiveEditing(log, () => servers.settings().liveEditing);
+  servers.isLive = (uri) => liveEditing.isBound(uri);
+  let liveSources: vscode.Disposable[] = [];
+  const registerLiveSources = (): void => {
+    for (const d of liveSources.splice(0)) d.dispose();
+    liveSources = servers.list().map((s) =>
+      liveEditing.register({
+        source: new WebsocketDocumentSource({
+          serverUrl: `${s.server.url.replace(/^http/, 'ws')}/collab`,
+          token: s.ownerToken,
+        }),
+        relativePath: (uri) => relativeToFolder(s.folder.uri, uri),
+      }),
+    );
+  };
+  context.subscriptions.push(liveEditing, { dispose: () => liveSources.forEach((d) => d.dispose()) });
+
   let lastServers = '';
   const render = (): void => {
     renderStatusBar(statusBar, servers);
@@ -86,6 +105,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     if (current !== lastServers) {
       lastServers = current;
       mcpChanged.fire();
+      registerLiveSources();
       auditView.setSource(auditSource());
       AuditLogPanel.setSource(auditSource(panelFolder));
     }
@@ -135,11 +155,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     void vscode.window.showErrorMessage(`MCP Workspace could not start: ${message}`);
   };
   // Workspace-level values of user-only settings are never applied: the user is warned instead.
-  const settingsGuard = new WorkspaceSettingsGuard(log, () => servers.settings().enabled);
+  const settingsGuard = new WorkspaceSettingsGuard(log, () => {
+    const { enabled, liveEditing: live } = servers.settings();
+    return { enabled, liveEditing: live };
+  });
   context.subscriptions.push(
     settingsGuard,
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (!e.affectsConfiguration(SETTINGS_SECTION)) return;
+      if (e.affectsConfiguration(`${SETTINGS_SECTION}.liveEditing`)) liveEditing.refresh();
       settingsGuard.schedule();
       servers.applySettings().catch(showStartError);
     }),
@@ -154,6 +178,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   if (servers.settings().enabled) {
     servers.start(activatedAt).catch(showStartError);
   }
+}
+
+/** The `/`-separated path of `uri` inside `folder` (same scheme), or null when it is outside. */
+function relativeToFolder(folder: vscode.Uri, uri: vscode.Uri): string | null {
+  if (uri.scheme !== folder.scheme || uri.authority !== folder.authority) return null;
+  const root = folder.path.endsWith('/') ? folder.path : `${folder.path}/`;
+  return uri.path.startsWith(root) && uri.path.length > root.length ? uri.path.slice(root.length) : null;
 }
 
 /**
