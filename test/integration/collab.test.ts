@@ -623,6 +623,46 @@ describe('live co-editing: relaying updates', function () {
   });
 });
 
+describe('live co-editing: writes under continuous typing', function () {
+  this.timeout(60_000);
+  let t: TestServer;
+
+  beforeEach(async () => {
+    // The quiet period is far longer than the gaps between keystrokes: only the cap can write.
+    t = await startTestServer({ collab: { flushDelayMs: 5_000, maxFlushDelayMs: 150 } }, async (ws) => {
+      await writeFile(join(ws, 'typing.txt'), 'start\n');
+    });
+  });
+
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('a document edited without pause is still written within the longest flush delay', async () => {
+    const typist = replica(t.url, 'typing.txt', t.token);
+    const reader = replica(t.url, 'typing.txt', t.token);
+    try {
+      await Promise.all([synced(typist), synced(reader)]);
+      let written = false;
+      for (let i = 0; i < 400 && !written; i++) {
+        typist.text.insert(typist.text.length, String.fromCharCode(97 + (i % 26)));
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        written = (await readFile(join(t.workspace, 'typing.txt'), 'utf8')) !== 'start\n';
+      }
+      assert.ok(written, 'written while the typing went on');
+      const disk = await readFile(join(t.workspace, 'typing.txt'), 'utf8');
+      assert.ok(typist.text.toString().startsWith(disk), 'the disk holds a version the typist passed');
+      const typed = typist.text.toString();
+      await until('the reader and the disk to catch up once the typing stops', async () => {
+        const now = await readFile(join(t.workspace, 'typing.txt'), 'utf8');
+        return reader.text.toString() === typed && now === typed;
+      });
+    } finally {
+      destroy(typist, reader);
+    }
+  });
+});
+
 describe('live co-editing: size caps', function () {
   this.timeout(60_000);
   let t: TestServer;
