@@ -41,6 +41,8 @@ function random(seed: number): () => number {
 }
 
 let clients: ReturnType<typeof client>[] = [];
+/** The lightweight clients of {@link relay}, connected until `leave`. */
+let relayed: WebSocket[] = [];
 
 /** Agent -> agent propagation: one client types, another sees it; `samples` round trips. */
 async function latency(samples: number): Promise<{ p50: number; p99: number; samples: number }> {
@@ -193,7 +195,7 @@ async function relay(
   const bytesBefore = bytes;
   await Promise.all(sockets.map(({ done }) => done));
   const deliverMs = performance.now() - started;
-  for (const { ws } of sockets) ws.close();
+  relayed = sockets.map(({ ws }) => ws);
   const updates = agents * edits;
   return {
     deliverMs: Math.round(deliverMs),
@@ -215,6 +217,8 @@ process.on('message', (message: { cmd: string; samples?: number; agents?: number
         c.doc.destroy();
       }
       clients = [];
+      for (const ws of relayed) ws.close();
+      relayed = [];
       answer({ left: true });
     }
   })();
