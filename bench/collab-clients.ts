@@ -18,12 +18,19 @@ interface Setup {
 
 const { url, token, room } = JSON.parse(process.env.MCPW_BENCH_COLLAB ?? '{}') as Setup;
 
+/** Updates the stock clients took in from the server. */
+let remoteUpdates = 0;
+
 function client(): { doc: Y.Doc; text: Y.Text; provider: WebsocketProvider } {
   const doc = new Y.Doc();
   const provider = new WebsocketProvider(`${url}/collab`, room, doc, {
     params: { token },
     WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
     disableBc: true,
+  });
+  // Each message from the server is one transaction of the client's document.
+  doc.on('update', (_update: Uint8Array, origin: unknown) => {
+    if (origin === provider) remoteUpdates++;
   });
   return { doc, text: doc.getText('content'), provider };
 }
@@ -84,9 +91,13 @@ async function connect(agents: number): Promise<{ connected: number }> {
 /**
  * The connected clients make `edits` random inserts and deletes each at once; time until all
  * converge. `clientEditMs` is the part of it the clients spend making their own edits (all in this
- * one thread: Yjs, y-websocket encoding and sending), before they can take in any other's.
+ * one thread: Yjs, y-websocket encoding and sending), before they can take in any other's;
+ * `framesPerUpdate` counts the server's messages they took in (all clients) per edit made.
  */
-async function load(edits: number): Promise<{ convergeMs: number; clientEditMs: number; textBytes: number }> {
+async function load(
+  edits: number,
+): Promise<{ convergeMs: number; clientEditMs: number; framesPerUpdate: number; textBytes: number }> {
+  remoteUpdates = 0;
   const started = performance.now();
   clients.forEach((c, index) => edit(c.text, index, edits));
   const clientEditMs = performance.now() - started;
@@ -102,6 +113,7 @@ async function load(edits: number): Promise<{ convergeMs: number; clientEditMs: 
   return {
     convergeMs: Math.round(convergeMs),
     clientEditMs: Math.round(clientEditMs),
+    framesPerUpdate: Math.round((remoteUpdates / (clients.length * edits)) * 1000) / 1000,
     textBytes: Buffer.byteLength(clients[0]!.text.toString()),
   };
 }

@@ -134,7 +134,10 @@ export async function benchCollab(): Promise<Record<string, unknown>> {
     const big = spawnClients('big.ts');
     await ask(big, { cmd: 'connect', agents: 20 });
     const load = await busy(() =>
-      ask<{ convergeMs: number; clientEditMs: number; textBytes: number }>(big, { cmd: 'load', edits }),
+      ask<{ convergeMs: number; clientEditMs: number; framesPerUpdate: number; textBytes: number }>(big, {
+        cmd: 'load',
+        edits,
+      }),
     );
     await ask(big, { cmd: 'leave' });
     await idleUntilUnloaded();
@@ -150,6 +153,7 @@ export async function benchCollab(): Promise<Record<string, unknown>> {
         converge20x500Ms: load.convergeMs,
         converge20x500ClientEditMs: load.clientEditMs,
         converge20x500ServerCpuMs: load.serverCpuMs,
+        convergeFramesPerUpdate: load.framesPerUpdate,
         relay20x500DeliverMs: relay.deliverMs,
         relay20x500ServerCpuMs: relay.serverCpuMs,
         relayFramesPerUpdate: relay.framesPerUpdate,
