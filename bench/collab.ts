@@ -45,8 +45,8 @@ async function busy<T>(work: () => Promise<T>): Promise<T & { serverCpuMs: numbe
  * 20 stock y-websocket clients, all in one process, measure convergence end to end: that time holds
  * the clients' own Yjs work too (making 10,000 edits, then each integrating the 9,500 of the others),
  * so the part they spend on their own edits and the server's CPU time are reported beside it. Memory
- * is measured after a warm-up load on another file, so code compiled on first use is not counted as
- * the document's.
+ * is measured after a warm-up of both loads on another file, so code compiled on first use is not
+ * counted as the document's.
  */
 export async function benchCollab(): Promise<Record<string, unknown>> {
   const root = await mkdtemp(join(tmpdir(), 'mcpw-bench-collab-'));
@@ -103,6 +103,7 @@ export async function benchCollab(): Promise<Record<string, unknown>> {
     await ask(warm, { cmd: 'connect', agents: 20 });
     await ask(warm, { cmd: 'load', edits: 100 });
     while (server.collab.dormantCount === 0) await new Promise((r) => setTimeout(r, 50));
+    await ask(warm, { cmd: 'relay', agents: 20, edits: 100 });
     await ask(warm, { cmd: 'leave' });
     await idleUntilUnloaded();
     await stop(warm);
