@@ -3,6 +3,7 @@ import type { Principal } from '../../protocol/principal';
 import {
   compilePolicy,
   DEFAULT_POLICY,
+  isNormalPath,
   normalizeTarget,
   POLICY_ACTIONS,
   type CompiledRule,
@@ -69,6 +70,11 @@ export interface PolicyEngineOptions {
    */
   protectedFolders?: readonly string[];
 }
+
+/** A normal path that leaves the workspace: absolute, or up from the root. */
+const OUTSIDE = /^(?:\/|\.\.(?:\/|$))/;
+/** Most file names one {@link PolicyEngine.pathDecider} remembers before it starts afresh. */
+const MAX_MEMOISED_NAMES = 10_000;
 
 /** What {@link PolicyEngine} found for one request: the deciding rule, or why there is none. */
 type Verdict =
@@ -213,13 +219,42 @@ export class PolicyEngine {
     return action === 'lease-conflict' || (action === 'env' && !isDangerousEnv(verdict.value));
   }
 
+  /**
+   * {@link allows} for many paths of one `principal` and `action`, as a walk asks: the same answers,
+   * memoised by file name when every rule that applies to `principal` for `action` looks at the
+   * last path segment only (`**`, or `**` then one name pattern, as in the default policy). Only `read` is
+   * memoised (a write decision also depends on the protected-path class of the whole path); a
+   * policy change, a path that is not in normal form and the workspace root are decided afresh.
+   */
+  pathDecider(principal: Principal, action: 'read' | 'write'): (path: string) => boolean {
+    const compiled = this.compiled;
+    const rules = (compiled.byAction.get(action) ?? []).filter(({ rule }) => applies(rule, principal));
+    if (action !== 'read' || !rules.every(({ match }) => match.nameOnly === true)) {
+      return (path) => this.allows(principal, action, path);
+    }
+    const byName = new Map<string, boolean>();
+    return (path) => {
+      if (this.compiled !== compiled || !isNormalPath(path) || OUTSIDE.test(path)) {
+        return this.allows(principal, action, path);
+      }
+      const name = path.slice(path.lastIndexOf('/') + 1);
+      let allowed = byName.get(name);
+      if (allowed === undefined) {
+        allowed = this.allows(principal, action, path);
+        if (byName.size >= MAX_MEMOISED_NAMES) byName.clear();
+        byName.set(name, allowed);
+      }
+      return allowed;
+    };
+  }
+
   /** The rule that decides, or why none does: the one evaluation behind decide() and allows(). */
   private evaluate(principal: Principal, action: PolicyAction, target: string): Verdict {
     const rules = this.compiled.byAction.get(action);
     if (!rules) return { kind: 'unknown' };
     const normalized = normalizeTarget(action, String(target));
     const value = normalized.value;
-    if ((action === 'read' || action === 'write') && /^(?:\/|\.\.(?:\/|$))/.test(value)) {
+    if ((action === 'read' || action === 'write') && OUTSIDE.test(value)) {
       return { kind: 'outside', value };
     }
     const explicit = this.explicitOnly(principal, action, value);

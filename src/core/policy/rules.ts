@@ -38,7 +38,15 @@ export interface NormalizedTarget {
 }
 
 /** A precompiled pattern test for one action. */
-export type Matcher = (target: NormalizedTarget) => boolean;
+export type Matcher = ((target: NormalizedTarget) => boolean) & {
+  /** Path rules: the answer for a non-empty normal path depends on its last segment alone. */
+  nameOnly?: boolean;
+};
+
+/** A matcher that remembers whether its glob looks at the last segment only. */
+function pathMatcher(test: (target: NormalizedTarget) => boolean, nameOnly: boolean | undefined): Matcher {
+  return Object.assign(test, { nameOnly: nameOnly === true });
+}
 
 /** A parsed rule together with its precompiled matcher. */
 export interface CompiledRule {
@@ -99,6 +107,11 @@ export function normalizeCommand(command: string): string {
 /** A path that `posix.normalize` might change: a `.` or `..` segment, an empty segment, a trailing slash. */
 const NOT_NORMAL = /(?:^|\/)\.{1,2}(?:\/|$)|\/\/|\/$/;
 
+/** Whether `path` is a non-empty path that {@link normalizePath} returns unchanged. */
+export function isNormalPath(path: string): boolean {
+  return path !== '' && !NOT_NORMAL.test(path);
+}
+
 /** Normalizes a workspace-relative posix path; the root becomes the empty string. */
 export function normalizePath(path: string): string {
   // Most paths (every path a walk builds) are normal already: no `.` or `..` segment, no empty one.
@@ -147,7 +160,7 @@ function buildMatcher(action: PolicyAction, pattern: string): Matcher {
     case 'write':
     case 'lease-conflict': {
       const re = compilePathGlob(pattern);
-      return (t) => re.test(t.value);
+      return pathMatcher((t) => re.test(t.value), re.nameOnly);
     }
     case 'exec': {
       const command = normalizeCommand(pattern);
@@ -182,11 +195,17 @@ function buildFoldedDenyMatcher(pattern: string): Matcher {
   const foldedPattern = foldPathName(pattern);
   if (foldedPattern === pattern) {
     // A pattern that is its own folded form: a target that is its own folded form needs one test.
-    return (t) =>
-      exact.test(t.value) || (t.folded !== undefined && t.folded !== t.value && exact.test(t.folded));
+    return pathMatcher(
+      (t) => exact.test(t.value) || (t.folded !== undefined && t.folded !== t.value && exact.test(t.folded)),
+      exact.nameOnly,
+    );
   }
   const folded = compilePathGlob(foldedPattern);
-  return (t) => exact.test(t.value) || (t.folded !== undefined && folded.test(t.folded));
+  // Folding works character by character: the folded path's last segment is the folded name.
+  return pathMatcher(
+    (t) => exact.test(t.value) || (t.folded !== undefined && folded.test(t.folded)),
+    exact.nameOnly === true && folded.nameOnly === true,
+  );
 }
 
 /** Returns the cached matcher for `(effect, action, pattern)`, compiling it on first use. */

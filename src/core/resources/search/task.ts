@@ -137,8 +137,8 @@ export function runSearchTask(task: SearchTask): TaskResult {
   }
   const policy = task.access === undefined ? undefined : policyEngine(task.access.policy);
   const principal = task.access?.principal;
-  const readable = (rel: string): boolean =>
-    policy === undefined || principal === undefined || policy.allows(principal, 'read', rel);
+  const readable =
+    policy === undefined || principal === undefined ? () => true : policy.pathDecider(principal, 'read');
   const reader = new FileReader(task.confined, task.maxFileBytes);
   const ignoreReader = new FileReader(task.confined, MAX_IGNORE_FILE_BYTES);
   const matches: SearchMatch[] = [];
