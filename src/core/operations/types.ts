@@ -41,6 +41,8 @@ export interface DispatcherDeps {
   tools?: ToolRegistry;
   /** Output parsers of typed tools (a manifest naming a parser is refused without them). */
   parsers?: OutputParsers;
+  /** Where guests reach this server (loopback host and port), for pair links; unknown until it listens. */
+  endpoint?: () => { host: string; port: number } | null;
   /** Subscribes to sandbox progress (image builds, container starts); returns the unsubscribe. */
   onSandboxProgress?: (
     listener: (event: { phase: string; message: string; sessionId?: string }) => void,
