@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { WorkspaceError } from '../protocol/errors';
 import { AGENT_NAME_RE } from '../protocol/principal';
+import { LIVE_EDITING_SETTING, LiveEditing, WebsocketDocumentSource, readLiveEditing } from './collab';
 import { AuditLogPanel, AuditLogViewProvider, type AuditSource } from './auditPanel';
 import { runOwnerOperation } from './ownerActions';
 import { createPairLink, PAIR_COMMANDS, startPairGuest } from './pair';
@@ -80,6 +81,26 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
   );
 
+  // Live co-editing: the user's editors join the shared documents as the owner (see README).
+  const liveEditing = new LiveEditing(log, () =>
+    readLiveEditing(vscode.workspace.getConfiguration(SETTINGS_SECTION).inspect(LIVE_EDITING_SETTING)),
+  );
+  servers.isLive = (uri) => liveEditing.isBound(uri);
+  let liveSources: vscode.Disposable[] = [];
+  const registerLiveSources = (): void => {
+    for (const d of liveSources.splice(0)) d.dispose();
+    liveSources = servers.list().map((s) =>
+      liveEditing.register({
+        source: new WebsocketDocumentSource({
+          serverUrl: `${s.server.url.replace(/^http/, 'ws')}/collab`,
+          token: s.ownerToken,
+        }),
+        relativePath: (uri) => relativeToFolder(s.folder.uri, uri),
+      }),
+    );
+  };
+  context.subscriptions.push(liveEditing, { dispose: () => liveSources.forEach((d) => d.dispose()) });
+
   let lastServers = '';
   const render = (): void => {
     renderStatusBar(statusBar, servers);
@@ -90,6 +111,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     if (current !== lastServers) {
       lastServers = current;
       mcpChanged.fire();
+      registerLiveSources();
       auditView.setSource(auditSource());
       AuditLogPanel.setSource(auditSource(panelFolder));
     }
@@ -148,6 +170,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     settingsGuard,
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (!e.affectsConfiguration(SETTINGS_SECTION)) return;
+      if (e.affectsConfiguration(`${SETTINGS_SECTION}.${LIVE_EDITING_SETTING}`)) liveEditing.refresh();
       settingsGuard.schedule();
       servers.applySettings().catch(showStartError);
     }),
@@ -162,6 +185,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   if (servers.settings().enabled) {
     servers.start(activatedAt).catch(showStartError);
   }
+}
+
+/** The `/`-separated path of `uri` inside `folder` (same scheme), or null when it is outside. */
+function relativeToFolder(folder: vscode.Uri, uri: vscode.Uri): string | null {
+  if (uri.scheme !== folder.scheme || uri.authority !== folder.authority) return null;
+  const root = folder.path.endsWith('/') ? folder.path : `${folder.path}/`;
+  return uri.path.startsWith(root) && uri.path.length > root.length ? uri.path.slice(root.length) : null;
 }
 
 /**

@@ -27,6 +27,8 @@ export interface FolderServer {
   server: RunningWorkspaceServer;
   /** Token of the VS Code agent, for the MCP server definition. */
   agentToken: string;
+  /** The owner token: the VS Code user's own live editing connects with it. */
+  ownerToken: string;
   /** Activation (or start command) to ready, in ms. */
   readyMs: number;
 }
@@ -52,6 +54,11 @@ export class ServerHost implements vscode.Disposable {
   lastError: string | null = null;
   /** Fires (debounced) on start, stop, and session, execution or audit activity. */
   readonly onDidChange = this.changed.event;
+  /**
+   * Whether a document is bound live to its shared document: its unsaved text is already shared and
+   * reaches the disk through the server, so agents' writes to it are merged, not refused.
+   */
+  isLive: (uri: vscode.Uri) => boolean = () => false;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -193,7 +200,7 @@ export class ServerHost implements vscode.Disposable {
       server.sessions.onSessionEnded(notify),
       server.tools.onChange(reportTools),
     );
-    return { folder, server, agentToken, readyMs };
+    return { folder, server, agentToken, ownerToken, readyMs };
   }
 
   private async stopAll(reason: string): Promise<void> {
@@ -265,7 +272,9 @@ export class ServerHost implements vscode.Disposable {
 
   /** Agents must not silently overwrite what the user is still editing. */
   private refuseDirty(folder: vscode.WorkspaceFolder, rel: string): void {
-    const target = vscode.Uri.joinPath(folder.uri, rel).toString();
+    const uri = vscode.Uri.joinPath(folder.uri, rel);
+    if (this.isLive(uri)) return;
+    const target = uri.toString();
     const dirty = vscode.workspace.textDocuments.some((d) => d.isDirty && d.uri.toString() === target);
     if (dirty) {
       throw new WorkspaceError(
