@@ -100,6 +100,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     );
   };
   context.subscriptions.push(liveEditing, { dispose: () => liveSources.forEach((d) => d.dispose()) });
+  // A pair guest's folders are bound the same way, to the host's documents with the pair token.
+  context.subscriptions.push(pairGuest.bindLiveEditing(liveEditing));
 
   let lastServers = '';
   const render = (): void => {

@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { formatPairLink, parsePairLink, PAIR_JOIN_PATH, type PairLink } from '../../protocol/pair';
-import { pairAuthority, PairFileSystem, PAIR_SCHEME, type PairLinks } from './fs';
+import { WebsocketDocumentSource, type LiveEditing } from '../collab';
+import { pairAuthority, PairFileSystem, PAIR_SCHEME, remotePath, type PairLinks } from './fs';
 import { PairRemote } from './remote';
 
 /** Where the joined links (with their tokens) are kept: SecretStorage, never settings or state. */
@@ -37,6 +38,11 @@ export class PairLinkStore implements PairLinks {
     return this.links.get(authority);
   }
 
+  /** Every joined link. */
+  all(): PairLink[] {
+    return [...this.links.values()];
+  }
+
   /** Whether every pair folder of this window is read-only (then the whole scheme is). */
   allReadOnly(): boolean {
     const links = [...this.links.values()];
@@ -66,6 +72,8 @@ export class PairGuest implements vscode.Disposable {
   private registration: vscode.Disposable | null = null;
   private registeredReadOnly = false;
   private readonly disposables: vscode.Disposable[] = [];
+  private live: LiveEditing | null = null;
+  private readonly liveSources = new Map<string, vscode.Disposable>();
 
   constructor(
     readonly links: PairLinkStore,
@@ -120,6 +128,7 @@ export class PairGuest implements vscode.Disposable {
     this.fs.forget(authority);
     await this.links.add(link);
     this.register();
+    this.registerLive(link);
     const uri = vscode.Uri.from({ scheme: PAIR_SCHEME, authority, path: '/' });
     const folders = vscode.workspace.workspaceFolders ?? [];
     const writable = tools.includes('write_file');
@@ -137,10 +146,40 @@ export class PairGuest implements vscode.Disposable {
     });
   }
 
+  /**
+   * Binds the open editors of every pair folder live through the collab binding: one document
+   * source per joined link (the host's `/collab` endpoint with the pair token). Disposing unbinds.
+   */
+  bindLiveEditing(live: LiveEditing): vscode.Disposable {
+    this.live = live;
+    for (const link of this.links.all()) this.registerLive(link);
+    return new vscode.Disposable(() => {
+      for (const source of this.liveSources.values()) source.dispose();
+      this.liveSources.clear();
+      this.live = null;
+    });
+  }
+
   dispose(): void {
+    for (const source of this.liveSources.values()) source.dispose();
+    this.liveSources.clear();
     this.registration?.dispose();
     for (const d of this.disposables) d.dispose();
     this.fs.dispose();
+  }
+
+  private registerLive(link: PairLink): void {
+    if (!this.live) return;
+    const authority = pairAuthority(link);
+    this.liveSources.get(authority)?.dispose();
+    this.liveSources.set(
+      authority,
+      this.live.register({
+        source: new WebsocketDocumentSource({ serverUrl: `ws://${authority}/collab`, token: link.token }),
+        relativePath: (uri) =>
+          uri.scheme === PAIR_SCHEME && uri.authority === authority ? remotePath(uri) || null : null,
+      }),
+    );
   }
 
   /** (Re-)registers the provider, read-only exactly when every joined link is. */
