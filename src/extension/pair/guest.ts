@@ -108,7 +108,14 @@ export class PairGuest implements vscode.Disposable {
   async join(text?: string): Promise<void> {
     let input = text;
     if (input === undefined) {
-      const clipboard = await vscode.env.clipboard.readText();
+      // A browser's clipboard may ask for permission (or never answer): offer it only if it does quickly.
+      const clipboard = await Promise.race([
+        vscode.env.clipboard.readText().then(
+          (text) => text,
+          () => '',
+        ),
+        new Promise<string>((resolve) => setTimeout(() => resolve(''), 500)),
+      ]);
       input = await vscode.window.showInputBox({
         prompt: 'Paste the pair link the host sent you',
         placeHolder: 'vscode://mcp-workspace.mcp-workspace/join?host=…&port=…&token=…',
