@@ -9,6 +9,8 @@ import type { DocumentSource, SharedDocumentHandle, Unsubscribe } from './types'
 const MESSAGE_AUTH = 2;
 /** The server's close code for "you may edit again, reconnect" (see the collab server). */
 const CLOSE_RECONNECT = 4100;
+/** Connections that end before the first sync (refused upgrade, server gone) before giving up. */
+const MAX_FAILED_CONNECTS = 5;
 
 /** Options of {@link WebsocketDocumentSource}. */
 export interface WebsocketSourceOptions {
@@ -62,8 +64,21 @@ export class WebsocketDocumentSource implements DocumentSource {
     });
     // Nobody may have awaited it yet when it rejects.
     synced.catch(() => undefined);
+    let everSynced = false;
+    let failed = 0;
+    void synced.then(
+      () => (everSynced = true),
+      () => undefined,
+    );
     provider.on('connection-close', (event) => {
       if (event?.code === CLOSE_RECONNECT) setReadOnly(false, event.reason);
+      // An upgrade refused over HTTP (bad token, foreign Origin) is no close code stock clients stop on.
+      if (!everSynced && closed === null && ++failed >= MAX_FAILED_CONNECTS) {
+        closed = `could not connect to ${this.options.serverUrl} (${event ? `code ${event.code}` : 'no answer'})`;
+        provider.disconnect();
+        rejectSync(new Error(closed));
+        for (const listener of closedListeners) listener(closed);
+      }
     });
     provider.on('closed', ({ code, reason }) => {
       closed = `${reason || 'closed by the server'} (${code})`;
