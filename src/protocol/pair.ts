@@ -83,7 +83,10 @@ export function parsePairLink(text: string): PairLink | string {
   const token = params.get('token') ?? '';
   const mode = params.get('mode') ?? 'read-write';
   const name = params.get('name') ?? 'guest';
-  if (!/^(?:[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])$/.test(host)) return 'the link names no valid host';
+  // The server answers loopback names only; a guest elsewhere reaches it through a forwarded port.
+  if (!/^(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])$/i.test(host)) {
+    return 'the link must name a loopback host (127.0.0.1, localhost or [::1]; forward the port to reach another machine)';
+  }
   if (!Number.isInteger(port) || port < 1 || port > 65535) return 'the link names no valid port';
   if (!/^[\x21-\x7e]{16,1024}$/.test(token)) return 'the link carries no valid token';
   if (mode !== 'read-write' && mode !== 'read-only') return `unknown mode ${JSON.stringify(mode)}`;

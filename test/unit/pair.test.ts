@@ -37,12 +37,18 @@ describe('pair links: format and parse', () => {
     assert.deepEqual(parsePairLink(`  ${formatPairLink(LINK, 'code-oss')}\n`), LINK);
     assert.deepEqual(parsePairLink(link.slice(link.indexOf('?') + 1)), LINK);
     assert.deepEqual(parsePairLink(formatPairLink({ ...LINK, host: '[::1]' })), { ...LINK, host: '[::1]' });
+    assert.deepEqual(parsePairLink(formatPairLink({ ...LINK, host: 'localhost' })), {
+      ...LINK,
+      host: 'localhost',
+    });
   });
 
   it('refuses links of other extensions and bad hosts, ports, tokens and modes', () => {
     const bad = [
       'vscode://someone.else/join?host=127.0.0.1&port=1&token=mcpw_abcdefghijklmnop',
       formatPairLink({ ...LINK, host: 'evil host' }),
+      formatPairLink({ ...LINK, host: 'example.com' }),
+      formatPairLink({ ...LINK, host: '10.0.0.1' }),
       formatPairLink({ ...LINK, port: 0 }),
       formatPairLink({ ...LINK, port: 70000 }),
       formatPairLink({ ...LINK, token: 'short' }),

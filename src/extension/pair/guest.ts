@@ -20,13 +20,19 @@ export class PairLinkStore implements PairLinks {
   static async load(secrets: vscode.SecretStorage): Promise<PairLinkStore> {
     const store = new PairLinkStore(secrets);
     const text = await secrets.get(LINKS_SECRET);
+    let stored: unknown = [];
+    try {
+      stored = text ? JSON.parse(text) : [];
+    } catch {
+      // Unreadable: the guest joins again with a link; nothing else depends on it.
+    }
     const open = new Set(
       (vscode.workspace.workspaceFolders ?? [])
         .filter((folder) => folder.uri.scheme === PAIR_SCHEME)
         .map((folder) => folder.uri.authority),
     );
-    for (const item of text ? (JSON.parse(text) as string[]) : []) {
-      const link = parsePairLink(item);
+    for (const item of Array.isArray(stored) ? stored : []) {
+      const link = typeof item === 'string' ? parsePairLink(item) : 'not a link';
       if (typeof link !== 'string' && open.has(pairAuthority(link)))
         store.links.set(pairAuthority(link), link);
     }
@@ -128,9 +134,12 @@ export class PairGuest implements vscode.Disposable {
       });
       if (!input) return;
     }
-    const link = parsePairLink(input);
-    if (typeof link === 'string') throw new Error(`Not a pair link: ${link}.`);
-    const tools = await new PairRemote(link).capabilities();
+    const parsed = parsePairLink(input);
+    if (typeof parsed === 'string') throw new Error(`Not a pair link: ${parsed}.`);
+    const tools = await new PairRemote(parsed).capabilities();
+    // What the token may do decides the mode, not what the link says.
+    const writable = tools.includes('write_file');
+    const link: PairLink = { ...parsed, mode: writable ? 'read-write' : 'read-only' };
     const authority = pairAuthority(link);
     this.fs.forget(authority);
     await this.links.add(link);
@@ -138,7 +147,6 @@ export class PairGuest implements vscode.Disposable {
     this.registerLive(link);
     const uri = vscode.Uri.from({ scheme: PAIR_SCHEME, authority, path: '/' });
     const folders = vscode.workspace.workspaceFolders ?? [];
-    const writable = tools.includes('write_file');
     this.log.info(
       `joined pair session ${authority} as ${link.name} (${writable ? 'read-write' : 'read-only'})`,
     );
