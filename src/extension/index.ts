@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { WorkspaceError } from '../protocol/errors';
 import { AGENT_NAME_RE } from '../protocol/principal';
-import { LIVE_EDITING_SETTING, LiveEditing, WebsocketDocumentSource, readLiveEditing } from './collab';
+import { LiveEditing, WebsocketDocumentSource } from './collab';
 import { AuditLogPanel, AuditLogViewProvider, type AuditSource } from './auditPanel';
 import { runOwnerOperation } from './ownerActions';
 import { createPairLink, PAIR_COMMANDS, startPairGuest } from './pair';
@@ -82,9 +82,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   );
 
   // Live co-editing: the user's editors join the shared documents as the owner (see README).
-  const liveEditing = new LiveEditing(log, () =>
-    readLiveEditing(vscode.workspace.getConfiguration(SETTINGS_SECTION).inspect(LIVE_EDITING_SETTING)),
-  );
+  const liveEditing = new LiveEditing(log, () => servers.settings().liveEditing);
   servers.isLive = (uri) => liveEditing.isBound(uri);
   let liveSources: vscode.Disposable[] = [];
   const registerLiveSources = (): void => {
@@ -167,12 +165,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     void vscode.window.showErrorMessage(`MCP Workspace could not start: ${message}`);
   };
   // Workspace-level values of user-only settings are never applied: the user is warned instead.
-  const settingsGuard = new WorkspaceSettingsGuard(log, () => servers.settings().enabled);
+  const settingsGuard = new WorkspaceSettingsGuard(log, () => {
+    const { enabled, liveEditing: live } = servers.settings();
+    return { enabled, liveEditing: live };
+  });
   context.subscriptions.push(
     settingsGuard,
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (!e.affectsConfiguration(SETTINGS_SECTION)) return;
-      if (e.affectsConfiguration(`${SETTINGS_SECTION}.${LIVE_EDITING_SETTING}`)) liveEditing.refresh();
+      if (e.affectsConfiguration(`${SETTINGS_SECTION}.liveEditing`)) liveEditing.refresh();
       settingsGuard.schedule();
       servers.applySettings().catch(showStartError);
     }),

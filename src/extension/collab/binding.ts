@@ -1,10 +1,10 @@
 import * as vscode from 'vscode';
 import * as Y from 'yjs';
-import { changedRegion, mergeText, replaceText } from '../../core/collab';
-import { applyEditorChanges, editorToShared } from './changes';
+import { replaceText } from '../../core/collab';
+import { editorToShared } from './changes';
 import { CursorDecorations, type PlacedCursor } from './cursors';
-import { EchoGuard } from './echo';
 import { toEditorOffset, toEditorText, toSharedOffset, type Eol } from './eol';
+import { EditorMirror } from './mirror';
 import { encodeCursor, remoteCursors } from './presence';
 import type { SharedDocumentHandle, Unsubscribe } from './types';
 
@@ -48,17 +48,10 @@ export class DocumentBinding {
   /** The user's own edits in this editor, undone and redone without touching anyone else's. */
   undoManager: Y.UndoManager | null = null;
   private text: Y.Text | null = null;
-  /** The shared text the editor shows (in shared form: the server's line endings). */
-  private base = '';
-  /** The shared text has changes the editor does not show yet. */
-  private behind = false;
-  /** Counts remote changes, so an apply knows whether more came meanwhile. */
-  private remoteGen = 0;
-  private readonly echo = new EchoGuard<{ shared: string; gen: number }>();
+  /** What the editor shows and what its change events mean (null until the first sync). */
+  private mirror: EditorMirror | null = null;
   private applying: Promise<void> | null = null;
   private applyAgain = false;
-  /** The editor text a revert is expected to leave (while the revert command runs). */
-  private reverting: string | null = null;
   private persistTimer: NodeJS.Timeout | null = null;
   private persistAttempts = 0;
   private driftTimer: NodeJS.Timeout | null = null;
@@ -97,21 +90,19 @@ export class DocumentBinding {
       trackedOrigins: new Set([this.origin]),
       captureTimeout: 500,
     });
-    this.base = text.toString();
+    const shared = text.toString();
     const eol = eolOf(this.document);
-    const shown = toEditorText(this.base, eol);
+    const shown = toEditorText(shared, eol);
     const editor = this.document.getText();
-    if (this.document.isDirty && editor !== shown && !this.readOnly) {
-      const next = editorToShared(this.base, shown, editor, eol);
-      replaceText(text, next, this.origin);
-      this.base = next;
-    } else if (editor !== shown) {
-      this.behind = true;
-    }
+    // What the editor shows, in shared form.
+    const mirrored = editorToShared(shared, shown, editor, eol);
+    if (this.document.isDirty && editor !== shown && !this.readOnly) replaceText(text, mirrored, this.origin);
+    const mirror = new EditorMirror(text, this.origin, mirrored);
+    this.mirror = mirror;
     const onShared = (_event: Y.YTextEvent, tr: Y.Transaction): void => {
-      if (tr.origin === this.origin) return;
-      this.remoteGen++;
-      this.behind = true;
+      const remote = tr.origin !== this.origin;
+      mirror.sharedChanged(remote, eolOf(this.document));
+      if (!remote) return;
       this.scheduleApply();
       this.schedulePersistCheck();
     };
@@ -130,7 +121,7 @@ export class DocumentBinding {
     );
     if (this.readOnly) this.tellReadOnly('the server does not accept your edits');
     this.driftTimer = setInterval(() => this.checkDrift(), DRIFT_CHECK_MS);
-    if (this.behind) this.scheduleApply();
+    if (mirror.behind) this.scheduleApply();
     this.schedulePersistCheck();
     this.host.changed();
     const active = vscode.window.activeTextEditor;
@@ -140,45 +131,28 @@ export class DocumentBinding {
 
   /** A change of the editor's document (from VS Code's onDidChangeTextDocument). */
   onEditorChange(event: vscode.TextDocumentChangeEvent): void {
-    const text = this.text;
-    if (!text || this.disposed || event.contentChanges.length === 0) return;
-    const echoed = this.echo.match(() => this.document.getText());
-    if (echoed) {
-      this.base = echoed.shared;
-      if (echoed.gen === this.remoteGen) this.behind = false;
-      return;
-    }
-    if (this.reverting !== null && this.document.getText() === this.reverting) {
-      // The revert that clears "dirty" reloaded the disk: the shared text is put back after it.
-      this.behind = true;
-      return;
-    }
-    if (this.readOnly) {
-      this.tellReadOnly('the server does not accept your edits');
-      this.behind = true;
-      this.scheduleApply();
-      return;
-    }
-    const eol = eolOf(this.document);
-    if (!this.behind) {
-      this.base = applyEditorChanges(text, this.base, event.contentChanges, eol, this.origin);
-    } else {
-      // The editor does not show the latest remote changes yet: merge three-way against what it showed.
-      const next = editorToShared(this.base, toEditorText(this.base, eol), this.document.getText(), eol);
-      mergeText(text, this.base, next, this.origin);
-      this.base = next;
-      this.scheduleApply();
-    }
-    this.schedulePersistCheck();
+    const mirror = this.mirror;
+    if (!mirror || this.disposed || event.contentChanges.length === 0) return;
+    const outcome = mirror.editorChanged(
+      event.contentChanges,
+      eolOf(this.document),
+      () => this.document.getText(),
+      this.readOnly,
+    );
+    if (outcome === 'read-only') this.tellReadOnly('the server does not accept your edits');
+    // Anything but a plain local edit may leave the editor short of the shared text.
+    if (outcome !== 'shared' && (outcome !== 'echo' || mirror.behind)) this.scheduleApply();
+    if (outcome === 'shared' || outcome === 'merged') this.schedulePersistCheck();
   }
 
   /** The local user's cursor or selection moved in an editor of this document. */
   publishCursor(selection: vscode.Selection): void {
     const text = this.text;
-    if (!text || this.disposed || this.behind) return;
+    const mirror = this.mirror;
+    if (!text || !mirror || this.disposed || mirror.behind) return;
     const eol = eolOf(this.document);
-    const anchor = toSharedOffset(this.base, eol, this.document.offsetAt(selection.anchor));
-    const head = toSharedOffset(this.base, eol, this.document.offsetAt(selection.active));
+    const anchor = toSharedOffset(mirror.base, eol, this.document.offsetAt(selection.anchor));
+    const head = toSharedOffset(mirror.base, eol, this.document.offsetAt(selection.active));
     this.handle.awareness.setLocalStateField('cursor', encodeCursor(text, anchor, head));
   }
 
@@ -261,40 +235,27 @@ export class DocumentBinding {
    * underneath (a person typing: VS Code refuses an edit made for an older version).
    */
   private async applyShared(): Promise<void> {
-    const text = this.text;
+    const mirror = this.mirror;
     for (let attempt = 0; attempt < APPLY_ATTEMPTS; attempt++) {
-      if (!text || this.disposed || this.document.isClosed) return;
-      const shared = text.toString();
-      const gen = this.remoteGen;
-      const target = toEditorText(shared, eolOf(this.document));
-      const current = this.document.getText();
-      const region = changedRegion(current, target);
-      if (!region) {
-        this.base = shared;
-        if (gen === this.remoteGen) this.behind = false;
-        return;
-      }
+      if (!mirror || this.disposed || this.document.isClosed) return;
+      const change = mirror.nextEdit(this.document.getText(), eolOf(this.document));
+      if (!change) return;
       const edit = new vscode.WorkspaceEdit();
       edit.replace(
         this.document.uri,
-        new vscode.Range(this.document.positionAt(region.start), this.document.positionAt(region.endA)),
-        target.slice(region.start, region.endB),
+        new vscode.Range(
+          this.document.positionAt(change.rangeOffset),
+          this.document.positionAt(change.rangeOffset + change.rangeLength),
+        ),
+        change.text,
       );
-      const ticket = this.echo.expect(target, { shared, gen });
+      const ticket = mirror.echo.expect(change);
       const applied = await vscode.workspace.applyEdit(edit).then(
         (ok) => ok,
         () => false,
       );
-      this.echo.settle(ticket);
-      if (applied && this.document.getText() === target) {
-        this.base = shared;
-        if (gen === this.remoteGen) {
-          this.behind = false;
-          return;
-        }
-      } else {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(200, 5 * (attempt + 1))));
-      }
+      mirror.echo.settle(ticket);
+      if (!applied) await new Promise((resolve) => setTimeout(resolve, Math.min(200, 5 * (attempt + 1))));
     }
     this.host.log.warn(`live editing ${this.relPath}: the editor kept moving; the drift check will retry`);
   }
@@ -302,11 +263,12 @@ export class DocumentBinding {
   /** The whole text, compared: anything the editor holds that the shared text does not is repaired. */
   private checkDrift(): void {
     const text = this.text;
-    if (!text || this.disposed || this.applying || this.echo.inFlight || this.reverting !== null) return;
+    const mirror = this.mirror;
+    if (!text || !mirror || this.disposed || this.applying || mirror.echo.inFlight || mirror.isReverting)
+      return;
     const target = toEditorText(text.toString(), eolOf(this.document));
     if (target !== this.document.getText()) {
       this.host.log.info(`live editing ${this.relPath}: editor and shared text differ; repairing`);
-      this.behind = true;
       this.scheduleApply();
     }
   }
@@ -329,27 +291,25 @@ export class DocumentBinding {
    */
   private async checkPersisted(): Promise<void> {
     const text = this.text;
-    if (!text || this.disposed || !this.document.isDirty || this.readOnly) return;
+    const mirror = this.mirror;
+    if (!text || !mirror || this.disposed || !this.document.isDirty || this.readOnly) return;
     const retry = (): void => {
       if (++this.persistAttempts < PERSIST_ATTEMPTS) this.armPersistCheck();
     };
     const shared = text.toString();
     const shown = toEditorText(shared, eolOf(this.document));
-    if (this.behind || this.applying || this.echo.inFlight || this.document.getText() !== shown)
+    if (mirror.behind || this.applying || mirror.echo.inFlight || this.document.getText() !== shown)
       return retry();
     const disk = new TextDecoder().decode(await vscode.workspace.fs.readFile(this.document.uri));
     if (disk !== shared) return retry();
     if (this.disposed || text.toString() !== shared || this.document.getText() !== shown) return retry();
     if (!this.host.mayRevert(this.document)) return;
-    this.reverting = shown;
+    mirror.beginRevert(shown);
     try {
       await vscode.commands.executeCommand('workbench.action.files.revert');
     } finally {
-      this.reverting = null;
+      mirror.endRevert();
     }
-    if (this.document.getText() !== toEditorText(text.toString(), eolOf(this.document))) {
-      this.behind = true;
-      this.scheduleApply();
-    }
+    if (this.document.getText() !== toEditorText(text.toString(), eolOf(this.document))) this.scheduleApply();
   }
 }

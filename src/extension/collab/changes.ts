@@ -8,11 +8,38 @@ export interface EditorChange {
   text: string;
 }
 
+/** One change in shared offsets: `[start, end)` of the shared text before it became `text`. */
+export interface SharedSplice {
+  start: number;
+  end: number;
+  text: string;
+}
+
 /**
- * Applies the changes of one editor event to `text`, in one transaction with `origin`, and returns
- * the new shared text. `base` is the shared text the editor showed before the event (it must equal
- * `text` now); the changes apply one after the other, as VS Code reports them, each mapped from
- * editor offsets to shared offsets so the untouched line endings stay as they are.
+ * The changes of one editor event as splices of the shared text, and the shared text after them.
+ * `base` is the shared text the editor showed before the event; the changes apply one after the
+ * other, as VS Code reports them, each mapped from editor offsets to shared offsets so the
+ * untouched line endings stay as they are.
+ */
+export function toSharedSplices(
+  base: string,
+  changes: readonly EditorChange[],
+  eol: Eol,
+): { splices: SharedSplice[]; after: string } {
+  let shared = base;
+  const splices: SharedSplice[] = [];
+  for (const change of changes) {
+    const start = toSharedOffset(shared, eol, change.rangeOffset);
+    const end = toSharedOffset(shared, eol, change.rangeOffset + change.rangeLength);
+    splices.push({ start, end, text: change.text });
+    shared = shared.slice(0, start) + change.text + shared.slice(end);
+  }
+  return { splices, after: shared };
+}
+
+/**
+ * Applies the changes of one editor event to `text` (which must hold `base`, the shared text the
+ * editor showed before the event), in one transaction with `origin`; returns the new shared text.
  */
 export function applyEditorChanges(
   text: Y.Text,
@@ -21,23 +48,20 @@ export function applyEditorChanges(
   eol: Eol,
   origin: unknown,
 ): string {
-  let shared = base;
+  const { splices, after } = toSharedSplices(base, changes, eol);
   text.doc!.transact(() => {
-    for (const change of changes) {
-      const start = toSharedOffset(shared, eol, change.rangeOffset);
-      const end = toSharedOffset(shared, eol, change.rangeOffset + change.rangeLength);
+    for (const { start, end, text: insert } of splices) {
       if (end > start) text.delete(start, end - start);
-      if (change.text.length > 0) text.insert(start, change.text);
-      shared = shared.slice(0, start) + change.text + shared.slice(end);
+      if (insert.length > 0) text.insert(start, insert);
     }
   }, origin);
-  return shared;
+  return after;
 }
 
 /**
- * The shared text an editor holds after a local edit, keeping the line endings of `base` (the
- * shared text it showed before) outside the edited region: for a change that arrives while the
- * editor is behind the shared text, merged three-way.
+ * The shared form of an editor text `editor`, given `base` (a shared text) and `baseEditor` (how an
+ * editor shows it): the one region where they differ is taken from the editor, the line endings of
+ * `base` are kept everywhere else (used when an editor with its own text is bound).
  */
 export function editorToShared(base: string, baseEditor: string, editor: string, eol: Eol): string {
   if (baseEditor === editor) return base;

@@ -14,5 +14,4 @@ export {
   type LiveEditingSource,
 } from './liveEditing';
 export { WebsocketDocumentSource, roomOf, type WebsocketSourceOptions } from './source';
-export { LIVE_EDITING_SETTING, readLiveEditing } from './settings';
 export type { AwarenessCursor, DocumentSource, SharedDocumentHandle, Unsubscribe } from './types';
