@@ -244,5 +244,6 @@ describe('pair sessions end to end: a second code-server joins through a pair li
     });
     assert.equal(refused.status, 401);
     assert.equal((await verifyAuditLog(join(dirname(server.tokenFile), 'audit'))).ok, true);
+    assert.deepEqual(host.browser.externalRequests, [], 'both windows only talked to 127.0.0.1');
   });
 });
