@@ -5,6 +5,7 @@ import { AGENT_NAME_RE } from '../protocol/principal';
 import { LiveEditing, WebsocketDocumentSource } from './collab';
 import { AuditLogPanel, AuditLogViewProvider, type AuditSource } from './auditPanel';
 import { runOwnerOperation } from './ownerActions';
+import { createPairLink, PAIR_COMMANDS, startPairGuest } from './pair';
 import { SETTINGS_SECTION } from './settings';
 import { WorkspaceSettingsGuard } from './settingsGuard';
 import { ServerHost, type FolderServer } from './servers';
@@ -25,6 +26,7 @@ export const COMMANDS = {
   cancelExecution: 'mcpWorkspace.cancelExecution',
   revokeSession: 'mcpWorkspace.revokeSession',
   refreshSessions: 'mcpWorkspace.refreshSessions',
+  ...PAIR_COMMANDS,
 } as const;
 
 let host: ServerHost | null = null;
@@ -36,6 +38,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const servers = new ServerHost(context, log);
   host = servers;
   context.subscriptions.push(log, servers);
+  // A pair guest's virtual folder must be readable before the window asks for it.
+  const pairGuest = await startPairGuest(context, log);
 
   // The panel area view follows the first folder; the editor panel shows the folder last picked.
   let panelFolder: string | null = null;
@@ -94,6 +98,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     );
   };
   context.subscriptions.push(liveEditing, { dispose: () => liveSources.forEach((d) => d.dispose()) });
+  // A pair guest's folders are bound the same way, to the host's documents with the pair token.
+  context.subscriptions.push(pairGuest.bindLiveEditing(liveEditing));
 
   let lastServers = '';
   const render = (): void => {
@@ -140,6 +146,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   run(COMMANDS.editPolicy, () => editPolicy(context, servers));
   run(COMMANDS.showMenu, () => showMenu(servers));
   run(COMMANDS.refreshSessions, () => sessionsView.refresh());
+  run(COMMANDS.createPairLink, async () => createPairLink(await pickServer(servers)));
+  run(COMMANDS.joinPairSession, (link?: string) =>
+    pairGuest.join(typeof link === 'string' ? link : undefined),
+  );
   run(COMMANDS.cancelExecution, async (node: SessionsNode) => {
     if (node?.kind !== 'execution') return;
     await runOwnerOperation(node.server.server, 'cancel_execution', { executionId: node.executionId });
@@ -302,6 +312,7 @@ async function showMenu(servers: ServerHost): Promise<void> {
           { label: '$(copy) Copy Connection Info', command: COMMANDS.copyConnectionInfo },
           { label: '$(key) Create Agent Token', command: COMMANDS.createToken },
           { label: '$(circle-slash) Revoke Agent Token', command: COMMANDS.revokeToken },
+          { label: '$(live-share) Create Pair Link', command: COMMANDS.createPairLink },
           { label: '$(list-flat) Show Audit Log', command: COMMANDS.showAuditLog },
           { label: '$(verified) Verify Audit Log', command: COMMANDS.verifyAuditLog },
           { label: '$(shield) Edit Policy', command: COMMANDS.editPolicy },
@@ -309,6 +320,7 @@ async function showMenu(servers: ServerHost): Promise<void> {
           { label: '$(debug-stop) Stop Server', command: COMMANDS.stop },
         ]
       : [{ label: '$(play) Start Server', command: COMMANDS.start }]),
+    { label: '$(remote) Join Pair Session', command: COMMANDS.joinPairSession },
   ];
   const picked = await vscode.window.showQuickPick(items, { placeHolder: 'MCP Workspace' });
   if (picked) await vscode.commands.executeCommand(picked.command);

@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { PAIR_PREFIX } from '../protocol/pair';
 import type { FolderServer, ServerHost } from './servers';
 
 /** A node of the Sessions view: a server (folder), a session, or a running execution. */
@@ -13,6 +14,8 @@ export type SessionsNode =
       transport: string;
       lastActivityAt: number;
       client?: string;
+      /** A pair guest's link expiry (ISO). */
+      pairExpiresAt?: string;
     }
   | {
       kind: 'execution';
@@ -61,6 +64,14 @@ export class SessionsView implements vscode.TreeDataProvider<SessionsNode> {
     if (node.kind === 'session') {
       const item = new vscode.TreeItem(node.agent, vscode.TreeItemCollapsibleState.None);
       item.description = `${node.role} · ${node.transport} · ${ago(node.lastActivityAt)}`;
+      if (node.pairExpiresAt !== undefined) {
+        const mode = node.role === 'viewer' ? 'read-only' : 'read-write';
+        item.description = `pair guest (${mode}) · ${node.transport} · ${ago(node.lastActivityAt)}`;
+        item.tooltip = `Pair guest ${node.agent}, ${mode}; the link expires ${new Date(node.pairExpiresAt).toLocaleString()}.\nRevoke ends the guest's access at once.`;
+        item.iconPath = new vscode.ThemeIcon('live-share');
+        item.contextValue = 'mcpWorkspace.session';
+        return item;
+      }
       item.tooltip = `${node.client ?? node.transport} session ${node.sessionId}\nLast activity ${new Date(node.lastActivityAt).toLocaleString()}`;
       item.iconPath = new vscode.ThemeIcon(node.role === 'owner' ? 'account' : 'hubot');
       item.contextValue = node.role === 'owner' ? 'mcpWorkspace.ownerSession' : 'mcpWorkspace.session';
@@ -76,6 +87,12 @@ export class SessionsView implements vscode.TreeDataProvider<SessionsNode> {
 
   private childrenOf(server: FolderServer): SessionsNode[] {
     const owner = { kind: 'owner' as const, name: 'owner', role: 'owner' as const };
+    const expiries = new Map(
+      server.server.sessions
+        .listTokens()
+        .filter((t) => t.name.startsWith(PAIR_PREFIX) && t.expiresAt !== undefined)
+        .map((t) => [t.name, t.expiresAt!]),
+    );
     const sessions: SessionsNode[] = server.server.sessions
       .list()
       .sort((a, b) => b.lastActivityAt - a.lastActivityAt)
@@ -88,6 +105,7 @@ export class SessionsView implements vscode.TreeDataProvider<SessionsNode> {
         transport: s.transport,
         lastActivityAt: s.lastActivityAt,
         ...(s.clientName ? { client: s.clientName } : {}),
+        ...(expiries.has(s.principal.name) ? { pairExpiresAt: expiries.get(s.principal.name)! } : {}),
       }));
     const executions: SessionsNode[] = server.server.executions
       .list(owner)

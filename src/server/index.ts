@@ -342,6 +342,9 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
       return () => progressListeners.delete(listener);
     },
     ...(options.writeGuard ? { writeGuard: options.writeGuard } : {}),
+    // Pair links name the address this server listens on (known once it does).
+    endpoint: () =>
+      listeningPort > 0 ? { host: host === '::1' ? '[::1]' : host, port: listeningPort } : null,
   });
   // Containers left by a server that crashed are removed; without an engine this is a no-op.
   void docker
@@ -412,7 +415,8 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
       token: auth.token,
       clientId: auth.principal.name,
       scopes: [],
-      expiresAt: Math.floor(Date.now() / 1000) + 3600,
+      // A pair token's real expiry; other tokens live until revoked (the SDK wants a time).
+      expiresAt: Math.floor((auth.principal.expiresAt ?? Date.now() + 3600_000) / 1000),
       extra: { principal: auth.principal },
     };
     next();

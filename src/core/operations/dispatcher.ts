@@ -22,7 +22,7 @@ import type { LeaseEvent, MessageSink } from '../coordination';
 import type { Execution, ExecutionResult, OutputEvent } from '../execution';
 import { unexpectedError } from '../log';
 import type { PolicyAction } from '../policy';
-import type { SessionInfo } from '../session';
+import type { SessionInfo, TokenInfo } from '../session';
 import type { ToolAnnotations, ToolResult } from '../../protocol/tools';
 import type { UpstreamTool } from '../mcpservers';
 import type { RegisteredMcpServer, RegisteredTool } from '../tools';
@@ -122,6 +122,8 @@ export class OperationDispatcher {
       void this.recordLeaseEvent(event);
       this.recheckDocuments();
     });
+    // A pair link that runs out is audited under its guest, like a revoke is under the owner.
+    deps.sessions.onTokenExpired((token) => void this.recordTokenExpired(token));
   }
 
   /** An exclusive lease makes shared documents read-only for the others: decide again. */
@@ -147,6 +149,8 @@ export class OperationDispatcher {
     return NEGOTIABLE_OPERATIONS.filter((name) => {
       const def = OPERATIONS[name];
       if (def.ownerOnly && principal.kind !== 'owner') return false;
+      // A scoped token (a pair guest) never gets more than its scope, whatever the policy allows.
+      if (principal.scope !== undefined && !principal.scope.includes(name)) return false;
       if (principal.role === 'viewer' && !def.annotations.readOnlyHint) return false;
       const decision = this.deps.policy.decide(principal, 'tool', name);
       return decision.allowed || decision.rule === null;
@@ -375,6 +379,12 @@ export class OperationDispatcher {
       ctx,
       async (raw, hctx) => {
         const found = tool!;
+        if (ctx.principal.scope !== undefined) {
+          throw new WorkspaceError(
+            'CAPABILITY_NOT_NEGOTIATED',
+            `Typed tools are outside this token's scope (${ctx.principal.name} may use file operations only).`,
+          );
+        }
         if (ctx.principal.role === 'viewer' && !this.toolAnnotations(ctx.principal, found).readOnlyHint) {
           throw new WorkspaceError(
             'CAPABILITY_NOT_NEGOTIATED',
@@ -909,6 +919,26 @@ export class OperationDispatcher {
           op: event.kind,
           error: (err as Error).message,
         }),
+      );
+  }
+
+  /** A token whose lifetime ran out (its sessions have ended): `token_expired` under its name. */
+  private async recordTokenExpired(token: TokenInfo): Promise<void> {
+    await this.deps.audit
+      .append({
+        sessionId: null,
+        agent: token.name,
+        role: token.role,
+        transport: 'server',
+        op: 'token_expired',
+        params: { name: token.name, createdAt: token.createdAt, expiresAt: token.expiresAt ?? null },
+        decision: 'allow',
+        rule: null,
+        outcome: { ok: true },
+        durationMs: 0,
+      })
+      .catch((err: unknown) =>
+        this.deps.log.error('could not record a token expiry', { error: (err as Error).message }),
       );
   }
 

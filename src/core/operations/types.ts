@@ -46,6 +46,8 @@ export interface DispatcherDeps {
   parsers?: OutputParsers;
   /** Where each finished typed-tool run is reported (the VS Code Problems panel listens). */
   toolRuns?: ToolRunFeed;
+  /** Where guests reach this server (loopback host and port), for pair links; unknown until it listens. */
+  endpoint?: () => { host: string; port: number } | null;
   /** Subscribes to sandbox progress (image builds, container starts); returns the unsubscribe. */
   onSandboxProgress?: (
     listener: (event: { phase: string; message: string; sessionId?: string }) => void,

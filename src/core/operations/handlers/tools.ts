@@ -160,6 +160,8 @@ export function offeredTools(
   deps: Pick<DispatcherDeps, 'policy' | 'tools'>,
   principal: Principal,
 ): RegisteredTool[] {
+  // A scoped principal (a pair guest) never runs typed tools, whatever `allow tool` rules exist.
+  if (principal.scope !== undefined) return [];
   return (deps.tools?.list() ?? []).filter((tool) => {
     if (!deps.policy.allows(principal, 'tool', tool.name)) return false;
     return principal.role !== 'viewer' || toolAnnotations(deps, principal, tool).readOnlyHint;
