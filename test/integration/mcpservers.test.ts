@@ -249,6 +249,31 @@ describe('Sandboxed MCP servers: manifest-declared stdio servers run in the sess
     assert.equal(other.body.error?.code, 'POLICY_DENIED');
   });
 
+  it('never offers, starts or runs them for a pair guest, whatever allow tool rules exist', async () => {
+    await start({ 'fx.json': serverManifest('fx', 'normal') });
+    await setRules('allow read(**)', 'allow write(**)', 'allow tool(*)', 'allow tool(fx_*)', 'allow exec(*)');
+    const link = await t.api('/pair-links', { method: 'POST', body: { mode: 'read-write', name: 'pat' } });
+    assert.equal(link.status, 200, JSON.stringify(link.body));
+    const guest: string = link.body.token;
+    const mcp = await connectMcp(t.server.mcpUrl, guest);
+    try {
+      const names = (await mcp.client.listTools()).tools.map((tool) => tool.name);
+      assert.ok(!names.some((name) => name.startsWith('fx_')), `no fx_ tool is offered: ${names.join(', ')}`);
+      await assert.rejects(callTool(mcp.client, 'fx_echo', { text: 'guest' }), /fx_echo not found/);
+    } finally {
+      await mcp.close();
+    }
+    const rest = await t.api('/tools/fx_echo', { method: 'POST', body: { text: 'guest' }, token: guest });
+    assert.equal(rest.status, 403, JSON.stringify(rest.body));
+    assert.equal(rest.body.error.code, 'CAPABILITY_NOT_NEGOTIATED');
+    await t.server.audit.flush();
+    const starts = (await t.server.audit.query({ op: 'execution_start', limit: 50 })).records;
+    assert.equal(starts.length, 0, 'no server process was started for the guest');
+    // The same rules let an ordinary agent reach it: the refusal is the scope, not the policy.
+    const ok = await t.api('/tools/fx_echo', { method: 'POST', body: { text: 'agent' }, token: agent });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  });
+
   it('times out a server that never answers with a clear error while /health stays responsive', async () => {
     await start({
       'fx.json': serverManifest('fx', 'normal', { timeoutMs: 2000 }),

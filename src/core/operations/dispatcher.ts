@@ -431,6 +431,12 @@ export class OperationDispatcher {
       rawInput,
       ctx,
       async (args, hctx) => {
+        if (ctx.principal.scope !== undefined) {
+          throw new WorkspaceError(
+            'CAPABILITY_NOT_NEGOTIATED',
+            `Tools are outside this token's scope (${ctx.principal.name} may use file operations only).`,
+          );
+        }
         if (ctx.principal.role === 'viewer') {
           throw new WorkspaceError(
             'CAPABILITY_NOT_NEGOTIATED',

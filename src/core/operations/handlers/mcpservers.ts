@@ -106,7 +106,7 @@ export function mcpToolAnnotations(
     readOnlyHint: false,
     destructiveHint: true,
     idempotentHint: false,
-    openWorldHint: deps.policy.decide(principal, 'network', '*').allowed,
+    openWorldHint: deps.policy.allows(principal, 'network', '*'),
   };
 }
 
@@ -119,7 +119,8 @@ export function mayReachServer(
   principal: Principal,
   server: RegisteredMcpServer,
 ): boolean {
-  if (principal.role === 'viewer') return false;
+  // Viewers never run them; a scoped token (a pair guest) uses file operations only.
+  if (principal.role === 'viewer' || principal.scope !== undefined) return false;
   const prefix = `${server.name}_`;
   const targets = [
     `${prefix}*`,
@@ -128,7 +129,7 @@ export function mayReachServer(
       .filter((r) => r.effect === 'allow' && r.action === 'tool' && r.pattern.startsWith(prefix))
       .map((r) => r.pattern),
   ];
-  return targets.some((target) => deps.policy.decide(principal, 'tool', target).allowed);
+  return targets.some((target) => deps.policy.allows(principal, 'tool', target));
 }
 
 /** The sandboxed MCP servers' tools listed in a session that the policy grants its principal. */
@@ -138,9 +139,9 @@ export function offeredMcpTools(
   sessionId: string,
 ): UpstreamTool[] {
   const { mcpServers: host, tools, policy } = deps;
-  if (!host || !tools || principal.role === 'viewer') return [];
+  if (!host || !tools || principal.role === 'viewer' || principal.scope !== undefined) return [];
   return tools
     .mcpServers()
     .flatMap((server) => host.tools(sessionId, server))
-    .filter((tool) => policy.decide(principal, 'tool', tool.name).allowed);
+    .filter((tool) => policy.allows(principal, 'tool', tool.name));
 }
