@@ -2,8 +2,8 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { startWorkspaceServer } from '../src/server';
 import { ensureToolImage } from '../test/helpers/docker';
+import { startInProcessServer } from './inprocess';
 import { percentile } from './stats';
 
 const FIXTURE = join(__dirname, '..', 'test', 'fixtures', 'mcp-stdio-server.js');
@@ -25,23 +25,7 @@ export async function benchMcpServers(): Promise<Record<string, number>> {
     join(workspace, '.mcp-workspace', 'tools', 'fx.json'),
     JSON.stringify({ name: 'fx', mcpServer: { command: ['node', 'mcp/server.js', 'normal'] } }),
   );
-  const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-  const server = await startWorkspaceServer({
-    workspace,
-    stateDir: join(root, 'state'),
-    defaultImage: image,
-    logger: quiet,
-    execRateLimit: { capacity: 10_000, refillPerSec: 10_000 },
-  });
-  const post = async (path: string, body: unknown): Promise<void> => {
-    const res = await fetch(server.url + path, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${server.ownerToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (res.status !== 200) throw new Error(`${path}: ${res.status} ${text}`);
-  };
+  const { server, post } = await startInProcessServer(root, workspace, image);
   try {
     await server.policy.set({ id: 'bench', rules: ['allow read(**)', 'allow exec(*)', 'allow tool(*)'] });
     await post('/execute', { command: 'echo', args: ['x'] });

@@ -12,15 +12,8 @@ import * as Y from 'yjs';
 import { WebsocketDocumentSource } from '../../src/extension/collab/source';
 import type { SharedDocumentHandle } from '../../src/extension/collab/types';
 import { encodeCursor, remoteCursors } from '../../src/extension/collab/presence';
+import { until } from '../helpers/wait';
 import { startTestServer, type TestServer } from '../helpers/server';
-
-async function until(what: string, check: () => boolean | Promise<boolean>, attempts = 400): Promise<void> {
-  for (let i = 0; i < attempts; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
 
 describe('live editing document source (y-websocket to the real server)', () => {
   let t: TestServer;

@@ -9,6 +9,8 @@ import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { callTool, connectMcp } from '../helpers/clients';
 import { ensureDocker, TEST_IMAGE } from '../helpers/docker';
+import { until } from '../helpers/wait';
+import { upgradeStatus } from '../helpers/sockets';
 import { startTestServer, type TestServer } from '../helpers/server';
 
 /** A stock y-websocket client (no BroadcastChannel: every byte goes through the server). */
@@ -52,15 +54,6 @@ function replica(url: string, room: string, token: string, connect = true): Repl
   return { doc, text: doc.getText('content'), provider, closes, denied };
 }
 
-/** Polls `check` up to `attempts` times (bounded: no wall-clock assertion). */
-async function until(what: string, check: () => boolean | Promise<boolean>, attempts = 400): Promise<void> {
-  for (let i = 0; i < attempts; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
-
 async function synced(r: Replica): Promise<void> {
   await until('the replica to sync', () => r.provider.synced);
 }
@@ -79,22 +72,6 @@ function random(seed: number): () => number {
     state = (state * 1664525 + 1013904223) >>> 0;
     return state / 2 ** 32;
   };
-}
-
-/** Upgrade attempt with raw headers: the HTTP status of a refusal, or 101. */
-function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, { headers });
-    ws.on('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.on('open', () => {
-      resolve(101);
-      ws.close();
-    });
-    ws.on('error', () => undefined);
-  });
 }
 
 describe('live co-editing: /collab/<path> with stock y-websocket clients', function () {

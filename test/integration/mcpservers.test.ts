@@ -11,19 +11,15 @@ import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/typ
 import WebSocket from 'ws';
 import { callTool, connectMcp } from '../helpers/clients';
 import { ensureToolImage } from '../helpers/docker';
+import { until } from '../helpers/wait';
 import { startTestServer, type TestServer } from '../helpers/server';
 
 const TOOLS = '.mcp-workspace/tools';
 const FIXTURE = join(__dirname, '..', 'fixtures', 'mcp-stdio-server.js');
 
-/** Retries `check` (>= 30 attempts, 50 ms apart) until it returns true. */
-async function eventually(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
+/** Retries `check` (200 attempts, 50 ms apart) until it returns true. */
+const eventually = (what: string, check: () => boolean | Promise<boolean>): Promise<void> =>
+  until(what, check, 200, 50);
 
 /** A manifest declaring the fixture server in `mode` as the MCP server `name`. */
 function serverManifest(name: string, mode: string, extra: Record<string, unknown> = {}): unknown {
@@ -79,17 +75,10 @@ describe('Sandboxed MCP servers: manifest-declared stdio servers run in the sess
       .token;
   }
 
-  async function setRules(...rules: string[]): Promise<void> {
-    const res = await t.api('/policies', { method: 'PUT', body: { id: 'mcp', rules } });
-    assert.equal(res.status, 200, JSON.stringify(res.body));
-  }
+  const setRules = (...rules: string[]): Promise<void> => t.setRules('mcp', ...rules);
 
   afterEach(async () => {
-    if (t) {
-      const verified = await t.server.audit.verify();
-      assert.equal(verified.ok, true, 'the audit log still verifies');
-      await t.close();
-    }
+    if (t) await t.closeVerified();
   });
 
   it('offers NAME_TOOL (never read-only) to SDK clients of both eras, runs it in the container, and audits it', async () => {

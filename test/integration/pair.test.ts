@@ -6,16 +6,9 @@ import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { parsePairLink, PAIR_OPERATIONS } from '../../src/protocol/pair';
 import { callTool, connectMcp } from '../helpers/clients';
+import { until } from '../helpers/wait';
+import { connectWs, upgradeStatus } from '../helpers/sockets';
 import { startTestServer, type TestServer } from '../helpers/server';
-
-/** Polls `check` up to `attempts` times, 25 ms apart (bounded retries, no wall-clock assertion). */
-async function until(what: string, check: () => boolean | Promise<boolean>, attempts = 400): Promise<void> {
-  for (let i = 0; i < attempts; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
 
 /** A stock y-websocket client of one file, recording the close codes the server sent. */
 interface Replica {
@@ -56,49 +49,6 @@ function destroy(...replicas: Replica[]): void {
     r.provider.destroy();
     r.doc.destroy();
   }
-}
-
-/** The HTTP status of a WebSocket upgrade (101 when accepted). */
-function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, { headers });
-    ws.on('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.on('open', () => {
-      resolve(101);
-      ws.close();
-    });
-    ws.on('error', () => undefined);
-  });
-}
-
-/** A `/ws` client: sends `{id, op, params}` and waits for its reply; records its close code. */
-async function connectWs(url: string, token: string) {
-  const ws = new WebSocket(`${url.replace('http', 'ws')}/ws`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
-  const frames: any[] = [];
-  let closed: number | null = null;
-  ws.on('message', (raw) => frames.push(JSON.parse(raw.toString())));
-  ws.on('close', (code) => (closed = code));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  let next = 1;
-  const call = async (op: string, params: unknown): Promise<any> => {
-    const id = next++;
-    ws.send(JSON.stringify({ id, op, params }));
-    let reply: any;
-    await until(`a reply to ${op}`, () => {
-      reply = frames.find((f) => f.id === id && (f.type === 'result' || f.type === 'error'));
-      return reply !== undefined;
-    });
-    return reply;
-  };
-  return { ws, call, closed: () => closed };
 }
 
 /** Every file of the workspace with its content, to prove a refused write changed nothing. */
