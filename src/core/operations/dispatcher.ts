@@ -90,6 +90,33 @@ function rateKey(principal: Principal): string {
 }
 
 /**
+ * What every tool call (typed tool or sandboxed MCP server tool) shares: audited as `run_tool` with
+ * `params`, on the exec rate limit; tools come and go with their manifests, so the policy grants
+ * them, not InitSession.
+ */
+function toolCallStep(name: string, params: Record<string, unknown>) {
+  return {
+    op: 'run_tool',
+    target: name,
+    ownerOnly: false,
+    capability: null,
+    rateLimit: 'exec' as const,
+    readOnly: false,
+    params,
+  };
+}
+
+/** A scoped token (a pair guest) never runs a tool, whatever `allow tool` rules exist. */
+function refuseScoped(principal: Principal): void {
+  if (principal.scope !== undefined) {
+    throw new WorkspaceError(
+      'CAPABILITY_NOT_NEGOTIATED',
+      `Tools are outside this token's scope (${principal.name} may use file operations only).`,
+    );
+  }
+}
+
+/**
  * The one place every operation flows through, whatever the transport (MCP, REST, WebSocket, the
  * VS Code UI): session resolution, capability checks, schema validation, owner-only and rate limits,
  * policy decisions, the service call, and one audit record listing every decision made and the
@@ -356,14 +383,7 @@ export class OperationDispatcher {
     let tool: RegisteredTool | undefined;
     return this.perform(
       {
-        op: 'run_tool',
-        target: name,
-        ownerOnly: false,
-        // Typed tools come and go with their manifests: the policy grants them, not InitSession.
-        capability: null,
-        rateLimit: 'exec',
-        readOnly: false,
-        params: { tool: name, arguments: rawInput ?? {} },
+        ...toolCallStep(name, { tool: name, arguments: rawInput ?? {} }),
         validate: () => {
           tool = this.deps.tools?.get(name);
           if (!tool) {
@@ -379,12 +399,7 @@ export class OperationDispatcher {
       ctx,
       async (raw, hctx) => {
         const found = tool!;
-        if (ctx.principal.scope !== undefined) {
-          throw new WorkspaceError(
-            'CAPABILITY_NOT_NEGOTIATED',
-            `Typed tools are outside this token's scope (${ctx.principal.name} may use file operations only).`,
-          );
-        }
+        refuseScoped(ctx.principal);
         if (ctx.principal.role === 'viewer' && !this.toolAnnotations(ctx.principal, found).readOnlyHint) {
           throw new WorkspaceError(
             'CAPABILITY_NOT_NEGOTIATED',
@@ -413,13 +428,7 @@ export class OperationDispatcher {
     const host = this.deps.mcpServers!;
     return this.perform(
       {
-        op: 'run_tool',
-        target: name,
-        ownerOnly: false,
-        capability: null,
-        rateLimit: 'exec',
-        readOnly: false,
-        params: { tool: name, server: server.name, arguments: rawInput ?? {} },
+        ...toolCallStep(name, { tool: name, server: server.name, arguments: rawInput ?? {} }),
         validate: (raw) => {
           const args = raw ?? {};
           if (typeof args !== 'object' || Array.isArray(args)) {
@@ -431,12 +440,7 @@ export class OperationDispatcher {
       rawInput,
       ctx,
       async (args, hctx) => {
-        if (ctx.principal.scope !== undefined) {
-          throw new WorkspaceError(
-            'CAPABILITY_NOT_NEGOTIATED',
-            `Tools are outside this token's scope (${ctx.principal.name} may use file operations only).`,
-          );
-        }
+        refuseScoped(ctx.principal);
         if (ctx.principal.role === 'viewer') {
           throw new WorkspaceError(
             'CAPABILITY_NOT_NEGOTIATED',
