@@ -14,7 +14,7 @@ import * as Y from 'yjs';
 import { type DiscoveredServer } from '../../src/extension/discovery';
 import { encodeCursor } from '../../src/extension/collab/presence';
 import { screenshot, waitFor } from './harness';
-import { openExtensionWindow, type ExtensionWindow } from './window';
+import { openExtensionWindow, restClient, type ExtensionWindow } from './window';
 
 /** A stock y-websocket client acting as an agent. */
 interface Agent {
@@ -36,14 +36,10 @@ describe('Live co-editing in VS Code (code-server + Chromium)', function () {
   let outsideBefore: string[];
   const agents: Agent[] = [];
 
-  const api = async (path: string, init: { method?: string; body?: unknown } = {}): Promise<any> => {
-    const res = await fetch(`${server.url}${path}`, {
-      method: init.method ?? 'GET',
-      headers: { authorization: `Bearer ${ownerToken}`, 'content-type': 'application/json' },
-      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
-    });
-    return res.json();
-  };
+  const api = restClient(
+    () => server.url,
+    () => ownerToken,
+  );
   // Monaco reuses line elements, so their DOM order is not the visual one: sort them by position.
   const editorText = async (): Promise<string> =>
     (

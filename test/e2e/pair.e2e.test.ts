@@ -22,7 +22,7 @@ import {
   waitVisible,
   type RunningCodeServer,
 } from './harness';
-import { EXTENSION_ID, openExtensionWindow, type ExtensionWindow } from './window';
+import { EXTENSION_ID, openExtensionWindow, restClient, type ExtensionWindow } from './window';
 
 describe('pair sessions end to end: a second code-server joins through a pair link', function () {
   this.timeout(300_000);
@@ -36,14 +36,10 @@ describe('pair sessions end to end: a second code-server joins through a pair li
 
   const editorText = async (page: Page): Promise<string> =>
     (await page.locator('.monaco-editor .view-lines').first().innerText()).replace(/\u00a0/g, ' ');
-  const api = async (path: string, init: { method?: string; body?: unknown } = {}): Promise<any> => {
-    const res = await fetch(`${server.url}${path}`, {
-      method: init.method ?? 'GET',
-      headers: { authorization: `Bearer ${ownerToken}`, 'content-type': 'application/json' },
-      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
-    });
-    return res.json();
-  };
+  const api = restClient(
+    () => server.url,
+    () => ownerToken,
+  );
 
   before(async function () {
     this.timeout(900_000);
