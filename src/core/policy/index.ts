@@ -168,18 +168,12 @@ export class PolicyEngine {
       case 'outside':
         return { allowed: false, rule: null, ruleIndex: null, reason: `${shown} is outside the workspace` };
       case 'deny':
-        return {
-          allowed: false,
-          rule: verdict.rule.text,
-          ruleIndex: verdict.rule.index,
-          reason: `denied by rule ${verdict.rule.index + 1}: ${verdict.rule.text}`,
-        };
       case 'allow':
         return {
-          allowed: true,
+          allowed: verdict.kind === 'allow',
           rule: verdict.rule.text,
           ruleIndex: verdict.rule.index,
-          reason: `allowed by rule ${verdict.rule.index + 1}: ${verdict.rule.text}`,
+          reason: `${verdict.kind === 'allow' ? 'allowed' : 'denied'} by rule ${verdict.rule.index + 1}: ${verdict.rule.text}`,
         };
     }
     if (action === 'lease-conflict') {
