@@ -1,13 +1,14 @@
 import { performance } from 'node:perf_hooks';
-import { parentPort, workerData } from 'node:worker_threads';
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
 import WebSocket from 'ws';
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { percentile } from './stats';
 
 /**
- * The clients of the collaboration benchmark, in their own thread (so the server thread's heap holds
- * only the server): stock y-websocket providers driven by messages from bench/collab.ts.
+ * The clients of the collaboration benchmark, in their own process (so the server process's heap and
+ * CPU time hold only the server): stock y-websocket providers driven by messages from bench/collab.ts.
  */
 interface Setup {
   url: string;
@@ -15,7 +16,10 @@ interface Setup {
   room: string;
 }
 
-const { url, token, room } = workerData as Setup;
+const { url, token, room } = JSON.parse(process.env.MCPW_BENCH_COLLAB ?? '{}') as Setup;
+
+/** Updates the stock clients took in from the server. */
+let remoteUpdates = 0;
 
 function client(): { doc: Y.Doc; text: Y.Text; provider: WebsocketProvider } {
   const doc = new Y.Doc();
@@ -23,6 +27,10 @@ function client(): { doc: Y.Doc; text: Y.Text; provider: WebsocketProvider } {
     params: { token },
     WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
     disableBc: true,
+  });
+  // Each message from the server is one transaction of the client's document.
+  doc.on('update', (_update: Uint8Array, origin: unknown) => {
+    if (origin === provider) remoteUpdates++;
   });
   return { doc, text: doc.getText('content'), provider };
 }
@@ -40,6 +48,8 @@ function random(seed: number): () => number {
 }
 
 let clients: ReturnType<typeof client>[] = [];
+/** The lightweight clients of {@link relay}, connected until `leave`. */
+let relayed: WebSocket[] = [];
 
 /** Agent -> agent propagation: one client types, another sees it; `samples` round trips. */
 async function latency(samples: number): Promise<{ p50: number; p99: number; samples: number }> {
@@ -61,19 +71,36 @@ async function latency(samples: number): Promise<{ p50: number; p99: number; sam
   return { p50: percentile(times, 50), p99: percentile(times, 99), samples };
 }
 
-/** `agents` clients make `edits` random inserts and deletes each at once; time until all converge. */
-async function load(agents: number, edits: number): Promise<{ convergeMs: number; textBytes: number }> {
+/** The random edits of agent `index`: the same sequence whatever replica makes them. */
+function edit(text: Y.Text, index: number, edits: number): void {
+  const rnd = random(index + 1);
+  for (let i = 0; i < edits; i++) {
+    const at = Math.floor(rnd() * text.length);
+    if (rnd() < 0.3 && at < text.length - 8) text.delete(at, 1 + Math.floor(rnd() * 8));
+    else text.insert(at, 'abcdefgh'.slice(0, 1 + Math.floor(rnd() * 8)));
+  }
+}
+
+/** Connects `agents` stock clients and waits until every one has synced. */
+async function connect(agents: number): Promise<{ connected: number }> {
   clients = Array.from({ length: agents }, () => client());
   await until(() => clients.every((c) => c.provider.synced));
+  return { connected: clients.length };
+}
+
+/**
+ * The connected clients make `edits` random inserts and deletes each at once; time until all
+ * converge. `clientEditMs` is the part of it the clients spend making their own edits (all in this
+ * one thread: Yjs, y-websocket encoding and sending), before they can take in any other's;
+ * `framesPerUpdate` counts the server's messages they took in (all clients) per edit made.
+ */
+async function load(
+  edits: number,
+): Promise<{ convergeMs: number; clientEditMs: number; framesPerUpdate: number; textBytes: number }> {
+  remoteUpdates = 0;
   const started = performance.now();
-  clients.forEach((c, index) => {
-    const rnd = random(index + 1);
-    for (let i = 0; i < edits; i++) {
-      const at = Math.floor(rnd() * c.text.length);
-      if (rnd() < 0.3 && at < c.text.length - 8) c.text.delete(at, 1 + Math.floor(rnd() * 8));
-      else c.text.insert(at, 'abcdefgh'.slice(0, 1 + Math.floor(rnd() * 8)));
-    }
-  });
+  clients.forEach((c, index) => edit(c.text, index, edits));
+  const clientEditMs = performance.now() - started;
   const converged = (): boolean => {
     const first = clients[0]!.text;
     return (
@@ -83,21 +110,128 @@ async function load(agents: number, edits: number): Promise<{ convergeMs: number
   };
   while (!converged()) await new Promise((resolve) => setTimeout(resolve, 2));
   const convergeMs = performance.now() - started;
-  return { convergeMs: Math.round(convergeMs), textBytes: Buffer.byteLength(clients[0]!.text.toString()) };
+  return {
+    convergeMs: Math.round(convergeMs),
+    clientEditMs: Math.round(clientEditMs),
+    framesPerUpdate: Math.round((remoteUpdates / (clients.length * edits)) * 1000) / 1000,
+    textBytes: Buffer.byteLength(clients[0]!.text.toString()),
+  };
 }
 
-parentPort!.on('message', (message: { cmd: string; samples?: number; agents?: number; edits?: number }) => {
+/** A y-websocket incremental update message (sync, update) carrying `update`. */
+function updateMessage(update: Uint8Array): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, 0);
+  encoding.writeVarUint(encoder, 2);
+  encoding.writeVarUint8Array(encoder, update);
+  return encoding.toUint8Array(encoder);
+}
+
+/** The Yjs update a y-websocket sync message carries (step 2 or update), else null. */
+function carriedUpdate(data: Uint8Array): Uint8Array | null {
+  const decoder = decoding.createDecoder(data);
+  if (decoding.readVarUint(decoder) !== 0) return null;
+  return decoding.readVarUint(decoder) === 0 ? null : decoding.readVarUint8Array(decoder);
+}
+
+/**
+ * The same load as {@link load}, relayed by the server between lightweight clients, to measure the
+ * server apart from the stock clients' own Yjs work in this one thread. Each agent's updates are made
+ * beforehand on a replica of the synced document (they are the very messages a stock client sends,
+ * one per edit); the clock starts when they are sent, and stops when every client has received every
+ * other agent's last update (read from each update's clock ranges, not integrated into a document).
+ */
+async function relay(
+  agents: number,
+  edits: number,
+): Promise<{ deliverMs: number; framesPerUpdate: number; bytesPerUpdate: number }> {
+  const seed = client();
+  await until(() => seed.provider.synced);
+  const base = Y.encodeStateAsUpdate(seed.doc);
+  seed.provider.destroy();
+  seed.doc.destroy();
+  const outgoing: Uint8Array[][] = [];
+  const finals = new Map<number, number>();
+  for (let index = 0; index < agents; index++) {
+    const doc = new Y.Doc();
+    Y.applyUpdate(doc, base);
+    const messages: Uint8Array[] = [];
+    doc.on('update', (update: Uint8Array) => messages.push(updateMessage(update)));
+    edit(doc.getText('content'), index, edits);
+    finals.set(doc.clientID, Y.decodeStateVector(Y.encodeStateVector(doc)).get(doc.clientID) ?? 0);
+    outgoing.push(messages);
+    doc.destroy();
+  }
+  const ids = [...finals.keys()];
+  let frames = 0;
+  let bytes = 0;
+  const sockets = await Promise.all(
+    ids.map(
+      (own) =>
+        new Promise<{ ws: WebSocket; done: Promise<void> }>((opened, failed) => {
+          const ws = new WebSocket(`${url}/collab/${room}?token=${encodeURIComponent(token)}`);
+          const seen = new Map<number, number>();
+          let missing = ids.length - 1;
+          let open = false;
+          let delivered: () => void = () => undefined;
+          const done = new Promise<void>((resolve) => (delivered = resolve));
+          ws.on('error', failed);
+          ws.on('message', (data: Buffer) => {
+            // The server's first message (its sync step 1) says the document is open.
+            if (!open) {
+              open = true;
+              opened({ ws, done });
+              return;
+            }
+            frames++;
+            bytes += data.length;
+            const update = carriedUpdate(data);
+            if (!update) return;
+            for (const [clientId, clock] of Y.parseUpdateMeta(update).to) {
+              const target = finals.get(clientId);
+              if (target === undefined || clientId === own) continue;
+              const before = seen.get(clientId) ?? 0;
+              if (before < target && clock >= target) missing--;
+              seen.set(clientId, Math.max(before, clock));
+            }
+            if (missing === 0) delivered();
+          });
+        }),
+    ),
+  );
+  const started = performance.now();
+  sockets.forEach(({ ws }, index) => {
+    for (const message of outgoing[index]!) ws.send(message);
+  });
+  const framesBefore = frames;
+  const bytesBefore = bytes;
+  await Promise.all(sockets.map(({ done }) => done));
+  const deliverMs = performance.now() - started;
+  relayed = sockets.map(({ ws }) => ws);
+  const updates = agents * edits;
+  return {
+    deliverMs: Math.round(deliverMs),
+    framesPerUpdate: Math.round(((frames - framesBefore) / updates) * 1000) / 1000,
+    bytesPerUpdate: Math.round((bytes - bytesBefore) / updates),
+  };
+}
+
+process.on('message', (message: { cmd: string; samples?: number; agents?: number; edits?: number }) => {
+  const answer = (value: unknown): void => void process.send!(value);
   void (async () => {
-    if (message.cmd === 'latency') parentPort!.postMessage(await latency(message.samples ?? 200));
-    else if (message.cmd === 'load')
-      parentPort!.postMessage(await load(message.agents ?? 20, message.edits ?? 500));
+    if (message.cmd === 'latency') answer(await latency(message.samples ?? 200));
+    else if (message.cmd === 'connect') answer(await connect(message.agents ?? 20));
+    else if (message.cmd === 'load') answer(await load(message.edits ?? 500));
+    else if (message.cmd === 'relay') answer(await relay(message.agents ?? 20, message.edits ?? 500));
     else if (message.cmd === 'leave') {
       for (const c of clients) {
         c.provider.destroy();
         c.doc.destroy();
       }
       clients = [];
-      parentPort!.postMessage({ left: true });
+      for (const ws of relayed) ws.close();
+      relayed = [];
+      answer({ left: true });
     }
   })();
 });

@@ -1,7 +1,7 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startWorkspaceServer } from '../src/server';
@@ -23,12 +23,30 @@ function heapMiB(): number {
   return (usage.heapUsed + usage.external) / (1024 * 1024);
 }
 
+/** Runs `work` and returns its result with the CPU time (user + system) this server process spent meanwhile. */
+async function busy<T>(work: () => Promise<T>): Promise<T & { serverCpuMs: number }> {
+  const before = process.cpuUsage();
+  const result = await work();
+  const used = process.cpuUsage(before);
+  return { ...result, serverCpuMs: Math.round((used.user + used.system) / 1000) };
+}
+
 /**
  * Live co-editing figures (issue 11): agent -> agent update propagation p50/p99 on loopback, time
  * for 20 agents x 500 random edits each to converge on a 1 MiB file, the server's memory for that
- * open document relative to its text (live right after the load, then once quiet and dormant, all
- * 20 clients still connected), and the memory once every client has left. The server runs
- * in this thread and the stock y-websocket clients in a worker, so the heap figures are the server's.
+ * open document relative to its text (live right after the load, then once quiet and dormant, the
+ * 20 clients still connected), and the memory once every client has left. The server runs in this
+ * process and the clients in another, so the heap and CPU figures are the server's.
+ *
+ * The load runs twice. Relayed between lightweight clients (each agent's updates made beforehand;
+ * delivery read from the clock ranges of what arrives, nothing integrated), it measures the server's
+ * side: time until every client has every other agent's updates, the server's CPU time (robust on a
+ * shared machine), the frames and bytes a client receives per update, and the memory figures. Then
+ * 20 stock y-websocket clients, all in one process, measure convergence end to end: that time holds
+ * the clients' own Yjs work too (making 10,000 edits, then each integrating the 9,500 of the others),
+ * so the part they spend on their own edits and the server's CPU time are reported beside it. Memory
+ * is measured after a warm-up of both loads on another file, so code compiled on first use is not
+ * counted as the document's.
  */
 export async function benchCollab(): Promise<Record<string, unknown>> {
   const root = await mkdtemp(join(tmpdir(), 'mcpw-bench-collab-'));
@@ -39,24 +57,34 @@ export async function benchCollab(): Promise<Record<string, unknown>> {
     join(workspace, 'big.ts'),
     line.repeat(Math.ceil(TEXT_BYTES / line.length)).slice(0, TEXT_BYTES),
   );
+  await writeFile(join(workspace, 'relay.ts'), await readFile(join(workspace, 'big.ts')));
+  await writeFile(join(workspace, 'warm.ts'), line.repeat(1024));
   await writeFile(join(workspace, 'small.txt'), 'hello\n');
   const server = await startWorkspaceServer({
     workspace,
     stateDir: join(root, 'state'),
     logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
   });
-  const spawnClients = (room: string): Worker =>
-    // The worker loads the TypeScript clients through tsx's require hook, like this thread.
-    new Worker(
-      `require('tsx/cjs/api').register(); require(${JSON.stringify(resolve(__dirname, 'collab-clients.ts'))});`,
-      { eval: true, workerData: { url: server.url, token: server.ownerToken, room } },
-    );
-  const ask = <T>(worker: Worker, message: Record<string, unknown>): Promise<T> =>
-    new Promise((ok, fail) => {
-      worker.once('message', ok);
-      worker.once('error', fail);
-      worker.postMessage(message);
+  const spawnClients = (room: string): ChildProcess =>
+    // The clients run in a process of their own, so this process's CPU time and heap are the server's.
+    fork(resolve(__dirname, 'collab-clients.ts'), [], {
+      execArgv: ['--import', 'tsx'],
+      env: {
+        ...process.env,
+        MCPW_BENCH_COLLAB: JSON.stringify({ url: server.url, token: server.ownerToken, room }),
+      },
     });
+  const ask = <T>(clients: ChildProcess, message: Record<string, unknown>): Promise<T> =>
+    new Promise((ok, fail) => {
+      clients.once('message', (answer) => ok(answer as T));
+      clients.once('error', fail);
+      clients.send(message);
+    });
+  const stop = async (clients: ChildProcess): Promise<void> => {
+    const exited = new Promise((r) => clients.once('exit', r));
+    clients.kill();
+    await exited;
+  };
   const idleUntilUnloaded = async (): Promise<void> => {
     while (server.collab.documentCount > 0) await new Promise((r) => setTimeout(r, 20));
   };
@@ -66,26 +94,56 @@ export async function benchCollab(): Promise<Record<string, unknown>> {
       cmd: 'latency',
       samples: 300,
     });
-    await small.terminate();
+    await stop(small);
     await idleUntilUnloaded();
 
+    const edits = Number(process.env.MCPW_COLLAB_EDITS ?? 500);
+    const idleCold = heapMiB();
+    const warm = spawnClients('warm.ts');
+    await ask(warm, { cmd: 'connect', agents: 20 });
+    await ask(warm, { cmd: 'load', edits: 100 });
+    while (server.collab.dormantCount === 0) await new Promise((r) => setTimeout(r, 50));
+    await ask(warm, { cmd: 'relay', agents: 20, edits: 100 });
+    await ask(warm, { cmd: 'leave' });
+    await idleUntilUnloaded();
+    await stop(warm);
+
     const idleBefore = heapMiB();
-    const big = spawnClients('big.ts');
-    const load = await ask<{ convergeMs: number; textBytes: number }>(big, {
-      cmd: 'load',
-      agents: 20,
-      edits: Number(process.env.MCPW_COLLAB_EDITS ?? 500),
-    });
-    // Measured once the debounced write has settled (the document is clean again).
+    // The server's side: the load relayed between lightweight clients, which then stay connected.
+    const lite = spawnClients('relay.ts');
+    const relay = await busy(() =>
+      ask<{ deliverMs: number; framesPerUpdate: number; bytesPerUpdate: number }>(lite, {
+        cmd: 'relay',
+        agents: 20,
+        edits,
+      }),
+    );
+    // Measured once the debounced write has settled (the document is clean again), and only as the
+    // live figure if the document has not gone dormant meanwhile (a slow, shared machine).
     await new Promise((r) => setTimeout(r, 1000));
+    const measuredLive = server.collab.dormantCount === 0;
     const loaded = heapMiB();
     // Then once the document has been quiet long enough to keep only its encoded state.
     while (server.collab.dormantCount === 0) await new Promise((r) => setTimeout(r, 50));
     const quiet = heapMiB();
+    await ask(lite, { cmd: 'leave' });
+    await idleUntilUnloaded();
+    await stop(lite);
+    const idleAfter = heapMiB();
+
+    // End to end: 20 stock y-websocket clients.
+    const big = spawnClients('big.ts');
+    await ask(big, { cmd: 'connect', agents: 20 });
+    const load = await busy(() =>
+      ask<{ convergeMs: number; clientEditMs: number; framesPerUpdate: number; textBytes: number }>(big, {
+        cmd: 'load',
+        edits,
+      }),
+    );
     await ask(big, { cmd: 'leave' });
     await idleUntilUnloaded();
-    await big.terminate();
-    const idleAfter = heapMiB();
+    await stop(big);
+
     const perDocMiB = loaded - idleBefore;
     const perQuietDocMiB = quiet - idleBefore;
     return {
@@ -94,12 +152,21 @@ export async function benchCollab(): Promise<Record<string, unknown>> {
         propagationP99Ms: latency.p99,
         propagationSamples: latency.samples,
         converge20x500Ms: load.convergeMs,
+        converge20x500ClientEditMs: load.clientEditMs,
+        converge20x500ServerCpuMs: load.serverCpuMs,
+        convergeFramesPerUpdate: load.framesPerUpdate,
+        relay20x500DeliverMs: relay.deliverMs,
+        relay20x500ServerCpuMs: relay.serverCpuMs,
+        relayFramesPerUpdate: relay.framesPerUpdate,
+        relayBytesPerUpdate: relay.bytesPerUpdate,
         textBytes: load.textBytes,
+        memoryPerDocumentMeasuredLive: measuredLive,
         memoryPerDocumentMiB: Math.round(perDocMiB * 100) / 100,
         memoryPerDocumentVsText: Math.round(((perDocMiB * 1024 * 1024) / load.textBytes) * 100) / 100,
         memoryPerQuietDocumentMiB: Math.round(perQuietDocMiB * 100) / 100,
         memoryPerQuietDocumentVsText:
           Math.round(((perQuietDocMiB * 1024 * 1024) / load.textBytes) * 100) / 100,
+        memoryIdleColdMiB: Math.round(idleCold * 100) / 100,
         memoryIdleBeforeMiB: Math.round(idleBefore * 100) / 100,
         memoryIdleAfterMiB: Math.round(idleAfter * 100) / 100,
         documentsAfter: server.collab.documentCount,

@@ -5,6 +5,7 @@ import { benchBuildContext } from './build-context';
 import { benchCollab } from './collab';
 import { benchExecution } from './execution';
 import { benchExtension } from './extension';
+import { benchMcpServers } from './mcpservers';
 import { benchParsers } from './parsers';
 import { benchRunner } from './runner';
 import { benchRuntime } from './runtime';
@@ -14,7 +15,7 @@ import { benchTools } from './tools';
 
 /**
  * `npm run bench`: runs every benchmark and prints one JSON object of figures. `MCPW_BENCH=search`
- * (or `parsers`, `tools`, `collab`) runs only the named section.
+ * (or `parsers`, `tools`, `mcpservers`, `collab`) runs only the named section.
  */
 async function main(): Promise<void> {
   const figures: Record<string, unknown> = { machine: { cpus: cpus().length, node: process.version } };
@@ -30,6 +31,12 @@ async function main(): Promise<void> {
   }
   if (process.env.MCPW_BENCH === 'collab') {
     Object.assign(figures, await benchCollab());
+    process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
+    return;
+  }
+  if (process.env.MCPW_BENCH === 'mcpservers') {
+    ensureDocker();
+    Object.assign(figures, await benchMcpServers());
     process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
     return;
   }
@@ -50,6 +57,7 @@ async function main(): Promise<void> {
   Object.assign(figures, await benchRuntime());
   Object.assign(figures, await benchExecution());
   Object.assign(figures, await benchTools());
+  Object.assign(figures, await benchMcpServers());
   Object.assign(figures, await benchBuildContext());
   Object.assign(figures, await benchExtension());
   process.stdout.write(JSON.stringify(figures, null, 2) + '\n');

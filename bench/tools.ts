@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { startWorkspaceServer } from '../src/server';
+import { startInProcessServer } from './inprocess';
 import { percentile } from './stats';
 
 const IMAGE = 'mcpw-test-busybox:1';
@@ -32,23 +32,7 @@ export async function benchTools(): Promise<Record<string, number>> {
   const workspace = join(root, 'ws');
   await mkdir(join(workspace, TOOLS), { recursive: true });
   await writeFile(join(workspace, TOOLS, 'say.json'), manifest('say', 'Prints its words.'));
-  const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
-  const server = await startWorkspaceServer({
-    workspace,
-    stateDir: join(root, 'state'),
-    defaultImage: IMAGE,
-    logger: quiet,
-    execRateLimit: { capacity: 10_000, refillPerSec: 10_000 },
-  });
-  const post = async (path: string, body: unknown): Promise<void> => {
-    const res = await fetch(server.url + path, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${server.ownerToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (res.status !== 200) throw new Error(`${path}: ${res.status} ${text}`);
-  };
+  const { server, post } = await startInProcessServer(root, workspace, IMAGE);
   const client = new Client({ name: 'bench-tools', version: '1.0.0' });
   const transport = new StreamableHTTPClientTransport(new URL(server.mcpUrl), {
     requestInit: { headers: { Authorization: `Bearer ${server.ownerToken}` } },

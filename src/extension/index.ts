@@ -2,9 +2,11 @@ import { performance } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { WorkspaceError } from '../protocol/errors';
 import { AGENT_NAME_RE } from '../protocol/principal';
+import { LiveEditing, WebsocketDocumentSource } from './collab';
 import { AuditLogPanel, AuditLogViewProvider, type AuditSource } from './auditPanel';
 import { MessageNotifications } from './messages';
 import { runOwnerOperation } from './ownerActions';
+import { createPairLink, PAIR_COMMANDS, startPairGuest } from './pair';
 import { SETTINGS_SECTION } from './settings';
 import { WorkspaceSettingsGuard } from './settingsGuard';
 import { ServerHost, type FolderServer } from './servers';
@@ -26,6 +28,7 @@ export const COMMANDS = {
   revokeSession: 'mcpWorkspace.revokeSession',
   refreshSessions: 'mcpWorkspace.refreshSessions',
   releaseLease: 'mcpWorkspace.releaseLease',
+  ...PAIR_COMMANDS,
 } as const;
 
 let host: ServerHost | null = null;
@@ -37,6 +40,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const servers = new ServerHost(context, log);
   host = servers;
   context.subscriptions.push(log, servers);
+  // A pair guest's virtual folder must be readable before the window asks for it.
+  const pairGuest = await startPairGuest(context, log);
 
   // The panel area view follows the first folder; the editor panel shows the folder last picked.
   let panelFolder: string | null = null;
@@ -80,6 +85,26 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     }),
   );
 
+  // Live co-editing: the user's editors join the shared documents as the owner (see README).
+  const liveEditing = new LiveEditing(log, () => servers.settings().liveEditing);
+  servers.isLive = (uri) => liveEditing.isBound(uri);
+  let liveSources: vscode.Disposable[] = [];
+  const registerLiveSources = (): void => {
+    for (const d of liveSources.splice(0)) d.dispose();
+    liveSources = servers.list().map((s) =>
+      liveEditing.register({
+        source: new WebsocketDocumentSource({
+          serverUrl: `${s.server.url.replace(/^http/, 'ws')}/collab`,
+          token: s.ownerToken,
+        }),
+        relativePath: (uri) => relativeToFolder(s.folder.uri, uri),
+      }),
+    );
+  };
+  context.subscriptions.push(liveEditing, { dispose: () => liveSources.forEach((d) => d.dispose()) });
+  // A pair guest's folders are bound the same way, to the host's documents with the pair token.
+  context.subscriptions.push(pairGuest.bindLiveEditing(liveEditing));
+
   let lastServers = '';
   const render = (): void => {
     renderStatusBar(statusBar, servers);
@@ -90,6 +115,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     if (current !== lastServers) {
       lastServers = current;
       mcpChanged.fire();
+      registerLiveSources();
       auditView.setSource(auditSource());
       AuditLogPanel.setSource(auditSource(panelFolder));
     }
@@ -124,6 +150,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   run(COMMANDS.editPolicy, () => editPolicy(context, servers));
   run(COMMANDS.showMenu, () => showMenu(servers));
   run(COMMANDS.refreshSessions, () => sessionsView.refresh());
+  run(COMMANDS.createPairLink, async () => createPairLink(await pickServer(servers)));
+  run(COMMANDS.joinPairSession, (link?: string) =>
+    pairGuest.join(typeof link === 'string' ? link : undefined),
+  );
   run(COMMANDS.cancelExecution, async (node: SessionsNode) => {
     if (node?.kind !== 'execution') return;
     await runOwnerOperation(node.server.server, 'cancel_execution', { executionId: node.executionId });
@@ -142,11 +172,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     void vscode.window.showErrorMessage(`MCP Workspace could not start: ${message}`);
   };
   // Workspace-level values of user-only settings are never applied: the user is warned instead.
-  const settingsGuard = new WorkspaceSettingsGuard(log, () => servers.settings().enabled);
+  const settingsGuard = new WorkspaceSettingsGuard(log, () => {
+    const { enabled, liveEditing: live } = servers.settings();
+    return { enabled, liveEditing: live };
+  });
   context.subscriptions.push(
     settingsGuard,
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (!e.affectsConfiguration(SETTINGS_SECTION)) return;
+      if (e.affectsConfiguration(`${SETTINGS_SECTION}.liveEditing`)) liveEditing.refresh();
       settingsGuard.schedule();
       servers.applySettings().catch(showStartError);
     }),
@@ -161,6 +195,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   if (servers.settings().enabled) {
     servers.start(activatedAt).catch(showStartError);
   }
+}
+
+/** The `/`-separated path of `uri` inside `folder` (same scheme), or null when it is outside. */
+function relativeToFolder(folder: vscode.Uri, uri: vscode.Uri): string | null {
+  if (uri.scheme !== folder.scheme || uri.authority !== folder.authority) return null;
+  const root = folder.path.endsWith('/') ? folder.path : `${folder.path}/`;
+  return uri.path.startsWith(root) && uri.path.length > root.length ? uri.path.slice(root.length) : null;
 }
 
 /**
@@ -302,6 +343,7 @@ async function showMenu(servers: ServerHost): Promise<void> {
           { label: '$(copy) Copy Connection Info', command: COMMANDS.copyConnectionInfo },
           { label: '$(key) Create Agent Token', command: COMMANDS.createToken },
           { label: '$(circle-slash) Revoke Agent Token', command: COMMANDS.revokeToken },
+          { label: '$(live-share) Create Pair Link', command: COMMANDS.createPairLink },
           { label: '$(list-flat) Show Audit Log', command: COMMANDS.showAuditLog },
           { label: '$(verified) Verify Audit Log', command: COMMANDS.verifyAuditLog },
           { label: '$(shield) Edit Policy', command: COMMANDS.editPolicy },
@@ -309,6 +351,7 @@ async function showMenu(servers: ServerHost): Promise<void> {
           { label: '$(debug-stop) Stop Server', command: COMMANDS.stop },
         ]
       : [{ label: '$(play) Start Server', command: COMMANDS.start }]),
+    { label: '$(remote) Join Pair Session', command: COMMANDS.joinPairSession },
   ];
   const picked = await vscode.window.showQuickPick(items, { placeHolder: 'MCP Workspace' });
   if (picked) await vscode.commands.executeCommand(picked.command);

@@ -8,6 +8,7 @@ import { redact } from '../core/audit';
 import type { Logger } from '../core/log';
 import { cleanStaleDiscoveryFiles, discoveryDir, removeDiscoveryFile, writeDiscoveryFile } from './discovery';
 import { runOwnerOperation, VSCODE_TRANSPORT } from './ownerActions';
+import { ToolProblems } from './problemsPanel';
 import {
   changedSettings,
   readUserSettings,
@@ -27,6 +28,8 @@ export interface FolderServer {
   server: RunningWorkspaceServer;
   /** Token of the VS Code agent, for the MCP server definition. */
   agentToken: string;
+  /** The owner token: the VS Code user's own live editing connects with it. */
+  ownerToken: string;
   /** Activation (or start command) to ready, in ms. */
   readyMs: number;
 }
@@ -52,6 +55,11 @@ export class ServerHost implements vscode.Disposable {
   lastError: string | null = null;
   /** Fires (debounced) on start, stop, and session, execution or audit activity. */
   readonly onDidChange = this.changed.event;
+  /**
+   * Whether a document is bound live to its shared document: its unsaved text is already shared and
+   * reaches the disk through the server, so agents' writes to it are merged, not refused.
+   */
+  isLive: (uri: vscode.Uri) => boolean = () => false;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -188,12 +196,17 @@ export class ServerHost implements vscode.Disposable {
       }
     };
     reportTools();
+    // What each typed-tool run found shows in the Problems panel under the tool's name.
+    const problems = new ToolProblems(folder, this.log);
     this.cleanups.push(
       server.audit.subscribe(notify),
       server.sessions.onSessionEnded(notify),
       server.tools.onChange(reportTools),
+      server.toolRuns.onRun((report) => problems.show(report)),
+      server.tools.onChange((change) => problems.forget(change.removed)),
+      () => problems.dispose(),
     );
-    return { folder, server, agentToken, readyMs };
+    return { folder, server, agentToken, ownerToken, readyMs };
   }
 
   private async stopAll(reason: string): Promise<void> {
@@ -265,7 +278,9 @@ export class ServerHost implements vscode.Disposable {
 
   /** Agents must not silently overwrite what the user is still editing. */
   private refuseDirty(folder: vscode.WorkspaceFolder, rel: string): void {
-    const target = vscode.Uri.joinPath(folder.uri, rel).toString();
+    const uri = vscode.Uri.joinPath(folder.uri, rel);
+    if (this.isLive(uri)) return;
+    const target = uri.toString();
     const dirty = vscode.workspace.textDocuments.some((d) => d.isDirty && d.uri.toString() === target);
     if (dirty) {
       throw new WorkspaceError(

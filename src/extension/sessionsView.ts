@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { PresenceView } from '../core/presence';
+import { PAIR_PREFIX } from '../protocol/pair';
 import type { FolderServer, ServerHost } from './servers';
 
 type PresenceEntry = PresenceView['agents'][number];
@@ -12,7 +13,13 @@ type PresenceLease = PresenceView['leases'][number];
  */
 export type SessionsNode =
   | { kind: 'server'; server: FolderServer }
-  | { kind: 'agent'; server: FolderServer; entry: PresenceEntry }
+  | {
+      kind: 'agent';
+      server: FolderServer;
+      entry: PresenceEntry;
+      /** A pair guest's link expiry (ISO). */
+      pairExpiresAt?: string;
+    }
   | { kind: 'file'; server: FolderServer; agent: string; path: string; readOnly: boolean }
   | {
       kind: 'lastFile';
@@ -143,6 +150,14 @@ export class SessionsView implements vscode.TreeDataProvider<SessionsNode>, vsco
         const transports = [...new Set(entry.sessions.map((s) => s.transport))].join(', ');
         item.description = `${activityText(entry.activity)} · ${transports}`;
         item.iconPath = activityIcon(entry);
+        if (node.pairExpiresAt !== undefined) {
+          const mode = entry.role === 'viewer' ? 'read-only' : 'read-write';
+          item.description = `pair guest (${mode}) · ${activityText(entry.activity)}`;
+          item.iconPath = new vscode.ThemeIcon('live-share');
+          item.tooltip = `Pair guest ${entry.agent}, ${mode}; the link expires ${new Date(node.pairExpiresAt).toLocaleString()}.\nRevoke ends the guest's access at once.`;
+          item.contextValue = 'mcpWorkspace.agent';
+          return item;
+        }
         const tooltip = new vscode.MarkdownString(undefined, false);
         tooltip.appendText(
           `${entry.agent} (${entry.role})${entry.joined ? ', joined the workspace' : ''}\n` +
@@ -244,7 +259,17 @@ export class SessionsView implements vscode.TreeDataProvider<SessionsNode>, vsco
 
   private childrenOf(server: FolderServer): SessionsNode[] {
     const presence = server.server.presence.view();
-    const agents: SessionsNode[] = presence.agents.map((entry) => ({ kind: 'agent', server, entry }));
+    // Pair guests are agents with an expiring link token: shown as such.
+    const expiries = new Map(
+      server.server.sessions
+        .listTokens()
+        .filter((t) => t.name.startsWith(PAIR_PREFIX) && t.expiresAt !== undefined)
+        .map((t) => [t.name, t.expiresAt!]),
+    );
+    const agents: SessionsNode[] = presence.agents.map((entry) => {
+      const pairExpiresAt = entry.role !== 'owner' ? expiries.get(entry.agent) : undefined;
+      return { kind: 'agent', server, entry, ...(pairExpiresAt !== undefined ? { pairExpiresAt } : {}) };
+    });
     return presence.leases.length > 0
       ? [{ kind: 'leases', server, leases: presence.leases }, ...agents]
       : agents;

@@ -19,6 +19,8 @@ export interface ExtensionSettings {
   tools: unknown[];
   /** Offer detected tools (package.json scripts, Makefile targets, pytest, cargo, go test). */
   detectTools: boolean;
+  /** Bind open editors live to their shared documents (applied without a restart). */
+  liveEditing: boolean;
 }
 
 /** Defaults, matching `contributes.configuration` in package.json. */
@@ -35,6 +37,7 @@ export const DEFAULT_SETTINGS: ExtensionSettings = {
   allowedOrigins: [],
   tools: [],
   detectTools: false,
+  liveEditing: true,
 };
 
 /** The section of every setting of this extension. */
@@ -60,10 +63,19 @@ export const USER_ONLY_SETTINGS = [
   'detectTools',
 ] as const satisfies readonly (keyof ExtensionSettings)[];
 
-/** Settings whose change needs the servers restarted (everything but `enabled` and `tools`, applied live). */
+/**
+ * Settings whose change needs the servers restarted (everything but `enabled`, `tools` and
+ * `liveEditing`, applied live).
+ */
 export const RESTART_SETTINGS = Object.keys(DEFAULT_SETTINGS).filter(
-  (k) => k !== 'enabled' && k !== 'tools',
+  (k) => k !== 'enabled' && k !== 'tools' && k !== 'liveEditing',
 ) as (keyof ExtensionSettings)[];
+
+/** Settings a workspace may set only to `false` (that narrows what happens; it never widens). */
+export const NARROW_ONLY_SETTINGS = [
+  'enabled',
+  'liveEditing',
+] as const satisfies readonly (keyof ExtensionSettings)[];
 
 /** What `WorkspaceConfiguration.inspect(key)` reports for one setting, level by level. */
 export interface SettingLevels {
@@ -103,6 +115,7 @@ export function readSettings(get: (key: keyof ExtensionSettings) => unknown): Ex
     allowedOrigins: Array.isArray(origins) ? origins.filter((o): o is string => typeof o === 'string') : [],
     tools: Array.isArray(get('tools')) ? [...(get('tools') as unknown[])] : [],
     detectTools: get('detectTools') === true,
+    liveEditing: typeof get('liveEditing') === 'boolean' ? (get('liveEditing') as boolean) : d.liveEditing,
   };
 }
 
@@ -110,10 +123,14 @@ function isUserOnly(key: string): key is (typeof USER_ONLY_SETTINGS)[number] {
   return (USER_ONLY_SETTINGS as readonly string[]).includes(key);
 }
 
+function isNarrowOnly(key: string): key is (typeof NARROW_ONLY_SETTINGS)[number] {
+  return (NARROW_ONLY_SETTINGS as readonly string[]).includes(key);
+}
+
 /**
  * The settings in force, from the levels `inspect` reports: a user-only setting takes the user
- * value, else the default, and never a workspace or folder value. `enabled` is the user's, and a
- * workspace may only turn it off (that narrows what agents can do).
+ * value, else the default, and never a workspace or folder value. `enabled` and `liveEditing` are
+ * the user's, and a workspace may only turn them off (that narrows what happens).
  */
 export function readUserSettings(
   inspect: (key: keyof ExtensionSettings) => SettingLevels | undefined,
@@ -121,9 +138,9 @@ export function readUserSettings(
   return readSettings((key) => {
     const levels = inspect(key) ?? {};
     const user = levels.globalValue !== undefined ? levels.globalValue : levels.defaultValue;
-    if (key === 'enabled') {
-      const enabled = typeof user === 'boolean' ? user : DEFAULT_SETTINGS.enabled;
-      return enabled && levels.workspaceValue !== false && levels.workspaceFolderValue !== false;
+    if (isNarrowOnly(key)) {
+      const on = typeof user === 'boolean' ? user : DEFAULT_SETTINGS[key];
+      return on && levels.workspaceValue !== false && levels.workspaceFolderValue !== false;
     }
     return user;
   });
@@ -139,16 +156,19 @@ export interface IgnoredSetting {
   value: unknown;
 }
 
+/** The user's values of the settings a workspace may only turn off. */
+export type UserNarrowOnly = Record<(typeof NARROW_ONLY_SETTINGS)[number], boolean>;
+
 /**
  * The settings of this extension that a workspace-level settings object (a parsed
  * `.vscode/settings.json`, or the `settings` of a `.code-workspace` file) sets but that are ignored:
- * every user-only setting, and `enabled: true` while the user has it off. Accepts both dotted keys
- * and a nested `mcpWorkspace` object.
+ * every user-only setting, and `enabled: true` or `liveEditing: true` while the user has it off.
+ * Accepts both dotted keys and a nested `mcpWorkspace` object.
  */
 export function ignoredWorkspaceSettings(
   settings: unknown,
   file: string,
-  userEnabled: boolean,
+  user: UserNarrowOnly,
 ): IgnoredSetting[] {
   if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) return [];
   const found = new Map<string, unknown>();
@@ -164,7 +184,7 @@ export function ignoredWorkspaceSettings(
   const ignored: IgnoredSetting[] = [];
   for (const [name, value] of found) {
     if (value === undefined) continue;
-    if (isUserOnly(name) || (name === 'enabled' && value === true && !userEnabled)) {
+    if (isUserOnly(name) || (isNarrowOnly(name) && value === true && !user[name])) {
       ignored.push({ key: `${SETTINGS_SECTION}.${name}`, file, value });
     }
   }

@@ -6,8 +6,10 @@ import {
   ignoredSettingsMessage,
   ignoredWorkspaceSettings,
   SETTINGS_SECTION,
+  NARROW_ONLY_SETTINGS,
   USER_ONLY_SETTINGS,
   type IgnoredSetting,
+  type UserNarrowOnly,
 } from './settings';
 
 /**
@@ -24,7 +26,8 @@ export class WorkspaceSettingsGuard implements vscode.Disposable {
 
   constructor(
     private readonly log: vscode.LogOutputChannel,
-    private readonly userEnabled: () => boolean,
+    /** The user's values of the settings a workspace may only turn off. */
+    private readonly userValues: () => UserNarrowOnly,
   ) {
     const folderSettings = vscode.workspace.createFileSystemWatcher('**/.vscode/settings.json');
     const schedule = (): void => this.schedule();
@@ -86,15 +89,15 @@ export class WorkspaceSettingsGuard implements vscode.Disposable {
   }
 
   private async findIgnored(): Promise<IgnoredSetting[]> {
-    const userEnabled = this.userEnabled();
+    const userValues = this.userValues();
     const found: IgnoredSetting[] = [];
     const folders = (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file');
     for (const folder of folders) {
       const file = join(folder.uri.fsPath, '.vscode', 'settings.json');
-      found.push(...ignoredWorkspaceSettings(await readJsonc(file), file, userEnabled));
+      found.push(...ignoredWorkspaceSettings(await readJsonc(file), file, userValues));
       // What VS Code itself reports at folder level, should it hold a value the file read missed.
       const config = vscode.workspace.getConfiguration(SETTINGS_SECTION, folder.uri);
-      found.push(...this.fromInspect(config, 'workspaceFolderValue', file, userEnabled));
+      found.push(...this.fromInspect(config, 'workspaceFolderValue', file, userValues));
     }
     const workspaceFile = vscode.workspace.workspaceFile;
     const workspaceSettingsFile =
@@ -106,10 +109,10 @@ export class WorkspaceSettingsGuard implements vscode.Disposable {
     if (workspaceSettingsFile) {
       if (workspaceFile?.scheme === 'file') {
         const parsed = (await readJsonc(workspaceFile.fsPath)) as { settings?: unknown } | undefined;
-        found.push(...ignoredWorkspaceSettings(parsed?.settings, workspaceSettingsFile, userEnabled));
+        found.push(...ignoredWorkspaceSettings(parsed?.settings, workspaceSettingsFile, userValues));
       }
       const config = vscode.workspace.getConfiguration(SETTINGS_SECTION);
-      found.push(...this.fromInspect(config, 'workspaceValue', workspaceSettingsFile, userEnabled));
+      found.push(...this.fromInspect(config, 'workspaceValue', workspaceSettingsFile, userValues));
     }
     return found;
   }
@@ -118,14 +121,14 @@ export class WorkspaceSettingsGuard implements vscode.Disposable {
     config: vscode.WorkspaceConfiguration,
     level: 'workspaceValue' | 'workspaceFolderValue',
     file: string,
-    userEnabled: boolean,
+    userValues: UserNarrowOnly,
   ): IgnoredSetting[] {
     const values: Record<string, unknown> = {};
-    for (const key of [...USER_ONLY_SETTINGS, 'enabled']) {
+    for (const key of [...USER_ONLY_SETTINGS, ...NARROW_ONLY_SETTINGS]) {
       const value = config.inspect(key)?.[level];
       if (value !== undefined) values[`${SETTINGS_SECTION}.${key}`] = value;
     }
-    return ignoredWorkspaceSettings(values, file, userEnabled);
+    return ignoredWorkspaceSettings(values, file, userValues);
   }
 }
 

@@ -24,7 +24,8 @@ import { toolResultSchema } from '../protocol/tools';
 import type { Principal } from '../protocol/principal';
 import { principalOf } from './auth';
 import type { OutputEvent } from '../core/execution';
-import type { OperationDispatcher } from '../core/operations';
+import type { McpToolResult, OperationDispatcher } from '../core/operations';
+import type { UpstreamTool } from '../core/mcpservers';
 import type { RegisteredTool } from '../core/tools';
 import type { SessionManager } from '../core/session';
 
@@ -108,7 +109,7 @@ function toolError(err: unknown): CallToolResult {
 export class McpGateway {
   private readonly legacy = new Map<
     string,
-    { transport: NodeStreamableHTTPServerTransport; principal: string }
+    { transport: NodeStreamableHTTPServerTransport; principal: string; syncTools: () => void }
   >();
   private readonly modern;
   // The Node adapters pull in undici (and compile its WASM parser) when loaded: an idle server
@@ -158,6 +159,11 @@ export class McpGateway {
     if (entry && entry.principal === principal.name) {
       // A request or stream in flight keeps its session busy (never ended to admit another).
       res.on('close', this.deps.sessions.hold(sessionId!));
+      if (asksForTools(req.body)) {
+        // Sandboxed MCP servers are started on first use: their tools are listed before the answer.
+        await this.deps.dispatcher.discoverMcpTools({ principal, sessionId: sessionId!, transport: 'mcp' });
+        entry.syncTools();
+      }
       await entry.transport.handleRequest(req, res, req.body);
       return;
     }
@@ -187,6 +193,13 @@ export class McpGateway {
         return;
       }
       res.on('close', this.deps.sessions.hold(modernSession));
+      if (asksForTools(req.body)) {
+        await this.deps.dispatcher.discoverMcpTools({
+          principal,
+          sessionId: modernSession,
+          transport: 'mcp-2026',
+        });
+      }
       await node.modern(req, res, req.body);
       return;
     }
@@ -250,7 +263,7 @@ export class McpGateway {
       detachDeliveries();
       if (this.legacy.delete(session.sessionId)) this.deps.sessions.end(session.sessionId, 'closed');
     };
-    this.legacy.set(session.sessionId, { transport, principal: principal.name });
+    this.legacy.set(session.sessionId, { transport, principal: principal.name, syncTools });
     await server.connect(transport);
     await transport.handleRequest(req, res, req.body);
   };
@@ -381,6 +394,51 @@ export class McpGateway {
           },
         );
         typed.set(tool.name, { version: versionOf(tool), handle });
+      }
+      syncMcpTools();
+    };
+    // Tools of sandboxed MCP servers listed in this session (never read-only; results passed through).
+    const upstream = new Map<string, { version: string; handle: { remove(): void } }>();
+    const syncMcpTools = (): void => {
+      const annotations = dispatcher.mcpToolAnnotations(principal);
+      const offered = new Map(
+        dispatcher.offeredMcpTools(principal, sessionId()).map((tool) => [tool.name, tool]),
+      );
+      const versionOfMcp = (tool: UpstreamTool): string => JSON.stringify([tool, annotations]);
+      for (const [name, entry] of upstream) {
+        const now = offered.get(name);
+        if (now && versionOfMcp(now) === entry.version) continue;
+        entry.handle.remove();
+        upstream.delete(name);
+      }
+      for (const tool of offered.values()) {
+        if (upstream.has(tool.name) || typed.has(tool.name)) continue;
+        const handle = server.registerTool(
+          tool.name,
+          {
+            title: tool.title,
+            description: tool.description,
+            inputSchema: fromJsonSchema(tool.inputSchema as JsonSchemaType, passThrough),
+            annotations: { title: tool.title, ...annotations },
+          },
+          async (args: unknown): Promise<CallToolResult> => {
+            try {
+              const result = (await dispatcher.runTool(tool.name, args, {
+                principal,
+                sessionId: sessionId(),
+                transport,
+              })) as McpToolResult;
+              return {
+                content: result.content,
+                ...(result.structuredContent ? { structuredContent: result.structuredContent } : {}),
+                ...(result.isError ? { isError: true } : {}),
+              };
+            } catch (err) {
+              return toolError(err);
+            }
+          },
+        );
+        upstream.set(tool.name, { version: versionOfMcp(tool), handle });
       }
     };
     syncTools();
@@ -525,6 +583,14 @@ function listenedInboxes(body: unknown): string[] {
     }
   }
   return agents;
+}
+
+/** Whether a request (or batch) lists or calls tools: sandboxed MCP servers are listed first. */
+function asksForTools(body: unknown): boolean {
+  return (Array.isArray(body) ? body : [body]).some((message) => {
+    const method = (message as { method?: unknown } | null)?.method;
+    return method === 'tools/list' || method === 'tools/call';
+  });
 }
 
 function jsonRpcError(code: number, message: string): unknown {

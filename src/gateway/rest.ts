@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { WorkspaceError, toWorkspaceError } from '../protocol/errors';
 import { OPERATIONS, OPERATION_NAMES, type OperationName } from '../protocol/operations';
 import type { ExecutionResult, OutputEvent } from '../core/execution';
-import type { OperationDispatcher } from '../core/operations';
+import type { McpToolResult, OperationDispatcher } from '../core/operations';
 import { principalOf, WWW_AUTHENTICATE } from './auth';
 
 /** Header that selects a REST session created by POST /session/init (else the agent's default one). */
@@ -200,7 +200,8 @@ function inputFrom(name: OperationName, req: Request): Record<string, unknown> {
 /** Writes a command's output as it comes, then its result (or an error), in one wire format. */
 interface OutputStream {
   output(event: OutputEvent): void;
-  result(result: ExecutionResult): void;
+  /** The final result: a command's, a typed tool's, or a sandboxed MCP server tool's. */
+  result(result: ExecutionResult | McpToolResult): void;
   error(err: unknown): void;
 }
 

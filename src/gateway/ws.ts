@@ -91,8 +91,14 @@ export class WsGateway {
       },
       () => undefined,
     );
-    const stopSessionWatch = this.deps.sessions.onSessionEnded((s) => {
-      if (s.sessionId === ownSession) ws.close(4001, 'session ended');
+    const stopSessionWatch = this.deps.sessions.onSessionEnded((s, reason) => {
+      // Its token revoked or expired: the connection ends too, whichever session it was using.
+      const tokenGone =
+        (reason === 'revoked' || reason === 'expired') &&
+        principal.kind === 'agent' &&
+        s.principal.name === principal.name &&
+        !this.deps.sessions.listTokens().some((token) => token.name === principal.name);
+      if (s.sessionId === ownSession || tokenGone) ws.close(4001, 'session ended');
     });
     ws.on('close', () => {
       releaseHold();

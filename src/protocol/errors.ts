@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   EXECUTION_NOT_FOUND: 404,
   UNSUPPORTED_PLATFORM: 501,
   TOOL_UNAVAILABLE: 503,
+  TOOL_TIMEOUT: 504,
 } as const;
 
 /** One of the stable error codes above. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PAIR_DEFAULT_TTL_SECONDS, PAIR_MAX_TTL_SECONDS } from './pair';
 
 /**
  * One zod schema per operation: the single source from which the MCP tools, the REST routes and
@@ -505,13 +506,44 @@ export const OPERATIONS = {
     ownerOnly: true,
     mcpTool: false,
   }),
+  create_pair_link: op({
+    title: 'Create pair link',
+    description:
+      'Owner only: mint a scoped, expiring token for a human pair partner (file operations and live co-editing, never commands) and the link their VS Code opens with "Join Pair Session". Revoke it with revoke_token and its id.',
+    input: z.object({
+      mode: z.enum(['read-write', 'read-only']).describe('read-write: role agent; read-only: role viewer.'),
+      ttlSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(PAIR_MAX_TTL_SECONDS)
+        .default(PAIR_DEFAULT_TTL_SECONDS)
+        .describe('Lifetime of the link (default one hour, at most one day).'),
+      name: z.string().optional().describe('Guest name (default guest-XXXX); the principal is pair:<name>.'),
+    }),
+    output: z.object({
+      link: z.string().describe('vscode:// URI for the guest (also accepted pasted as text).'),
+      token: z.string(),
+      expiresAt: z.string(),
+      id: z.string().describe('The guest principal and token name, pair:<name>: revoke_token takes it.'),
+    }),
+    annotations: { ...ADDITIVE, idempotentHint: false },
+    rest: { method: 'post', path: '/pair-links' },
+    ownerOnly: true,
+    mcpTool: false,
+  }),
   list_tokens: op({
     title: 'List agent tokens',
     description: 'Owner only: the agent tokens (names and roles, never the secrets).',
     input: z.object({}),
     output: z.object({
       tokens: z.array(
-        z.object({ name: z.string(), role: z.enum(['agent', 'viewer']), createdAt: z.string() }),
+        z.object({
+          name: z.string(),
+          role: z.enum(['agent', 'viewer']),
+          createdAt: z.string(),
+          expiresAt: z.string().optional().describe('Pair tokens: when the token stops working.'),
+        }),
       ),
     }),
     annotations: READ,

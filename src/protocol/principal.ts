@@ -8,6 +8,13 @@ export interface Principal {
   /** Agent name as minted (`owner` for the owner). */
   name: string;
   role: Role;
+  /**
+   * The only operations this principal may ever negotiate, whatever the policy grants (a pair guest:
+   * file operations and live co-editing, never commands or typed tools); absent: no such limit.
+   */
+  scope?: readonly string[];
+  /** When its token stops authenticating (ms since the epoch); absent: never. */
+  expiresAt?: number;
 }
 
 /** The owner principal: there is exactly one per server. */

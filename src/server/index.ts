@@ -19,10 +19,17 @@ import { createLogger, redactingLogger, unexpectedError, type Logger } from '../
 import { DEFAULT_POLICY, gitHooksFolders, PolicyEngine, PolicyStore } from '../core/policy';
 import { assertOutsideWorkspace, ResourceManager } from '../core/resources';
 import { Coordination, type LeaseInfo, type WorkspaceMessage } from '../core/coordination';
+import { McpServerHost, type McpServerLimits } from '../core/mcpservers';
 import { OperationDispatcher } from '../core/operations';
 import { Presence, type PresenceView } from '../core/presence';
 import { RateLimiter, SessionManager } from '../core/session';
-import { BUILT_IN_PARSERS, ToolRegistry, type OutputParsers } from '../core/tools';
+import {
+  BUILT_IN_PARSERS,
+  ToolRegistry,
+  ToolRunFeed,
+  type OutputParsers,
+  type ToolRunReport,
+} from '../core/tools';
 import { OPERATION_NAMES } from '../protocol/operations';
 import {
   buildOpenApi,
@@ -121,6 +128,8 @@ export interface WorkspaceServerOptions {
    * still needs a rule naming it, `allow tool(NAME)`; `allow tool(*)` never grants one.
    */
   detectTools?: boolean;
+  /** Limits of sandboxed MCP servers (message size, flood, tool list caps, idle stop). */
+  mcpServerLimits?: Partial<McpServerLimits>;
   /** Output parsers of typed tools (default: the built-in ones, see `BUILT_IN_PARSERS`). */
   outputParsers?: OutputParsers;
   /** Where the owner started the server from (`vscode`, `cli`): the transport of its server_start/stop audit records. */
@@ -161,6 +170,11 @@ export interface RunningWorkspaceServer {
   };
   /** Typed tools in force; `onChange` reports each change, with the manifests that did not load. */
   tools: ToolRegistry;
+  /** Finished typed-tool runs: what the VS Code Problems panel shows. */
+  toolRuns: {
+    /** Calls `listener` after each typed-tool run ends, with what it found; returns the unsubscribe. */
+    onRun(listener: (report: ToolRunReport) => void): () => void;
+  };
   /**
    * Stops accepting connections, ends sessions, removes session containers, records `server_stop`
    * (with `reason`) and flushes the audit log.
@@ -257,6 +271,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
   tools.onChange(() => policy.setExplicitTools(tools.detectedNames()));
   await tools.reload();
   policy.setExplicitTools(tools.detectedNames());
+  const toolRuns = new ToolRunFeed(log);
   const limiters = {
     write: new RateLimiter(options.writeRateLimit ?? { capacity: 200, refillPerSec: 50 }),
     exec: new RateLimiter(options.execRateLimit ?? { capacity: 60, refillPerSec: 20 }),
@@ -276,8 +291,8 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     // Host-side and privileged devcontainer.json fields need an owner rule such as
     // `allow tool(devcontainer.runArgs)`; agents cannot grant it to themselves.
     permissions: {
-      allows: (field) => policy.decide(OWNER, 'tool', `devcontainer.${field}`).allowed,
-      allowsEnv: (key) => policy.decide(OWNER, 'env', key).allowed,
+      allows: (field) => policy.allows(OWNER, 'tool', `devcontainer.${field}`),
+      allowsEnv: (key) => policy.allows(OWNER, 'env', key),
     },
     // Commands must not read the owner token or rewrite the owner's policy file either.
     protectedPaths: [stateReal, ...(policyFile ? [policyFile] : [])],
@@ -306,12 +321,18 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     auditor: { edit: (peer, batch) => dispatcher.recordCollabEdit(peer, batch) },
     mayWrite: (peer, realRel) =>
       peer.principal.role !== 'viewer' &&
-      policy.decide(peer.principal, 'write', realRel).allowed &&
+      policy.allows(peer.principal, 'write', realRel) &&
       coordination.leaseBlocks(peer.principal, realRel) === null,
     log,
   });
   const presence = new Presence({ sessions, executions, coordination, policy, audit, collab });
+  // Sandboxed MCP servers declared by manifests, started per session in its sandbox on first use.
+  const mcpServers = new McpServerHost({
+    log,
+    ...(options.mcpServerLimits ? { limits: options.mcpServerLimits } : {}),
+  });
   const dispatcher: OperationDispatcher = new OperationDispatcher({
+    mcpServers,
     collab,
     presence,
     sessions,
@@ -325,11 +346,15 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
     log,
     tools,
     parsers: options.outputParsers ?? BUILT_IN_PARSERS,
+    toolRuns,
     onSandboxProgress: (listener) => {
       progressListeners.add(listener);
       return () => progressListeners.delete(listener);
     },
     ...(options.writeGuard ? { writeGuard: options.writeGuard } : {}),
+    // Pair links name the address this server listens on (known once it does).
+    endpoint: () =>
+      listeningPort > 0 ? { host: host === '::1' ? '[::1]' : host, port: listeningPort } : null,
   });
   // Containers left by a server that crashed are removed; without an engine this is a no-op.
   void docker
@@ -400,7 +425,8 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
       token: auth.token,
       clientId: auth.principal.name,
       scopes: [],
-      expiresAt: Math.floor(Date.now() / 1000) + 3600,
+      // A pair token's real expiry; other tokens live until revoked (the SDK wants a time).
+      expiresAt: Math.floor((auth.principal.expiresAt ?? Date.now() + 3600_000) / 1000),
       extra: { principal: auth.principal },
     };
     next();
@@ -541,10 +567,12 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
       onChange: (listener) => presence.onChange(listener),
     },
     tools,
+    toolRuns: { onRun: (listener) => toolRuns.onRun(listener) },
     close: (reason?: string) =>
       (closing ??= (async () => {
         stopToolAudit();
         tools.close();
+        mcpServers.close();
         if (mcp) await (await mcp).close();
         await ws.close();
         // Shared documents are written to disk before their connections drop.
@@ -557,6 +585,7 @@ export async function startWorkspaceServer(options: WorkspaceServerOptions): Pro
         sessions.close();
         coordination.close();
         await docker.close();
+        toolRuns.close();
         await dispatcher
           .recordServerEvent('server_stop', { url, reason: reason ?? null }, startedFrom)
           .catch((err: unknown) =>

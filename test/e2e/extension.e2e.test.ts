@@ -42,7 +42,13 @@ describe('VS Code extension end to end (code-server + Chromium)', function () {
     this.timeout(900_000);
     win = await openExtensionWindow({
       name: 'extension',
-      settings: { 'chat.mcp.enabled': true, 'chat.mcp.autostart': 'never' },
+      // Live editing off: this suite proves the write guard of editors that are not bound (see
+      // collab.e2e.test.ts for bound editors).
+      settings: {
+        'chat.mcp.enabled': true,
+        'chat.mcp.autostart': 'never',
+        'mcpWorkspace.liveEditing': false,
+      },
       populate: async (folder) => {
         await writeFile(join(folder, 'hello.txt'), 'hello from disk\n');
         await writeFile(join(folder, 'notes.md'), '# notes\n');

@@ -86,3 +86,18 @@ export async function openExtensionWindow(options: ExtensionWindowOptions): Prom
     },
   };
 }
+
+/** JSON calls to a server's REST API with `token` (the parsed body, whatever the status). */
+export function restClient(
+  url: () => string,
+  token: () => string,
+): (path: string, init?: { method?: string; body?: unknown }) => Promise<any> {
+  return async (path, init = {}) => {
+    const res = await fetch(`${url()}${path}`, {
+      method: init.method ?? 'GET',
+      headers: { authorization: `Bearer ${token()}`, 'content-type': 'application/json' },
+      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+    });
+    return res.json();
+  };
+}

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,10 @@ export interface TestServer {
     path: string,
     init?: { method?: string; body?: unknown; token?: string | null; headers?: Record<string, string> },
   ) => Promise<{ status: number; body: any; headers: Headers }>;
+  /** Replaces the policy through PUT /policies as the owner; fails the test unless it is accepted. */
+  setRules: (id: string, ...rules: string[]) => Promise<void>;
+  /** Fails the test unless the audit log verifies, then closes the server. */
+  closeVerified: () => Promise<void>;
   close: () => Promise<void>;
 }
 
@@ -62,6 +67,10 @@ export async function startTestServer(
     }
     return { status: res.status, body, headers: res.headers };
   };
+  const close = async (): Promise<void> => {
+    await server.close();
+    await rm(root, { recursive: true, force: true });
+  };
   return {
     server,
     url: server.url,
@@ -70,9 +79,15 @@ export async function startTestServer(
     stateDir,
     logs,
     api,
-    close: async () => {
-      await server.close();
-      await rm(root, { recursive: true, force: true });
+    setRules: async (id, ...rules) => {
+      const res = await api('/policies', { method: 'PUT', body: { id, rules } });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
     },
+    closeVerified: async () => {
+      const verified = await server.audit.verify();
+      assert.equal(verified.ok, true, 'the audit log still verifies');
+      await close();
+    },
+    close,
   };
 }

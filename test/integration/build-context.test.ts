@@ -60,10 +60,10 @@ describe('Devcontainer build context: packed off the event loop (real engine)', 
     // Every read decision the build makes on the large files, in order with the /health answers.
     const events: string[] = [];
     const policy = server.server.policy;
-    const decide = policy.decide.bind(policy);
-    policy.decide = (principal, action, target) => {
+    const allows = policy.allows.bind(policy);
+    policy.allows = (principal, action, target) => {
       if (action === 'read' && target.startsWith('big/')) events.push(`decide ${target}`);
-      return decide(principal, action, target);
+      return allows(principal, action, target);
     };
 
     let finished = false;

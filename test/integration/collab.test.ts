@@ -2,11 +2,15 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
 import WebSocket from 'ws';
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { callTool, connectMcp } from '../helpers/clients';
 import { ensureDocker, TEST_IMAGE } from '../helpers/docker';
+import { until } from '../helpers/wait';
+import { upgradeStatus } from '../helpers/sockets';
 import { startTestServer, type TestServer } from '../helpers/server';
 
 /** A stock y-websocket client (no BroadcastChannel: every byte goes through the server). */
@@ -50,15 +54,6 @@ function replica(url: string, room: string, token: string, connect = true): Repl
   return { doc, text: doc.getText('content'), provider, closes, denied };
 }
 
-/** Polls `check` up to `attempts` times (bounded: no wall-clock assertion). */
-async function until(what: string, check: () => boolean | Promise<boolean>, attempts = 400): Promise<void> {
-  for (let i = 0; i < attempts; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
-
 async function synced(r: Replica): Promise<void> {
   await until('the replica to sync', () => r.provider.synced);
 }
@@ -77,22 +72,6 @@ function random(seed: number): () => number {
     state = (state * 1664525 + 1013904223) >>> 0;
     return state / 2 ** 32;
   };
-}
-
-/** Upgrade attempt with raw headers: the HTTP status of a refusal, or 101. */
-function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, { headers });
-    ws.on('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.on('open', () => {
-      resolve(101);
-      ws.close();
-    });
-    ws.on('error', () => undefined);
-  });
 }
 
 describe('live co-editing: /collab/<path> with stock y-websocket clients', function () {
@@ -454,6 +433,210 @@ describe('live co-editing: /collab/<path> with stock y-websocket clients', funct
     }
     await until('documents unloaded', () => t.server.collab.documentCount === 0);
     await auditOk();
+  });
+});
+
+/**
+ * A y-protocols client on a raw WebSocket, so a test sees every frame the server sends: it syncs
+ * like a stock client, sends each local change as its own update frame (as y-websocket does), and
+ * records the updates it receives.
+ */
+interface RawReplica {
+  doc: Y.Doc;
+  text: Y.Text;
+  ws: WebSocket;
+  /** Incremental updates received (sync message type 2), in order. */
+  updates: Uint8Array[];
+  closes: Array<{ code: number; reason: string }>;
+  /** Sends raw bytes as one y-websocket update frame. */
+  sendUpdate(update: Uint8Array): void;
+}
+
+const REMOTE = Symbol('remote');
+
+function syncFrame(step: number, payload: Uint8Array): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, 0);
+  encoding.writeVarUint(encoder, step);
+  encoding.writeVarUint8Array(encoder, payload);
+  return encoding.toUint8Array(encoder);
+}
+
+async function rawReplica(url: string, room: string, token: string): Promise<RawReplica> {
+  const doc = new Y.Doc();
+  const ws = new WebSocket(`${url.replace('http', 'ws')}/collab/${room}?token=${token}`);
+  const r: RawReplica = {
+    doc,
+    text: doc.getText('content'),
+    ws,
+    updates: [],
+    closes: [],
+    sendUpdate: (update) => ws.send(syncFrame(2, update)),
+  };
+  let synced = false;
+  ws.on('close', (code, reason) => r.closes.push({ code, reason: reason.toString() }));
+  ws.on('message', (data: Buffer) => {
+    const decoder = decoding.createDecoder(new Uint8Array(data));
+    if (decoding.readVarUint(decoder) !== 0) return;
+    const step = decoding.readVarUint(decoder);
+    const payload = decoding.readVarUint8Array(decoder);
+    if (step === 0) {
+      ws.send(syncFrame(1, Y.encodeStateAsUpdate(doc, payload)));
+      return;
+    }
+    Y.applyUpdate(doc, payload, REMOTE);
+    if (step === 1) synced = true;
+    else r.updates.push(payload);
+  });
+  doc.on('update', (update: Uint8Array, origin: unknown) => {
+    if (origin !== REMOTE && ws.readyState === ws.OPEN) r.sendUpdate(update);
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => {
+      ws.send(syncFrame(0, Y.encodeStateVector(doc)));
+      resolve();
+    });
+    ws.once('error', reject);
+  });
+  await until('the raw replica to sync', () => synced);
+  return r;
+}
+
+/** Clock ranges of `clientId` in an update: where its structs start and end, or null if none. */
+function rangeOf(update: Uint8Array, clientId: number): { from: number; to: number } | null {
+  const meta = Y.parseUpdateMeta(update);
+  const to = meta.to.get(clientId);
+  return to === undefined ? null : { from: meta.from.get(clientId)!, to };
+}
+
+describe('live co-editing: relaying updates', function () {
+  this.timeout(60_000);
+  let t: TestServer;
+
+  beforeEach(async () => {
+    t = await startTestServer({ collab: { flushDelayMs: 50, maxFlushDelayMs: 200 } }, async (ws) => {
+      await writeFile(join(ws, 'relay.txt'), 'relay\n'.repeat(50));
+    });
+  });
+
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('relays each writer once, in order, batched per turn, and never back to the writer', async () => {
+    const [a, b, watcher] = [
+      await rawReplica(t.url, 'relay.txt', t.token),
+      await rawReplica(t.url, 'relay.txt', t.token),
+      await rawReplica(t.url, 'relay.txt', t.token),
+    ];
+    try {
+      const rnd = random(7);
+      // Two writers type a burst of 150 single-edit updates each, at once; the watcher only reads.
+      for (let i = 0; i < 150; i++) {
+        for (const w of [a, b]) {
+          const at = Math.floor(rnd() * w.text.length);
+          if (rnd() < 0.3 && at < w.text.length - 2) w.text.delete(at, 1 + Math.floor(rnd() * 2));
+          else w.text.insert(at, String.fromCharCode(97 + Math.floor(rnd() * 26)));
+        }
+      }
+      await until('every replica and the disk to converge', async () => {
+        const texts = [a, b, watcher].map((r) => r.text.toString());
+        const disk = await readFile(join(t.workspace, 'relay.txt'), 'utf8');
+        return texts.every((text) => text === texts[0]) && disk === texts[0];
+      });
+      for (const [self, other] of [
+        [a, b],
+        [b, a],
+      ] as const) {
+        assert.ok(
+          self.updates.every((u) => rangeOf(u, self.doc.clientID) === null),
+          'a writer never receives its own updates back',
+        );
+        assert.ok(self.updates.some((u) => rangeOf(u, other.doc.clientID) !== null));
+      }
+      for (const w of [a, b]) {
+        // The watcher gets the writer's 150 edits once, in order: clock ranges follow each other.
+        let next = 0;
+        const frames = watcher.updates.map((u) => rangeOf(u, w.doc.clientID)).filter((r) => r !== null);
+        for (const range of frames) {
+          assert.equal(range.from, next, 'no gap, no overlap: each update once and in order');
+          next = range.to;
+        }
+        assert.equal(next, Y.decodeStateVector(Y.encodeStateVector(w.doc)).get(w.doc.clientID));
+        assert.ok(frames.length < 150, `merged per turn, not one frame per edit (${frames.length} frames)`);
+      }
+    } finally {
+      for (const r of [a, b, watcher]) r.ws.close();
+    }
+    await until('the document to unload', () => t.server.collab.documentCount === 0);
+  });
+
+  it('what a malformed update changed before it failed still reaches the others and the disk', async () => {
+    const sender = await rawReplica(t.url, 'relay.txt', t.token);
+    const other = await rawReplica(t.url, 'relay.txt', t.token);
+    try {
+      // A valid change (insert, then delete) cut short inside its delete set: Yjs takes the
+      // insert before the decoding fails.
+      const scratch = new Y.Doc();
+      Y.applyUpdate(scratch, Y.encodeStateAsUpdate(sender.doc));
+      let update: Uint8Array | null = null;
+      scratch.on('update', (u: Uint8Array) => (update = u));
+      scratch.transact(() => {
+        scratch.getText('content').insert(0, 'PARTIAL ');
+        scratch.getText('content').delete(20, 3);
+      });
+      sender.sendUpdate(update!.subarray(0, update!.length - 2));
+      await until('the sender to be closed for the malformed message', () => sender.closes.length > 0);
+      assert.equal(sender.closes[0]!.code, 4400);
+      await until('the other replica and the disk to hold what was taken', async () => {
+        const disk = await readFile(join(t.workspace, 'relay.txt'), 'utf8');
+        return other.text.toString().startsWith('PARTIAL relay\n') && disk === other.text.toString();
+      });
+      scratch.destroy();
+    } finally {
+      sender.ws.close();
+      other.ws.close();
+    }
+  });
+});
+
+describe('live co-editing: writes under continuous typing', function () {
+  this.timeout(60_000);
+  let t: TestServer;
+
+  beforeEach(async () => {
+    // The quiet period is far longer than the gaps between keystrokes: only the cap can write.
+    t = await startTestServer({ collab: { flushDelayMs: 5_000, maxFlushDelayMs: 150 } }, async (ws) => {
+      await writeFile(join(ws, 'typing.txt'), 'start\n');
+    });
+  });
+
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('a document edited without pause is still written within the longest flush delay', async () => {
+    const typist = replica(t.url, 'typing.txt', t.token);
+    const reader = replica(t.url, 'typing.txt', t.token);
+    try {
+      await Promise.all([synced(typist), synced(reader)]);
+      let written = false;
+      for (let i = 0; i < 400 && !written; i++) {
+        typist.text.insert(typist.text.length, String.fromCharCode(97 + (i % 26)));
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        written = (await readFile(join(t.workspace, 'typing.txt'), 'utf8')) !== 'start\n';
+      }
+      assert.ok(written, 'written while the typing went on');
+      const disk = await readFile(join(t.workspace, 'typing.txt'), 'utf8');
+      assert.ok(typist.text.toString().startsWith(disk), 'the disk holds a version the typist passed');
+      const typed = typist.text.toString();
+      await until('the reader and the disk to catch up once the typing stops', async () => {
+        const now = await readFile(join(t.workspace, 'typing.txt'), 'utf8');
+        return reader.text.toString() === typed && now === typed;
+      });
+    } finally {
+      destroy(typist, reader);
+    }
   });
 });
 

@@ -7,9 +7,9 @@ import {
   StreamableHTTPClientTransport as TransportV2,
 } from '@modelcontextprotocol/client';
 import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import WebSocket from 'ws';
 import { DEFAULT_POLICY } from '../../src/core/policy';
 import { callTool, connectMcp } from '../helpers/clients';
+import { connectWs } from '../helpers/sockets';
 import { startTestServer, type TestServer } from '../helpers/server';
 
 /** Polls `check` until it returns a value (at most `attempts` times, `everyMs` apart). */
@@ -24,26 +24,6 @@ async function eventually<T>(
     await sleep(everyMs);
   }
   throw new Error(`condition not met after ${attempts} attempts`);
-}
-
-/** A WebSocket client of `/ws` that collects every frame it receives. */
-async function connectWs(url: string, token: string) {
-  const ws = new WebSocket(`${url.replace('http', 'ws')}/ws`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
-  const frames: any[] = [];
-  ws.on('message', (raw) => frames.push(JSON.parse(raw.toString())));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  let next = 1;
-  const call = async (op: string, params: unknown): Promise<any> => {
-    const id = next++;
-    ws.send(JSON.stringify({ id, op, params }));
-    return eventually(() => frames.find((f) => f.id === id && (f.type === 'result' || f.type === 'error')));
-  };
-  return { ws, frames, call, close: () => ws.close() };
 }
 
 describe('Agents working together: join, messages, leases (real server, official SDK clients)', () => {

@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import type { OutputParsers } from '../../src/core/tools';
 import { callTool, connectMcp } from '../helpers/clients';
 import { TEST_IMAGE, ensureDocker } from '../helpers/docker';
+import { until } from '../helpers/wait';
 import { startTestServer, type TestServer } from '../helpers/server';
 
 const TOOLS = '.mcp-workspace/tools';
@@ -43,14 +44,9 @@ const SHOW = {
   annotations: { readOnlyHint: true },
 };
 
-/** Retries `check` (>= 30 attempts, 50 ms apart) until it returns true. */
-async function eventually(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  assert.fail(`timed out waiting for: ${what}`);
-}
+/** Retries `check` (100 attempts, 50 ms apart) until it returns true. */
+const eventually = (what: string, check: () => boolean | Promise<boolean>): Promise<void> =>
+  until(what, check, 100, 50);
 
 async function writeManifest(workspace: string, file: string, manifest: unknown): Promise<void> {
   await mkdir(join(workspace, TOOLS), { recursive: true });
@@ -80,17 +76,10 @@ describe('Typed tools: manifests become operations run in the sandbox (real serv
     agent = (await t.api('/tokens', { method: 'POST', body: { name: 'tooler', role: 'agent' } })).body.token;
   }
 
-  async function setRules(...rules: string[]): Promise<void> {
-    const res = await t.api('/policies', { method: 'PUT', body: { id: 'tools', rules } });
-    assert.equal(res.status, 200, JSON.stringify(res.body));
-  }
+  const setRules = (...rules: string[]): Promise<void> => t.setRules('tools', ...rules);
 
   afterEach(async () => {
-    if (t) {
-      const verified = await t.server.audit.verify();
-      assert.equal(verified.ok, true, 'the audit log still verifies');
-      await t.close();
-    }
+    if (t) await t.closeVerified();
   });
 
   it('reports each broken manifest without taking the others down, and exposes good ones everywhere', async () => {

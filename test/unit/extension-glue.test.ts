@@ -13,6 +13,7 @@ import {
 } from '../../src/extension/discovery';
 import {
   DEFAULT_SETTINGS,
+  NARROW_ONLY_SETTINGS,
   RESTART_SETTINGS,
   USER_ONLY_SETTINGS,
   changedSettings,
@@ -125,6 +126,7 @@ describe("extension glue: security settings are the user's", () => {
     allowedOrigins: ['https://evil.example'],
     tools: [{ name: 'planted', description: 'x', argv: ['sh', '-c', 'id'] }],
     detectTools: true,
+    liveEditing: true,
   };
   const defaults = (key: string): unknown => properties[`mcpWorkspace.${key}`]?.default;
 
@@ -145,10 +147,10 @@ describe("extension glue: security settings are the user's", () => {
     for (const key of Object.keys(DEFAULT_SETTINGS) as (keyof typeof DEFAULT_SETTINGS)[]) {
       assert.deepEqual(defaults(key), DEFAULT_SETTINGS[key], `default of ${key} matches package.json`);
     }
-    // Only `enabled` may come from a workspace, and only to turn the server off.
+    // Only `enabled` and `liveEditing` may come from a workspace, and only to turn them off.
     assert.deepEqual(
       Object.keys(DEFAULT_SETTINGS).filter((k) => !(USER_ONLY_SETTINGS as readonly string[]).includes(k)),
-      ['enabled'],
+      [...NARROW_ONLY_SETTINGS],
     );
   });
 
@@ -174,45 +176,60 @@ describe("extension glue: security settings are the user's", () => {
     }
   });
 
-  it('lets a workspace turn the server off, never on', () => {
-    const enabled = (levels: SettingLevels): boolean =>
-      readUserSettings((key) => (key === 'enabled' ? { defaultValue: true, ...levels } : undefined)).enabled;
-    assert.equal(enabled({}), true);
-    assert.equal(enabled({ workspaceValue: false }), false);
-    assert.equal(enabled({ workspaceFolderValue: false }), false);
-    assert.equal(enabled({ globalValue: false, workspaceValue: true }), false);
-    assert.equal(enabled({ globalValue: false, workspaceFolderValue: true }), false);
-    assert.equal(
-      enabled({ globalValue: 'yes', workspaceValue: true }),
-      true,
-      'a mistyped user value is the default',
-    );
+  it('lets a workspace turn the server and live editing off, never on', () => {
+    for (const name of NARROW_ONLY_SETTINGS) {
+      const enabled = (levels: SettingLevels): boolean =>
+        readUserSettings((key) => (key === name ? { defaultValue: true, ...levels } : undefined))[name];
+      assert.equal(enabled({}), true);
+      assert.equal(enabled({ workspaceValue: false }), false);
+      assert.equal(enabled({ workspaceFolderValue: false }), false);
+      assert.equal(enabled({ globalValue: false, workspaceValue: true }), false);
+      assert.equal(enabled({ globalValue: false, workspaceFolderValue: true }), false);
+      assert.equal(
+        enabled({ globalValue: 'yes', workspaceValue: true }),
+        true,
+        'a mistyped user value is the default',
+      );
+    }
+    assert.ok(!RESTART_SETTINGS.includes('liveEditing'), 'live editing is applied without a restart');
   });
 
   it('finds the ignored settings in a workspace settings file, dotted or nested', () => {
     const file = '/w/a/.vscode/settings.json';
     const dotted = Object.fromEntries(Object.entries(hostile).map(([k, v]) => [`mcpWorkspace.${k}`, v]));
-    const all = ignoredWorkspaceSettings({ ...dotted, 'editor.fontSize': 20 }, file, true);
+    const all = ignoredWorkspaceSettings({ ...dotted, 'editor.fontSize': 20 }, file, {
+      enabled: true,
+      liveEditing: true,
+    });
     assert.deepEqual(
       all.map((i) => i.key),
       USER_ONLY_SETTINGS.map((k) => `mcpWorkspace.${k}`).sort(),
-      'enabled: true is no change while the user has it on',
+      'enabled: true and liveEditing: true are no change while the user has them on',
     );
     assert.ok(all.every((i) => i.file === file));
     assert.deepEqual(all.find((i) => i.key === 'mcpWorkspace.policyFile')?.value, hostile['policyFile']);
     const nested = ignoredWorkspaceSettings(
-      { mcpWorkspace: { policyFile: '/p', enabled: true } },
+      { mcpWorkspace: { policyFile: '/p', enabled: true, liveEditing: true } },
       file,
-      false,
+      { enabled: false, liveEditing: false },
     );
     assert.deepEqual(
       nested.map((i) => i.key),
-      ['mcpWorkspace.enabled', 'mcpWorkspace.policyFile'],
+      ['mcpWorkspace.enabled', 'mcpWorkspace.liveEditing', 'mcpWorkspace.policyFile'],
     );
-    assert.deepEqual(ignoredWorkspaceSettings({ 'mcpWorkspace.enabled': false }, file, true), []);
-    assert.deepEqual(ignoredWorkspaceSettings({ 'mcpWorkspaceX.port': 1, 'other.port': 2 }, file, true), []);
+    assert.deepEqual(
+      ignoredWorkspaceSettings({ 'mcpWorkspace.enabled': false }, file, { enabled: true, liveEditing: true }),
+      [],
+    );
+    assert.deepEqual(
+      ignoredWorkspaceSettings({ 'mcpWorkspaceX.port': 1, 'other.port': 2 }, file, {
+        enabled: true,
+        liveEditing: true,
+      }),
+      [],
+    );
     for (const junk of [undefined, null, 'x', 42, ['mcpWorkspace.port']]) {
-      assert.deepEqual(ignoredWorkspaceSettings(junk, file, true), []);
+      assert.deepEqual(ignoredWorkspaceSettings(junk, file, { enabled: true, liveEditing: true }), []);
     }
   });
 

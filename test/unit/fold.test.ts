@@ -23,6 +23,22 @@ describe('case and Unicode folding of protected names', () => {
     assert.equal(foldPathName('src/a.ts'), 'src/a.ts');
   });
 
+  it('folds every printable ASCII name exactly as the full Unicode folding would', () => {
+    const full = (name: string): string =>
+      name
+        .normalize('NFC')
+        .replace(/\p{Default_Ignorable_Code_Point}/gu, '')
+        .toUpperCase()
+        .toLowerCase()
+        .normalize('NFC');
+    let all = '';
+    for (let c = 0x20; c <= 0x7e; c++) all += String.fromCharCode(c);
+    assert.equal(foldPathName(all), full(all));
+    for (const name of ['README.md', 'Src/Index.TS', '.GitHub', '~$Lock', 'a\u00e9', 'x\u200cy']) {
+      assert.equal(foldPathName(name), full(name), name);
+    }
+  });
+
   it('lets deny rules on paths hold for every spelling a case-insensitive file system treats as the same', () => {
     const e = new PolicyEngine();
     for (const spelling of ['.GIT/config', '.Git/hooks/pre-commit', '.g\u200cit/config', '.git\ufeff/HEAD']) {

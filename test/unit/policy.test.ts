@@ -463,6 +463,136 @@ describe('policy: decide', () => {
     assert.equal(e.decide({ ...OWNER, name: 'builder' }, 'network', 'x').allowed, false);
     assert.equal(e.decide(builder, 'network', 'evil.org').allowed, true);
   });
+
+  it('judges a path in its normal form, however it is spelled', () => {
+    const e = engine('allow read(src/**)', 'deny read(src/secret/**)');
+    for (const spelling of [
+      'src/secret/a',
+      './src/secret/a',
+      'src//secret/a',
+      'src/x/../secret/a',
+      'src/./secret/a/',
+    ]) {
+      assert.equal(
+        e.decide(bob, 'read', spelling).reason,
+        'denied by rule 2: deny read(src/secret/**)',
+        spelling,
+      );
+    }
+    assert.match(e.decide(bob, 'read', 'src/a/./b/').reason, /allowed by rule 1/);
+    assert.match(e.decide(bob, 'read', 'src/../../x').reason, /read\(\.\.\/x\) is outside the workspace/);
+    assert.match(e.decide(bob, 'read', '..a').reason, /no rule allows read\(\.\.a\)/);
+  });
+
+  it('gives a walk the same answers through pathDecider(), memoised by name only where that is exact', () => {
+    const policies: string[][] = [
+      [...DEFAULT_POLICY.rules],
+      [...DEFAULT_POLICY.rules, 'deny read(**/{secret,Private}*) @agent', 'deny read(**/.ΣΕΚΡΕΤ)'],
+      ['allow read(**)', 'deny read(src/private/**)', 'deny read(**/.env)'],
+      ['allow read(src/**)', 'deny read(**/*.key) @viewer'],
+      ['allow read(**)', 'deny read(**/{a,b/c})'],
+    ];
+    const paths = [
+      'src/a.ts',
+      'src/.env',
+      'x/.ENV.local',
+      'deep/er/id_rsa',
+      'k.key',
+      'K.KEY',
+      'src/private/x',
+      'src/Private/x',
+      'secret.txt',
+      'a/SecretX',
+      'a/privateer',
+      'a/.σεκρετ',
+      'a/.ΣΕΚΡΕΤ',
+      'b/c',
+      'a',
+      'z/b/c',
+      'z/a',
+      'src',
+      '',
+      './src/.env',
+      'src//a',
+      '../x',
+      '/etc/passwd',
+      'caf\u00e9.pem',
+      'cafe\u0301/x.PEM',
+      'a\u200c.env',
+    ];
+    for (const rules of policies) {
+      const e = engine(...rules);
+      for (const principal of [OWNER, bob, viewer]) {
+        const decider = e.pathDecider(principal, 'read');
+        for (let round = 0; round < 2; round++) {
+          for (const p of paths) {
+            assert.equal(
+              decider(p),
+              e.allows(principal, 'read', p),
+              `${rules.join('; ')} / ${principal.name} / ${p}`,
+            );
+          }
+        }
+      }
+    }
+    // A policy change takes effect in a decider made before it.
+    const e = engine('allow read(**)');
+    const decider = e.pathDecider(bob, 'read');
+    assert.equal(decider('a/x.pem'), true);
+    e.set({ id: 'p2', rules: ['allow read(**)', 'deny read(**/*.pem)'] });
+    assert.equal(decider('a/x.pem'), false);
+    assert.equal(decider('b/x.pem'), false);
+  });
+
+  it('answers allows() exactly as decide().allowed, for every action, principal and kind of target', () => {
+    const e = engine(
+      ...DEFAULT_POLICY.rules,
+      'allow exec(make *)',
+      'deny exec(make clean) @agent:bob',
+      'allow network(*.npmjs.org:443)',
+      'allow tool(*)',
+      'allow env(DEBUG)',
+      'deny env(SECRET_*)',
+      'deny lease-conflict(src/**) @agent',
+      'deny read(Private/**) @viewer',
+    );
+    const targets: Record<PolicyAction, string[]> = {
+      read: [
+        'src/a.ts',
+        '.env',
+        'a/.ENV.local',
+        'PRIVATE/x',
+        'Private/x',
+        '../up',
+        '/abs',
+        '',
+        './a/../b',
+        'k/id_rsa',
+      ],
+      write: ['.git/config', '.GIT/hooks/x', 'src/a.ts', '.vscode/settings.json', 'x.pem', '.', 'a//b/'],
+      exec: ['make', 'make test', 'make clean', 'rm -rf /'],
+      network: ['registry.npmjs.org:443', 'evil.org:443'],
+      tool: ['eslint', 'devcontainer.mounts', 'devcontainer.runArgs'],
+      env: ['DEBUG', 'PATH', 'SECRET_KEY', 'LD_PRELOAD', 'FOO'],
+      'lease-conflict': ['src/a.ts', 'docs/b.md'],
+    };
+    let compared = 0;
+    for (const principal of [OWNER, bob, builder, viewer]) {
+      for (const [action, list] of Object.entries(targets) as [PolicyAction, string[]][]) {
+        for (const target of list) {
+          const decided = e.decide(principal, action, target).allowed;
+          assert.equal(
+            e.allows(principal, action, target),
+            decided,
+            `${principal.name} ${action}(${target})`,
+          );
+          compared++;
+        }
+      }
+    }
+    assert.ok(compared > 100);
+    assert.equal(e.allows(bob, 'bogus' as PolicyAction, 'x'), false);
+  });
 });
 
 describe('policy: DEFAULT_POLICY', () => {

@@ -201,11 +201,11 @@ describe('ResourceManager', () => {
     it('aborts if the directory is swapped outside while the temp file is written', async () => {
       await fs.mkdir(abs('d'));
       // Just before the temp file is put in place, the directory really moves outside the workspace
-      // (the server checks where its held descriptor now is through /proc/self/fd).
+      // (the server checks where its held descriptor now is through /proc/<pid>/fd).
       const realReadlink = fsModule.readlinkSync;
       let swapped = false;
       fsModule.readlinkSync = ((p: string, ...rest: []) => {
-        if (!swapped && /^\/proc\/self\/fd\/\d+$/.test(p)) {
+        if (!swapped && /^\/proc\/(?:self|\d+)\/fd\/\d+$/.test(p)) {
           if (fsModule.readdirSync(abs('d')).some((n) => n.endsWith('.tmp'))) {
             fsModule.renameSync(abs('d'), path.join(outside, 'd'));
             swapped = true;

@@ -32,6 +32,15 @@ describe('shared helpers', () => {
       assert.equal(compilePathGlob('a/**/b').test('a//b'), true);
       assert.equal(compileNameGlob('A*').test('A'), true);
     });
+
+    it('says a path glob looks at the last segment only exactly when every alternative is ** or **/NAME', () => {
+      for (const pattern of ['**', '**/*.pem', '**/.env*', '**/{a,b}', './**/id_*', '{**,**/x}', '**/**']) {
+        assert.equal(compilePathGlob(pattern).nameOnly, true, pattern);
+      }
+      for (const pattern of ['*.pem', 'src/**', '**/{a,b/c}', '**/a/**', 'a', '**/a/b', '{**/x,y}']) {
+        assert.equal(compilePathGlob(pattern).nameOnly, false, pattern);
+      }
+    });
   });
 
   describe('quote', () => {

@@ -14,6 +14,7 @@ import {
   type AwarenessEntry,
 } from './protocol';
 import { mergeText } from './text';
+import { mergeInGroups } from './updates';
 import {
   CLOSE_CODES,
   type CollabAccess,
@@ -78,7 +79,10 @@ export class SharedDocument {
   readonly pending = new Map<unknown, PendingEdits>();
   /** Serialises writes, disk checks and agents' writes of this document. */
   queue: Promise<unknown> = Promise.resolve();
+  /** When the first change not yet written was made (ms since the epoch; 0: none). */
   firstChangeAt = 0;
+  /** When the last change was made (ms since the epoch). */
+  lastChangeAt = 0;
   timer: NodeJS.Timeout | null = null;
   /** Pending {@link SharedDocument.sleep} of a quiet document. */
   sleepTimer: NodeJS.Timeout | null = null;
@@ -86,6 +90,8 @@ export class SharedDocument {
   checkQueued = false;
   /** Set while the document is being written and unloaded. */
   unloading: Promise<void> | null = null;
+  /** Origin and state vector before the latest transaction (what a failed update is diffed from). */
+  private before: { origin: unknown; state: Map<number, number> } | null = null;
   /** Updates applied in this turn of the event loop, sent to the other connections as one message. */
   private outbox: Array<{ update: Uint8Array; origin: unknown }> = [];
 
@@ -149,6 +155,7 @@ export class SharedDocument {
     this.dormant = Y.encodeStateAsUpdate(this.live.doc);
     this.live.doc.destroy();
     this.live = null;
+    this.before = null;
   }
 
   private wake(): { doc: Y.Doc; text: Y.Text } {
@@ -182,16 +189,17 @@ export class SharedDocument {
     );
   }
 
-  /** Listens to the document: the outgoing updates, the changes to write, the edits to audit. */
+  /**
+   * Listens to the document: the changes to write and the edits to audit. There is deliberately no
+   * `update` listener on the hot path: with one, Yjs encodes every transaction into a fresh update,
+   * while a client's update is already encoded (it is forwarded as received, see
+   * {@link SharedDocument.forward}). The server's own changes are captured in {@link local}.
+   */
   private bind(): void {
     const doc = this.doc;
-    doc.on('beforeTransaction', () => {
+    doc.on('beforeTransaction', (tr: Y.Transaction) => {
+      this.before = { origin: tr.origin, state: tr.beforeState };
       if (this.diskText === null) this.diskText = this.text.toString();
-    });
-    doc.on('update', (update: Uint8Array, origin: unknown) => {
-      if (this.outbox.length === 0) setImmediate(() => this.sendOutbox());
-      this.outbox.push({ update, origin });
-      if (origin !== DISK_ORIGIN) this.host.onChanged(this);
     });
     // Counted from the transaction's clocks and delete set: O(clients), never a walk of the text.
     doc.on('afterTransaction', (tr: Y.Transaction) => {
@@ -209,13 +217,53 @@ export class SharedDocument {
       edits.updates++;
       edits.insertedChars += inserted;
       edits.deletedChars += deleted;
+      this.host.onChanged(this);
     });
+  }
+
+  /**
+   * Queues an update for the other connections; the queue goes out once per turn of the event loop
+   * ({@link SharedDocument.sendOutbox}). A client's update is forwarded as it arrived once the
+   * document has taken it: Yjs skips what a replica already holds and keeps what it cannot place
+   * yet until its dependencies arrive, exactly as the server's document does.
+   */
+  forward(update: Uint8Array, origin: unknown): void {
+    if (this.outbox.length === 0) setImmediate(() => this.sendOutbox());
+    this.outbox.push({ update, origin });
+  }
+
+  /** Applies a client's update to the document and forwards it to the other connections. */
+  apply(update: Uint8Array, origin: Connection): void {
+    const doc = this.doc;
+    try {
+      Y.applyUpdate(doc, update, origin);
+    } catch (err) {
+      // A malformed update may fail after part of it was taken: that part still reaches the others.
+      const before = this.before;
+      if (before?.origin === origin) {
+        this.forward(Y.encodeStateAsUpdate(doc, Y.encodeStateVector(before.state)), origin);
+      }
+      throw err;
+    }
+    this.forward(update, origin);
+  }
+
+  /** Runs a change of the server's own (`DISK_ORIGIN`), sending the update it makes to every client. */
+  private local(change: () => void): void {
+    const doc = this.doc;
+    const capture = (update: Uint8Array): void => this.forward(update, DISK_ORIGIN);
+    doc.on('update', capture);
+    try {
+      change();
+    } finally {
+      doc.off('update', capture);
+    }
   }
 
   /** Loads the file's text as it is now on disk: a minimal delta merged with unsaved shared edits. */
   loadFromDisk(content: string, revision: string, stats: Stats): void {
     const base = this.diskText ?? this.text.toString();
-    mergeText(this.text, base, content, DISK_ORIGIN);
+    this.local(() => mergeText(this.text, base, content, DISK_ORIGIN));
     this.revision = revision;
     this.signature = statSignature(stats);
     this.identity = `${stats.dev}:${stats.ino}`;
@@ -250,7 +298,7 @@ export class SharedDocument {
     }
     const messages = [...byOrigin].map(([origin, updates]) => ({
       origin,
-      message: encodeUpdate(updates.length === 1 ? updates[0]! : Y.mergeUpdates(updates)),
+      message: encodeUpdate(mergeInGroups(updates)),
     }));
     for (const connection of this.connections) {
       for (const { origin, message } of messages) {
@@ -301,6 +349,7 @@ export class SharedDocument {
     this.live?.doc.destroy();
     this.live = null;
     this.dormant = null;
+    this.before = null;
   }
 }
 
@@ -438,7 +487,7 @@ export class Connection implements CollabConnection {
       }
     }
     const before = this.document.pending.get(this)?.updates ?? 0;
-    Y.applyUpdate(this.document.doc, update, this);
+    this.document.apply(update, this);
     // Only an update that changed the text counts as editing (not a cursor move or a resend).
     if ((this.document.pending.get(this)?.updates ?? 0) > before) this.lastEditAt = Date.now();
   }

@@ -235,21 +235,33 @@ export class CollabHub implements OpenDocuments {
     return run;
   }
 
+  /**
+   * Debounces the write of a changed document: due `flushDelayMs` after its last change, at most
+   * `maxFlushDelayMs` after its first unwritten one. One timer per document, re-armed only when it
+   * fires early (not cleared and set again for every update of a busy document).
+   */
   private schedule(doc: SharedDocument): void {
     if (doc.gone || this.closed) return;
     const now = Date.now();
+    doc.lastChangeAt = now;
     if (doc.sleepTimer) clearTimeout(doc.sleepTimer);
     doc.sleepTimer = null;
     if (!doc.firstChangeAt) doc.firstChangeAt = now;
-    if (doc.timer) clearTimeout(doc.timer);
-    const wait = Math.max(
-      0,
-      Math.min(this.limits.flushDelayMs, doc.firstChangeAt + this.limits.maxFlushDelayMs - now),
+    if (!doc.timer) this.armFlush(doc);
+  }
+
+  private armFlush(doc: SharedDocument): void {
+    const due = (): number =>
+      Math.min(doc.lastChangeAt + this.limits.flushDelayMs, doc.firstChangeAt + this.limits.maxFlushDelayMs);
+    doc.timer = setTimeout(
+      () => {
+        doc.timer = null;
+        if (doc.gone || this.closed || !doc.firstChangeAt) return;
+        if (Date.now() < due()) this.armFlush(doc);
+        else void this.enqueue(doc, () => this.flush(doc));
+      },
+      Math.max(0, due() - Date.now()),
     );
-    doc.timer = setTimeout(() => {
-      doc.timer = null;
-      void this.enqueue(doc, () => this.flush(doc));
-    }, wait);
   }
 
   /** Writes the shared text to disk if it differs (call inside the document's queue). */

@@ -5,6 +5,7 @@
 export { CollabHub, type CollabHubOptions } from './hub';
 export { closeReason } from './document';
 export { changedRegion, mergeText, replaceText, type TextChange } from './text';
+export { mergeInGroups } from './updates';
 export {
   CLOSE_CODES,
   DEFAULT_COLLAB_LIMITS,

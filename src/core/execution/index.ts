@@ -39,6 +39,12 @@ export interface RunCommandRequest {
   timeoutMs?: number | undefined;
   stdin?: string | undefined;
   background?: boolean | undefined;
+  /**
+   * A long-lived process spoken to over its stdin and stdout (a sandboxed MCP server): stdin stays
+   * open for {@link Execution.writeStdin}, and output goes to subscribers only (nothing is retained
+   * for replay, so no output cap applies; the caller bounds what it reads).
+   */
+  interactive?: boolean | undefined;
 }
 
 /** One piece of a running command's output, in order (`seq` counts events per execution). */
@@ -120,6 +126,7 @@ export class Execution {
     private readonly child: RunnerProcess,
     private readonly limits: ExecutionLimits,
     timeoutMs: number,
+    private readonly interactive = false,
   ) {
     const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
     const onData = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
@@ -181,6 +188,17 @@ export class Execution {
     this.child.endStdin();
   }
 
+  /** Writes to the stdin of an interactive execution (kept open until {@link endStdin} or exit). */
+  writeStdin(data: string): void {
+    if (!this.interactive) throw new Error('writeStdin: the execution was not started interactive');
+    this.child.writeStdin(data);
+  }
+
+  /** Closes the stdin of an interactive execution (the process sees EOF). */
+  endStdin(): void {
+    if (this.interactive) this.child.endStdin();
+  }
+
   private terminate(): void {
     if (this.result || this.killTimer) return;
     this.child.signal('SIGTERM');
@@ -189,6 +207,12 @@ export class Execution {
   }
 
   private push(stream: 'stdout' | 'stderr', data: string): void {
+    if (this.interactive) {
+      // Spoken to, not logged: live subscribers get the output; nothing is kept for replay.
+      const event: OutputEvent = { stream, data, seq: 0 };
+      for (const listener of this.listeners) listener(event);
+      return;
+    }
     if (this.dropped) return;
     const bytes = Buffer.byteLength(data);
     if (this.bufferedBytes + bytes > this.limits.outputCapBytes) {
@@ -331,8 +355,8 @@ export class ExecutionManager {
       argv,
       cwd,
       env,
-      outputCapBytes: this.limits.outputCapBytes,
-      stdin: request.stdin !== undefined,
+      outputCapBytes: request.interactive ? 0 : this.limits.outputCapBytes,
+      stdin: request.stdin !== undefined || request.interactive === true,
     });
     const execution = new Execution(
       session.sessionId,
@@ -344,6 +368,7 @@ export class ExecutionManager {
       child,
       this.limits,
       timeoutMs,
+      request.interactive === true,
     );
     if (request.stdin !== undefined) execution.feedStdin(request.stdin);
     this.executions.set(execution.id, execution);

@@ -22,11 +22,19 @@ import type { LeaseEvent, MessageSink } from '../coordination';
 import type { Execution, ExecutionResult, OutputEvent } from '../execution';
 import { unexpectedError } from '../log';
 import type { PolicyAction } from '../policy';
-import type { SessionInfo } from '../session';
+import type { SessionInfo, TokenInfo } from '../session';
 import type { ToolAnnotations, ToolResult } from '../../protocol/tools';
-import type { RegisteredTool } from '../tools';
+import type { UpstreamTool } from '../mcpservers';
+import type { RegisteredMcpServer, RegisteredTool } from '../tools';
 import { createHandlers } from './handlers';
 import { authorizePath } from './handlers/paths';
+import {
+  mayReachServer,
+  mcpToolAnnotations,
+  offeredMcpTools,
+  sandboxLauncher,
+  type McpToolResult,
+} from './handlers/mcpservers';
 import { offeredTools, toolAnnotations, toolRunner, type ToolRunner } from './handlers/tools';
 import type {
   Authorize,
@@ -65,6 +73,9 @@ export interface AuditFeedSink {
 /** Operations that change who holds which lease (and so who may edit a shared document). */
 const LEASE_OPERATIONS: ReadonlySet<string> = new Set(['acquire_lease', 'renew_lease', 'release_lease']);
 
+/** How long a tools/list waits for sandboxed MCP servers starting for it (later ones notify). */
+const MCP_LIST_WAIT_MS = 10_000;
+
 /** Failures that are refusals: recorded as `deny`. */
 const REFUSALS = new Set(['POLICY_DENIED', 'OWNER_ONLY', 'CAPABILITY_NOT_NEGOTIATED', 'SESSION_NOT_FOUND']);
 
@@ -76,6 +87,33 @@ interface Made extends AuditDecision {
 /** The rate-limit bucket of a caller: one per bearer token, whatever the session. */
 function rateKey(principal: Principal): string {
   return `${principal.kind}:${principal.name}`;
+}
+
+/**
+ * What every tool call (typed tool or sandboxed MCP server tool) shares: audited as `run_tool` with
+ * `params`, on the exec rate limit; tools come and go with their manifests, so the policy grants
+ * them, not InitSession.
+ */
+function toolCallStep(name: string, params: Record<string, unknown>) {
+  return {
+    op: 'run_tool',
+    target: name,
+    ownerOnly: false,
+    capability: null,
+    rateLimit: 'exec' as const,
+    readOnly: false,
+    params,
+  };
+}
+
+/** A scoped token (a pair guest) never runs a tool, whatever `allow tool` rules exist. */
+function refuseScoped(principal: Principal): void {
+  if (principal.scope !== undefined) {
+    throw new WorkspaceError(
+      'CAPABILITY_NOT_NEGOTIATED',
+      `Tools are outside this token's scope (${principal.name} may use file operations only).`,
+    );
+  }
 }
 
 /**
@@ -92,10 +130,18 @@ export class OperationDispatcher {
   private readonly opening = new Map<string, Promise<string>>();
   /** Re-decide the access of each open shared document (after a lease changed). */
   private readonly documentAccessChecks = new Set<() => void>();
+  private readonly auditExecutionHook: (execution: Execution, ctx: CallContext, shell: boolean) => void;
 
   constructor(private readonly deps: DispatcherDeps) {
     const auditExecution = (execution: Execution, ctx: CallContext, shell: boolean): void =>
       this.auditExecution(execution, ctx, shell);
+    this.auditExecutionHook = auditExecution;
+    const { mcpServers, tools, sessions } = deps;
+    if (mcpServers) {
+      // A changed or removed manifest stops its servers; an ended session stops its own.
+      tools?.onChange(() => mcpServers.retire(tools.mcpServers()));
+      sessions.onSessionEnded((session) => mcpServers.endSession(session.sessionId));
+    }
     this.handlers = createHandlers(deps, auditExecution);
     this.runToolHandler = toolRunner(deps, auditExecution);
     // Leases that end without their holder asking (expiry, revoked token, takeover) are audited too.
@@ -103,6 +149,8 @@ export class OperationDispatcher {
       void this.recordLeaseEvent(event);
       this.recheckDocuments();
     });
+    // A pair link that runs out is audited under its guest, like a revoke is under the owner.
+    deps.sessions.onTokenExpired((token) => void this.recordTokenExpired(token));
   }
 
   /** An exclusive lease makes shared documents read-only for the others: decide again. */
@@ -128,6 +176,8 @@ export class OperationDispatcher {
     return NEGOTIABLE_OPERATIONS.filter((name) => {
       const def = OPERATIONS[name];
       if (def.ownerOnly && principal.kind !== 'owner') return false;
+      // A scoped token (a pair guest) never gets more than its scope, whatever the policy allows.
+      if (principal.scope !== undefined && !principal.scope.includes(name)) return false;
       if (principal.role === 'viewer' && !def.annotations.readOnlyHint) return false;
       const decision = this.deps.policy.decide(principal, 'tool', name);
       return decision.allowed || decision.rule === null;
@@ -270,7 +320,12 @@ export class OperationDispatcher {
    * changed, or the policy did. Returns the unsubscribe.
    */
   onToolsChanged(listener: () => void): () => void {
-    const stops = [this.deps.tools?.onChange(() => listener()), this.deps.policy.onChange(() => listener())];
+    const stops = [
+      this.deps.tools?.onChange(() => listener()),
+      this.deps.policy.onChange(() => listener()),
+      // A sandboxed MCP server was listed, changed its tools, or was retired.
+      this.deps.mcpServers?.onChange(() => listener()),
+    ];
     return () => {
       for (const stop of stops) stop?.();
     };
@@ -320,18 +375,15 @@ export class OperationDispatcher {
    * operation: session, rate limit (exec), the `allow tool(NAME)` decision, the run in the session's
    * sandbox, and one audit record (`run_tool`) with the tool's name and arguments.
    */
-  async runTool(name: string, rawInput: unknown, ctx: CallContext): Promise<ToolResult> {
+  async runTool(name: string, rawInput: unknown, ctx: CallContext): Promise<ToolResult | McpToolResult> {
+    if (!this.deps.tools?.get(name)) {
+      const upstream = this.deps.mcpServers ? this.deps.tools?.mcpServerOf(name) : null;
+      if (upstream) return this.runMcpTool(name, upstream.server, upstream.tool, rawInput, ctx);
+    }
     let tool: RegisteredTool | undefined;
     return this.perform(
       {
-        op: 'run_tool',
-        target: name,
-        ownerOnly: false,
-        // Typed tools come and go with their manifests: the policy grants them, not InitSession.
-        capability: null,
-        rateLimit: 'exec',
-        readOnly: false,
-        params: { tool: name, arguments: rawInput ?? {} },
+        ...toolCallStep(name, { tool: name, arguments: rawInput ?? {} }),
         validate: () => {
           tool = this.deps.tools?.get(name);
           if (!tool) {
@@ -347,6 +399,7 @@ export class OperationDispatcher {
       ctx,
       async (raw, hctx) => {
         const found = tool!;
+        refuseScoped(ctx.principal);
         if (ctx.principal.role === 'viewer' && !this.toolAnnotations(ctx.principal, found).readOnlyHint) {
           throw new WorkspaceError(
             'CAPABILITY_NOT_NEGOTIATED',
@@ -359,9 +412,137 @@ export class OperationDispatcher {
     );
   }
 
-  /** Whether a typed tool of this name is in force (whoever may call it). */
+  /**
+   * Calls a sandboxed MCP server's tool (`SERVER_TOOL`) for a caller, through the same steps as a
+   * typed tool: session, rate limit (exec), the `allow tool(SERVER_TOOL)` decision before anything
+   * starts, the server started in the session's sandbox on first use, and one audit record
+   * (`run_tool`) with the tool's name and arguments.
+   */
+  private async runMcpTool(
+    name: string,
+    server: RegisteredMcpServer,
+    upstreamName: string,
+    rawInput: unknown,
+    ctx: CallContext,
+  ): Promise<McpToolResult> {
+    const host = this.deps.mcpServers!;
+    return this.perform(
+      {
+        ...toolCallStep(name, { tool: name, server: server.name, arguments: rawInput ?? {} }),
+        validate: (raw) => {
+          const args = raw ?? {};
+          if (typeof args !== 'object' || Array.isArray(args)) {
+            throw new WorkspaceError('INVALID_ARGUMENT', `The arguments of ${name} must be a JSON object.`);
+          }
+          return args as Record<string, unknown>;
+        },
+      },
+      rawInput,
+      ctx,
+      async (args, hctx) => {
+        refuseScoped(ctx.principal);
+        if (ctx.principal.role === 'viewer') {
+          throw new WorkspaceError(
+            'CAPABILITY_NOT_NEGOTIATED',
+            `Viewers may call read-only tools only, and the tools of MCP servers never are (${name}).`,
+          );
+        }
+        hctx.authorize('tool', name);
+        const launch = sandboxLauncher(this.deps, this.auditExecutionHook, hctx);
+        const { result } = await host.call(
+          ctx.sessionId,
+          server,
+          upstreamName,
+          args as Record<string, unknown>,
+          launch,
+        );
+        return {
+          tool: name,
+          server: server.name,
+          content: result.content,
+          ...(result.structuredContent
+            ? { structuredContent: result.structuredContent as Record<string, unknown> }
+            : {}),
+          isError: result.isError === true,
+        };
+      },
+    );
+  }
+
+  /**
+   * Lists the tools of the sandboxed MCP servers the caller may reach, starting each in the
+   * session's sandbox on first use (audited as `list_mcp_tools`, one record per server started).
+   * Servers listed already, or that failed a moment ago, are not started again. Waits at most
+   * 10 s (a server listed later changes the tool list). Never throws: a server that cannot start
+   * is logged and offers no tools.
+   */
+  async discoverMcpTools(ctx: CallContext): Promise<void> {
+    const { mcpServers: host, tools } = this.deps;
+    if (!host || !tools) return;
+    const pending = tools
+      .mcpServers()
+      .filter(
+        (server) =>
+          !host.listed(ctx.sessionId, server) &&
+          !host.recentlyFailed(ctx.sessionId, server) &&
+          mayReachServer(this.deps, ctx.principal, server),
+      );
+    const listed = Promise.all(
+      pending.map((server) =>
+        this.perform(
+          {
+            op: 'list_mcp_tools',
+            target: `${server.name}_*`,
+            ownerOnly: false,
+            capability: null,
+            rateLimit: null,
+            readOnly: false,
+            params: { server: server.name },
+            validate: (raw) => raw,
+          },
+          {},
+          ctx,
+          async (_input, hctx) => {
+            const launch = sandboxLauncher(this.deps, this.auditExecutionHook, hctx);
+            const found = await host.discover(ctx.sessionId, server, launch);
+            return { tools: found.tools.map((t) => t.name), skipped: found.skipped };
+          },
+        ).catch((err: unknown) =>
+          this.deps.log.warn('sandboxed MCP server not listed', {
+            server: server.name,
+            sessionId: ctx.sessionId,
+            error: (err as Error).message,
+          }),
+        ),
+      ),
+    );
+    // A first listing may wait for an image build or a container start: the answer goes out after
+    // a bounded wait, and tools listed later reach the client as a list-changed notification.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      listed,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, MCP_LIST_WAIT_MS);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** The sandboxed MCP servers' tools listed in a session that the policy grants its principal. */
+  offeredMcpTools(principal: Principal, sessionId: string): UpstreamTool[] {
+    return offeredMcpTools(this.deps, principal, sessionId);
+  }
+
+  /** The annotations of a sandboxed MCP server's tool: never read-only; open-world with a network. */
+  mcpToolAnnotations(principal: Principal): ToolAnnotations {
+    return mcpToolAnnotations(this.deps, principal);
+  }
+
+  /** Whether a typed tool of this name is in force, or a sandboxed MCP server's prefix names it. */
   hasTool(name: string): boolean {
-    return this.deps.tools?.get(name) !== undefined;
+    if (this.deps.tools?.get(name) !== undefined) return true;
+    return this.deps.mcpServers !== undefined && (this.deps.tools?.mcpServerOf(name) ?? null) !== null;
   }
 
   /** Typed tools the policy grants a principal (viewers: only those read-only for them). */
@@ -546,7 +727,7 @@ export class OperationDispatcher {
           writable(decide),
         );
         const fresh = (action: PolicyAction, path: string): boolean =>
-          policy.decide(ctx.principal, action, path).allowed;
+          policy.allows(ctx.principal, action, path);
         const stopSessionWatch = sessions.onSessionEnded((ended) => {
           if (ended.sessionId === ctx.sessionId) {
             connection.end(
@@ -748,6 +929,26 @@ export class OperationDispatcher {
           op: event.kind,
           error: (err as Error).message,
         }),
+      );
+  }
+
+  /** A token whose lifetime ran out (its sessions have ended): `token_expired` under its name. */
+  private async recordTokenExpired(token: TokenInfo): Promise<void> {
+    await this.deps.audit
+      .append({
+        sessionId: null,
+        agent: token.name,
+        role: token.role,
+        transport: 'server',
+        op: 'token_expired',
+        params: { name: token.name, createdAt: token.createdAt, expiresAt: token.expiresAt ?? null },
+        decision: 'allow',
+        rule: null,
+        outcome: { ok: true },
+        durationMs: 0,
+      })
+      .catch((err: unknown) =>
+        this.deps.log.error('could not record a token expiry', { error: (err as Error).message }),
       );
   }
 

@@ -9,5 +9,6 @@ export {
   type InitMeta,
   type ServerEvent,
 } from './dispatcher';
+export type { McpToolResult } from './handlers/mcpservers';
 export type { CallContext, DispatcherDeps } from './types';
 export { maySeeAuditRecord } from './visibility';

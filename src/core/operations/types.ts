@@ -5,11 +5,12 @@ import type { CollabHub } from '../collab';
 import type { Coordination } from '../coordination';
 import type { ExecutionManager, OutputEvent } from '../execution';
 import type { Logger } from '../log';
+import type { McpServerHost } from '../mcpservers';
 import type { PolicyAction, PolicyEngine, PolicyStore } from '../policy';
 import type { Presence } from '../presence';
 import type { ResourceManager } from '../resources';
 import type { RateLimiter, SessionInfo, SessionManager } from '../session';
-import type { OutputParsers, ToolRegistry } from '../tools';
+import type { OutputParsers, ToolRegistry, ToolRunFeed } from '../tools';
 
 /** Who is calling, over which transport, in which session. */
 export interface CallContext {
@@ -42,8 +43,14 @@ export interface DispatcherDeps {
   writeGuard?: (path: string) => void;
   /** Typed tools in force (manifests and detected tools); none without it. */
   tools?: ToolRegistry;
+  /** Sandboxed MCP servers declared by manifests (their tools are offered as `NAME_TOOL`); none without it. */
+  mcpServers?: McpServerHost;
   /** Output parsers of typed tools (a manifest naming a parser is refused without them). */
   parsers?: OutputParsers;
+  /** Where each finished typed-tool run is reported (the VS Code Problems panel listens). */
+  toolRuns?: ToolRunFeed;
+  /** Where guests reach this server (loopback host and port), for pair links; unknown until it listens. */
+  endpoint?: () => { host: string; port: number } | null;
   /** Subscribes to sandbox progress (image builds, container starts); returns the unsubscribe. */
   onSandboxProgress?: (
     listener: (event: { phase: string; message: string; sessionId?: string }) => void,

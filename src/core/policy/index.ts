@@ -3,6 +3,7 @@ import type { Principal } from '../../protocol/principal';
 import {
   compilePolicy,
   DEFAULT_POLICY,
+  isNormalPath,
   normalizeTarget,
   POLICY_ACTIONS,
   type CompiledRule,
@@ -69,6 +70,18 @@ export interface PolicyEngineOptions {
    */
   protectedFolders?: readonly string[];
 }
+
+/** A normal path that leaves the workspace: absolute, or up from the root. */
+const OUTSIDE = /^(?:\/|\.\.(?:\/|$))/;
+/** Most file names one {@link PolicyEngine.pathDecider} remembers before it starts afresh. */
+const MAX_MEMOISED_NAMES = 10_000;
+
+/** What {@link PolicyEngine} found for one request: the deciding rule, or why there is none. */
+type Verdict =
+  | { kind: 'unknown' }
+  | { kind: 'outside'; value: string }
+  | { kind: 'deny' | 'allow'; value: string; rule: ParsedRule }
+  | { kind: 'none'; value: string; explicit: ExplicitOnly | null };
 
 /** An allow rule only counts when it names its target: what narrows `decide()` for one target. */
 interface ExplicitOnly {
@@ -141,42 +154,27 @@ export class PolicyEngine {
 
   /** Decides whether `principal` may perform `action` on `target` (path, command, host[:port] or tool). */
   decide(principal: Principal, action: PolicyAction, target: string): PolicyDecision {
-    const rules = this.compiled.byAction.get(action);
-    const normalized = normalizeTarget(action, String(target));
-    const shown = `${action}(${normalized.value === '' ? '.' : normalized.value})`;
-    if (!rules) {
-      return {
-        allowed: false,
-        rule: null,
-        ruleIndex: null,
-        reason: `unknown action '${action}' (deny by default)`,
-      };
-    }
-    if ((action === 'read' || action === 'write') && /^(?:\/|\.\.(?:\/|$))/.test(normalized.value)) {
-      return { allowed: false, rule: null, ruleIndex: null, reason: `${shown} is outside the workspace` };
-    }
-    const explicit = this.explicitOnly(principal, action, normalized.value);
-    let allow: ParsedRule | undefined;
-    for (const { rule, match } of rules) {
-      if ((rule.effect === 'allow' && allow) || !applies(rule, principal) || !match(normalized)) continue;
-      if (rule.effect === 'allow' && explicit && !explicit.names(rule)) continue;
-      if (rule.effect === 'deny') {
+    const verdict = this.evaluate(principal, action, target);
+    const value = verdict.kind === 'unknown' ? '' : verdict.value;
+    const shown = `${action}(${value === '' ? '.' : value})`;
+    switch (verdict.kind) {
+      case 'unknown':
         return {
           allowed: false,
-          rule: rule.text,
-          ruleIndex: rule.index,
-          reason: `denied by rule ${rule.index + 1}: ${rule.text}`,
+          rule: null,
+          ruleIndex: null,
+          reason: `unknown action '${action}' (deny by default)`,
         };
-      }
-      allow = rule;
-    }
-    if (allow) {
-      return {
-        allowed: true,
-        rule: allow.text,
-        ruleIndex: allow.index,
-        reason: `allowed by rule ${allow.index + 1}: ${allow.text}`,
-      };
+      case 'outside':
+        return { allowed: false, rule: null, ruleIndex: null, reason: `${shown} is outside the workspace` };
+      case 'deny':
+      case 'allow':
+        return {
+          allowed: verdict.kind === 'allow',
+          rule: verdict.rule.text,
+          ruleIndex: verdict.rule.index,
+          reason: `${verdict.kind === 'allow' ? 'allowed' : 'denied'} by rule ${verdict.rule.index + 1}: ${verdict.rule.text}`,
+        };
     }
     if (action === 'lease-conflict') {
       return {
@@ -186,7 +184,7 @@ export class PolicyEngine {
         reason: `${shown}: writes into another agent's lease succeed with a warning unless a \`deny lease-conflict(PATTERN)\` rule makes the lease exclusive`,
       };
     }
-    if (action === 'env' && !isDangerousEnv(normalized.value)) {
+    if (action === 'env' && !isDangerousEnv(value)) {
       return {
         allowed: true,
         rule: null,
@@ -198,10 +196,70 @@ export class PolicyEngine {
       allowed: false,
       rule: null,
       ruleIndex: null,
-      reason: explicit
-        ? `${explicit.why} (no such rule for ${describe(principal)})`
+      reason: verdict.explicit
+        ? `${verdict.explicit.why} (no such rule for ${describe(principal)})`
         : `no rule allows ${shown} for ${describe(principal)} (deny by default)`,
     };
+  }
+
+  /**
+   * Whether {@link decide} would allow it, without building the explanation: for walks that decide
+   * on every file they meet.
+   */
+  allows(principal: Principal, action: PolicyAction, target: string): boolean {
+    const verdict = this.evaluate(principal, action, target);
+    if (verdict.kind === 'allow') return true;
+    if (verdict.kind !== 'none') return false;
+    return action === 'lease-conflict' || (action === 'env' && !isDangerousEnv(verdict.value));
+  }
+
+  /**
+   * {@link allows} for many paths of one `principal` and `action`, as a walk asks: the same answers,
+   * memoised by file name when every rule that applies to `principal` for `action` looks at the
+   * last path segment only (`**`, or `**` then one name pattern, as in the default policy). Only `read` is
+   * memoised (a write decision also depends on the protected-path class of the whole path); a
+   * policy change, a path that is not in normal form and the workspace root are decided afresh.
+   */
+  pathDecider(principal: Principal, action: 'read' | 'write'): (path: string) => boolean {
+    const compiled = this.compiled;
+    const rules = (compiled.byAction.get(action) ?? []).filter(({ rule }) => applies(rule, principal));
+    if (action !== 'read' || !rules.every(({ match }) => match.nameOnly === true)) {
+      return (path) => this.allows(principal, action, path);
+    }
+    const byName = new Map<string, boolean>();
+    return (path) => {
+      if (this.compiled !== compiled || !isNormalPath(path) || OUTSIDE.test(path)) {
+        return this.allows(principal, action, path);
+      }
+      const name = path.slice(path.lastIndexOf('/') + 1);
+      let allowed = byName.get(name);
+      if (allowed === undefined) {
+        allowed = this.allows(principal, action, path);
+        if (byName.size >= MAX_MEMOISED_NAMES) byName.clear();
+        byName.set(name, allowed);
+      }
+      return allowed;
+    };
+  }
+
+  /** The rule that decides, or why none does: the one evaluation behind decide() and allows(). */
+  private evaluate(principal: Principal, action: PolicyAction, target: string): Verdict {
+    const rules = this.compiled.byAction.get(action);
+    if (!rules) return { kind: 'unknown' };
+    const normalized = normalizeTarget(action, String(target));
+    const value = normalized.value;
+    if ((action === 'read' || action === 'write') && OUTSIDE.test(value)) {
+      return { kind: 'outside', value };
+    }
+    const explicit = this.explicitOnly(principal, action, value);
+    let allow: ParsedRule | undefined;
+    for (const { rule, match } of rules) {
+      if ((rule.effect === 'allow' && allow) || !applies(rule, principal) || !match(normalized)) continue;
+      if (rule.effect === 'allow' && explicit && !explicit.names(rule)) continue;
+      if (rule.effect === 'deny') return { kind: 'deny', value, rule };
+      allow = rule;
+    }
+    return allow ? { kind: 'allow', value, rule: allow } : { kind: 'none', value, explicit };
   }
 
   /** For targets that only a naming rule may allow: how to recognise such a rule. */

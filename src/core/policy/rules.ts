@@ -38,7 +38,15 @@ export interface NormalizedTarget {
 }
 
 /** A precompiled pattern test for one action. */
-export type Matcher = (target: NormalizedTarget) => boolean;
+export type Matcher = ((target: NormalizedTarget) => boolean) & {
+  /** Path rules: the answer for a non-empty normal path depends on its last segment alone. */
+  nameOnly?: boolean;
+};
+
+/** A matcher that remembers whether its glob looks at the last segment only. */
+function pathMatcher(test: (target: NormalizedTarget) => boolean, nameOnly: boolean | undefined): Matcher {
+  return Object.assign(test, { nameOnly: nameOnly === true });
+}
 
 /** A parsed rule together with its precompiled matcher. */
 export interface CompiledRule {
@@ -96,8 +104,18 @@ export function normalizeCommand(command: string): string {
   return command.replace(/^[ \t]+|[ \t]+$/g, '').replace(/[ \t]+/g, ' ');
 }
 
+/** A path that `posix.normalize` might change: a `.` or `..` segment, an empty segment, a trailing slash. */
+const NOT_NORMAL = /(?:^|\/)\.{1,2}(?:\/|$)|\/\/|\/$/;
+
+/** Whether `path` is a non-empty path that {@link normalizePath} returns unchanged. */
+export function isNormalPath(path: string): boolean {
+  return path !== '' && !NOT_NORMAL.test(path);
+}
+
 /** Normalizes a workspace-relative posix path; the root becomes the empty string. */
 export function normalizePath(path: string): string {
+  // Most paths (every path a walk builds) are normal already: no `.` or `..` segment, no empty one.
+  if (path !== '' && !NOT_NORMAL.test(path)) return path;
   let p = posix.normalize(path === '' ? '.' : path);
   while (p.startsWith('./')) p = p.slice(2);
   if (p === '.') return '';
@@ -142,7 +160,7 @@ function buildMatcher(action: PolicyAction, pattern: string): Matcher {
     case 'write':
     case 'lease-conflict': {
       const re = compilePathGlob(pattern);
-      return (t) => re.test(t.value);
+      return pathMatcher((t) => re.test(t.value), re.nameOnly);
     }
     case 'exec': {
       const command = normalizeCommand(pattern);
@@ -174,8 +192,20 @@ function buildMatcher(action: PolicyAction, pattern: string): Matcher {
  */
 function buildFoldedDenyMatcher(pattern: string): Matcher {
   const exact = compilePathGlob(pattern);
-  const folded = compilePathGlob(foldPathName(pattern));
-  return (t) => exact.test(t.value) || (t.folded !== undefined && folded.test(t.folded));
+  const foldedPattern = foldPathName(pattern);
+  if (foldedPattern === pattern) {
+    // A pattern that is its own folded form: a target that is its own folded form needs one test.
+    return pathMatcher(
+      (t) => exact.test(t.value) || (t.folded !== undefined && t.folded !== t.value && exact.test(t.folded)),
+      exact.nameOnly,
+    );
+  }
+  const folded = compilePathGlob(foldedPattern);
+  // Folding works character by character: the folded path's last segment is the folded name.
+  return pathMatcher(
+    (t) => exact.test(t.value) || (t.folded !== undefined && folded.test(t.folded)),
+    exact.nameOnly === true && folded.nameOnly === true,
+  );
 }
 
 /** Returns the cached matcher for `(effect, action, pattern)`, compiling it on first use. */

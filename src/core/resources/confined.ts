@@ -100,9 +100,30 @@ export function confinementFlags(
   return flags as Flags;
 }
 
+let heldFdDir: string | undefined;
+
+/**
+ * `/proc/<pid>/fd` of this process (the pid as the mounted procfs numbers it): the same directory as
+ * `/proc/self/fd` (every thread of the process shares its descriptors), one symbolic link fewer for
+ * the kernel to follow on each of the many opens a walk makes.
+ */
+function procFdDir(): string {
+  if (heldFdDir === undefined) {
+    let pid: string;
+    try {
+      pid = readlinkSync('/proc/self');
+    } catch {
+      pid = 'self';
+    }
+    heldFdDir = /^\d+$/.test(pid) ? `/proc/${pid}/fd` : '/proc/self/fd';
+  }
+  return heldFdDir;
+}
+
 /** The path that names entry `name` of the directory held open as `dirFd` (or the directory itself). */
 export function fdPath(dirFd: number, name?: string): string {
-  return name === undefined || name === '' ? `/proc/self/fd/${dirFd}` : `/proc/self/fd/${dirFd}/${name}`;
+  const dir = procFdDir();
+  return name === undefined || name === '' ? `${dir}/${dirFd}` : `${dir}/${dirFd}/${name}`;
 }
 
 /** Identity key of a file-system entry: device and inode, stable across renames. */
@@ -461,6 +482,10 @@ export interface WalkEntryBase {
   dirFd: number;
   /** The entry's name in `dirFd`. */
   name: string;
+  /** Workspace-relative path of the directory holding the entry (`.` for the workspace root). */
+  dirRel: string;
+  /** Levels below the start directory: 1 for the start directory's own entries. */
+  depth: number;
 }
 
 /** One entry met by {@link walkConfined} or {@link walkHeldDirectory}, with its `lstat`. */
@@ -551,17 +576,29 @@ export function walkHeldEntries(
   return walkDirectory(root, dirFd, dirRel, 1, options, typedEntries);
 }
 
+/** Where a listed directory is: the entries' common fields. */
+interface ListedAt {
+  dirFd: number;
+  dirRel: string;
+  depth: number;
+}
+
 /** A listed directory: `count` entries in name order, each described on demand (undefined: leave it out). */
 interface Listing<E extends WalkEntryBase> {
   count: number;
-  at(index: number): Omit<E, 'dirFd' | 'rel'> | undefined;
+  at(index: number): E | undefined;
 }
 
 /** Lists a held directory for a walk; undefined when it cannot be read. */
-type Lister<E extends WalkEntryBase> = (root: ConfinedRootHandle, dirFd: number) => Listing<E> | undefined;
+type Lister<E extends WalkEntryBase> = (root: ConfinedRootHandle, where: ListedAt) => Listing<E> | undefined;
+
+function relOf(where: ListedAt, name: string): string {
+  return where.dirRel === '.' ? name : `${where.dirRel}/${name}`;
+}
 
 /** Names in order, each `lstat`ed only when the walk reaches it; protected and vanished entries left out. */
-function statEntries(root: ConfinedRootHandle, dirFd: number): Listing<WalkEntry> | undefined {
+function statEntries(root: ConfinedRootHandle, where: ListedAt): Listing<WalkEntry> | undefined {
+  const { dirFd, dirRel, depth } = where;
   let names: string[];
   try {
     names = readdirAt(dirFd);
@@ -575,23 +612,36 @@ function statEntries(root: ConfinedRootHandle, dirFd: number): Listing<WalkEntry
       const stats = lstatAt(dirFd, name);
       if (stats === undefined) return undefined;
       if (root.protectedIds.length > 0 && root.protectedIds.includes(identityOf(stats))) return undefined;
-      return { name, type: typeOf(stats), size: stats.size, stats };
+      return {
+        name,
+        type: typeOf(stats),
+        size: stats.size,
+        stats,
+        rel: relOf(where, name),
+        dirFd,
+        dirRel,
+        depth,
+      };
     },
   };
 }
 
 /** Entries with the kind `readdir` reports (Node itself `lstat`s an entry whose `d_type` is unknown). */
-function typedEntries(root: ConfinedRootHandle, dirFd: number): Listing<WalkEntryBase> | undefined {
+function typedEntries(root: ConfinedRootHandle, where: ListedAt): Listing<WalkEntryBase> | undefined {
+  const { dirFd, dirRel, depth } = where;
   let dirents: Dirent[];
   try {
     dirents = readdirSync(fdPath(dirFd), { withFileTypes: true });
   } catch {
     // An entry whose d_type is unknown vanished before Node could lstat it: list the slow way.
-    return statEntries(root, dirFd);
+    return statEntries(root, where);
   }
-  const entries = dirents
-    .map((d) => ({ name: d.name, type: typeOf(d) }))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const entries: WalkEntryBase[] = new Array<WalkEntryBase>(dirents.length);
+  for (let i = 0; i < dirents.length; i++) {
+    const d = dirents[i]!;
+    entries[i] = { name: d.name, type: typeOf(d), rel: relOf(where, d.name), dirFd, dirRel, depth };
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { count: entries.length, at: (index) => entries[index] };
 }
 
@@ -603,13 +653,11 @@ function walkDirectory<E extends WalkEntryBase>(
   options: WalkOptions<E>,
   list: Lister<E>,
 ): boolean {
-  const listing = list(root, dirFd);
+  const listing = list(root, { dirFd, dirRel, depth });
   if (listing === undefined) return false;
   for (let index = 0; index < listing.count; index++) {
-    const listed = listing.at(index);
-    if (listed === undefined) continue;
-    const rel = dirRel === '.' ? listed.name : `${dirRel}/${listed.name}`;
-    const entry = { ...listed, rel, dirFd } as E;
+    const entry = listing.at(index);
+    if (entry === undefined) continue;
     const verdict = options.onEntry(entry);
     if (verdict === 'stop') return true;
     if (verdict === 'skip' || entry.type !== 'directory' || depth >= options.maxDepth) continue;
@@ -622,7 +670,7 @@ function walkDirectory<E extends WalkEntryBase>(
     try {
       const child = fstatSync(childFd);
       if (root.protectedIds.includes(identityOf(child))) continue;
-      if (walkDirectory(root, childFd, rel, depth + 1, options, list)) return true;
+      if (walkDirectory(root, childFd, entry.rel, depth + 1, options, list)) return true;
     } finally {
       closeSync(childFd);
     }

@@ -3,6 +3,7 @@ import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { WorkspaceError } from '../../protocol/errors';
+import { PAIR_PREFIX } from '../../protocol/pair';
 import { AGENT_NAME_RE, OWNER, type Principal } from '../../protocol/principal';
 import { errnoCode, writeFileAtomic } from '../shared/fs';
 
@@ -25,6 +26,16 @@ export interface TokenInfo {
   name: string;
   role: 'agent' | 'viewer';
   createdAt: string;
+  /** When the token stops authenticating (ISO); absent: never. */
+  expiresAt?: string;
+}
+
+/** Limits of a minted token: a pair guest's token expires and may negotiate only its scope. */
+export interface MintOptions {
+  /** The token stops authenticating, and its sessions end, after this many milliseconds. */
+  expiresInMs?: number;
+  /** The only operations its sessions may negotiate (see {@link Principal.scope}). */
+  scope?: readonly string[];
 }
 
 /** Construction options for SessionManager. */
@@ -49,8 +60,11 @@ export interface SessionManagerOptions {
   now?: () => number;
 }
 
-/** Why a session ended ('limit': ended, while idle, to admit a new session of its token at the cap). */
-export type SessionEndReason = 'idle' | 'revoked' | 'closed' | 'limit';
+/**
+ * Why a session ended ('limit': ended, while idle, to admit a new session of its token at the cap;
+ * 'expired': its token's lifetime ran out).
+ */
+export type SessionEndReason = 'idle' | 'revoked' | 'closed' | 'limit' | 'expired';
 
 /** Default cap of open sessions per agent token. */
 export const DEFAULT_MAX_SESSIONS_PER_AGENT = 16;
@@ -62,8 +76,16 @@ interface TokenRecord {
   role: 'agent' | 'viewer';
   hash: string;
   createdAt: string;
+  /** Milliseconds since the epoch; absent: never expires. */
+  expiresAt?: number;
+  scope?: readonly string[];
   principal: Principal;
 }
+
+/** Token names: an agent name, or a pair guest's `pair:<agent name>`. */
+const TOKEN_NAME_RE = new RegExp(`^(?:${PAIR_PREFIX})?${AGENT_NAME_RE.source.slice(1, -1)}$`);
+/** Longest wait of one expiry timer (setTimeout's limit is about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60 * 1000;
 const MAX_SWEEP_INTERVAL_MS = 60 * 1000;
@@ -82,9 +104,19 @@ function copySession(session: SessionInfo): SessionInfo {
   return { ...session, capabilities: [...session.capabilities] };
 }
 
-/** Builds the frozen principal for a token record. */
-function agentPrincipal(name: string, role: 'agent' | 'viewer'): Principal {
-  return Object.freeze({ kind: 'agent', name, role }) as Principal;
+/** Builds the frozen principal for a token record (with its scope and expiry, if any). */
+function agentPrincipal(
+  name: string,
+  role: 'agent' | 'viewer',
+  limits: { expiresAt?: number; scope?: readonly string[] } = {},
+): Principal {
+  return Object.freeze({
+    kind: 'agent',
+    name,
+    role,
+    ...(limits.scope !== undefined ? { scope: Object.freeze([...limits.scope]) } : {}),
+    ...(limits.expiresAt !== undefined ? { expiresAt: limits.expiresAt } : {}),
+  }) as Principal;
 }
 
 /** Wraps a filesystem failure with the file and operation it concerns. */
@@ -92,12 +124,17 @@ function fsError(action: string, file: string, err: unknown): WorkspaceError {
   return new WorkspaceError('INTERNAL', `Could not ${action} ${file}: ${errnoCode(err) ?? String(err)}.`);
 }
 
-/** One entry of `tokens.json`: a minted agent token, stored as its hash. */
+/**
+ * One entry of `tokens.json`: a minted agent token, stored as its hash. `expiresAt` and `scope`
+ * (pair tokens) are optional, so files written before them load unchanged.
+ */
 const TokenEntrySchema = z.object({
-  name: z.string().regex(AGENT_NAME_RE),
+  name: z.string().regex(TOKEN_NAME_RE),
   role: z.enum(['agent', 'viewer']),
   hash: z.string().regex(HASH_RE),
   createdAt: z.string(),
+  expiresAt: z.string().datetime().optional(),
+  scope: z.array(z.string().max(100)).max(200).optional(),
 });
 
 /** `tokens.json`: an array of token entries with unique names (extra fields are ignored). */
@@ -134,13 +171,23 @@ function parseTokens(text: string, file: string): TokenRecord[] {
           : 'expected an array',
     );
   }
-  return parsed.data.map(({ name, role, hash, createdAt }) => ({
+  return parsed.data.map(({ name, role, hash, createdAt, expiresAt, scope }) => {
+    const limits = {
+      ...(expiresAt !== undefined ? { expiresAt: Date.parse(expiresAt) } : {}),
+      ...(scope !== undefined ? { scope } : {}),
+    };
+    return { name, role, hash, createdAt, ...limits, principal: agentPrincipal(name, role, limits) };
+  });
+}
+
+/** What the owner sees of a token record. */
+function tokenInfo({ name, role, createdAt, expiresAt }: TokenRecord): TokenInfo {
+  return {
     name,
     role,
-    hash,
     createdAt,
-    principal: agentPrincipal(name, role),
-  }));
+    ...(expiresAt !== undefined ? { expiresAt: new Date(expiresAt).toISOString() } : {}),
+  };
 }
 
 /** Reads the persisted owner token if it is present and well-formed. */
@@ -189,7 +236,10 @@ export class SessionManager {
   private readonly maxSessionsPerAgent: number;
   private readonly reapIdleAfterMs: number;
   private readonly endListeners = new Set<(session: SessionInfo, reason: SessionEndReason) => void>();
+  private readonly expiryListeners = new Set<(token: TokenInfo) => void>();
   private readonly timer: NodeJS.Timeout;
+  private expiryTimer: NodeJS.Timeout | null = null;
+  private closed = false;
   private persistQueue: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -209,6 +259,7 @@ export class SessionManager {
     this.maxSessionsPerAgent = limits.maxSessionsPerAgent;
     this.reapIdleAfterMs = limits.reapIdleAfterMs;
     for (const record of tokens) this.addRecord(record);
+    this.scheduleExpiry();
     const interval = Math.max(1, Math.floor(Math.min(MAX_SWEEP_INTERVAL_MS, idleTimeoutMs / 2)));
     this.timer = setInterval(() => this.sweep(), interval);
     this.timer.unref();
@@ -264,23 +315,47 @@ export class SessionManager {
     });
   }
 
-  /** Resolves a bearer token to its principal, or null when it is missing, unknown or revoked. */
+  /** Resolves a bearer token to its principal, or null when it is missing, unknown, revoked or expired. */
   authenticate(token: string | undefined): Principal | null {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return null;
     const digest = sha256(token);
     if (timingSafeEqual(digest, this.ownerHash)) return OWNER;
-    return this.tokensByHash.get(digest.toString('hex'))?.principal ?? null;
+    const record = this.tokensByHash.get(digest.toString('hex'));
+    if (!record) return null;
+    // Refused from the very millisecond it expires, even before the expiry timer has run.
+    if (record.expiresAt !== undefined && this.now() >= record.expiresAt) return null;
+    return record.principal;
   }
 
-  /** Mints a new agent token; only its hash is persisted, so the returned token is shown exactly once. */
+  /**
+   * Mints a new agent token; only its hash is persisted, so the returned token is shown exactly once.
+   * A pair guest's token (`pair:<name>`) must carry an expiry and a scope; other names may not.
+   */
   async mintToken(
     name: string,
     role: 'agent' | 'viewer',
-  ): Promise<{ token: string; name: string; role: 'agent' | 'viewer' }> {
-    if (typeof name !== 'string' || !AGENT_NAME_RE.test(name)) {
+    options: MintOptions = {},
+  ): Promise<{ token: string; name: string; role: 'agent' | 'viewer'; expiresAt?: string }> {
+    if (typeof name !== 'string' || !TOKEN_NAME_RE.test(name)) {
       throw new WorkspaceError(
         'INVALID_ARGUMENT',
         `Invalid token name ${JSON.stringify(name)}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.`,
+      );
+    }
+    const pair = name.startsWith(PAIR_PREFIX);
+    if (pair !== (options.expiresInMs !== undefined && options.scope !== undefined)) {
+      throw new WorkspaceError(
+        'INVALID_ARGUMENT',
+        pair
+          ? `Token names starting with '${PAIR_PREFIX}' are pair links: create them with create_pair_link.`
+          : `A token with an expiry and a scope must be named '${PAIR_PREFIX}<name>'.`,
+      );
+    }
+    const { expiresInMs } = options;
+    if (expiresInMs !== undefined && !(Number.isFinite(expiresInMs) && expiresInMs > 0)) {
+      throw new WorkspaceError(
+        'INVALID_ARGUMENT',
+        `expiresInMs must be a positive number of milliseconds; got ${expiresInMs}.`,
       );
     }
     if (name.toLowerCase() === 'owner') {
@@ -302,21 +377,33 @@ export class SessionManager {
       );
     }
     const token = AGENT_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+    const now = this.now();
+    const limits = {
+      ...(expiresInMs !== undefined ? { expiresAt: now + expiresInMs } : {}),
+      ...(options.scope !== undefined ? { scope: Object.freeze([...options.scope]) } : {}),
+    };
     const record: TokenRecord = {
       name,
       role,
       hash: sha256(token).toString('hex'),
-      createdAt: new Date(this.now()).toISOString(),
-      principal: agentPrincipal(name, role),
+      createdAt: new Date(now).toISOString(),
+      ...limits,
+      principal: agentPrincipal(name, role, limits),
     };
     this.addRecord(record);
+    this.scheduleExpiry();
     try {
       await this.persistTokens();
     } catch (err) {
       if (this.tokensByName.get(name) === record) this.removeRecord(record);
       throw fsError('save', this.tokensFile, err);
     }
-    return { token, name, role };
+    return {
+      token,
+      name,
+      role,
+      ...(limits.expiresAt !== undefined ? { expiresAt: new Date(limits.expiresAt).toISOString() } : {}),
+    };
   }
 
   /** Revokes a token at once: it stops authenticating and its agent's sessions end ('revoked'). */
@@ -336,9 +423,17 @@ export class SessionManager {
     }
   }
 
-  /** The minted agent tokens (names, roles, creation times), in minting order. */
+  /** The minted agent tokens (names, roles, creation and expiry times), in minting order. */
   listTokens(): TokenInfo[] {
-    return [...this.tokensByName.values()].map(({ name, role, createdAt }) => ({ name, role, createdAt }));
+    return [...this.tokensByName.values()].map(tokenInfo);
+  }
+
+  /** Subscribes to token expiries (after the token's sessions have ended); returns the unsubscribe. */
+  onTokenExpired(listener: (token: TokenInfo) => void): () => void {
+    this.expiryListeners.add(listener);
+    return () => {
+      this.expiryListeners.delete(listener);
+    };
   }
 
   /**
@@ -352,8 +447,17 @@ export class SessionManager {
     offered: string[],
     meta: { transport: string; clientName?: string; sessionId?: string },
   ): SessionInfo {
-    if (principal.kind === 'agent' && !this.tokensByName.has(principal.name)) {
-      throw new WorkspaceError('UNAUTHORIZED', `The token for agent '${principal.name}' has been revoked.`);
+    if (principal.kind === 'agent') {
+      const record = this.tokensByName.get(principal.name);
+      if (!record) {
+        throw new WorkspaceError('UNAUTHORIZED', `The token for agent '${principal.name}' has been revoked.`);
+      }
+      if (record.expiresAt !== undefined && this.now() >= record.expiresAt) {
+        throw new WorkspaceError(
+          'UNAUTHORIZED',
+          `The token for '${principal.name}' has expired; ask the workspace owner for a new link.`,
+        );
+      }
     }
     const sessionId = meta.sessionId ?? randomUUID();
     if (this.sessions.has(sessionId)) {
@@ -446,9 +550,57 @@ export class SessionManager {
     };
   }
 
-  /** Stops the periodic idle sweep; sessions and tokens stay as they are. */
+  /** Stops the periodic idle sweep and the expiry timer; sessions and tokens stay as they are. */
   close(): void {
+    this.closed = true;
     clearInterval(this.timer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+  }
+
+  /** Arms one timer for the earliest token expiry (re-armed after each mint and each expiry). */
+  private scheduleExpiry(): void {
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.expiryTimer = null;
+    if (this.closed) return;
+    let next = Infinity;
+    for (const record of this.tokensByName.values()) {
+      if (record.expiresAt !== undefined && record.expiresAt < next) next = record.expiresAt;
+    }
+    if (next === Infinity) return;
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, next - this.now()));
+    this.expiryTimer = setTimeout(() => this.expireTokens(), delay);
+    this.expiryTimer.unref();
+  }
+
+  /** Removes every token past its expiry, ends its sessions ('expired') and tells the listeners. */
+  private expireTokens(): void {
+    this.expiryTimer = null;
+    const now = this.now();
+    const expired = [...this.tokensByName.values()].filter(
+      (record) => record.expiresAt !== undefined && record.expiresAt <= now,
+    );
+    for (const record of expired) {
+      this.removeRecord(record);
+      for (const session of [...this.sessions.values()]) {
+        if (session.principal.kind === 'agent' && session.principal.name === record.name) {
+          this.end(session.sessionId, 'expired');
+        }
+      }
+      for (const listener of [...this.expiryListeners]) {
+        try {
+          listener(tokenInfo(record));
+        } catch (err) {
+          process.emitWarning(`A token-expired listener threw: ${(err as Error)?.message ?? String(err)}`);
+        }
+      }
+    }
+    if (expired.length > 0) {
+      this.persistTokens().catch((err: unknown) =>
+        process.emitWarning(`Could not save ${this.tokensFile} after tokens expired: ${String(err)}`),
+      );
+    }
+    this.scheduleExpiry();
   }
 
   /**
@@ -489,12 +641,16 @@ export class SessionManager {
   /** Writes `tokens.json` (hashes only) after any write already queued; each write captures the latest state. */
   private persistTokens(): Promise<void> {
     const write = this.persistQueue.then(() => {
-      const entries = [...this.tokensByName.values()].map(({ name, role, hash, createdAt }) => ({
-        name,
-        role,
-        hash,
-        createdAt,
-      }));
+      const entries = [...this.tokensByName.values()].map(
+        ({ name, role, hash, createdAt, expiresAt, scope }) => ({
+          name,
+          role,
+          hash,
+          createdAt,
+          ...(expiresAt !== undefined ? { expiresAt: new Date(expiresAt).toISOString() } : {}),
+          ...(scope !== undefined ? { scope: [...scope] } : {}),
+        }),
+      );
       return writeFileAtomic(this.tokensFile, JSON.stringify(entries, null, 2) + '\n', 0o600);
     });
     this.persistQueue = write.catch(() => undefined);

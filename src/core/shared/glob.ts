@@ -48,6 +48,11 @@ export class GlobSyntaxError extends Error {
 /** A compiled glob: `test` says whether a whole value matches. */
 export interface GlobMatcher {
   test(value: string): boolean;
+  /**
+   * Path globs only: whether the answer for a non-empty path depends on its last segment alone
+   * (every alternative is `**` or `**` followed by one name pattern), so callers may memoise by name.
+   */
+  readonly nameOnly?: boolean;
 }
 
 /**
@@ -363,8 +368,14 @@ export function compilePathGlob(pattern: string): GlobMatcher {
   // The root (the empty path) is matched by '.' and by patterns made of '**' only.
   const matchesRoot = alternatives.some((segments) => segments.every((s) => s === '**'));
   const matchers = alternatives.map(segmentsMatcher);
+  const nameOnly = alternatives.every(
+    (segments) =>
+      (segments.length === 1 && segments[0] === '**') ||
+      (segments.length === 2 && segments[0] === '**' && segments[1] !== '**'),
+  );
   return {
     test: (path) => (path === '' ? matchesRoot : matchers.some((matches) => matches(path))),
+    nameOnly,
   };
 }
 

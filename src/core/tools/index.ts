@@ -3,30 +3,36 @@
  * from project files on the owner's opt-in), validated, watched and turned into argv runs with
  * checked arguments. The dispatcher runs them in the session's sandbox under `allow tool(NAME)`.
  */
-import type { Diagnostic } from '../../protocol/tools';
+import type { ParsedResult } from '../../protocol/diagnostics';
 import { parseOutput, validateParserSpec } from './parsers';
 
 export { checkArguments, expandArgv, pathArguments, type ArgumentValue, type PathArgument } from './args';
 export { DETECTION_FILES } from './detect';
 export {
   compileManifest,
+  compileMcpServerManifest,
+  DEFAULT_MCP_CALL_TIMEOUT_MS,
   DEFAULT_TOOL_TIMEOUT_MS,
+  MCP_SERVER_NAME_RE,
   loadPatternEngine,
   ManifestError,
   MAX_MANIFEST_BYTES,
   releaseManifest,
   TOOL_NAME_RE,
   type CompiledManifest,
+  type McpServerManifest,
   type ToolManifest,
 } from './manifest';
 export {
   ToolRegistry,
   TOOLS_FOLDER,
+  type RegisteredMcpServer,
   type RegisteredTool,
   type ToolProblem,
   type ToolRegistryOptions,
   type ToolSetChange,
 } from './registry';
+export { countSeverities, ToolRunFeed, type ToolRunReport } from './runs';
 
 /** A manifest's output parser: `{type, ...options}`, validated by the parsers themselves. */
 export interface ParserSpec {
@@ -48,12 +54,18 @@ export interface ParseContext {
 export interface OutputParsers {
   /** Checks a manifest's parser spec when the manifest loads; throws an Error saying what to fix. */
   validate(spec: ParserSpec): void;
-  /** Turns a finished run's output into diagnostics (and test counts); never throws on hostile output. */
+  /**
+   * Turns a finished run's output into diagnostics (and test counts); never throws on hostile
+   * output. The optional fields say what was dropped or could not be read.
+   */
   parse(
     spec: ParserSpec,
     output: { stdout: string; stderr: string; exitCode: number | null },
     ctx: ParseContext,
-  ): { diagnostics: Diagnostic[]; tests?: { passed: number; failed: number; skipped: number } | undefined };
+  ): Pick<ParsedResult, 'diagnostics'> &
+    Partial<Pick<ParsedResult, 'truncated' | 'outsideWorkspace' | 'parseError'>> & {
+      tests?: ParsedResult['tests'] | undefined;
+    };
 }
 
 /**

@@ -254,3 +254,65 @@ export function releaseManifest(compiled: CompiledManifest): void {
   for (const re of compiled.patterns.values()) re.free();
   compiled.patterns.clear();
 }
+
+/** Names of sandboxed MCP servers: their tools are offered as `NAME_TOOL`, within 64 characters. */
+export const MCP_SERVER_NAME_RE = /^[A-Za-z0-9_-]{1,48}$/;
+/** Default and largest time one call to a sandboxed MCP server may take (ms). */
+export const DEFAULT_MCP_CALL_TIMEOUT_MS = 60_000;
+const MAX_MCP_CALL_TIMEOUT_MS = 600_000;
+
+/** The manifest of a sandboxed MCP server: a stdio command run inside the session's sandbox. */
+export const mcpServerManifestSchema = z.strictObject({
+  $schema: z.string().max(500).optional(),
+  name: z
+    .string()
+    .regex(MCP_SERVER_NAME_RE, 'letters, digits, "_" and "-", 1 to 48 characters (tools are NAME_TOOL)'),
+  title: z.string().min(1).max(200).optional(),
+  description: z.string().min(1).max(4000).optional(),
+  mcpServer: z.strictObject({
+    command: z
+      .array(z.string().min(1).max(4096))
+      .min(1)
+      .max(256)
+      .describe('The stdio server as an argv (no shell): program first, e.g. ["node", "tools/server.js"].'),
+    cwd: z.string().min(1).max(1000).optional(),
+    env: z.record(z.string().regex(ENV_NAME_RE), z.string().max(100_000)).optional(),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_MCP_CALL_TIMEOUT_MS)
+      .optional()
+      .describe('How long starting the server, listing its tools or one tool call may take.'),
+  }),
+});
+
+/** A sandboxed MCP server's manifest as written (validated). */
+export type McpServerManifest = z.output<typeof mcpServerManifestSchema>;
+
+/** Whether a manifest value declares an MCP server (`mcpServer`) rather than a typed tool. */
+export function declaresMcpServer(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && 'mcpServer' in value;
+}
+
+/**
+ * Validates a sandboxed MCP server's manifest. Its tools become `NAME_TOOL`, so neither NAME nor any
+ * name it could produce may shadow a built-in operation (`reserved`, lower case). Throws ManifestError.
+ */
+export function compileMcpServerManifest(value: unknown, reserved: ReadonlySet<string>): McpServerManifest {
+  const parsed = mcpServerManifestSchema.safeParse(value);
+  if (!parsed.success) throw new ManifestError(z.prettifyError(parsed.error));
+  const manifest = parsed.data;
+  const lower = manifest.name.toLowerCase();
+  if (reserved.has(lower)) {
+    throw new ManifestError(`the name "${manifest.name}" is a built-in operation; choose another name.`);
+  }
+  const shadowed = [...reserved].find((name) => name.startsWith(`${lower}_`));
+  if (shadowed !== undefined) {
+    throw new ManifestError(
+      `the name "${manifest.name}" would offer tools named like the built-in operation "${shadowed}"; ` +
+        'choose another name.',
+    );
+  }
+  return manifest;
+}

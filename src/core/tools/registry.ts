@@ -14,6 +14,9 @@ import type { OutputParsers, ParserSpec } from './index';
 import { detectTools, DETECTION_FILES } from './detect';
 import {
   compileManifest,
+  compileMcpServerManifest,
+  declaresMcpServer,
+  DEFAULT_MCP_CALL_TIMEOUT_MS,
   isPathProperty,
   loadPatternEngine,
   mayDeclarePatterns,
@@ -49,6 +52,26 @@ export interface RegisteredTool {
   /** Annotations as the manifest declares them (read-only is further narrowed per caller). */
   annotations: ToolAnnotations;
   /** A digest of the manifest: a change of it is a change of the tool. */
+  digest: string;
+}
+
+/**
+ * A sandboxed MCP server declared by the owner: its stdio command runs in a session's sandbox and
+ * its tools are offered as `NAME_TOOL`.
+ */
+export interface RegisteredMcpServer {
+  name: string;
+  title: string;
+  description: string;
+  /** The argv of the stdio server (no shell). */
+  command: string[];
+  /** Workspace-relative working directory. */
+  cwd: string;
+  env: Record<string, string>;
+  /** Starting it, listing its tools, or one call may take this long (ms). */
+  timeoutMs: number;
+  source: string;
+  /** A digest of the manifest: a change of it restarts the server. */
   digest: string;
 }
 
@@ -145,6 +168,7 @@ interface Candidate {
  */
 export class ToolRegistry {
   private tools = new Map<string, RegisteredTool>();
+  private servers = new Map<string, RegisteredMcpServer>();
   private problemList: ToolProblem[] = [];
   private readonly reserved: ReadonlySet<string>;
   private settings: readonly unknown[];
@@ -174,6 +198,24 @@ export class ToolRegistry {
   /** The tool with this name, if any. */
   get(name: string): RegisteredTool | undefined {
     return this.tools.get(name);
+  }
+
+  /** Sandboxed MCP servers in force, by name order. */
+  mcpServers(): RegisteredMcpServer[] {
+    return [...this.servers.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * The sandboxed MCP server whose tools a name like `NAME_TOOL` belongs to, and the upstream tool's
+   * own name; null when no server's prefix matches.
+   */
+  mcpServerOf(toolName: string): { server: RegisteredMcpServer; tool: string } | null {
+    for (const server of this.servers.values()) {
+      if (toolName.startsWith(`${server.name}_`) && toolName.length > server.name.length + 1) {
+        return { server, tool: toolName.slice(server.name.length + 1) };
+      }
+    }
+    return null;
   }
 
   /** Names of the detected tools in force (granted only by a rule that names them). */
@@ -240,6 +282,7 @@ export class ToolRegistry {
     this.watchers.clear();
     for (const tool of this.tools.values()) releaseManifest(tool.compiled);
     this.tools.clear();
+    this.servers.clear();
     this.listeners.clear();
   }
 
@@ -297,8 +340,24 @@ export class ToolRegistry {
     }
     if (candidates.some((c) => mayDeclarePatterns(c.value))) await loadPatternEngine();
     const next = new Map<string, RegisteredTool>();
+    const nextServers = new Map<string, RegisteredMcpServer>();
     const taken = new Set<string>();
+    // A server NAME takes every name `NAME_...`: no tool and no other server may fall in it.
+    const clash = (lower: string): string | null => {
+      for (const server of nextServers.values()) {
+        const prefix = `${server.name.toLowerCase()}_`;
+        if (lower.startsWith(prefix) || `${lower}_`.startsWith(prefix) || prefix.startsWith(`${lower}_`)) {
+          return `the MCP server "${server.name}" of ${server.source} (its tools are ${server.name}_TOOL)`;
+        }
+      }
+      return null;
+    };
     for (const candidate of candidates) {
+      if (!candidate.detected && declaresMcpServer(candidate.value)) {
+        const problem = this.addMcpServer(candidate, nextServers, next, taken, clash);
+        if (problem) problems.push({ source: candidate.source, message: problem });
+        continue;
+      }
       let compiled: CompiledManifest;
       try {
         compiled = compileManifest(candidate.value, this.reserved);
@@ -310,9 +369,12 @@ export class ToolRegistry {
       const { manifest } = compiled;
       const lower = manifest.name.toLowerCase();
       let problem: string | null = null;
+      const server = clash(lower);
       if (taken.has(lower)) {
         const first = [...next.values()].find((t) => t.name.toLowerCase() === lower);
         problem = `the name "${manifest.name}" is already taken by ${first?.source ?? 'another tool'}.`;
+      } else if (server !== null) {
+        problem = `the name "${manifest.name}" falls among the tools of ${server}.`;
       } else if (manifest.parser) {
         problem = this.parserProblem(manifest.parser);
       }
@@ -348,14 +410,19 @@ export class ToolRegistry {
     }
     const previous = this.tools;
     const change: ToolSetChange = { added: [], removed: [], changed: [], problems };
-    for (const [name, tool] of next) {
-      const before = previous.get(name);
-      if (!before) change.added.push(name);
-      else if (before.digest !== tool.digest) change.changed.push(name);
-    }
-    for (const name of previous.keys()) if (!next.has(name)) change.removed.push(name);
+    const compare = (now: Map<string, { digest: string }>, before: Map<string, { digest: string }>): void => {
+      for (const [name, entry] of now) {
+        const old = before.get(name);
+        if (!old) change.added.push(name);
+        else if (old.digest !== entry.digest) change.changed.push(name);
+      }
+      for (const name of before.keys()) if (!now.has(name)) change.removed.push(name);
+    };
+    compare(next, previous);
+    compare(nextServers, this.servers);
     const problemsChanged = JSON.stringify(problems) !== JSON.stringify(this.problemList);
     this.tools = next;
+    this.servers = nextServers;
     this.problemList = problems;
     for (const tool of previous.values()) releaseManifest(tool.compiled);
     if (change.added.length + change.removed.length + change.changed.length === 0 && !problemsChanged) return;
@@ -370,6 +437,49 @@ export class ToolRegistry {
         this.options.log.error('tool change listener failed', { error: (err as Error).message });
       }
     }
+  }
+
+  /** Validates and adds a sandboxed MCP server's manifest; returns the problem when it is not added. */
+  private addMcpServer(
+    candidate: Candidate,
+    servers: Map<string, RegisteredMcpServer>,
+    tools: Map<string, RegisteredTool>,
+    taken: Set<string>,
+    clash: (lower: string) => string | null,
+  ): string | null {
+    let manifest;
+    try {
+      manifest = compileMcpServerManifest(candidate.value, this.reserved);
+    } catch (err) {
+      if (!(err instanceof ManifestError)) throw err;
+      return err.message;
+    }
+    const lower = manifest.name.toLowerCase();
+    const server = clash(lower);
+    if (server !== null) return `the name "${manifest.name}" overlaps the tool names of ${server}.`;
+    const tool = [...tools.values()].find((t) => {
+      const name = t.name.toLowerCase();
+      return name === lower || name.startsWith(`${lower}_`);
+    });
+    if (tool) {
+      return `the name "${manifest.name}" would offer tools named like the tool "${tool.name}" of ${tool.source}.`;
+    }
+    taken.add(lower);
+    const { command, cwd, env, timeoutMs } = manifest.mcpServer;
+    servers.set(manifest.name, {
+      name: manifest.name,
+      title: manifest.title ?? manifest.name,
+      description: manifest.description ?? `Tools of the sandboxed MCP server ${manifest.name}.`,
+      command,
+      cwd: cwd ?? '.',
+      env: env ?? {},
+      timeoutMs: timeoutMs ?? DEFAULT_MCP_CALL_TIMEOUT_MS,
+      source: candidate.source,
+      digest: createHash('sha256')
+        .update(JSON.stringify([candidate.source, manifest]))
+        .digest('hex'),
+    });
+    return null;
   }
 
   /** Why a manifest's parser cannot be used, or null when it can. */

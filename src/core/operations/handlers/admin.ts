@@ -2,6 +2,7 @@ import { WorkspaceError } from '../../../protocol/errors';
 import type { OperationOutput } from '../../../protocol/operations';
 import type { DispatcherDeps, Handlers } from '../types';
 import { auditAgentFilter } from '../visibility';
+import { offeredMcpTools } from './mcpservers';
 import { offeredTools } from './tools';
 
 /** Session, policy, token and audit operations (most are owner-only; the dispatcher enforces it). */
@@ -29,9 +30,14 @@ export function adminHandlers(deps: DispatcherDeps): Handlers<AdminOperation> {
         'InitSession opens a session: call the dispatcher’s initSession, not run().',
       );
     },
-    // Negotiated operations, then the typed tools the policy grants now (they come and go with manifests).
+    // Negotiated operations, then the typed tools the policy grants now (they come and go with
+    // manifests), then the tools of sandboxed MCP servers listed in this session.
     list_capabilities: async (_input, ctx) => ({
-      tools: [...ctx.session.capabilities, ...offeredTools(deps, ctx.principal).map((tool) => tool.name)],
+      tools: [
+        ...ctx.session.capabilities,
+        ...offeredTools(deps, ctx.principal).map((tool) => tool.name),
+        ...offeredMcpTools(deps, ctx.principal, ctx.sessionId).map((tool) => tool.name),
+      ],
       workspaceId: deps.coordination.workspaceId,
     }),
     get_policies: async () => ({ policies: [policy.policy] }),

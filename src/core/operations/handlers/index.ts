@@ -4,6 +4,7 @@ import { adminHandlers } from './admin';
 import { coordinationHandlers } from './coordination';
 import { execHandlers } from './exec';
 import { fileHandlers } from './files';
+import { pairHandlers } from './pair';
 import type { ExecutionAuditor } from './sandbox';
 
 /** Every operation's handler, grouped by what it touches. */
@@ -16,5 +17,6 @@ export function createHandlers(
     ...fileHandlers(deps),
     ...execHandlers(deps, auditExecution),
     ...coordinationHandlers(deps),
+    ...pairHandlers(deps),
   };
 }

@@ -37,7 +37,7 @@ export async function startInSandbox(
   const checkEnvironment = (env: SandboxEnvironment): void => {
     run.onEnvironment?.(env);
     if (run.shell || !env.buildInputs) return;
-    const writable = env.buildInputs.find((path) => policy.decide(principal, 'write', path).allowed);
+    const writable = env.buildInputs.find((path) => policy.allows(principal, 'write', path));
     if (writable === undefined || ctx.decide('exec', '*')) return;
     throw new WorkspaceError(
       'POLICY_DENIED',
@@ -64,7 +64,7 @@ export async function startInSandbox(
         readOnly: !ctx.decide('write', '.'),
         // An image build ships only what this agent may read (one decision per file: not listed in
         // the record, which names the build inputs instead).
-        mayRead: (path) => policy.decide(principal, 'read', path).allowed,
+        mayRead: (path) => policy.allows(principal, 'read', path),
       },
       { ...run.request, checkEnvironment },
     )

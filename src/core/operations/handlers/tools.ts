@@ -1,11 +1,15 @@
 import { WorkspaceError } from '../../../protocol/errors';
 import type { Principal } from '../../../protocol/principal';
 import type { ToolAnnotations, ToolResult } from '../../../protocol/tools';
+import type { ExecutionResult } from '../../execution';
+import { unexpectedError } from '../../log';
 import {
   checkArguments,
+  countSeverities,
   DEFAULT_TOOL_TIMEOUT_MS,
   expandArgv,
   pathArguments,
+  type OutputParsers,
   type PathArgument,
   type RegisteredTool,
 } from '../../tools';
@@ -85,14 +89,23 @@ export function toolRunner(deps: DispatcherDeps, audit: ExecutionAuditor): ToolR
         { tool: tool.name, program: argv[0], image: result.image },
       );
     }
-    const parsed: Pick<ToolResult, 'diagnostics' | 'tests'> =
-      manifest.parser && deps.parsers
-        ? deps.parsers.parse(
-            manifest.parser,
-            { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode },
-            { containerWorkspace: workspaceFolder, cwd: realCwd, toolName: tool.name },
-          )
-        : { diagnostics: [] };
+    const parsed = parseRun(deps, tool, result, { containerWorkspace: workspaceFolder, cwd: realCwd });
+    deps.toolRuns?.emit({
+      tool: tool.name,
+      principal: ctx.principal,
+      sessionId: ctx.sessionId,
+      executionId: result.executionId,
+      status: result.status,
+      exitCode: result.exitCode,
+      diagnostics: parsed.diagnostics,
+      counts: countSeverities(parsed.diagnostics),
+      ...(parsed.tests ? { tests: parsed.tests } : {}),
+      outsideWorkspace: parsed.outsideWorkspace ?? 0,
+      truncated: parsed.truncated ?? false,
+      ...(parsed.parseError !== undefined ? { parseError: parsed.parseError } : {}),
+      parsed: manifest.parser !== undefined && deps.parsers !== undefined,
+      finishedAt: new Date().toISOString(),
+    });
     return {
       ...result,
       tool: tool.name,
@@ -100,6 +113,31 @@ export function toolRunner(deps: DispatcherDeps, audit: ExecutionAuditor): ToolR
       ...(parsed.tests ? { tests: parsed.tests } : {}),
     };
   };
+}
+
+/**
+ * A run's output through its manifest's parser (nothing without one). A parser that throws despite
+ * its contract costs the run its diagnostics, not its result: the failure is logged and reported as
+ * the run's parse error.
+ */
+function parseRun(
+  deps: DispatcherDeps,
+  tool: RegisteredTool,
+  result: ExecutionResult,
+  where: { containerWorkspace: string; cwd: string },
+): ReturnType<OutputParsers['parse']> {
+  const spec = tool.compiled.manifest.parser;
+  if (!spec || !deps.parsers) return { diagnostics: [] };
+  try {
+    return deps.parsers.parse(
+      spec,
+      { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode },
+      { ...where, toolName: tool.name },
+    );
+  } catch (err) {
+    const failure = unexpectedError(deps.log, err, { tool: tool.name, parser: spec.type });
+    return { diagnostics: [], parseError: `The ${spec.type} output parser failed: ${failure.message}` };
+  }
 }
 
 /**
@@ -111,7 +149,7 @@ export function toolAnnotations(
   principal: Principal,
   tool: RegisteredTool,
 ): ToolAnnotations {
-  const readOnly = tool.annotations.readOnlyHint && !deps.policy.decide(principal, 'write', '.').allowed;
+  const readOnly = tool.annotations.readOnlyHint && !deps.policy.allows(principal, 'write', '.');
   return readOnly
     ? { ...tool.annotations, readOnlyHint: true, destructiveHint: false }
     : { ...tool.annotations, readOnlyHint: false };
@@ -122,8 +160,10 @@ export function offeredTools(
   deps: Pick<DispatcherDeps, 'policy' | 'tools'>,
   principal: Principal,
 ): RegisteredTool[] {
+  // A scoped principal (a pair guest) never runs typed tools, whatever `allow tool` rules exist.
+  if (principal.scope !== undefined) return [];
   return (deps.tools?.list() ?? []).filter((tool) => {
-    if (!deps.policy.decide(principal, 'tool', tool.name).allowed) return false;
+    if (!deps.policy.allows(principal, 'tool', tool.name)) return false;
     return principal.role !== 'viewer' || toolAnnotations(deps, principal, tool).readOnlyHint;
   });
 }

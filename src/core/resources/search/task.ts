@@ -29,11 +29,6 @@ function policyEngine(policy: Policy): PolicyEngine {
   return cachedPolicy.engine;
 }
 
-/** {@link foldPathName}, with a fast path for the usual printable-ASCII names. */
-function foldedName(name: string): string {
-  return /^[\x20-\x7e]*$/.test(name) ? name.toLowerCase() : foldPathName(name);
-}
-
 /** FNV-1a of a path: which shard takes a file or a subtree, the same in every shard. */
 function shardOf(rel: string, shards: number): number {
   let hash = 0x811c9dc5;
@@ -42,17 +37,6 @@ function shardOf(rel: string, shards: number): number {
     hash = Math.imul(hash, 0x01000193);
   }
   return (hash >>> 0) % shards;
-}
-
-function slashes(rel: string): number {
-  let count = 0;
-  for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) count++;
-  return count;
-}
-
-function parentOf(rel: string): string {
-  const slash = rel.lastIndexOf('/');
-  return slash === -1 ? '.' : rel.slice(0, slash);
 }
 
 /** Reads regular files through the confined layer into a buffer reused across files. */
@@ -153,8 +137,8 @@ export function runSearchTask(task: SearchTask): TaskResult {
   }
   const policy = task.access === undefined ? undefined : policyEngine(task.access.policy);
   const principal = task.access?.principal;
-  const readable = (rel: string): boolean =>
-    policy === undefined || principal === undefined || policy.decide(principal, 'read', rel).allowed;
+  const readable =
+    policy === undefined || principal === undefined ? () => true : policy.pathDecider(principal, 'read');
   const reader = new FileReader(task.confined, task.maxFileBytes);
   const ignoreReader = new FileReader(task.confined, MAX_IGNORE_FILE_BYTES);
   const matches: SearchMatch[] = [];
@@ -219,7 +203,6 @@ export function runSearchTask(task: SearchTask): TaskResult {
       ignores.set(dirRel, own);
       return own;
     };
-    const startDepth = task.startReal === '.' ? 0 : task.startReal.split('/').length;
     // Subtrees at the split depth, numbered in walk order (the same in every shard): the first shard
     // to reach one claims it; past the claim table, a path hash decides.
     const claims = task.claims === undefined ? undefined : new Int32Array(task.claims);
@@ -239,11 +222,10 @@ export function runSearchTask(task: SearchTask): TaskResult {
           return 'stop';
         }
         if (entry.type === 'symlink' || isProtectedRel(entry.rel)) return 'skip';
-        const dirRel = parentOf(entry.rel);
-        const active = ignoresIn(dirRel, entry.dirFd, entry.name);
-        const depth = slashes(entry.rel) + 1 - startDepth;
+        const active = ignoresIn(entry.dirRel, entry.dirFd, entry.name);
+        const depth = entry.depth;
         if (entry.type === 'directory') {
-          if (SKIPPED_DIRECTORIES.has(foldedName(entry.name)) || isIgnored(active, entry.rel, true)) {
+          if (SKIPPED_DIRECTORIES.has(foldPathName(entry.name)) || isIgnored(active, entry.rel, true)) {
             return 'skip';
           }
           if (depth === SPLIT_DEPTH && !claim(entry.rel)) return 'skip';
