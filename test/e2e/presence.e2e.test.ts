@@ -176,10 +176,20 @@ describe('VS Code: presence in the Sessions view, messages to the human', functi
       await waitVisible(page, fileRow, 'the open file under the agent');
 
       const leaseRow = page.locator('.pane .monaco-list-row').filter({ hasText: 'e2e lease' }).first();
-      await leaseRow.hover();
-      await leaseRow.locator('.action-label[aria-label="Release Lease"]').click();
       const release = page.locator('.monaco-dialog-box .monaco-button').filter({ hasText: /^Release$/ });
-      await waitVisible(page, release, 'the "Release" button');
+      // The view re-renders live (the agent's edit being flushed, its editing state running out): a
+      // row hovered just before a refresh loses its inline action, so hover and click again.
+      await waitFor(
+        async () => {
+          if (await release.isVisible()) return true;
+          await leaseRow.hover({ timeout: 2_000 });
+          await leaseRow.locator('.action-label[aria-label="Release Lease"]').click({ timeout: 2_000 });
+          await release.waitFor({ state: 'visible', timeout: 2_000 });
+          return true;
+        },
+        30_000,
+        { what: 'the "Release" button of the lease row', page },
+      );
       await release.click();
       const released = await waitFor(
         async () => (await audit('release_lease')).find((r) => r.params['leaseId'] === lease.id),
