@@ -7,8 +7,9 @@ import { RRegex } from 'rregex';
 import {
   byteScreenActive,
   compileMatcher,
-  requiredLiteral,
   type LineMatch,
+  NeedleFinder,
+  requiredLiteral,
 } from '../../src/core/resources/search/engine';
 import { isIgnored, parseIgnoreFile } from '../../src/core/resources/search/gitignore';
 import { compareWalkOrder } from '../../src/core/resources/search/pool';
@@ -124,6 +125,37 @@ describe('search engine', () => {
     assert.equal(requiredLiteral('a\\.b\\.c'), 'a.b.c');
     assert.equal(requiredLiteral('\\w+\\d{7}'), undefined);
     assert.equal(requiredLiteral('xyz{0,3}q'), undefined);
+  });
+});
+
+describe('needle finder', () => {
+  it('finds exactly what Buffer.indexOf finds, also where the rare byte is common and it falls back', () => {
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    const alphabets = ['ab', 'abcB', 'eB\n', 'xyzQ\u00e9'];
+    let compared = 0;
+    let found = 0;
+    for (let round = 0; round < 400; round++) {
+      const alphabet = Buffer.from(alphabets[round % alphabets.length]!, 'utf8');
+      const text = Buffer.alloc(1 + rnd(3000), 0);
+      for (let i = 0; i < text.length; i++) text[i] = alphabet[rnd(alphabet.length)]!;
+      const needle = Buffer.alloc(1 + rnd(6), 0);
+      for (let i = 0; i < needle.length; i++) needle[i] = alphabet[rnd(alphabet.length)]!;
+      const finder = new NeedleFinder(needle);
+      for (const from of [0, 1, rnd(text.length + 2), text.length, text.length + 3]) {
+        const expected = text.indexOf(needle, from);
+        assert.equal(finder.find(text, from), expected, `${needle.toString('latin1')} from ${from}`);
+        compared++;
+        if (expected !== -1) found++;
+      }
+    }
+    assert.ok(compared === 2000 && found > 200, `${found} of ${compared} searches found something`);
+    // A needle at the very end, and one longer than the text.
+    assert.equal(new NeedleFinder(Buffer.from('Bz')).find(Buffer.from('aaaBz'), 0), 3);
+    assert.equal(new NeedleFinder(Buffer.from('aaaaaB')).find(Buffer.from('aaB'), 0), -1);
   });
 });
 

