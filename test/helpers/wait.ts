@@ -16,3 +16,21 @@ export async function until(
   }
   assert.fail(`timed out waiting for: ${what}`);
 }
+
+/**
+ * Polls `check` until it returns a value other than undefined (at most `attempts` times, `everyMs`
+ * apart) and returns it; fails the test naming `what` otherwise.
+ */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  attempts = 100,
+  everyMs = 100,
+): Promise<T> {
+  for (let i = 0; i < attempts; i++) {
+    const value = await check();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+  assert.fail(`timed out waiting for: ${what}`);
+}

@@ -10,21 +10,8 @@ import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/type
 import { DEFAULT_POLICY } from '../../src/core/policy';
 import { callTool, connectMcp } from '../helpers/clients';
 import { connectWs } from '../helpers/sockets';
+import { eventually } from '../helpers/wait';
 import { startTestServer, type TestServer } from '../helpers/server';
-
-/** Polls `check` until it returns a value (at most `attempts` times, `everyMs` apart). */
-async function eventually<T>(
-  check: () => Promise<T | undefined> | T | undefined,
-  attempts = 60,
-  everyMs = 100,
-): Promise<T> {
-  for (let i = 0; i < attempts; i++) {
-    const value = await check();
-    if (value !== undefined) return value;
-    await sleep(everyMs);
-  }
-  throw new Error(`condition not met after ${attempts} attempts`);
-}
 
 describe('Agents working together: join, messages, leases (real server, official SDK clients)', () => {
   let t: TestServer;
@@ -134,12 +121,16 @@ describe('Agents working together: join, messages, leases (real server, official
       assert.equal(sent.status, 200, JSON.stringify(sent.body));
       assert.equal(sent.body.delivered, 4, 'three member sessions and the VS Code user');
 
-      const note = await eventually(() => bobNotes.find((n) => n.logger === 'mcp-workspace/message'));
+      const note = await eventually('the expected event', () =>
+        bobNotes.find((n) => n.logger === 'mcp-workspace/message'),
+      );
       assert.equal(note.data.message, 'I am refactoring src/api; please stay out for ten minutes.');
       assert.equal(note.data.from, 'alice');
       assert.equal(note.data.id, sent.body.id);
 
-      await eventually(() => (carolUpdates.includes('inbox://carol') ? true : undefined));
+      await eventually('the expected event', () =>
+        carolUpdates.includes('inbox://carol') ? true : undefined,
+      );
       const inbox = await carol.readResource({ uri: 'inbox://carol' });
       const carolInbox = JSON.parse((inbox.contents[0] as { text: string }).text);
       assert.equal(carolInbox.agent, 'carol');
@@ -149,7 +140,9 @@ describe('Agents working together: join, messages, leases (real server, official
       );
       await subscription.close();
 
-      const event = await eventually(() => dave.frames.find((f) => f.type === 'message'));
+      const event = await eventually('the expected event', () =>
+        dave.frames.find((f) => f.type === 'message'),
+      );
       assert.equal(event.message.id, sent.body.id);
       assert.equal(event.message.from, 'alice');
 
@@ -161,7 +154,7 @@ describe('Agents working together: join, messages, leases (real server, official
       // To one named agent: only dave's session gets it (and not the VS Code user).
       const direct = await callTool(bob.client, 'broadcast_message', { message: 'dave: ping', to: 'dave' });
       assert.equal(direct.delivered, 1, JSON.stringify(direct));
-      const ping = await eventually(() =>
+      const ping = await eventually('the expected event', () =>
         dave.frames.find((f) => f.type === 'message' && f.message.id === direct.id),
       );
       assert.equal(ping.message.to, 'dave');
@@ -454,6 +447,7 @@ describe('Agents working together: join, messages, leases (real server, official
     assert.equal(foreign.body.error.code, 'LEASE_CONFLICT');
 
     await eventually(
+      'the short lease to expire',
       async () => {
         const listed = await t.api('/leases', as('bob'));
         const ids = listed.body.leases.map((l: any) => l.id);
@@ -462,7 +456,7 @@ describe('Agents working together: join, messages, leases (real server, official
       50,
       100,
     ).then((ids) => assert.deepEqual(ids, [renewed.body.id]));
-    const expired = await eventually(async () => {
+    const expired = await eventually('the expiry to be audited', async () => {
       const records = await auditRecords('lease_expired');
       return records.length > 0 ? records : undefined;
     });
@@ -535,6 +529,7 @@ describe('Agents working together: join, messages, leases (real server, official
     }
     // Then she goes quiet and bob takes over within a bounded number of attempts.
     const taken = await eventually(
+      'bob to take the idle lease over',
       async () => {
         const attempt = await t.api('/leases', {
           method: 'POST',

@@ -1,28 +1,14 @@
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { callTool, connectMcp } from '../helpers/clients';
 import { ensureDocker, TEST_IMAGE } from '../helpers/docker';
+import { connectWs } from '../helpers/sockets';
+import { eventually } from '../helpers/wait';
 import { startTestServer, type TestServer } from '../helpers/server';
-
-/** Polls `check` until it returns a value (at most `attempts` times, `everyMs` apart). */
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined> | T | undefined,
-  attempts = 100,
-  everyMs = 100,
-): Promise<T> {
-  for (let i = 0; i < attempts; i++) {
-    const value = await check();
-    if (value !== undefined) return value;
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out waiting for: ${what}`);
-}
 
 /** A stock y-websocket client of one file. */
 interface Replica {
@@ -47,28 +33,6 @@ function destroy(...replicas: Replica[]): void {
     r.provider.destroy();
     r.doc.destroy();
   }
-}
-
-/** A WebSocket client of `/ws` (one call at a time). */
-async function connectWs(url: string, token: string) {
-  const ws = new WebSocket(`${url.replace('http', 'ws')}/ws`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
-  const frames: any[] = [];
-  ws.on('message', (raw) => frames.push(JSON.parse(raw.toString())));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  let next = 1;
-  const call = async (op: string, params: unknown): Promise<any> => {
-    const id = next++;
-    ws.send(JSON.stringify({ id, op, params }));
-    return eventually(`ws reply ${id}`, () =>
-      frames.find((f) => f.id === id && (f.type === 'result' || f.type === 'error')),
-    );
-  };
-  return { call, close: () => ws.close() };
 }
 
 const RULES = [
