@@ -26,8 +26,7 @@ function shorten(text: string, max = MAX_SHOWN_CHARS): string {
  */
 export class MessageNotifications implements vscode.Disposable {
   private readonly throttle: MessageThrottle<Received>;
-  private readonly attached = new Map<FolderServer, () => void>();
-  private readonly stopWatching: vscode.Disposable;
+  private readonly following: vscode.Disposable;
 
   constructor(
     private readonly host: ServerHost,
@@ -35,36 +34,18 @@ export class MessageNotifications implements vscode.Disposable {
     windowMs?: number,
   ) {
     this.throttle = new MessageThrottle((batch) => void this.show(batch), windowMs);
-    this.stopWatching = host.onDidChange(() => this.sync());
-    this.sync();
+    // Listens to the servers running now (they come and go with start, stop and folder changes).
+    this.following = host.follow((target) =>
+      target.server.coordination.onMessage((message) =>
+        // One window per sender and folder: the same agent name in two folders is two senders.
+        this.throttle.push(`${target.folder.name}\u0000${message.from}`, { target, message }),
+      ),
+    );
   }
 
   dispose(): void {
-    this.stopWatching.dispose();
-    for (const stop of this.attached.values()) stop();
-    this.attached.clear();
+    this.following.dispose();
     this.throttle.dispose();
-  }
-
-  /** Listens to the servers running now (they come and go with start, stop and folder changes). */
-  private sync(): void {
-    const running = new Set(this.host.list());
-    for (const [target, stop] of this.attached) {
-      if (!running.has(target)) {
-        stop();
-        this.attached.delete(target);
-      }
-    }
-    for (const target of running) {
-      if (this.attached.has(target)) continue;
-      this.attached.set(
-        target,
-        target.server.coordination.onMessage((message) =>
-          // One window per sender and folder: the same agent name in two folders is two senders.
-          this.throttle.push(`${target.folder.name}\u0000${message.from}`, { target, message }),
-        ),
-      );
-    }
   }
 
   private sender(received: Received): string {

@@ -72,6 +72,30 @@ export class ServerHost implements vscode.Disposable {
   }
 
   /**
+   * Calls `attach` for each server running now and each one that starts later, and the function it
+   * returned when that server stops; disposing stops following and detaches from every server.
+   */
+  follow(attach: (target: FolderServer) => () => void): vscode.Disposable {
+    const attached = new Map<FolderServer, () => void>();
+    const sync = (): void => {
+      const running = new Set(this.servers);
+      for (const [target, detach] of attached) {
+        if (running.has(target)) continue;
+        detach();
+        attached.delete(target);
+      }
+      for (const target of running) if (!attached.has(target)) attached.set(target, attach(target));
+    };
+    const watching = this.onDidChange(sync);
+    sync();
+    return new vscode.Disposable(() => {
+      watching.dispose();
+      for (const detach of attached.values()) detach();
+      attached.clear();
+    });
+  }
+
+  /**
    * The settings in force: from user settings only (user value, else default), never from the
    * workspace or a folder, which agents can write.
    */

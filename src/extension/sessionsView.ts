@@ -85,16 +85,14 @@ function activityIcon(entry: PresenceEntry): vscode.ThemeIcon {
 export class SessionsView implements vscode.TreeDataProvider<SessionsNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<SessionsNode | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
-  private readonly attached = new Map<FolderServer, () => void>();
   private readonly stopHost: vscode.Disposable;
+  private readonly following: vscode.Disposable;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly host: ServerHost) {
-    this.stopHost = host.onDidChange(() => {
-      this.sync();
-      this.schedule();
-    });
-    this.sync();
+    this.stopHost = host.onDidChange(() => this.schedule());
+    // Follows the presence events of the servers running now.
+    this.following = host.follow((target) => target.server.presence.onChange(() => this.schedule()));
   }
 
   /** Re-reads everything now. */
@@ -106,8 +104,7 @@ export class SessionsView implements vscode.TreeDataProvider<SessionsNode>, vsco
 
   dispose(): void {
     this.stopHost.dispose();
-    for (const stop of this.attached.values()) stop();
-    this.attached.clear();
+    this.following.dispose();
     if (this.timer) clearTimeout(this.timer);
     this.changed.dispose();
   }
@@ -228,25 +225,6 @@ export class SessionsView implements vscode.TreeDataProvider<SessionsNode>, vsco
         item.iconPath = new vscode.ThemeIcon('lock');
         item.contextValue = 'mcpWorkspace.lease';
         return item;
-      }
-    }
-  }
-
-  /** Follows the presence events of the servers running now. */
-  private sync(): void {
-    const running = new Set(this.host.list());
-    for (const [target, stop] of this.attached) {
-      if (!running.has(target)) {
-        stop();
-        this.attached.delete(target);
-      }
-    }
-    for (const target of running) {
-      if (!this.attached.has(target)) {
-        this.attached.set(
-          target,
-          target.server.presence.onChange(() => this.schedule()),
-        );
       }
     }
   }
