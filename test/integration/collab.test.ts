@@ -5,64 +5,16 @@ import { join } from 'node:path';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import WebSocket from 'ws';
-import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 import { callTool, connectMcp } from '../helpers/clients';
 import { ensureDocker, TEST_IMAGE } from '../helpers/docker';
 import { until } from '../helpers/wait';
+import { destroy, replica, type Replica } from '../helpers/replica';
 import { upgradeStatus } from '../helpers/sockets';
 import { startTestServer, type TestServer } from '../helpers/server';
 
-/** A stock y-websocket client (no BroadcastChannel: every byte goes through the server). */
-interface Replica {
-  doc: Y.Doc;
-  text: Y.Text;
-  provider: WebsocketProvider;
-  /** Close events the server sent (code and reason). */
-  closes: Array<{ code: number; reason: string }>;
-  /** Permission-denied reasons the server sent (the standard y-protocols auth message). */
-  denied: string[];
-}
-
-function replica(url: string, room: string, token: string, connect = true): Replica {
-  const doc = new Y.Doc();
-  const provider = new WebsocketProvider(`${url}/collab`, room, doc, {
-    params: { token },
-    WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
-    disableBc: true,
-    maxBackoffTime: 200,
-    connect,
-  });
-  const closes: Replica['closes'] = [];
-  const denied: string[] = [];
-  provider.on('connection-close', (event) => {
-    if (event) closes.push({ code: event.code, reason: event.reason });
-  });
-  // The stock client logs permission-denied through this handler (message type 2).
-  const original = provider.messageHandlers[2]!;
-  provider.messageHandlers[2] = (encoder, decoder, p, emitSynced, type) => {
-    const bytes = decoder.arr.subarray(decoder.pos);
-    denied.push(Buffer.from(bytes).toString('utf8'));
-    const warn = console.warn;
-    console.warn = () => undefined;
-    try {
-      original(encoder, decoder, p, emitSynced, type);
-    } finally {
-      console.warn = warn;
-    }
-  };
-  return { doc, text: doc.getText('content'), provider, closes, denied };
-}
-
 async function synced(r: Replica): Promise<void> {
   await until('the replica to sync', () => r.provider.synced);
-}
-
-function destroy(...replicas: Replica[]): void {
-  for (const r of replicas) {
-    r.provider.destroy();
-    r.doc.destroy();
-  }
 }
 
 /** A deterministic pseudo-random generator, so failures replay. */

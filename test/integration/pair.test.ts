@@ -1,55 +1,12 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import WebSocket from 'ws';
-import { WebsocketProvider } from 'y-websocket';
-import * as Y from 'yjs';
 import { parsePairLink, PAIR_OPERATIONS } from '../../src/protocol/pair';
 import { callTool, connectMcp } from '../helpers/clients';
 import { until } from '../helpers/wait';
+import { destroy, replica } from '../helpers/replica';
 import { connectWs, upgradeStatus } from '../helpers/sockets';
 import { startTestServer, type TestServer } from '../helpers/server';
-
-/** A stock y-websocket client of one file, recording the close codes the server sent. */
-interface Replica {
-  doc: Y.Doc;
-  text: Y.Text;
-  provider: WebsocketProvider;
-  closes: number[];
-}
-
-function replica(url: string, room: string, token: string): Replica {
-  const doc = new Y.Doc();
-  const provider = new WebsocketProvider(`${url}/collab`, room, doc, {
-    params: { token },
-    WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
-    disableBc: true,
-    maxBackoffTime: 200,
-  });
-  const closes: number[] = [];
-  provider.on('connection-close', (event) => {
-    if (event) closes.push(event.code);
-  });
-  // Read-only connections are told so through the standard permission message; keep the test quiet.
-  const original = provider.messageHandlers[2]!;
-  provider.messageHandlers[2] = (encoder, decoder, p, emitSynced, type) => {
-    const warn = console.warn;
-    console.warn = () => undefined;
-    try {
-      original(encoder, decoder, p, emitSynced, type);
-    } finally {
-      console.warn = warn;
-    }
-  };
-  return { doc, text: doc.getText('content'), provider, closes };
-}
-
-function destroy(...replicas: Replica[]): void {
-  for (const r of replicas) {
-    r.provider.destroy();
-    r.doc.destroy();
-  }
-}
 
 /** Every file of the workspace with its content, to prove a refused write changed nothing. */
 async function snapshot(t: TestServer, files: string[]): Promise<string[]> {
@@ -295,7 +252,7 @@ describe('pair sessions: scoped, expiring pair tokens (real server, stock client
       assert.equal((await ws.call('read_file', { path: 'notes.md' })).type, 'result');
       // Bounded wait for the expiry; it is asserted by what happens, not by how long it took.
       await until('the collab socket to be closed', () => guest.closes.length > 0, 800);
-      assert.equal(guest.closes[0], 4401);
+      assert.equal(guest.closes[0]?.code, 4401);
       await until('the /ws socket to be closed', () => ws.closed() !== null);
       const rest = await t.api('/files/shared.txt', { token });
       assert.equal(rest.status, 401);
@@ -341,8 +298,8 @@ describe('pair sessions: scoped, expiring pair tokens (real server, stock client
       const revoked = await t.api(`/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' });
       assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
       await until('both sockets to be closed', () => guest.closes.length > 0 && other.closes.length > 0);
-      assert.equal(guest.closes[0], 4401);
-      assert.equal(other.closes[0], 4401);
+      assert.equal(guest.closes[0]?.code, 4401);
+      assert.equal(other.closes[0]?.code, 4401);
       assert.equal((await t.api('/files/shared.txt', { token })).status, 401);
       const wsBase = t.url.replace('http', 'ws');
       assert.equal(

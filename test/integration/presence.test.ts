@@ -1,39 +1,12 @@
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import WebSocket from 'ws';
-import { WebsocketProvider } from 'y-websocket';
-import * as Y from 'yjs';
 import { callTool, connectMcp } from '../helpers/clients';
 import { ensureDocker, TEST_IMAGE } from '../helpers/docker';
+import { destroy, replica, type Replica } from '../helpers/replica';
 import { connectWs } from '../helpers/sockets';
 import { eventually } from '../helpers/wait';
 import { startTestServer, type TestServer } from '../helpers/server';
-
-/** A stock y-websocket client of one file. */
-interface Replica {
-  doc: Y.Doc;
-  text: Y.Text;
-  provider: WebsocketProvider;
-}
-
-function replica(url: string, room: string, token: string): Replica {
-  const doc = new Y.Doc();
-  const provider = new WebsocketProvider(`${url}/collab`, room, doc, {
-    params: { token },
-    WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
-    disableBc: true,
-    maxBackoffTime: 200,
-  });
-  return { doc, text: doc.getText('content'), provider };
-}
-
-function destroy(...replicas: Replica[]): void {
-  for (const r of replicas) {
-    r.provider.destroy();
-    r.doc.destroy();
-  }
-}
 
 const RULES = [
   'allow read(**)',
