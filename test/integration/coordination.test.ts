@@ -19,6 +19,9 @@ describe('Agents working together: join, messages, leases (real server, official
   let workspaceId: string;
 
   const as = (agent: string) => ({ token: tokens[agent]! });
+  /** POST /leases as `agent`. */
+  const acquire = (agent: string, body: Record<string, unknown>) =>
+    t.api('/leases', { method: 'POST', body, ...as(agent) });
 
   beforeEach(async () => {
     t = await startTestServer({ leaseIdleGraceMs: 1000 }, async (ws) => {
@@ -284,10 +287,10 @@ describe('Agents working together: join, messages, leases (real server, official
   });
 
   it('warns on writes into another agent’s lease by default, and refuses leases of paths the agent may not write', async () => {
-    const lease = await t.api('/leases', {
-      method: 'POST',
-      body: { paths: ['src/**'], ttlSeconds: 600, reason: 'refactoring the API' },
-      ...as('alice'),
+    const lease = await acquire('alice', {
+      paths: ['src/**'],
+      ttlSeconds: 600,
+      reason: 'refactoring the API',
     });
     assert.equal(lease.status, 200, JSON.stringify(lease.body));
     assert.equal(lease.body.holder, 'alice');
@@ -328,11 +331,7 @@ describe('Agents working together: join, messages, leases (real server, official
     assert.equal(mkdir.status, 200);
     assert.match(mkdir.body.warnings[0], /alice/);
 
-    const overlapping = await t.api('/leases', {
-      method: 'POST',
-      body: { paths: ['src/a.ts'], reason: 'fix a typo' },
-      ...as('bob'),
-    });
+    const overlapping = await acquire('bob', { paths: ['src/a.ts'], reason: 'fix a typo' });
     assert.equal(overlapping.status, 409);
     assert.equal(overlapping.body.error.code, 'LEASE_CONFLICT');
     assert.equal(overlapping.body.error.holder, 'alice');
@@ -345,7 +344,7 @@ describe('Agents working together: join, messages, leases (real server, official
       [['/etc/**'], 'INVALID_PATTERN'],
       [['**/.env*'], 'POLICY_DENIED'],
     ] as const) {
-      const refused = await t.api('/leases', { method: 'POST', body: { paths, reason: 'x' }, ...as('bob') });
+      const refused = await acquire('bob', { paths, reason: 'x' });
       assert.equal(refused.body.error?.code, code, `${paths[0]}: ${JSON.stringify(refused.body)}`);
     }
 
@@ -366,10 +365,10 @@ describe('Agents working together: join, messages, leases (real server, official
       body: { id: 'exclusive', rules: [...DEFAULT_POLICY.rules, 'deny lease-conflict(src/**) @agent'] },
     });
     assert.equal(policy.status, 200, JSON.stringify(policy.body));
-    const lease = await t.api('/leases', {
-      method: 'POST',
-      body: { paths: ['src/**'], ttlSeconds: 600, reason: 'refactoring the API' },
-      ...as('alice'),
+    const lease = await acquire('alice', {
+      paths: ['src/**'],
+      ttlSeconds: 600,
+      reason: 'refactoring the API',
     });
     const before = await readFile(join(t.workspace, 'src', 'a.ts'), 'utf8');
 
@@ -422,16 +421,8 @@ describe('Agents working together: join, messages, leases (real server, official
   });
 
   it('expires leases at their TTL, keeps renewed ones, and ends them with their holder’s token', async () => {
-    const short = await t.api('/leases', {
-      method: 'POST',
-      body: { paths: ['docs/**'], ttlSeconds: 1, reason: 'quick' },
-      ...as('alice'),
-    });
-    const renewed = await t.api('/leases', {
-      method: 'POST',
-      body: { paths: ['src/**'], ttlSeconds: 1, reason: 'long' },
-      ...as('alice'),
-    });
+    const short = await acquire('alice', { paths: ['docs/**'], ttlSeconds: 1, reason: 'quick' });
+    const renewed = await acquire('alice', { paths: ['src/**'], ttlSeconds: 1, reason: 'long' });
     const renewal = await t.api(`/leases/${renewed.body.id}/renew`, {
       method: 'POST',
       body: { ttlSeconds: 600 },
@@ -481,11 +472,7 @@ describe('Agents working together: join, messages, leases (real server, official
       [renewed.body.id],
     );
 
-    const released = await t.api('/leases', {
-      method: 'POST',
-      body: { paths: ['docs/x.md'], reason: 'r' },
-      ...as('bob'),
-    });
+    const released = await acquire('bob', { paths: ['docs/x.md'], reason: 'r' });
     assert.equal(
       (await t.api(`/leases/${released.body.id}`, { method: 'DELETE', ...as('carol') })).body.error.code,
       'LEASE_CONFLICT',
@@ -502,17 +489,9 @@ describe('Agents working together: join, messages, leases (real server, official
   });
 
   it('lets another agent take over a lease only once its holder has gone idle', async () => {
-    const held = await t.api('/leases', {
-      method: 'POST',
-      body: { paths: ['docs/**'], ttlSeconds: 3600, reason: 'writing docs' },
-      ...as('alice'),
-    });
+    const held = await acquire('alice', { paths: ['docs/**'], ttlSeconds: 3600, reason: 'writing docs' });
     assert.equal(held.status, 200);
-    const early = await t.api('/leases', {
-      method: 'POST',
-      body: { paths: ['docs/x.md'], reason: 'fix', takeOver: true },
-      ...as('bob'),
-    });
+    const early = await acquire('bob', { paths: ['docs/x.md'], reason: 'fix', takeOver: true });
     assert.equal(early.status, 409, 'the holder is still active');
     assert.match(early.body.error.message, /active/);
 
@@ -520,22 +499,14 @@ describe('Agents working together: join, messages, leases (real server, official
     for (let i = 0; i < 5; i++) {
       await sleep(300);
       await t.api('/leases', as('alice'));
-      const busy = await t.api('/leases', {
-        method: 'POST',
-        body: { paths: ['docs/x.md'], reason: 'fix', takeOver: true },
-        ...as('bob'),
-      });
+      const busy = await acquire('bob', { paths: ['docs/x.md'], reason: 'fix', takeOver: true });
       assert.equal(busy.status, 409);
     }
     // Then she goes quiet and bob takes over within a bounded number of attempts.
     const taken = await eventually(
       'bob to take the idle lease over',
       async () => {
-        const attempt = await t.api('/leases', {
-          method: 'POST',
-          body: { paths: ['docs/x.md'], reason: 'fix', takeOver: true },
-          ...as('bob'),
-        });
+        const attempt = await acquire('bob', { paths: ['docs/x.md'], reason: 'fix', takeOver: true });
         return attempt.status === 200 ? attempt.body : undefined;
       },
       50,
@@ -559,10 +530,10 @@ describe('Agents working together: join, messages, leases (real server, official
   });
 
   it('warns on, then (exclusive) refuses, lease conflicts alike over MCP 2025, MCP 2026 and WebSocket, each audited', async () => {
-    const lease = await t.api('/leases', {
-      method: 'POST',
-      body: { paths: ['src/**'], ttlSeconds: 600, reason: 'refactoring the API' },
-      ...as('alice'),
+    const lease = await acquire('alice', {
+      paths: ['src/**'],
+      ttlSeconds: 600,
+      reason: 'refactoring the API',
     });
     assert.equal(lease.status, 200, JSON.stringify(lease.body));
     const bob = await connectMcp(t.server.mcpUrl, tokens['bob']!);
@@ -642,10 +613,7 @@ describe('Agents working together: join, messages, leases (real server, official
   it('gives one of two agents racing for the same paths the lease, every time', async () => {
     for (let round = 0; round < 30; round++) {
       const body = { paths: [`race/${round}/**`], reason: `round ${round}` };
-      const [a, b] = await Promise.all([
-        t.api('/leases', { method: 'POST', body, ...as('alice') }),
-        t.api('/leases', { method: 'POST', body, ...as('bob') }),
-      ]);
+      const [a, b] = await Promise.all([acquire('alice', body), acquire('bob', body)]);
       const statuses = [a.status, b.status].sort();
       assert.deepEqual(statuses, [200, 409], `round ${round}: ${JSON.stringify([a.body, b.body])}`);
     }
