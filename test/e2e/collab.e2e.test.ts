@@ -14,7 +14,7 @@ import * as Y from 'yjs';
 import { type DiscoveredServer } from '../../src/extension/discovery';
 import { encodeCursor } from '../../src/extension/collab/presence';
 import { screenshot, waitFor } from './harness';
-import { openExtensionWindow, restClient, type ExtensionWindow } from './window';
+import { openExtensionWindow, ownedServer, restClient, type ExtensionWindow } from './window';
 
 /** A stock y-websocket client acting as an agent. */
 interface Agent {
@@ -127,11 +127,7 @@ describe('Live co-editing in VS Code (code-server + Chromium)', function () {
       },
     });
     page = win.page;
-    server = (await waitFor(() => win.discovered(), 60_000, {
-      what: 'the discovery file of the window',
-      page,
-    })) as DiscoveredServer;
-    ownerToken = (await readFile(server.tokenFile, 'utf8')).trim();
+    ({ server, ownerToken } = await ownedServer(win));
     agentToken = (await api('/tokens', { method: 'POST', body: { name: 'agent-smith', role: 'agent' } }))
       .token;
     outsideBefore = (await readdir(win.root)).sort();

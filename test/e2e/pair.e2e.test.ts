@@ -22,7 +22,7 @@ import {
   waitVisible,
   type RunningCodeServer,
 } from './harness';
-import { EXTENSION_ID, openExtensionWindow, restClient, type ExtensionWindow } from './window';
+import { EXTENSION_ID, openExtensionWindow, ownedServer, restClient, type ExtensionWindow } from './window';
 
 describe('pair sessions end to end: a second code-server joins through a pair link', function () {
   this.timeout(300_000);
@@ -51,11 +51,7 @@ describe('pair sessions end to end: a second code-server joins through a pair li
         await writeFile(join(folder, 'src', 'main.ts'), 'export {};\n');
       },
     });
-    server = (await waitFor(() => host.discovered(), 60_000, {
-      what: 'the host server',
-      page: host.page,
-    })) as DiscoveredServer;
-    ownerToken = (await readFile(server.tokenFile, 'utf8')).trim();
+    ({ server, ownerToken } = await ownedServer(host, 'the host server'));
     // The guest: the VSIX the host window installed, a fresh code-server with no folder.
     guestState = join(host.root, 'guest-state-home');
     await mkdir(guestState);

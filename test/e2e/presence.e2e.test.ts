@@ -6,7 +6,7 @@
  * the owner releases the lease from there.
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Page } from 'playwright-core';
@@ -17,7 +17,7 @@ import { verifyAuditLog } from '../../src/core/audit';
 import { type DiscoveredServer } from '../../src/extension/discovery';
 import { callTool, connectMcp } from '../helpers/clients';
 import { quickPickRows, screenshot, waitFor, waitVisible } from './harness';
-import { openExtensionWindow, type ExtensionWindow } from './window';
+import { openExtensionWindow, ownedServer, restClient, type ExtensionWindow } from './window';
 
 interface AuditRow {
   op: string;
@@ -37,17 +37,10 @@ describe('VS Code: presence in the Sessions view, messages to the human', functi
   let agent: Awaited<ReturnType<typeof connectMcp>>;
   const notes: { logger?: string; data: any }[] = [];
 
-  const owner = async (path: string, init: { method?: string; body?: unknown } = {}): Promise<any> => {
-    const res = await fetch(`${server.url}${path}`, {
-      method: init.method ?? 'GET',
-      headers: {
-        authorization: `Bearer ${ownerToken}`,
-        ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
-    });
-    return res.json();
-  };
+  const owner = restClient(
+    () => server.url,
+    () => ownerToken,
+  );
   const audit = async (op: string): Promise<AuditRow[]> =>
     ((await owner(`/audit?op=${op}&limit=200`)) as { records: AuditRow[] }).records;
   const toast = (text: string | RegExp) =>
@@ -64,11 +57,7 @@ describe('VS Code: presence in the Sessions view, messages to the human', functi
       },
     });
     page = win.page;
-    server = (await waitFor(() => win.discovered(), 60_000, {
-      what: 'the discovery file of the window',
-      page,
-    })) as DiscoveredServer;
-    ownerToken = (await readFile(server.tokenFile, 'utf8')).trim();
+    ({ server, ownerToken } = await ownedServer(win));
     agentToken = (
       (await owner('/tokens', { method: 'POST', body: { name: 'e2e-alice', role: 'agent' } })) as {
         token: string;

@@ -9,10 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { Page } from 'playwright-core';
-import { type DiscoveredServer } from '../../src/extension/discovery';
 import { callTool, connectMcp } from '../helpers/clients';
 import { runCommand, screenshot, waitFor } from './harness';
-import { openExtensionWindow, type ExtensionWindow } from './window';
+import { openExtensionWindow, ownedServer, type ExtensionWindow } from './window';
 
 const TEST_IMAGE = 'mcpw-test-busybox:1';
 
@@ -94,11 +93,7 @@ describe('VS Code extension: typed-tool diagnostics in the Problems panel', func
       },
     });
     ({ page, workspace } = win);
-    const server = (await waitFor(() => win.discovered(), 60_000, {
-      what: 'the server',
-      page,
-    })) as DiscoveredServer;
-    const owner = (await readFile(server.tokenFile, 'utf8')).trim();
+    const { server, ownerToken: owner } = await ownedServer(win, 'the server');
     const minted = await fetch(`${server.url}/tokens`, {
       method: 'POST',
       headers: { authorization: `Bearer ${owner}`, 'content-type': 'application/json' },

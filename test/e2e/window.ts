@@ -3,7 +3,7 @@
  * folder and state home, the VSIX installed into a fresh code-server, headless Chromium on the
  * workbench, and the extension activated.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
@@ -14,6 +14,7 @@ import {
   packageVsix,
   provisionE2E,
   startCodeServer,
+  waitFor,
   waitForActivation,
   type BrowserSession,
   type RunningCodeServer,
@@ -100,4 +101,16 @@ export function restClient(
     });
     return res.json();
   };
+}
+
+/** Waits for the window's server to be discovered; returns it and its owner token. */
+export async function ownedServer(
+  win: ExtensionWindow,
+  what = 'the discovery file of the window',
+): Promise<{ server: DiscoveredServer; ownerToken: string }> {
+  const server = (await waitFor(() => win.discovered(), 60_000, {
+    what,
+    page: win.page,
+  })) as DiscoveredServer;
+  return { server, ownerToken: (await readFile(server.tokenFile, 'utf8')).trim() };
 }
