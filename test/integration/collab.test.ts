@@ -517,6 +517,15 @@ describe('live co-editing: relaying updates', function () {
         assert.equal(next, Y.decodeStateVector(Y.encodeStateVector(w.doc)).get(w.doc.clientID));
         assert.ok(frames.length < 150, `merged per turn, not one frame per edit (${frames.length} frames)`);
       }
+      // Each writer's burst is taken in one transaction per turn, yet every update is audited.
+      const audited = async (): Promise<number> => {
+        const res = await t.api('/audit?limit=1000');
+        return (res.body.records as any[])
+          .filter((r) => r.op === 'collab_edit')
+          .reduce((sum: number, r) => sum + (r.outcome.updates as number), 0);
+      };
+      await until('every update audited', async () => (await audited()) >= 300);
+      assert.equal(await audited(), 300);
     } finally {
       for (const r of [a, b, watcher]) r.ws.close();
     }

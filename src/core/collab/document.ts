@@ -92,8 +92,16 @@ export class SharedDocument {
   unloading: Promise<void> | null = null;
   /** Origin and state vector before the latest transaction (what a failed update is diffed from). */
   private before: { origin: unknown; state: Map<number, number> } | null = null;
+  /** Clients' updates received in this turn of the event loop, applied at its end per client. */
+  private inbox: Array<{ update: Uint8Array; origin: Connection }> = [];
+  /** Bytes in {@link SharedDocument.inbox}: the text grows by at most that much once it is applied. */
+  private inboxBytes = 0;
   /** Updates applied in this turn of the event loop, sent to the other connections as one message. */
   private outbox: Array<{ update: Uint8Array; origin: unknown }> = [];
+  /** A {@link SharedDocument.turn} is scheduled. */
+  private turnScheduled = false;
+  /** Client updates in the transaction being applied by {@link SharedDocument.applyBatch}. */
+  private batch: { origin: Connection; updates: number } | null = null;
 
   constructor(
     /** Workspace-relative real path of the file: the document's key. */
@@ -130,14 +138,21 @@ export class SharedDocument {
     );
   }
 
-  /** The live Yjs document (woken first if it is dormant). */
+  /** The live Yjs document, holding every update received so far (woken first if it is dormant). */
   get doc(): Y.Doc {
+    this.drain();
     return this.wake().doc;
   }
 
-  /** The shared text, `getText('content')` (the document is woken first if it is dormant). */
+  /** The shared text, `getText('content')`, with every update received so far (woken if dormant). */
   get text(): Y.Text {
+    this.drain();
     return this.wake().text;
+  }
+
+  /** An upper bound of the shared text's length once the updates received so far are applied. */
+  get lengthBound(): number {
+    return this.wake().text.length + this.inboxBytes;
   }
 
   /** Whether the document is held only in its encoded form. */
@@ -151,7 +166,7 @@ export class SharedDocument {
    * replies are computed from the encoded state); the first change wakes it.
    */
   sleep(): void {
-    if (!this.live || this.diskText !== null || this.outbox.length > 0) return;
+    if (!this.live || this.diskText !== null || this.outbox.length > 0 || this.inbox.length > 0) return;
     this.dormant = Y.encodeStateAsUpdate(this.live.doc);
     this.live.doc.destroy();
     this.live = null;
@@ -196,10 +211,10 @@ export class SharedDocument {
    * {@link SharedDocument.forward}). The server's own changes are captured in {@link local}.
    */
   private bind(): void {
-    const doc = this.doc;
+    const { doc, text } = this.live!;
     doc.on('beforeTransaction', (tr: Y.Transaction) => {
       this.before = { origin: tr.origin, state: tr.beforeState };
-      if (this.diskText === null) this.diskText = this.text.toString();
+      if (this.diskText === null) this.diskText = text.toString();
     });
     // Counted from the transaction's clocks and delete set: O(clients), never a walk of the text.
     doc.on('afterTransaction', (tr: Y.Transaction) => {
@@ -214,9 +229,12 @@ export class SharedDocument {
         edits = { updates: 0, insertedChars: 0, deletedChars: 0 };
         this.pending.set(tr.origin, edits);
       }
-      edits.updates++;
+      const batch = this.batch;
+      edits.updates += batch && batch.origin === tr.origin ? batch.updates : 1;
       edits.insertedChars += inserted;
       edits.deletedChars += deleted;
+      // Only an update that changed the text counts as editing (not a cursor move or a resend).
+      if (tr.origin instanceof Connection) tr.origin.lastEditAt = Date.now();
       this.host.onChanged(this);
     });
   }
@@ -228,24 +246,86 @@ export class SharedDocument {
    * yet until its dependencies arrive, exactly as the server's document does.
    */
   forward(update: Uint8Array, origin: unknown): void {
-    if (this.outbox.length === 0) setImmediate(() => this.sendOutbox());
     this.outbox.push({ update, origin });
+    this.scheduleTurn();
   }
 
-  /** Applies a client's update to the document and forwards it to the other connections. */
+  /**
+   * Takes a client's update: it is applied at the end of this turn of the event loop together with
+   * the client's other updates of the turn (one Yjs transaction per client and turn, not one per
+   * keystroke), then forwarded to the other connections. Anything that reads the document first
+   * applies what was received ({@link SharedDocument.doc}).
+   */
   apply(update: Uint8Array, origin: Connection): void {
-    const doc = this.doc;
+    this.inbox.push({ update, origin });
+    this.inboxBytes += update.length;
+    this.scheduleTurn();
+  }
+
+  private scheduleTurn(): void {
+    if (this.turnScheduled) return;
+    this.turnScheduled = true;
+    setImmediate(() => this.turn());
+  }
+
+  /** The end of a turn: the updates received are applied, then what changed is sent. */
+  private turn(): void {
+    this.turnScheduled = false;
+    this.drain();
+    this.sendOutbox();
+  }
+
+  /** Applies the clients' updates received so far, each client's merged into one transaction. */
+  private drain(): void {
+    if (this.inbox.length === 0) return;
+    const inbox = this.inbox;
+    this.inbox = [];
+    this.inboxBytes = 0;
+    const byOrigin = new Map<Connection, Uint8Array[]>();
+    for (const { update, origin } of inbox) {
+      const list = byOrigin.get(origin);
+      if (list) list.push(update);
+      else byOrigin.set(origin, [update]);
+    }
+    for (const [origin, updates] of byOrigin) {
+      let merged: Uint8Array | null = null;
+      try {
+        merged = updates.length === 1 ? updates[0]! : mergeInGroups(updates);
+      } catch {
+        // One of them is malformed: they are taken one by one, up to the bad one.
+      }
+      const taken = merged
+        ? this.applyBatch(merged, origin, updates.length)
+        : this.applyEach(updates, origin);
+      if (!taken) origin.end(CLOSE_CODES.BAD_REQUEST, 'Malformed Yjs update; use a y-protocols client.');
+    }
+  }
+
+  /** Applies updates one at a time, stopping at the first that fails; whether all were taken. */
+  private applyEach(updates: Uint8Array[], origin: Connection): boolean {
+    return updates.every((update) => this.applyBatch(update, origin, 1));
+  }
+
+  /**
+   * Applies a client's (merged) update and forwards it to the other connections; whether it was
+   * taken. A malformed update may fail after part of it was taken: that part still reaches the others.
+   */
+  private applyBatch(update: Uint8Array, origin: Connection, count: number): boolean {
+    const { doc } = this.wake();
+    this.batch = { origin, updates: count };
     try {
       Y.applyUpdate(doc, update, origin);
-    } catch (err) {
-      // A malformed update may fail after part of it was taken: that part still reaches the others.
+    } catch {
       const before = this.before;
       if (before?.origin === origin) {
         this.forward(Y.encodeStateAsUpdate(doc, Y.encodeStateVector(before.state)), origin);
       }
-      throw err;
+      return false;
+    } finally {
+      this.batch = null;
     }
     this.forward(update, origin);
+    return true;
   }
 
   /** Runs a change of the server's own (`DISK_ORIGIN`), sending the update it makes to every client. */
@@ -287,6 +367,7 @@ export class SharedDocument {
    * is one frame per writer per turn instead of one per keystroke.
    */
   private sendOutbox(): void {
+    if (this.outbox.length === 0) return;
     const outbox = this.outbox;
     this.outbox = [];
     if (outbox.length === 0 || this.connections.size === 0) return;
@@ -350,6 +431,8 @@ export class SharedDocument {
     this.live = null;
     this.dormant = null;
     this.before = null;
+    this.inbox = [];
+    this.inboxBytes = 0;
   }
 }
 
@@ -479,17 +562,14 @@ export class Connection implements CollabConnection {
       return;
     }
     // A text grows by at most the bytes of the update that carries it.
-    if (this.document.text.length + update.length > maxDocumentBytes) {
+    if (this.document.lengthBound + update.length > maxDocumentBytes) {
       const current = Buffer.byteLength(this.document.text.toString());
       if (current + update.length > maxDocumentBytes) {
         this.end(CLOSE_CODES.TOO_LARGE, `The document would grow over the cap of ${maxDocumentBytes} bytes.`);
         return;
       }
     }
-    const before = this.document.pending.get(this)?.updates ?? 0;
     this.document.apply(update, this);
-    // Only an update that changed the text counts as editing (not a cursor move or a resend).
-    if ((this.document.pending.get(this)?.updates ?? 0) > before) this.lastEditAt = Date.now();
   }
 
   private applyAwareness(update: Uint8Array): void {
