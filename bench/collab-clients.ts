@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
@@ -16,7 +17,10 @@ interface Setup {
   room: string;
 }
 
-const { url, token, room } = JSON.parse(process.env.MCPW_BENCH_COLLAB ?? '{}') as Setup;
+const setup = JSON.parse(process.env.MCPW_BENCH_COLLAB ?? '{}') as Setup;
+const { url, token } = setup;
+/** The file the clients open (set again by `connect`). */
+let room = setup.room;
 
 /** Updates the stock clients took in from the server. */
 let remoteUpdates = 0;
@@ -81,40 +85,60 @@ function edit(text: Y.Text, index: number, edits: number): void {
   }
 }
 
-/** Connects `agents` stock clients and waits until every one has synced. */
-async function connect(agents: number): Promise<{ connected: number }> {
+/** Connects `agents` stock clients to `file` and waits until every one has synced. */
+async function connect(agents: number, file: string): Promise<{ connected: number }> {
+  room = file;
   clients = Array.from({ length: agents }, () => client());
   await until(() => clients.every((c) => c.provider.synced));
   return { connected: clients.length };
 }
 
+/** CPU time of this process when its clients started their edits. */
+let cpuAtStart = process.cpuUsage();
+
+function cpuMs(usage: NodeJS.CpuUsage): number {
+  return Math.round((usage.user + usage.system) / 1000);
+}
+
 /**
- * The connected clients make `edits` random inserts and deletes each at once; time until all
- * converge. `clientEditMs` is the part of it the clients spend making their own edits (all in this
- * one thread: Yjs, y-websocket encoding and sending), before they can take in any other's;
- * `framesPerUpdate` counts the server's messages they took in (all clients) per edit made.
+ * The connected clients, agents `first`, `first + 1`, ... of the load, make `edits` random inserts
+ * and deletes each (all at once, as y-websocket sends them: one update per edit). Answers with each
+ * agent's client id and its clock once done (what the others must reach), and the time spent.
  */
-async function load(
-  edits: number,
-): Promise<{ convergeMs: number; clientEditMs: number; framesPerUpdate: number; textBytes: number }> {
+function makeEdits(first: number, edits: number): { finals: Array<[number, number]>; editMs: number } {
   remoteUpdates = 0;
+  cpuAtStart = process.cpuUsage();
   const started = performance.now();
-  clients.forEach((c, index) => edit(c.text, index, edits));
-  const clientEditMs = performance.now() - started;
-  const converged = (): boolean => {
-    const first = clients[0]!.text;
-    return (
-      clients.every((c) => c.text.length === first.length) &&
-      new Set(clients.map((c) => c.text.toString())).size === 1
-    );
-  };
-  while (!converged()) await new Promise((resolve) => setTimeout(resolve, 2));
-  const convergeMs = performance.now() - started;
+  clients.forEach((c, index) => edit(c.text, first + index, edits));
+  const editMs = performance.now() - started;
+  const finals = clients.map((c): [number, number] => [
+    c.doc.clientID,
+    Y.getState(c.doc.store, c.doc.clientID),
+  ]);
+  return { finals, editMs };
+}
+
+/**
+ * Waits until every client here holds every agent's edits: its state vector has reached each
+ * agent's final clock and nothing waits for a missing dependency. Answers with a hash of the text
+ * (the coordinator checks that every replica is byte-identical) and the server messages taken in.
+ */
+async function converge(
+  targets: Array<[number, number]>,
+): Promise<{ sha256: string; textBytes: number; remoteUpdates: number; cpuMs: number }> {
+  const reached = (doc: Y.Doc): boolean =>
+    doc.store.pendingStructs === null &&
+    doc.store.pendingDs === null &&
+    targets.every(([clientId, clock]) => Y.getState(doc.store, clientId) >= clock);
+  while (!clients.every((c) => reached(c.doc))) await new Promise((resolve) => setTimeout(resolve, 1));
+  const texts = new Set(clients.map((c) => c.text.toString()));
+  if (texts.size !== 1) throw new Error('replicas of one process diverged');
+  const [text] = texts as Set<string>;
   return {
-    convergeMs: Math.round(convergeMs),
-    clientEditMs: Math.round(clientEditMs),
-    framesPerUpdate: Math.round((remoteUpdates / (clients.length * edits)) * 1000) / 1000,
-    textBytes: Buffer.byteLength(clients[0]!.text.toString()),
+    sha256: createHash('sha256').update(text!).digest('hex'),
+    textBytes: Buffer.byteLength(text!),
+    remoteUpdates,
+    cpuMs: cpuMs(process.cpuUsage(cpuAtStart)),
   };
 }
 
@@ -135,7 +159,7 @@ function carriedUpdate(data: Uint8Array): Uint8Array | null {
 }
 
 /**
- * The same load as {@link load}, relayed by the server between lightweight clients, to measure the
+ * The same load as {@link makeEdits}, relayed by the server between lightweight clients, to measure the
  * server apart from the stock clients' own Yjs work in this one thread. Each agent's updates are made
  * beforehand on a replica of the synced document (they are the very messages a stock client sends,
  * one per edit); the clock starts when they are sent, and stops when every client has received every
@@ -216,12 +240,23 @@ async function relay(
   };
 }
 
-process.on('message', (message: { cmd: string; samples?: number; agents?: number; edits?: number }) => {
+interface Command {
+  cmd: string;
+  samples?: number;
+  agents?: number;
+  first?: number;
+  room?: string;
+  edits?: number;
+  targets?: Array<[number, number]>;
+}
+
+process.on('message', (message: Command) => {
   const answer = (value: unknown): void => void process.send!(value);
   void (async () => {
     if (message.cmd === 'latency') answer(await latency(message.samples ?? 200));
-    else if (message.cmd === 'connect') answer(await connect(message.agents ?? 20));
-    else if (message.cmd === 'load') answer(await load(message.edits ?? 500));
+    else if (message.cmd === 'connect') answer(await connect(message.agents ?? 20, message.room ?? room));
+    else if (message.cmd === 'edit') answer(makeEdits(message.first ?? 0, message.edits ?? 500));
+    else if (message.cmd === 'converge') answer(await converge(message.targets ?? []));
     else if (message.cmd === 'relay') answer(await relay(message.agents ?? 20, message.edits ?? 500));
     else if (message.cmd === 'leave') {
       for (const c of clients) {
@@ -233,5 +268,5 @@ process.on('message', (message: { cmd: string; samples?: number; agents?: number
       relayed = [];
       answer({ left: true });
     }
-  })();
+  })().catch((err: unknown) => answer({ error: (err as Error).message }));
 });

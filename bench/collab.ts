@@ -1,7 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startWorkspaceServer } from '../src/server';
@@ -34,19 +35,22 @@ async function busy<T>(work: () => Promise<T>): Promise<T & { serverCpuMs: numbe
 /**
  * Live co-editing figures (issue 11): agent -> agent update propagation p50/p99 on loopback, time
  * for 20 agents x 500 random edits each to converge on a 1 MiB file, the server's memory for that
- * open document relative to its text (live right after the load, then once quiet and dormant, the
- * 20 clients still connected), and the memory once every client has left. The server runs in this
- * process and the clients in another, so the heap and CPU figures are the server's.
+ * open document relative to its text, and the memory once every client has left. The server runs in
+ * this process and the clients in others, so the heap and CPU figures are the server's.
  *
  * The load runs twice. Relayed between lightweight clients (each agent's updates made beforehand;
  * delivery read from the clock ranges of what arrives, nothing integrated), it measures the server's
  * side: time until every client has every other agent's updates, the server's CPU time (robust on a
- * shared machine), the frames and bytes a client receives per update, and the memory figures. Then
- * 20 stock y-websocket clients, all in one process, measure convergence end to end: that time holds
- * the clients' own Yjs work too (making 10,000 edits, then each integrating the 9,500 of the others),
- * so the part they spend on their own edits and the server's CPU time are reported beside it. Memory
- * is measured after a warm-up of both loads on another file, so code compiled on first use is not
- * counted as the document's.
+ * shared machine), the frames and bytes a client receives per update, and the memory figures: once
+ * the load has settled (written, then quiet long enough to be held as its encoded state, the 20
+ * clients still connected), and right after the load (1 s on, live Yjs structures). Then 20 stock
+ * y-websocket clients measure convergence end to end, spread over one client process per core
+ * (`MCPW_COLLAB_PROCESSES` overrides it): the clock runs from the order to edit until every replica
+ * holds every agent's edits, and the replicas' texts must then be identical. That time holds the
+ * clients' own Yjs work too (10,000 edits made, then each replica integrating the 9,500 of the
+ * others), so the clients' and the server's CPU time are reported beside it. Memory is measured
+ * after a warm-up of both loads on another file, so code compiled on first use is not counted as
+ * the document's.
  */
 export async function benchCollab(): Promise<Record<string, unknown>> {
   const root = await mkdtemp(join(tmpdir(), 'mcpw-bench-collab-'));
@@ -85,6 +89,61 @@ export async function benchCollab(): Promise<Record<string, unknown>> {
     clients.kill();
     await exited;
   };
+  /**
+   * End to end: `agents` stock y-websocket clients on `room`, spread over the client processes
+   * `children` (real agents each run in a process of their own), each making `edits` random edits at
+   * once. The clock runs from the moment every process is told to edit until the last one reports
+   * that its replicas hold every agent's edits; the replicas' texts must then be byte-identical.
+   */
+  const endToEnd = async (
+    children: ChildProcess[],
+    room: string,
+    agents: number,
+    edits: number,
+  ): Promise<{
+    convergeMs: number;
+    clientEditMs: number;
+    clientCpuMs: number;
+    framesPerUpdate: number;
+    textBytes: number;
+  }> => {
+    const first = (index: number): number => Math.floor((agents * index) / children.length);
+    await Promise.all(
+      children.map((child, index) =>
+        ask(child, { cmd: 'connect', room, agents: first(index + 1) - first(index) }),
+      ),
+    );
+    const started = performance.now();
+    const made = await Promise.all(
+      children.map((child, index) =>
+        ask<{ finals: Array<[number, number]>; editMs: number }>(child, {
+          cmd: 'edit',
+          first: first(index),
+          edits,
+        }),
+      ),
+    );
+    const targets = made.flatMap((m) => m.finals);
+    const reports = await Promise.all(
+      children.map((child) =>
+        ask<{ sha256: string; textBytes: number; remoteUpdates: number; cpuMs: number }>(child, {
+          cmd: 'converge',
+          targets,
+        }),
+      ),
+    );
+    const convergeMs = performance.now() - started;
+    if (new Set(reports.map((r) => r.sha256)).size !== 1) throw new Error('the replicas did not converge');
+    await Promise.all(children.map((child) => ask(child, { cmd: 'leave' })));
+    const received = reports.reduce((sum, r) => sum + r.remoteUpdates, 0);
+    return {
+      convergeMs: Math.round(convergeMs),
+      clientEditMs: Math.round(Math.max(...made.map((m) => m.editMs))),
+      clientCpuMs: reports.reduce((sum, r) => sum + r.cpuMs, 0),
+      framesPerUpdate: Math.round((received / (agents * edits)) * 1000) / 1000,
+      textBytes: reports[0]!.textBytes,
+    };
+  };
   const idleUntilUnloaded = async (): Promise<void> => {
     while (server.collab.documentCount > 0) await new Promise((r) => setTimeout(r, 20));
   };
@@ -98,12 +157,15 @@ export async function benchCollab(): Promise<Record<string, unknown>> {
     await idleUntilUnloaded();
 
     const edits = Number(process.env.MCPW_COLLAB_EDITS ?? 500);
+    // One client process per core by default: the clients' Yjs work runs in parallel, as on agents' own machines.
+    const processes = Number(process.env.MCPW_COLLAB_PROCESSES ?? Math.min(20, cpus().length));
     const idleCold = heapMiB();
+    const agentProcesses = Array.from({ length: processes }, () => spawnClients('warm.ts'));
+    await endToEnd(agentProcesses, 'warm.ts', 20, 100);
+    await idleUntilUnloaded();
     const warm = spawnClients('warm.ts');
-    await ask(warm, { cmd: 'connect', agents: 20 });
-    await ask(warm, { cmd: 'load', edits: 100 });
-    while (server.collab.dormantCount === 0) await new Promise((r) => setTimeout(r, 50));
     await ask(warm, { cmd: 'relay', agents: 20, edits: 100 });
+    while (server.collab.dormantCount === 0) await new Promise((r) => setTimeout(r, 50));
     await ask(warm, { cmd: 'leave' });
     await idleUntilUnloaded();
     await stop(warm);
@@ -131,18 +193,10 @@ export async function benchCollab(): Promise<Record<string, unknown>> {
     await stop(lite);
     const idleAfter = heapMiB();
 
-    // End to end: 20 stock y-websocket clients.
-    const big = spawnClients('big.ts');
-    await ask(big, { cmd: 'connect', agents: 20 });
-    const load = await busy(() =>
-      ask<{ convergeMs: number; clientEditMs: number; framesPerUpdate: number; textBytes: number }>(big, {
-        cmd: 'load',
-        edits,
-      }),
-    );
-    await ask(big, { cmd: 'leave' });
+    // End to end: 20 stock y-websocket clients, in processes of their own.
+    const load = await busy(() => endToEnd(agentProcesses, 'big.ts', 20, edits));
     await idleUntilUnloaded();
-    await stop(big);
+    await Promise.all(agentProcesses.map((child) => stop(child)));
 
     const perDocMiB = loaded - idleBefore;
     const perQuietDocMiB = quiet - idleBefore;
@@ -152,20 +206,23 @@ export async function benchCollab(): Promise<Record<string, unknown>> {
         propagationP99Ms: latency.p99,
         propagationSamples: latency.samples,
         converge20x500Ms: load.convergeMs,
+        convergeClientProcesses: processes,
         converge20x500ClientEditMs: load.clientEditMs,
         converge20x500ServerCpuMs: load.serverCpuMs,
+        converge20x500ClientCpuMs: load.clientCpuMs,
         convergeFramesPerUpdate: load.framesPerUpdate,
         relay20x500DeliverMs: relay.deliverMs,
         relay20x500ServerCpuMs: relay.serverCpuMs,
         relayFramesPerUpdate: relay.framesPerUpdate,
         relayBytesPerUpdate: relay.bytesPerUpdate,
         textBytes: load.textBytes,
-        memoryPerDocumentMeasuredLive: measuredLive,
-        memoryPerDocumentMiB: Math.round(perDocMiB * 100) / 100,
-        memoryPerDocumentVsText: Math.round(((perDocMiB * 1024 * 1024) / load.textBytes) * 100) / 100,
-        memoryPerQuietDocumentMiB: Math.round(perQuietDocMiB * 100) / 100,
-        memoryPerQuietDocumentVsText:
+        memoryPerDocumentSettledMiB: Math.round(perQuietDocMiB * 100) / 100,
+        memoryPerDocumentSettledVsText:
           Math.round(((perQuietDocMiB * 1024 * 1024) / load.textBytes) * 100) / 100,
+        memoryPerDocumentRightAfterLoadMiB: Math.round(perDocMiB * 100) / 100,
+        memoryPerDocumentRightAfterLoadVsText:
+          Math.round(((perDocMiB * 1024 * 1024) / load.textBytes) * 100) / 100,
+        memoryRightAfterLoadMeasuredLive: measuredLive,
         memoryIdleColdMiB: Math.round(idleCold * 100) / 100,
         memoryIdleBeforeMiB: Math.round(idleBefore * 100) / 100,
         memoryIdleAfterMiB: Math.round(idleAfter * 100) / 100,
