@@ -106,7 +106,9 @@ const policy = z.object({
   id: z.string().describe('Policy identifier.'),
   rules: z
     .array(z.string())
-    .describe('Rules "allow|deny ACTION(PATTERN) [@ROLE|@agent:NAME]"; deny wins; no match is denied.'),
+    .describe(
+      'Rules "allow|deny ACTION(PATTERN) [@ROLE|@agent:NAME|@pair:NAME]"; deny wins; no match is denied.',
+    ),
 });
 
 const policyDecision = z.object({

@@ -206,6 +206,34 @@ describe('pair sessions: scoped, expiring pair tokens (real server, stock client
     assert.ok(edits.body.records.length > 0, 'the guest’s live edits are audited');
   });
 
+  it('a @pair:NAME rule selects that one guest, never an agent of the same name or another guest', async () => {
+    const policy = await t.api('/policies', {
+      method: 'PUT',
+      body: { id: 'open', rules: ['allow read(**)', 'allow write(**)', 'deny write(notes.md) @pair:alice'] },
+    });
+    assert.equal(policy.status, 200, JSON.stringify(policy.body));
+    const alice = (await createLink({ mode: 'read-write', name: 'alice' })).token;
+    const bob = (await createLink({ mode: 'read-write', name: 'bob' })).token;
+    const agent = (await t.api('/tokens', { method: 'POST', body: { name: 'alice', role: 'agent' } })).body
+      .token;
+    const put = (token: string, content: string): Promise<any> =>
+      t.api('/files/notes.md', { method: 'PUT', body: { content }, token });
+    const refused = await put(alice, 'by the guest alice\n');
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.code, 'POLICY_DENIED');
+    assert.match(refused.body.error.message, /deny write\(notes\.md\) @pair:alice/);
+    assert.equal((await put(bob, 'by the guest bob\n')).status, 200);
+    assert.equal((await put(agent, 'by the agent alice\n')).status, 200);
+    assert.equal(await readFile(join(t.workspace, 'notes.md'), 'utf8'), 'by the agent alice\n');
+    // An agent's rule never reaches the guest of the same name.
+    await t.api('/policies', {
+      method: 'PUT',
+      body: { id: 'open', rules: ['allow read(**)', 'allow write(**)', 'deny write(notes.md) @agent:alice'] },
+    });
+    assert.equal((await put(alice, 'the guest again\n')).status, 200);
+    assert.equal((await put(agent, 'the agent again\n')).status, 403);
+  });
+
   it('a read-only guest reads but cannot write over REST, MCP or a shared document', async () => {
     const { token } = await createLink({ mode: 'read-only', name: 'ro' });
     const before = await snapshot(t, files);

@@ -67,6 +67,11 @@ describe('policy: parseRule', () => {
       kind: 'agent',
       name: 'builder',
     });
+    // A pair guest is the principal `pair:NAME`.
+    assert.deepEqual(parseRule('deny write(**) @pair:alice', 0).selector, {
+      kind: 'agent',
+      name: 'pair:alice',
+    });
   });
 
   it('tolerates whitespace around tokens', () => {
@@ -98,6 +103,9 @@ describe('policy: parseRule', () => {
     ['allow read(**) @admin', /unknown selector "@admin"/],
     ['allow read(**) @agent:', /not a valid agent name/],
     ['allow read(**) @agent:-bad', /not a valid agent name/],
+    ['allow read(**) @agent:pair:alice', /not a valid agent name/],
+    ['allow read(**) @pair:', /not a valid pair guest name/],
+    ['allow read(**) @pair:a/b', /not a valid pair guest name/],
     ['allow read(**) @viewer @agent', /unknown selector/],
     ['allow read({a,b)', /malformed: unmatched '\{'/],
     ['allow read(a})', /malformed: unmatched '\}'/],

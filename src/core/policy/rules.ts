@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { WorkspaceError } from '../../protocol/errors';
 import { AGENT_NAME_RE, type Role } from '../../protocol/principal';
+import { PAIR_PREFIX } from '../../protocol/pair';
 import { foldPathName } from '../shared/fold';
 import { quote } from '../shared/text';
 import { compileNameGlob, compilePathGlob, compileStarPattern, GlobSyntaxError } from '../shared/glob';
@@ -22,6 +23,7 @@ export interface ParsedRule {
   effect: 'allow' | 'deny';
   action: PolicyAction;
   pattern: string;
+  /** `agent` names a principal: an agent, or a pair guest as `pair:NAME` (written `@pair:NAME`). */
   selector: { kind: 'all' } | { kind: 'role'; role: Role } | { kind: 'agent'; name: string };
   text: string;
   index: number;
@@ -91,7 +93,7 @@ const MAX_CACHED_MATCHERS = 10_000;
 const ROLES: readonly Role[] = ['owner', 'agent', 'viewer'];
 const GRAMMAR =
   "Expected 'allow|deny ACTION(PATTERN)' optionally followed by '@owner', '@agent', '@viewer' or " +
-  "'@agent:NAME', where ACTION is one of read, write, exec, network, tool, env, lease-conflict.";
+  "'@agent:NAME' or '@pair:NAME' (a pair guest), where ACTION is one of read, write, exec, network, tool, env, lease-conflict.";
 
 const matcherCache = new Map<string, Matcher>();
 
@@ -239,16 +241,19 @@ function parseSelector(index: number, text: string, tail: string): ParsedRule['s
   }
   const selector = tail.slice(1).trim();
   if ((ROLES as readonly string[]).includes(selector)) return { kind: 'role', role: selector as Role };
-  if (selector.startsWith('agent:')) {
-    const name = selector.slice('agent:'.length);
+  for (const prefix of ['agent:', PAIR_PREFIX]) {
+    if (!selector.startsWith(prefix)) continue;
+    const name = selector.slice(prefix.length);
     if (!AGENT_NAME_RE.test(name)) {
       throw ruleError(
         index,
         text,
-        `${quote(name)} is not a valid agent name (letters, digits, '.', '_', '-'; at most 64 characters)`,
+        `${quote(name)} is not a valid ${prefix === PAIR_PREFIX ? 'pair guest' : 'agent'} name (letters, digits, '.', '_', '-'; at most 64 characters)`,
       );
     }
-    return { kind: 'agent', name };
+    // A pair guest is the agent principal `pair:NAME`; an agent name never holds ':', so
+    // `@agent:NAME` can never select a guest, nor `@pair:NAME` an agent.
+    return { kind: 'agent', name: prefix === PAIR_PREFIX ? PAIR_PREFIX + name : name };
   }
   throw ruleError(index, text, `unknown selector ${quote('@' + selector)}`);
 }
