@@ -183,8 +183,14 @@ export class SharedDocument {
     return this.live;
   }
 
-  /** The whole state, encoded (what is saved in the state dir). */
+  /** Applies the clients' updates received so far (before anything reads or writes the document). */
+  settle(): void {
+    this.drain();
+  }
+
+  /** The whole state, encoded (what is saved in the state dir), with every update received so far. */
   encodeState(): Uint8Array {
+    this.drain();
     return this.live ? Y.encodeStateAsUpdate(this.live.doc) : this.dormant!;
   }
 
@@ -342,6 +348,8 @@ export class SharedDocument {
 
   /** Loads the file's text as it is now on disk: a minimal delta merged with unsaved shared edits. */
   loadFromDisk(content: string, revision: string, stats: Stats): void {
+    // Updates received first are the shared side of the merge: their base is the disk text before them.
+    this.drain();
     const base = this.diskText ?? this.text.toString();
     this.local(() => mergeText(this.text, base, content, DISK_ORIGIN));
     this.revision = revision;
@@ -390,7 +398,7 @@ export class SharedDocument {
 
   /** Whether the shared text differs from the disk. */
   get dirty(): boolean {
-    return this.diskText !== null;
+    return this.diskText !== null || this.inbox.length > 0;
   }
 
   /** Adds a connection: the server's state vector and everyone's presence go out first. */

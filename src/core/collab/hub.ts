@@ -270,6 +270,7 @@ export class CollabHub implements OpenDocuments {
     doc.timer = null;
     doc.firstChangeAt = 0;
     if (doc.gone) return;
+    doc.settle();
     const batch = doc.takePending();
     if (doc.diskText === null) {
       this.auditBatch(doc, batch);
