@@ -47,4 +47,26 @@ describe('collab text deltas', () => {
     mergeText(u, base, 'one 2 three', 'disk');
     assert.equal(u.toString(), 'one TYPED 2 three');
   });
+
+  it("takes one person's typing seen at two moments once (an editor saved while its user kept typing)", () => {
+    const base = 'save me\n';
+    // The disk holds an earlier moment of the typing the shared text already has: nothing changes.
+    const t = text(base);
+    t.insert(8, ' w0 w250');
+    mergeText(t, base, 'save me\n w0 w2', 'disk');
+    assert.equal(t.toString(), 'save me\n w0 w250');
+    // The same typing exactly: nothing changes either.
+    mergeText(t, base, 'save me\n w0 w250', 'disk');
+    assert.equal(t.toString(), 'save me\n w0 w250');
+    // The disk is further along: only the rest is added.
+    const u = text(base);
+    u.insert(8, ' w0');
+    mergeText(u, base, 'save me\n w0 w250', 'disk');
+    assert.equal(u.toString(), 'save me\n w0 w250');
+    // Different insertions at one point are both kept, as before.
+    const v = text(base);
+    v.insert(8, 'mine');
+    mergeText(v, base, 'save me\ntheirs', 'disk');
+    assert.equal(v.toString(), 'save me\ntheirsmine');
+  });
 });

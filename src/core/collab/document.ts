@@ -13,6 +13,8 @@ import {
   encodeUpdate,
   type AwarenessEntry,
 } from './protocol';
+import { PAIR_PREFIX } from '../../protocol/pair';
+import { encodeSaving } from '../../protocol/saving';
 import { mergeText } from './text';
 import { mergeInGroups } from './updates';
 import {
@@ -26,6 +28,16 @@ import {
 
 /** Origin of changes loaded from the disk (outside changes, agents' writes). */
 export const DISK_ORIGIN = Symbol('disk');
+
+/** How long a save announced by a bound editor is expected on disk (ms). */
+const SAVE_EXPECTED_MS = 10_000;
+/** Saves announced and not yet seen on disk, kept per document. */
+const MAX_EXPECTED_SAVES = 16;
+
+/** Whether `peer` edits through an editor that saves files itself: the owner, or a pair guest. */
+function savesThroughEditor(peer: CollabPeer): boolean {
+  return peer.principal.kind === 'owner' || peer.principal.name.startsWith(PAIR_PREFIX);
+}
 
 /** What identifies the file's content on disk without reading it. */
 export function statSignature(stats: Stats): string {
@@ -84,6 +96,8 @@ export class SharedDocument {
   /** When the last change was made (ms since the epoch). */
   lastChangeAt = 0;
   timer: NodeJS.Timeout | null = null;
+  /** SHA-256 of file contents bound editors announced they are saving, with when each expires. */
+  private readonly expectedSaves = new Map<string, number>();
   /** Pending {@link SharedDocument.sleep} of a quiet document. */
   sleepTimer: NodeJS.Timeout | null = null;
   /** A disk check is queued: the poller does not queue another. */
@@ -346,10 +360,44 @@ export class SharedDocument {
     }
   }
 
-  /** Loads the file's text as it is now on disk: a minimal delta merged with unsaved shared edits. */
+  /**
+   * An editor bound to this document is about to write the file with these bytes (`sha256`): that
+   * content is an earlier state of the shared text when it shows up on disk (see
+   * {@link SharedDocument.loadFromDisk}). Kept for {@link SAVE_EXPECTED_MS}, at most
+   * {@link MAX_EXPECTED_SAVES} at once.
+   */
+  expectSave(sha256: string): void {
+    const now = Date.now();
+    for (const [hash, until] of this.expectedSaves) if (until < now) this.expectedSaves.delete(hash);
+    this.expectedSaves.delete(sha256);
+    if (this.expectedSaves.size >= MAX_EXPECTED_SAVES) {
+      this.expectedSaves.delete(this.expectedSaves.keys().next().value!);
+    }
+    this.expectedSaves.set(sha256, now + SAVE_EXPECTED_MS);
+  }
+
+  /** Whether `revision` (the SHA-256 of the file) was announced by a bound editor; forgets it. */
+  private takeExpectedSave(revision: string): boolean {
+    const until = this.expectedSaves.get(revision);
+    this.expectedSaves.delete(revision);
+    return until !== undefined && until >= Date.now();
+  }
+
+  /**
+   * Loads the file's text as it is now on disk: a minimal delta merged with unsaved shared edits.
+   * Two kinds of content are not changes from outside: the shared text itself, and what a bound
+   * editor announced it was saving (an earlier state of the shared text: merging it in again would
+   * duplicate the typing since). Both are taken as written; the shared text is then written over an
+   * earlier state.
+   */
   loadFromDisk(content: string, revision: string, stats: Stats): void {
     // Updates received first are the shared side of the merge: their base is the disk text before them.
     this.drain();
+    if (content === this.text.toString() || this.takeExpectedSave(revision)) {
+      this.markWritten(content, revision, stats);
+      if (this.diskText !== null) this.host.onChanged(this);
+      return;
+    }
     const base = this.diskText ?? this.text.toString();
     this.local(() => mergeText(this.text, base, content, DISK_ORIGIN));
     this.revision = revision;
@@ -499,6 +547,12 @@ export class Connection implements CollabConnection {
         }
         case 'awareness':
           this.applyAwareness(decoded.update);
+          return;
+        case 'saving':
+          // Only a person's editor saves a file it is bound to: the owner's, or a pair guest's.
+          if (!this.access.readOnly && savesThroughEditor(this.peer))
+            this.document.expectSave(decoded.sha256);
+          this.client.send(encodeSaving(decoded.sha256));
           return;
         case 'query-awareness': {
           const states = this.document.awareness.getStates();

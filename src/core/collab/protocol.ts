@@ -3,6 +3,7 @@ import * as encoding from 'lib0/encoding';
 import * as authProtocol from 'y-protocols/auth';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as syncProtocol from 'y-protocols/sync';
+import { MESSAGE_SAVING, readSaving } from '../../protocol/saving';
 
 /** y-websocket message types (the first varUint of every binary message). */
 export const MESSAGE_SYNC = 0;
@@ -20,6 +21,7 @@ export type ClientMessage =
   | { type: 'awareness'; update: Uint8Array }
   | { type: 'query-awareness' }
   | { type: 'auth' }
+  | { type: 'saving'; sha256: string }
   | { type: 'unknown'; code: number };
 
 /** Decodes one client message; throws on malformed input. */
@@ -44,6 +46,8 @@ export function decodeClientMessage(data: Uint8Array): ClientMessage {
       return { type: 'query-awareness' };
     case MESSAGE_AUTH:
       return { type: 'auth' };
+    case MESSAGE_SAVING:
+      return { type: 'saving', sha256: readSaving(decoder) };
     default:
       return { type: 'unknown', code: type };
   }

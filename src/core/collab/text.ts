@@ -85,6 +85,16 @@ export function mergeText(text: Y.Text, base: string, next: string, origin: unkn
     const local = changedRegion(base, current);
     const insert = next.slice(incoming.start, incoming.endB);
     const deleteCount = incoming.endA - incoming.start;
+    if (local && local.start === local.endA && deleteCount === 0 && incoming.start === local.start) {
+      // Both sides inserted at one point and one insertion begins the other: one person's typing
+      // seen at two moments (an editor saved while its user kept typing). Taken once, the longer.
+      const typed = current.slice(local.start, local.endB);
+      if (typed.startsWith(insert)) return;
+      if (insert.startsWith(typed)) {
+        size = applyRegion(text, local.endB, 0, insert.slice(typed.length));
+        return;
+      }
+    }
     if (!local) {
       size = applyRegion(text, incoming.start, deleteCount, insert);
     } else if (incoming.endA <= local.start) {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as vscode from 'vscode';
 import * as Y from 'yjs';
 import { replaceText } from '../../core/collab';
@@ -30,6 +31,10 @@ const DRIFT_CHECK_MS = 2000;
 const PERSIST_CHECK_MS = 450;
 /** Checks of the disk before giving up until the next change (the server writes within 2 s). */
 const PERSIST_ATTEMPTS = 8;
+/** Longest Ctrl+S waits for the server's write before leaving the save to VS Code (ms). */
+const SAVE_WAIT_MS = 2500;
+/** How often Ctrl+S looks for the server's write (ms). */
+const SAVE_POLL_MS = 40;
 
 function eolOf(document: vscode.TextDocument): Eol {
   return document.eol === vscode.EndOfLine.CRLF ? '\r\n' : '\n';
@@ -58,6 +63,10 @@ export class DocumentBinding {
   private readonly cleanups: Unsubscribe[] = [];
   private disposed = false;
   private toldReadOnly = false;
+  /** The last {@link DocumentBinding.clearDirty} (they run one after the other). */
+  private clearing: Promise<unknown> = Promise.resolve();
+  /** The Ctrl+S in progress (a second one waits for it). */
+  private saving: Promise<void> | null = null;
 
   constructor(
     readonly document: vscode.TextDocument,
@@ -185,6 +194,17 @@ export class DocumentBinding {
     this.undoManager?.redo();
   }
 
+  /**
+   * VS Code is about to write this document (a save, auto-save or Save All): the server is told the
+   * SHA-256 of the bytes first, so it does not take them for a change made outside and merge them
+   * into the shared text again. The save waits for that (at most about a second).
+   */
+  announceSave(): Promise<void> {
+    if (!this.ready || this.readOnly) return Promise.resolve();
+    const sha256 = createHash('sha256').update(this.document.getText(), 'utf8').digest('hex');
+    return this.handle.announceSave(sha256);
+  }
+
   /** Checks soon whether the text is on disk, to clear "dirty" (the server writes it). */
   schedulePersistCheck(): void {
     if (this.disposed) return;
@@ -290,20 +310,37 @@ export class DocumentBinding {
    * its text (nothing changes in it); other editors are cleared when they become active.
    */
   private async checkPersisted(): Promise<void> {
+    if ((await this.clearDirty()) === 'later' && ++this.persistAttempts < PERSIST_ATTEMPTS) {
+      this.armPersistCheck();
+    }
+  }
+
+  /**
+   * Clears "dirty" if the file on disk holds the editor's text, by reverting the editor to it:
+   * `clean` once it is (or was), `later` while the text is not on disk yet, `never` when this editor
+   * is not to be reverted now. With `reload`, an editor that is not dirty is reverted too, so VS
+   * Code knows the file as the server last wrote it.
+   */
+  private clearDirty(reload = false): Promise<'clean' | 'later' | 'never'> {
+    // One at a time: two reverts at once (the timer's and Ctrl+S's) can leave the editor dirty.
+    const run = this.clearing.then(() => this.clearDirtyNow(reload));
+    this.clearing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async clearDirtyNow(reload: boolean): Promise<'clean' | 'later' | 'never'> {
     const text = this.text;
     const mirror = this.mirror;
-    if (!text || !mirror || this.disposed || !this.document.isDirty || this.readOnly) return;
-    const retry = (): void => {
-      if (++this.persistAttempts < PERSIST_ATTEMPTS) this.armPersistCheck();
-    };
+    if (!text || !mirror || this.disposed || this.readOnly) return 'never';
+    if (!this.document.isDirty && !reload) return 'clean';
     const shared = text.toString();
     const shown = toEditorText(shared, eolOf(this.document));
     if (mirror.behind || this.applying || mirror.echo.inFlight || this.document.getText() !== shown)
-      return retry();
+      return 'later';
     const disk = new TextDecoder().decode(await vscode.workspace.fs.readFile(this.document.uri));
-    if (disk !== shared) return retry();
-    if (this.disposed || text.toString() !== shared || this.document.getText() !== shown) return retry();
-    if (!this.host.mayRevert(this.document)) return;
+    if (disk !== shared) return 'later';
+    if (this.disposed || text.toString() !== shared || this.document.getText() !== shown) return 'later';
+    if (!this.host.mayRevert(this.document)) return 'never';
     mirror.beginRevert(shown);
     try {
       await vscode.commands.executeCommand('workbench.action.files.revert');
@@ -311,5 +348,27 @@ export class DocumentBinding {
       mirror.endRevert();
     }
     if (this.document.getText() !== toEditorText(text.toString(), eolOf(this.document))) this.scheduleApply();
+    return this.document.isDirty ? 'later' : 'clean';
+  }
+
+  /**
+   * Ctrl+S in this (active) editor: waits for the server to write the shared text (it does so about
+   * 300 ms after the last change, and within 2 s while changes keep coming), reverts the editor to
+   * that file (clearing "dirty"), and then lets VS Code save. Saving a document that is not dirty runs the save participants (format
+   * on save, code actions on save) without the "content of the file is newer" conflict VS Code would
+   * otherwise meet on the file the server wrote; what they change is shared like any edit.
+   */
+  save(): Promise<void> {
+    this.saving ??= this.saveOnce().finally(() => (this.saving = null));
+    return this.saving;
+  }
+
+  private async saveOnce(): Promise<void> {
+    const deadline = Date.now() + SAVE_WAIT_MS;
+    // Reverted even when not dirty: the server may have written since VS Code last read the file.
+    while (Date.now() < deadline && (await this.clearDirty(true)) === 'later') {
+      await new Promise((resolve) => setTimeout(resolve, SAVE_POLL_MS));
+    }
+    await vscode.commands.executeCommand('workbench.action.files.save');
   }
 }

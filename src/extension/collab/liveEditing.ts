@@ -7,6 +7,7 @@ import type { DocumentSource } from './types';
 export const LIVE_EDITING_COMMANDS = {
   undo: 'mcpWorkspace.liveEditing.undo',
   redo: 'mcpWorkspace.liveEditing.redo',
+  save: 'mcpWorkspace.liveEditing.save',
 } as const;
 
 /** Context key: the active editor is bound live (its Ctrl+Z undoes only the user's own edits). */
@@ -60,6 +61,10 @@ export class LiveEditing implements vscode.Disposable {
       }),
       vscode.workspace.onDidChangeTextDocument((e) => this.bindings.get(e.document)?.onEditorChange(e)),
       vscode.workspace.onDidCloseTextDocument((document) => this.unbind(document)),
+      vscode.workspace.onWillSaveTextDocument((e) => {
+        const binding = this.bindings.get(e.document);
+        if (binding) e.waitUntil(binding.announceSave());
+      }),
       vscode.window.onDidChangeTextEditorSelection((e) => {
         if (e.textEditor === vscode.window.activeTextEditor) {
           this.bindings.get(e.textEditor.document)?.publishCursor(e.selections[0] ?? e.textEditor.selection);
@@ -67,6 +72,10 @@ export class LiveEditing implements vscode.Disposable {
       }),
       vscode.commands.registerCommand(LIVE_EDITING_COMMANDS.undo, () => this.activeBinding()?.undo()),
       vscode.commands.registerCommand(LIVE_EDITING_COMMANDS.redo, () => this.activeBinding()?.redo()),
+      vscode.commands.registerCommand(LIVE_EDITING_COMMANDS.save, () => {
+        const binding = this.activeBinding();
+        return binding ? binding.save() : vscode.commands.executeCommand('workbench.action.files.save');
+      }),
     );
     this.updateContext();
   }

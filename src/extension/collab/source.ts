@@ -3,6 +3,7 @@ import type * as decoding from 'lib0/decoding';
 import { WebsocketProvider } from 'y-websocket';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
+import { encodeSaving, MESSAGE_SAVING, readSaving } from '../../protocol/saving';
 import type { DocumentSource, SharedDocumentHandle, Unsubscribe } from './types';
 
 /** y-websocket's auth message type (y-protocols/auth: "permission denied"). */
@@ -11,6 +12,8 @@ const MESSAGE_AUTH = 2;
 const CLOSE_RECONNECT = 4100;
 /** Connections that end before the first sync (refused upgrade, server gone) before giving up. */
 const MAX_FAILED_CONNECTS = 5;
+/** Longest a save waits for the server to acknowledge it (ms): a save is never held up for long. */
+const SAVE_ACK_MS = 1000;
 
 /** Options of {@link WebsocketDocumentSource}. */
 export interface WebsocketSourceOptions {
@@ -52,6 +55,31 @@ export class WebsocketDocumentSource implements DocumentSource {
     provider.messageHandlers[MESSAGE_AUTH] = (_encoder, decoder: decoding.Decoder) => {
       authProtocol.readAuthMessage(decoder, doc, (_doc, reason) => setReadOnly(true, reason));
     };
+    // Saves announced and not yet acknowledged, by SHA-256.
+    const saving = new Map<string, Set<() => void>>();
+    provider.messageHandlers[MESSAGE_SAVING] = (_encoder, decoder: decoding.Decoder) => {
+      const sha256 = readSaving(decoder);
+      for (const done of saving.get(sha256) ?? []) done();
+    };
+    const announceSave = (sha256: string): Promise<void> =>
+      new Promise<void>((resolve) => {
+        const ws = provider.ws;
+        if (!provider.synced || !ws || ws.readyState !== ws.OPEN) {
+          resolve();
+          return;
+        }
+        const waiting = saving.get(sha256) ?? new Set<() => void>();
+        saving.set(sha256, waiting);
+        const done = (): void => {
+          clearTimeout(timer);
+          waiting.delete(done);
+          if (waiting.size === 0 && saving.get(sha256) === waiting) saving.delete(sha256);
+          resolve();
+        };
+        const timer = setTimeout(done, SAVE_ACK_MS);
+        waiting.add(done);
+        ws.send(encodeSaving(sha256));
+      });
     let rejectSync: (reason: Error) => void = () => undefined;
     const synced = new Promise<void>((resolve, reject) => {
       rejectSync = reject;
@@ -97,11 +125,13 @@ export class WebsocketDocumentSource implements DocumentSource {
         return readOnly;
       },
       onReadOnlyChange: (listener) => subscribe(readOnlyListeners, listener),
+      announceSave,
       onClosed: (listener) => {
         if (closed !== null) listener(closed);
         return subscribe(closedListeners, listener);
       },
       dispose: () => {
+        for (const waiting of [...saving.values()]) for (const done of [...waiting]) done();
         readOnlyListeners.clear();
         closedListeners.clear();
         rejectSync(new Error('disposed'));

@@ -22,6 +22,12 @@ export interface SharedDocumentHandle {
   readonly readOnly: boolean;
   /** Calls `listener` when {@link readOnly} changes, with the server's reason. */
   onReadOnlyChange(listener: (readOnly: boolean, reason: string) => void): Unsubscribe;
+  /**
+   * Tells the server that this replica's editor is about to write the file itself, with bytes of
+   * this SHA-256, so the server takes that content as an earlier state of the shared text rather
+   * than a change from outside. Resolves once the server holds it, or after a short wait.
+   */
+  announceSave(sha256: string): Promise<void>;
   /** Calls `listener` once when the server ends the document for good (deleted, forbidden, revoked). */
   onClosed(listener: (reason: string) => void): Unsubscribe;
   /** Leaves the document and frees the replica. */
