@@ -124,6 +124,7 @@ describe('Live co-editing in VS Code (code-server + Chromium)', function () {
         await writeFile(join(folder, 'shared.txt'), 'alpha\nbeta\ngamma\ndelta\n');
         await writeFile(join(folder, 'windows.txt'), 'first line\r\nsecond line\r\n');
         await writeFile(join(folder, 'undo.txt'), 'keep this\n');
+        await writeFile(join(folder, 'save.txt'), 'save me\n');
       },
     });
     page = win.page;
@@ -234,6 +235,47 @@ describe('Live co-editing in VS Code (code-server + Chromium)', function () {
     );
     assert.doesNotMatch(disk, /[^\r]\n/, `a bare LF crept in: ${JSON.stringify(disk)}`);
     await screenshot(page, 'collab-crlf');
+  });
+
+  it('Ctrl+S at any moment after typing, while an agent edits: no "file is newer" conflict, nothing lost or doubled', async () => {
+    await openFile('save.txt', 'save me');
+    const agent = connectAgent('save.txt');
+    await ownerPresent(agent);
+    await page.locator('.editor-group-container.active .monaco-editor .view-lines').first().click();
+    await page.keyboard.press('Control+End');
+    const conflicts = page.getByText(/content of the file is newer/i);
+    const onDisk = (): Promise<string> => readFile(join(win.workspace, 'save.txt'), 'utf8');
+    let typed = '';
+    // The server writes about 300 ms after the last keystroke: Ctrl+S before, around and after it,
+    // each time with an agent's edit at the top arriving just before.
+    for (const [round, pause] of [0, 250, 320, 360, 400, 480].entries()) {
+      await page.keyboard.type(` w${pause}`, { delay: 10 });
+      typed += ` w${pause}`;
+      agent.text.insert(0, `agent ${round}\n`);
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      await page.keyboard.press('Control+s');
+      await waitFor(async () => (await onDisk()).endsWith(`save me\n${typed}`), 30_000, {
+        what: `the typing on disk (Ctrl+S ${pause} ms after typing)`,
+        page,
+      });
+      await waitFor(async () => !(await activeTabDirty()), 30_000, { what: 'the editor saved', page });
+      assert.equal(await conflicts.count(), 0, `a save conflict after a ${pause} ms pause`);
+    }
+    // Typing on right after Ctrl+S.
+    await page.keyboard.type(' o1', { delay: 10 });
+    await page.keyboard.press('Control+s');
+    await page.keyboard.type(' o2', { delay: 10 });
+    typed += ' o1 o2';
+    const agentLines = [5, 4, 3, 2, 1, 0].map((i) => `agent ${i}\n`).join('');
+    const expected = `${agentLines}save me\n${typed}`;
+    await waitFor(async () => (await onDisk()) === expected, 30_000, {
+      what: 'everything on disk once',
+      page,
+    });
+    await settled(agent);
+    assert.equal(agent.text.toString(), expected);
+    await waitFor(async () => !(await activeTabDirty()), 30_000, { what: 'the editor saved', page });
+    assert.equal(await conflicts.count(), 0);
   });
 
   it("Ctrl+Z undoes only the user's own typing, never the agent's edit", async () => {
