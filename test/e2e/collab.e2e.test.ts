@@ -101,6 +101,19 @@ describe('Live co-editing in VS Code (code-server + Chromium)', function () {
     });
   }
 
+  /**
+   * Opens `name` (showing `contains`), connects an agent to it once the owner's editor is bound, and
+   * puts the caret at the end of the text, ready to type.
+   */
+  async function typeAtEndWithAgent(name: string, contains: string): Promise<Agent> {
+    await openFile(name, contains);
+    const agent = connectAgent(name);
+    await ownerPresent(agent);
+    await page.locator('.editor-group-container.active .monaco-editor .view-lines').first().click();
+    await page.keyboard.press('Control+End');
+    return agent;
+  }
+
   /** Bounded check that nothing moves any more: the agent receives no update for 20 polls. */
   async function settled(agent: Agent): Promise<void> {
     let quiet = 0;
@@ -147,15 +160,10 @@ describe('Live co-editing in VS Code (code-server + Chromium)', function () {
   });
 
   it("an agent's edit and the user's typing in the same file both survive, and nothing echoes", async () => {
-    await openFile('shared.txt', 'alpha');
-    const agent = connectAgent('shared.txt');
-    await ownerPresent(agent);
+    const agent = await typeAtEndWithAgent('shared.txt', 'alpha');
     // The agent's cursor at "gamma", published as Yjs relative positions.
     const at = agent.text.toString().indexOf('gamma');
     agent.provider.awareness.setLocalStateField('cursor', encodeCursor(agent.text, at, at + 5));
-
-    await page.locator('.editor-group-container.active .monaco-editor .view-lines').first().click();
-    await page.keyboard.press('Control+End');
     const typing = page.keyboard.type('typed by the human', { delay: 25 });
     // Meanwhile, the agent edits the top of the file, several times.
     for (let i = 0; i < 5; i++) {
@@ -208,11 +216,7 @@ describe('Live co-editing in VS Code (code-server + Chromium)', function () {
   });
 
   it('keeps CRLF line endings while both type', async () => {
-    await openFile('windows.txt', 'first line');
-    const agent = connectAgent('windows.txt');
-    await ownerPresent(agent);
-    await page.locator('.editor-group-container.active .monaco-editor .view-lines').first().click();
-    await page.keyboard.press('Control+End');
+    const agent = await typeAtEndWithAgent('windows.txt', 'first line');
     await page.keyboard.type('third from the human', { delay: 20 });
     // Close word suggestions first, or Enter would accept one.
     await page.keyboard.press('Escape');
@@ -238,11 +242,7 @@ describe('Live co-editing in VS Code (code-server + Chromium)', function () {
   });
 
   it('Ctrl+S at any moment after typing, while an agent edits: no "file is newer" conflict, nothing lost or doubled', async () => {
-    await openFile('save.txt', 'save me');
-    const agent = connectAgent('save.txt');
-    await ownerPresent(agent);
-    await page.locator('.editor-group-container.active .monaco-editor .view-lines').first().click();
-    await page.keyboard.press('Control+End');
+    const agent = await typeAtEndWithAgent('save.txt', 'save me');
     const conflicts = page.getByText(/content of the file is newer/i);
     const onDisk = (): Promise<string> => readFile(join(win.workspace, 'save.txt'), 'utf8');
     let typed = '';
@@ -279,11 +279,7 @@ describe('Live co-editing in VS Code (code-server + Chromium)', function () {
   });
 
   it("Ctrl+Z undoes only the user's own typing, never the agent's edit", async () => {
-    await openFile('undo.txt', 'keep this');
-    const agent = connectAgent('undo.txt');
-    await ownerPresent(agent);
-    await page.locator('.editor-group-container.active .monaco-editor .view-lines').first().click();
-    await page.keyboard.press('Control+End');
+    const agent = await typeAtEndWithAgent('undo.txt', 'keep this');
     await page.keyboard.type('mine', { delay: 20 });
     await waitFor(() => agent.text.toString().includes('mine'), 30_000, { what: "the user's typing", page });
     agent.text.insert(0, 'AGENT WAS HERE\n');
