@@ -7,16 +7,38 @@ import { PairRemote } from './remote';
 /** Where the joined links (with their tokens) are kept: SecretStorage, never settings or state. */
 const LINKS_SECRET = 'mcpWorkspace.pairLinks';
 
+/** A join whose folder is being added (globalState; no token): `{authority, name, at}`. */
+const PENDING_JOIN_KEY = 'mcpWorkspace.pairJoinPending';
+/** How long after a join its folder is looked for, and added again if VS Code lost it. */
+const PENDING_JOIN_MS = 120_000;
+/** How long the restarted window is given to list its folders before a lost one is added again. */
+const PENDING_JOIN_SETTLE_MS = 1500;
+
+/** A join whose folder was being added when the window restarted. */
+interface PendingJoin {
+  authority: string;
+  name: string;
+  at: number;
+}
+
+/** Joined links kept at most (the most recent): older ones are dropped as new ones are joined. */
+const MAX_KEPT_LINKS = 16;
+
 /**
  * The pair sessions this guest has joined, by authority (`host:port`), kept in SecretStorage so the
- * virtual folder still opens after VS Code restarts the window to add it.
+ * virtual folder still opens after VS Code restarts the window to add it. A link is forgotten when
+ * its folder is removed from the window (see {@link PairGuest}); the store keeps the
+ * {@link MAX_KEPT_LINKS} most recent.
  */
 export class PairLinkStore implements PairLinks {
   private links = new Map<string, PairLink>();
 
   private constructor(private readonly secrets: vscode.SecretStorage) {}
 
-  /** Loads the stored links, keeping only those whose folder is still open in this window. */
+  /**
+   * Loads the stored links. All of them: the extension host that VS Code restarts to add a folder
+   * may start before the window lists that folder, so what is open now decides nothing here.
+   */
   static async load(secrets: vscode.SecretStorage): Promise<PairLinkStore> {
     const store = new PairLinkStore(secrets);
     const text = await secrets.get(LINKS_SECRET);
@@ -26,17 +48,10 @@ export class PairLinkStore implements PairLinks {
     } catch {
       // Unreadable: the guest joins again with a link; nothing else depends on it.
     }
-    const open = new Set(
-      (vscode.workspace.workspaceFolders ?? [])
-        .filter((folder) => folder.uri.scheme === PAIR_SCHEME)
-        .map((folder) => folder.uri.authority),
-    );
-    for (const item of Array.isArray(stored) ? stored : []) {
+    for (const item of Array.isArray(stored) ? stored.slice(-MAX_KEPT_LINKS) : []) {
       const link = typeof item === 'string' ? parsePairLink(item) : 'not a link';
-      if (typeof link !== 'string' && open.has(pairAuthority(link)))
-        store.links.set(pairAuthority(link), link);
+      if (typeof link !== 'string') store.links.set(pairAuthority(link), link);
     }
-    await store.save();
     return store;
   }
 
@@ -56,8 +71,16 @@ export class PairLinkStore implements PairLinks {
   }
 
   async add(link: PairLink): Promise<void> {
-    this.links.set(pairAuthority(link), link);
+    const authority = pairAuthority(link);
+    this.links.delete(authority);
+    this.links.set(authority, link);
+    while (this.links.size > MAX_KEPT_LINKS) this.links.delete(this.links.keys().next().value!);
     await this.save();
+  }
+
+  /** Forgets the link of `authority` (its folder left the window). */
+  async remove(authority: string): Promise<void> {
+    if (this.links.delete(authority)) await this.save();
   }
 
   private async save(): Promise<void> {
@@ -84,6 +107,8 @@ export class PairGuest implements vscode.Disposable {
   constructor(
     readonly links: PairLinkStore,
     private readonly log: vscode.LogOutputChannel,
+    /** Where a join in progress is remembered across the window's restart. */
+    private readonly state: vscode.Memento,
   ) {
     const warned = new Set<string>();
     this.fs = new PairFileSystem(links, (authority, err) => {
@@ -96,6 +121,17 @@ export class PairGuest implements vscode.Disposable {
     });
     this.register();
     this.disposables.push(
+      // Leaving a pair session (its folder removed from the window) forgets its link and token.
+      vscode.workspace.onDidChangeWorkspaceFolders((event) => {
+        for (const folder of event.removed) {
+          if (folder.uri.scheme !== PAIR_SCHEME) continue;
+          const authority = folder.uri.authority;
+          this.liveSources.get(authority)?.dispose();
+          this.liveSources.delete(authority);
+          this.fs.forget(authority);
+          void this.links.remove(authority).then(() => this.register());
+        }
+      }),
       vscode.window.registerUriHandler({
         handleUri: (uri) => {
           if (uri.path !== PAIR_JOIN_PATH) return;
@@ -154,10 +190,33 @@ export class PairGuest implements vscode.Disposable {
       await vscode.commands.executeCommand('workbench.view.explorer');
       return;
     }
-    // Adding the first folder to a window restarts its extension host; the link is stored already.
+    // Adding the first folder to a window restarts its extension host; the link is stored already,
+    // and the join is remembered so that the restarted window can finish it (see resumeJoin).
+    const name = `Pair: ${authority}${writable ? '' : ' (read-only)'}`;
+    await this.state.update(PENDING_JOIN_KEY, { authority, name, at: Date.now() } satisfies PendingJoin);
+    vscode.workspace.updateWorkspaceFolders(folders.length, 0, { uri, name });
+  }
+
+  /**
+   * Finishes a join the window restarted in the middle of. VS Code (code-server in particular)
+   * sometimes comes back from adding a window's first folder with an empty workspace: the folder of
+   * a join made in the last two minutes, whose link is kept, is then added again, once.
+   */
+  async resumeJoin(): Promise<void> {
+    const pending = this.state.get<PendingJoin>(PENDING_JOIN_KEY);
+    if (!pending) return;
+    const isOpen = (): boolean =>
+      (vscode.workspace.workspaceFolders ?? []).some(
+        (folder) => folder.uri.scheme === PAIR_SCHEME && folder.uri.authority === pending.authority,
+      );
+    if (!isOpen()) await new Promise((resolve) => setTimeout(resolve, PENDING_JOIN_SETTLE_MS));
+    await this.state.update(PENDING_JOIN_KEY, undefined);
+    if (isOpen() || Date.now() - pending.at > PENDING_JOIN_MS || !this.links.get(pending.authority)) return;
+    this.log.info(`adding the pair folder ${pending.authority} again: the window came back without it`);
+    const folders = vscode.workspace.workspaceFolders ?? [];
     vscode.workspace.updateWorkspaceFolders(folders.length, 0, {
-      uri,
-      name: `Pair: ${authority}${writable ? '' : ' (read-only)'}`,
+      uri: vscode.Uri.from({ scheme: PAIR_SCHEME, authority: pending.authority, path: '/' }),
+      name: pending.name,
     });
   }
 

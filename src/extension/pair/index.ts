@@ -19,7 +19,8 @@ export async function startPairGuest(
   context: vscode.ExtensionContext,
   log: vscode.LogOutputChannel,
 ): Promise<PairGuest> {
-  const guest = new PairGuest(await PairLinkStore.load(context.secrets), log);
+  const guest = new PairGuest(await PairLinkStore.load(context.secrets), log, context.globalState);
   context.subscriptions.push(guest);
+  guest.resumeJoin().catch((err: unknown) => log.warn(`pair session: ${(err as Error).message}`));
   return guest;
 }
