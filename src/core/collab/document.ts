@@ -154,13 +154,13 @@ export class SharedDocument {
 
   /** The live Yjs document, holding every update received so far (woken first if it is dormant). */
   get doc(): Y.Doc {
-    this.drain();
+    this.settle();
     return this.wake().doc;
   }
 
   /** The shared text, `getText('content')`, with every update received so far (woken if dormant). */
   get text(): Y.Text {
-    this.drain();
+    this.settle();
     return this.wake().text;
   }
 
@@ -197,14 +197,9 @@ export class SharedDocument {
     return this.live;
   }
 
-  /** Applies the clients' updates received so far (before anything reads or writes the document). */
-  settle(): void {
-    this.drain();
-  }
-
   /** The whole state, encoded (what is saved in the state dir), with every update received so far. */
   encodeState(): Uint8Array {
-    this.drain();
+    this.settle();
     return this.live ? Y.encodeStateAsUpdate(this.live.doc) : this.dormant!;
   }
 
@@ -291,12 +286,15 @@ export class SharedDocument {
   /** The end of a turn: the updates received are applied, then what changed is sent. */
   private turn(): void {
     this.turnScheduled = false;
-    this.drain();
+    this.settle();
     this.sendOutbox();
   }
 
-  /** Applies the clients' updates received so far, each client's merged into one transaction. */
-  private drain(): void {
+  /**
+   * Applies the clients' updates received so far, each client's in one transaction: done at the end
+   * of each turn, and before anything reads, writes or saves the document.
+   */
+  settle(): void {
     if (this.inbox.length === 0) return;
     const inbox = this.inbox;
     this.inbox = [];
@@ -392,7 +390,7 @@ export class SharedDocument {
    */
   loadFromDisk(content: string, revision: string, stats: Stats): void {
     // Updates received first are the shared side of the merge: their base is the disk text before them.
-    this.drain();
+    this.settle();
     if (content === this.text.toString() || this.takeExpectedSave(revision)) {
       this.markWritten(content, revision, stats);
       if (this.diskText !== null) this.host.onChanged(this);
