@@ -24,7 +24,14 @@ function isLowSurrogate(code: number): boolean {
  * The one region `a[from, aTo)` -> `b[from', bTo)` left once the common prefix and suffix of the two
  * ranges are taken off, never splitting a surrogate pair; null when they are equal.
  */
-function trimmed(a: string, aFrom: number, aTo: number, b: string, bFrom: number, bTo: number): Hunk | null {
+export function trimmed(
+  a: string,
+  aFrom: number,
+  aTo: number,
+  b: string,
+  bFrom: number,
+  bTo: number,
+): Hunk | null {
   let aStart = aFrom;
   let bStart = bFrom;
   while (aStart < aTo && bStart < bTo && a.charCodeAt(aStart) === b.charCodeAt(bStart)) {

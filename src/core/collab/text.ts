@@ -1,5 +1,5 @@
 import type * as Y from 'yjs';
-import { diffHunks, type Hunk } from './diff';
+import { diffHunks, trimmed, type Hunk } from './diff';
 
 /** One changed region between two texts: `a[start, endA)` became `b[start, endB)` (UTF-16 indices). */
 export interface TextChange {
@@ -8,35 +8,13 @@ export interface TextChange {
   endB: number;
 }
 
-function isHighSurrogate(code: number): boolean {
-  return code >= 0xd800 && code <= 0xdbff;
-}
-
-function isLowSurrogate(code: number): boolean {
-  return code >= 0xdc00 && code <= 0xdfff;
-}
-
 /**
  * The smallest single region that turns `a` into `b`: common prefix and common suffix removed, never
  * splitting a surrogate pair (Y.Text indices are UTF-16 code units). Null when the texts are equal.
  */
 export function changedRegion(a: string, b: string): TextChange | null {
-  if (a === b) return null;
-  const max = Math.min(a.length, b.length);
-  let start = 0;
-  while (start < max && a.charCodeAt(start) === b.charCodeAt(start)) start++;
-  if (start > 0 && isHighSurrogate(a.charCodeAt(start - 1))) start--;
-  let endA = a.length;
-  let endB = b.length;
-  while (endA > start && endB > start && a.charCodeAt(endA - 1) === b.charCodeAt(endB - 1)) {
-    endA--;
-    endB--;
-  }
-  if (endA < a.length && isLowSurrogate(a.charCodeAt(endA))) {
-    endA++;
-    endB++;
-  }
-  return { start, endA, endB };
+  const hunk = trimmed(a, 0, a.length, b, 0, b.length);
+  return hunk && { start: hunk.aStart, endA: hunk.aEnd, endB: hunk.bEnd };
 }
 
 /** What a text change did, for the audit: UTF-8 bytes inserted and UTF-16 units deleted. */
