@@ -259,13 +259,28 @@ describe('VS Code: workspace settings cannot widen an agent; UI owner actions ar
       await page.locator('.activitybar [aria-label^="MCP Workspace"]').first().click();
       const row = page.locator('.pane .monaco-list-row').filter({ hasText: 'ui-agent' }).first();
       await waitVisible(page, row, 'the ui-agent session in the Sessions view');
-      await row.hover();
-      await row.locator('.action-label[aria-label="Revoke"]').click();
       // The agent's row ends its sessions (this MCP one and the REST one the token probe opened).
       const end = page
         .locator('.monaco-dialog-box .monaco-button')
         .filter({ hasText: /^End (This Session|All \d+ Sessions)$/ });
-      await waitVisible(page, end, 'the "End … Session(s)" button');
+      // The view re-renders its rows as presence changes: a click on a row being replaced is lost,
+      // so Revoke is clicked again until the dialog shows.
+      await waitFor(
+        async () => {
+          if (await end.isVisible()) return true;
+          await row.hover();
+          await row
+            .locator('.action-label[aria-label="Revoke"]')
+            .click({ timeout: 2_000 })
+            .catch(() => undefined);
+          return end.waitFor({ state: 'visible', timeout: 3_000 }).then(
+            () => true,
+            () => false,
+          );
+        },
+        30_000,
+        { what: 'the "End … Session(s)" button', page },
+      );
       await screenshot(page, 'settings-guard-revoke-session');
       await end.click();
       const revoke = await waitFor(
