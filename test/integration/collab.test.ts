@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import WebSocket from 'ws';
@@ -12,6 +13,7 @@ import { until } from '../helpers/wait';
 import { destroy, replica, type Replica } from '../helpers/replica';
 import { upgradeStatus } from '../helpers/sockets';
 import { startTestServer, type TestServer } from '../helpers/server';
+import { encodeSaving, MESSAGE_SAVING } from '../../src/protocol/saving';
 
 async function synced(r: Replica): Promise<void> {
   await until('the replica to sync', () => r.provider.synced);
@@ -530,6 +532,31 @@ describe('live co-editing: relaying updates', function () {
       for (const r of [a, b, watcher]) r.ws.close();
     }
     await until('the document to unload', () => t.server.collab.documentCount === 0);
+  });
+
+  it("through the real server, an agent's save announcement cannot make an outside change be dropped", async () => {
+    const agentToken = (await t.api('/tokens', { method: 'POST', body: { name: 'sneaky', role: 'agent' } }))
+      .body.token as string;
+    const agent = await rawReplica(t.url, 'relay.txt', agentToken);
+    const watcher = await rawReplica(t.url, 'relay.txt', t.token);
+    try {
+      const outside = `${agent.text.toString()}from a command\n`;
+      const sha256 = createHash('sha256').update(outside).digest('hex');
+      const acked = new Promise<void>((resolve) =>
+        agent.ws.on('message', (data: Buffer) => {
+          if (data[0] === MESSAGE_SAVING) resolve();
+        }),
+      );
+      agent.ws.send(encodeSaving(sha256));
+      await acked;
+      await writeFile(join(t.workspace, 'relay.txt'), outside);
+      await until('the outside change in every replica', () =>
+        [agent, watcher].every((r) => r.text.toString() === outside),
+      );
+      assert.equal(await readFile(join(t.workspace, 'relay.txt'), 'utf8'), outside);
+    } finally {
+      for (const r of [agent, watcher]) r.ws.close();
+    }
   });
 
   it('what a malformed update changed before it failed still reaches the others and the disk', async () => {
